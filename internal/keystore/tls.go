@@ -1,0 +1,45 @@
+package keystore
+
+import (
+	"crypto"
+	"crypto/tls"
+)
+
+// LoadCertificate reads the keystore at path for a TLS server and returns the
+// private key entry alias as a tls.Certificate (chain leaf first, Leaf set).
+// An empty alias picks the only private key entry (ErrAmbiguousAlias names the
+// aliases when there are several); an empty keyPassword means the store
+// password. It does not check validity dates: see Validate.
+func LoadCertificate(path string, storePassword, keyPassword []byte, alias string) (tls.Certificate, error) {
+	k, err := Open(path, storePassword)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return k.TLSCertificate(alias, keyPassword)
+}
+
+// TLSCertificate returns the private key entry alias as a tls.Certificate,
+// choosing the alias as LoadCertificate does.
+func (k *Keystore) TLSCertificate(alias string, keyPassword []byte) (tls.Certificate, error) {
+	alias, err := k.PrivateKeyAlias(alias)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	key, chain, err := k.PrivateKeyEntry(alias, keyPassword)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if !publicKeysEqual(key.Public(), chain[0].PublicKey) {
+		return tls.Certificate{}, k.err(ErrKeyMismatch, alias, nil, "leaf certificate %q", chain[0].Subject)
+	}
+	raw := make([][]byte, len(chain))
+	for i, c := range chain {
+		raw[i] = c.Raw
+	}
+	return tls.Certificate{Certificate: raw, PrivateKey: key, Leaf: chain[0]}, nil
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	x, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && b != nil && x.Equal(b)
+}
