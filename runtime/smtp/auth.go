@@ -1,0 +1,132 @@
+package smtp
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// Failed logins on one connection are answered after a delay that starts at
+// defaultAuthDelay and doubles up to maxAuthDelay; after maxAuthFailures the
+// connection is closed with 421 4.7.0 (RFC 5321 section 3.8).
+const (
+	defaultAuthDelay = 500 * time.Millisecond
+	maxAuthDelay     = 4 * time.Second
+	maxAuthFailures  = 3
+)
+
+// AuthMechanisms implements go-smtp's AuthSession. go-smtp advertises them
+// only where AUTH is allowed: over TLS, or with AllowInsecureAuth.
+func (s *session) AuthMechanisms() []string {
+	if !s.srv.opts.Submission {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth implements go-smtp's AuthSession (RFC 4954). go-smtp has already
+// refused AUTH without TLS (523 5.7.10) unless AllowInsecureAuth is set.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if !s.srv.opts.Submission {
+		return nil, replyAuthNotOffered
+	}
+	switch mech {
+	case sasl.Plain:
+		return saslReplies{sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				return replyAuthzDenied
+			}
+			return s.authenticate(username, password)
+		})}, nil
+	case sasl.Login:
+		return saslReplies{&loginServer{authenticate: s.authenticate}}, nil
+	}
+	return nil, gosmtp.ErrAuthUnknownMechanism
+}
+
+// authenticate checks a login with the backend and records the
+// authenticated address.
+func (s *session) authenticate(username, password string) error {
+	err := s.srv.opts.Backend.Authenticate(s.srv.ctx, username, password)
+	switch {
+	case err == nil:
+		s.user = username
+		return nil
+	case errors.Is(err, ErrAuthFailed):
+		return s.authFailed(username)
+	}
+	s.srv.log.Error("checking login", "user", username, "remote", s.remote, "error", err)
+	return replyAuthTempFailure
+}
+
+// authFailed slows the client down after a failed login and hangs up after
+// maxAuthFailures of them.
+func (s *session) authFailed(username string) error {
+	s.authFailures++
+	s.srv.log.Warn("login failed", "user", username, "remote", s.remote, "failures", s.authFailures)
+
+	delay := s.srv.authDelay << (s.authFailures - 1)
+	if delay > maxAuthDelay || delay <= 0 {
+		delay = maxAuthDelay
+	}
+	t := time.NewTimer(delay)
+	select {
+	case <-t.C:
+	case <-s.srv.ctx.Done():
+		t.Stop()
+	}
+
+	if s.authFailures >= maxAuthFailures {
+		// go-smtp cannot close a connection after its reply, so this
+		// reply is written here and the connection closed under it.
+		nc := s.conn.Conn()
+		nc.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		io.WriteString(nc, "421 4.7.0 Too many failed login attempts, closing connection\r\n")
+		s.conn.Close()
+	}
+	return replyAuthFailed
+}
+
+// saslReplies turns the errors of a SASL exchange that are not already
+// SMTP replies (malformed responses) into 501 5.5.2 instead of go-smtp's
+// 454 with the internal error text.
+type saslReplies struct{ sasl.Server }
+
+func (r saslReplies) Next(response []byte) (challenge []byte, done bool, err error) {
+	challenge, done, err = r.Server.Next(response)
+	if _, ok := err.(*gosmtp.SMTPError); err != nil && !ok {
+		err = replyAuthMalformed
+	}
+	return challenge, done, err
+}
+
+// loginServer is the server side of the LOGIN mechanism
+// (draft-murchison-sasl-login), which go-sasl implements for clients only.
+// The username may come as the initial response.
+type loginServer struct {
+	authenticate func(username, password string) error
+	username     []byte
+	step         int
+}
+
+func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	switch l.step {
+	case 0:
+		l.step++
+		if response == nil {
+			return []byte("Username:"), false, nil
+		}
+		fallthrough
+	case 1:
+		l.step = 2
+		l.username = response
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step++
+		return nil, true, l.authenticate(string(l.username), string(response))
+	}
+	return nil, false, sasl.ErrUnexpectedClientResponse
+}

@@ -1,0 +1,42 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+)
+
+// Backend is what the front end needs from the mail store. Its methods are
+// called concurrently from many sessions.
+type Backend interface {
+	// CheckRecipient reports whether mail for address is accepted here: nil,
+	// or an error wrapping ErrUnknownRecipient (known local domain, no such
+	// user -> 550 5.1.1) or ErrRelayDenied (not a local domain -> 550 5.7.1,
+	// never an open relay). Any other error is answered 451 4.3.0.
+	CheckRecipient(ctx context.Context, address string) error
+
+	// Deliver stores body for every recipient and returns only when it is
+	// durable (fsynced); the 250 to DATA follows its nil return. An error
+	// wrapping ErrQuotaExceeded -> 552 5.2.2; anything else -> 451 4.3.0
+	// with no internal detail to the client.
+	//
+	// body starts with the Received: header this package adds and uses CRLF
+	// line endings as received. It is a pooled buffer: Deliver must not
+	// retain it after it returns.
+	Deliver(ctx context.Context, from string, recipients []string, body []byte) error
+
+	// Authenticate checks a submission login; an error wrapping ErrAuthFailed
+	// for bad credentials (535 5.7.8). Any other error is answered 454 4.7.0.
+	Authenticate(ctx context.Context, username, password string) error
+}
+
+// Errors a [Backend] wraps to choose the reply the client gets.
+var (
+	// ErrUnknownRecipient: the domain is local but the user does not exist.
+	ErrUnknownRecipient = errors.New("unknown recipient")
+	// ErrRelayDenied: the recipient's domain is not local.
+	ErrRelayDenied = errors.New("relay denied")
+	// ErrQuotaExceeded: a recipient's mailbox is full.
+	ErrQuotaExceeded = errors.New("quota exceeded")
+	// ErrAuthFailed: the username or password is wrong.
+	ErrAuthFailed = errors.New("authentication failed")
+)

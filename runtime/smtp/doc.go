@@ -1,0 +1,25 @@
+// Package smtp is the mail runtime's SMTP front end: the MX service (RFC 5321,
+// ports 25/465) and the message submission service (RFC 6409, ports 587/465),
+// built on github.com/emersion/go-smtp.
+//
+// It owns the protocol only. The listener manager owns sockets and TLS (an
+// implicit-TLS listener yields *tls.Conn values that are handshaken before
+// the greeting, so a plain-text client gets no greeting); the store behind
+// [Backend] owns recipients, users and durability.
+//
+// MX (Options.Submission false) accepts mail for the recipients the backend
+// accepts and refuses everything else with 550 5.1.1 or 550 5.7.1, so it is
+// never an open relay. AUTH is not offered on MX: an MX has no use for it,
+// and offering it only invites password guessing on port 25.
+//
+// Submission (Options.Submission true) requires AUTH PLAIN or LOGIN before
+// MAIL, offers and accepts AUTH only over TLS (RFC 3207 section 4, RFC 4954
+// section 4) unless Options.AllowInsecureAuth is set on a listener without
+// TLS, requires the sender to be the authenticated address (RFC 6409 section
+// 6.1) and, until outbound relay exists, refuses recipients in other domains.
+//
+// A message is read into a pooled buffer bounded by Options.MaxMessageBytes,
+// a Received: header (RFC 5321 section 4.4) is put in front of it and the
+// whole is handed to [Backend.Deliver] as one []byte in the session's own
+// goroutine; the client gets 250 only after Deliver returns nil.
+package smtp

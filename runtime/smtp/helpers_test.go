@@ -1,0 +1,252 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	testHostname = "mail.example.com"
+	testPassword = "correct horse"
+)
+
+// memBackend is an in-memory Backend: local domain example.com with the
+// users alice, bob and full (whose mailbox is full).
+type memBackend struct {
+	mu       sync.Mutex
+	messages []delivered
+	// deliverErr, when set, is returned by Deliver.
+	deliverErr error
+}
+
+type delivered struct {
+	from       string
+	recipients []string
+	body       string
+}
+
+func (b *memBackend) CheckRecipient(_ context.Context, address string) error {
+	at := strings.LastIndexByte(address, '@')
+	if at < 0 || !strings.EqualFold(address[at+1:], "example.com") {
+		return fmt.Errorf("recipient %q: %w", address, ErrRelayDenied)
+	}
+	switch strings.ToLower(address[:at]) {
+	case "alice", "bob", "full":
+		return nil
+	}
+	return fmt.Errorf("recipient %q: %w", address, ErrUnknownRecipient)
+}
+
+func (b *memBackend) Deliver(_ context.Context, from string, recipients []string, body []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.deliverErr != nil {
+		return b.deliverErr
+	}
+	for _, r := range recipients {
+		if strings.HasPrefix(r, "full@") {
+			return fmt.Errorf("mailbox %q: %w", r, ErrQuotaExceeded)
+		}
+	}
+	b.messages = append(b.messages, delivered{from, append([]string(nil), recipients...), string(body)})
+	return nil
+}
+
+func (b *memBackend) Authenticate(_ context.Context, username, password string) error {
+	if (username == "alice@example.com" || username == "bob@example.com") && password == testPassword {
+		return nil
+	}
+	return fmt.Errorf("user %q: %w", username, ErrAuthFailed)
+}
+
+func (b *memBackend) delivered() []delivered {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]delivered(nil), b.messages...)
+}
+
+// testCert is a self-signed certificate for testHostname and 127.0.0.1,
+// made once per test binary.
+var testCert = sync.OnceValue(func() tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: testHostname},
+		DNSNames:     []string{testHostname},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		panic(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+})
+
+func serverTLSConfig() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{testCert()}, MinVersion: tls.VersionTLS12}
+}
+
+// clientTLSConfig trusts testCert.
+func clientTLSConfig() *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(testCert().Leaf)
+	return &tls.Config{RootCAs: pool, ServerName: testHostname}
+}
+
+// certFile writes testCert as PEM for external clients and returns its path.
+func certFile(t testing.TB) string {
+	path := filepath.Join(t.TempDir(), "cert.pem")
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testCert().Certificate[0]})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// testServer is a Server on a free 127.0.0.1 port.
+type testServer struct {
+	*Server
+	addr    string
+	backend *memBackend
+}
+
+type tlsMode int
+
+const (
+	modeStartTLS tlsMode = iota
+	modeImplicit
+	modeNone
+)
+
+// startServer starts a server in mode with opts (Backend and Hostname filled
+// in) and stops it when the test ends.
+func startServer(t testing.TB, mode tlsMode, opts Options) *testServer {
+	t.Helper()
+	be := &memBackend{}
+	opts.Backend = be
+	opts.Hostname = testHostname
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch mode {
+	case modeStartTLS:
+		opts.TLSConfig = serverTLSConfig()
+	case modeImplicit:
+		ln = tls.NewListener(ln, serverTLSConfig())
+	}
+	srv := New(opts)
+	srv.authDelay = time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &testServer{Server: srv, addr: ln.Addr().String(), backend: be}
+}
+
+// textConn is a raw protocol client for transcript tests.
+type textConn struct {
+	t  testing.TB
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func dial(t testing.TB, addr string, implicit bool) *textConn {
+	t.Helper()
+	var nc net.Conn
+	var err error
+	if implicit {
+		nc, err = tls.Dial("tcp", addr, clientTLSConfig())
+	} else {
+		nc, err = net.Dial("tcp", addr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return &textConn{t: t, nc: nc, r: bufio.NewReader(nc)}
+}
+
+// reply reads one (possibly multi-line) reply and returns its lines joined
+// by "\n".
+func (c *textConn) reply() string {
+	c.t.Helper()
+	var lines []string
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("reading reply after %q: %v", lines, err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		lines = append(lines, line)
+		if len(line) < 4 || line[3] != '-' {
+			return strings.Join(lines, "\n")
+		}
+	}
+}
+
+func (c *textConn) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// cmd sends line and returns the reply.
+func (c *textConn) cmd(line string) string {
+	c.t.Helper()
+	c.send(line + "\r\n")
+	return c.reply()
+}
+
+// startTLS upgrades the connection after a 220 to STARTTLS.
+func (c *textConn) startTLS() {
+	c.t.Helper()
+	tc := tls.Client(c.nc, clientTLSConfig())
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.nc = tc
+	c.r = bufio.NewReader(tc)
+}
