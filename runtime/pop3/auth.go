@@ -60,8 +60,9 @@ func (s *session) cmdCAPA(arg string) error {
 // cmdSTLS is RFC 2595 section 4. After "+OK" the TLS handshake starts on
 // the raw connection. Whatever the client sent after STLS and before the
 // handshake is still in the read buffer, and is discarded rather than run
-// as if it had come over TLS (CVE-2011-0411); so is the USER name given
-// before, which a man in the middle could have injected.
+// as if it had come over TLS (CVE-2011-0411). Nothing else said before TLS
+// needs forgetting: on a listener offering STLS no command before it
+// changes the session's state (USER is refused).
 func (s *session) cmdSTLS(arg string) error {
 	switch {
 	case s.srv.opts.TLSConfig == nil:
@@ -81,7 +82,6 @@ func (s *session) cmdSTLS(arg string) error {
 	}
 	s.r.Reset(tc) // drops the pipelined plain-text input
 	s.out.conn = tc
-	s.pendingUser = ""
 	return nil
 }
 
