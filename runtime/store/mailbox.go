@@ -1,0 +1,396 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// MailboxInfo describes a mailbox. IMAP names use '/' as the hierarchy
+// delimiter; INBOX is always spelled INBOX.
+type MailboxInfo struct {
+	Name        string
+	UIDValidity uint32
+	UIDNext     uint32
+	Subscribed  bool
+}
+
+// MailboxStatus is a mailbox with its counters (IMAP STATUS).
+type MailboxStatus struct {
+	MailboxInfo
+	Messages uint32
+	Unseen   uint32
+	Deleted  uint32
+	Size     int64
+	// ModSeq changes whenever the mailbox's messages change.
+	ModSeq uint64
+}
+
+// Delimiter is the hierarchy delimiter of mailbox names.
+const Delimiter = '/'
+
+func (m *mbox) info() MailboxInfo {
+	return MailboxInfo{Name: m.meta.Name, UIDValidity: m.id, UIDNext: m.meta.UIDNext, Subscribed: m.meta.Subscribed}
+}
+
+// Mailboxes returns the user's mailboxes ordered by name.
+func (s *Store) Mailboxes(address string) ([]MailboxInfo, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var out []MailboxInfo
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ub := userBoxes(tx, addr)
+		if ub == nil {
+			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
+		}
+		all, err := allMboxes(ub)
+		for _, m := range all {
+			out = append(out, m.info())
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing mailboxes: %w", err)
+	}
+	return out, nil
+}
+
+// Status returns a mailbox with its counters.
+func (s *Store) Status(address, mailbox string) (MailboxStatus, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return MailboxStatus{}, err
+	}
+	if err := s.rlock(); err != nil {
+		return MailboxStatus{}, err
+	}
+	defer s.mu.RUnlock()
+	var st MailboxStatus
+	err = s.db.View(func(tx *bolt.Tx) error {
+		m, err := openMbox(tx, addr, mailbox)
+		if err != nil {
+			return err
+		}
+		st.MailboxInfo, st.ModSeq = m.info(), m.meta.ModSeq
+		return m.msgs().ForEach(func(_, v []byte) error {
+			r, err := unmarshalRecord(v)
+			if err != nil {
+				return err
+			}
+			st.Messages++
+			st.Size += r.size
+			if !r.flags.has(FlagSeen) {
+				st.Unseen++
+			}
+			if r.flags.has(FlagDeleted) {
+				st.Deleted++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return MailboxStatus{}, fmt.Errorf("status of %q: %w", mailbox, err)
+	}
+	return st, nil
+}
+
+// CreateMailbox creates mailbox name, and any missing parents of it
+// (RFC 9051 6.3.4). It fails with ErrExists if name exists.
+func (s *Store) CreateMailbox(address, name string) error {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return err
+	}
+	name = normalizeName(name)
+	if err := validMailboxName(name); err != nil {
+		return err
+	}
+	if err := s.wlock(); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if err := s.createLocked(addr, name, true); err != nil {
+		return fmt.Errorf("creating mailbox: %w", err)
+	}
+	return nil
+}
+
+// createLocked creates name and its missing parents; with mustBeNew it
+// fails if name itself exists. The caller holds s.mu for writing.
+func (s *Store) createLocked(addr, name string, mustBeNew bool) error {
+	var missing []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ub := userBoxes(tx, addr)
+		if ub == nil {
+			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
+		}
+		names := ub.Bucket(bucketNames)
+		if names.Get([]byte(name)) != nil {
+			if mustBeNew {
+				return fmt.Errorf("mailbox %q: %w", name, ErrExists)
+			}
+			return nil
+		}
+		for p := name; p != ""; p = parentName(p) {
+			if names.Get([]byte(p)) == nil {
+				missing = append(missing, p)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	root := s.userDir(addr)
+	for _, n := range missing {
+		if err := makeMaildir(filepath.Join(root, folderDir(n))); err != nil {
+			return err
+		}
+	}
+	if err := fsyncDir(root); err != nil {
+		return err
+	}
+	return s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
+		ub := userBoxes(tx, addr)
+		for _, n := range missing {
+			if _, err := createMbox(tx, ub, n, folderDir(n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// parentName returns the parent of a mailbox name, or "".
+func parentName(name string) string {
+	i := strings.LastIndexByte(name, Delimiter)
+	if i < 0 {
+		return ""
+	}
+	return name[:i]
+}
+
+// DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
+// deleted (ErrInvalidMailbox), nor can a mailbox with children
+// (ErrHasChildren, IMAP's [HASCHILDREN]).
+func (s *Store) DeleteMailbox(address, name string) error {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return err
+	}
+	name = normalizeName(name)
+	if name == inboxName {
+		return fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalidMailbox)
+	}
+	if err := s.wlock(); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	var dir string
+	err = s.db.View(func(tx *bolt.Tx) error {
+		m, err := openMbox(tx, addr, name)
+		if err != nil {
+			return err
+		}
+		dir = m.meta.Dir
+		c := userBoxes(tx, addr).Bucket(bucketNames).Cursor()
+		prefix := []byte(name + "/")
+		if k, _ := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)) {
+			return fmt.Errorf("mailbox %q: %w", name, ErrHasChildren)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("deleting mailbox: %w", err)
+	}
+	full := filepath.Join(s.userDir(addr), dir)
+	trashed, err := s.moveToTrash(full)
+	if err != nil {
+		return fmt.Errorf("deleting mailbox %q: %w", name, err)
+	}
+	s.syncs.forget(filepath.Join(full, dirNew), filepath.Join(full, dirCur))
+	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+		m, err := openMbox(tx, addr, name)
+		if err != nil {
+			return err
+		}
+		*changed = append(*changed, watchKey{addr, m.id})
+		return deleteMbox(tx, addr, m)
+	})
+	if err != nil {
+		return fmt.Errorf("deleting mailbox %q: %w", name, err)
+	}
+	if err := os.RemoveAll(trashed); err != nil {
+		return fmt.Errorf("deleting mailbox %q: %w", name, err)
+	}
+	return nil
+}
+
+// deleteMbox removes m from the index and its bytes from the user's usage.
+func deleteMbox(tx *bolt.Tx, addr string, m *mbox) error {
+	var size int64
+	err := m.msgs().ForEach(func(_, v []byte) error {
+		r, err := unmarshalRecord(v)
+		size += r.size
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ub := userBoxes(tx, addr)
+	if err := ub.Bucket(bucketNames).Delete([]byte(m.meta.Name)); err != nil {
+		return err
+	}
+	if err := ub.Bucket(bucketIDs).DeleteBucket(be32(m.id)); err != nil {
+		return err
+	}
+	return addUsage(tx, addr, -size)
+}
+
+// RenameMailbox renames a mailbox and its children (RFC 9051 6.3.6),
+// creating missing parents of the new name. Renaming INBOX moves all its
+// messages into a new mailbox and leaves INBOX empty, as the RFC specifies.
+func (s *Store) RenameMailbox(address, oldName, newName string) error {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return err
+	}
+	oldName, newName = normalizeName(oldName), normalizeName(newName)
+	if err := validMailboxName(newName); err != nil {
+		return err
+	}
+	if newName == inboxName || strings.HasPrefix(newName, oldName+"/") {
+		return fmt.Errorf("%w: cannot rename %q to %q", ErrInvalidMailbox, oldName, newName)
+	}
+	if err := s.wlock(); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if oldName == inboxName {
+		return s.renameInboxLocked(addr, newName)
+	}
+	type move struct{ from, to *mailboxMeta }
+	var moves []move
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ub := userBoxes(tx, addr)
+		if ub == nil {
+			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
+		}
+		all, err := allMboxes(ub)
+		if err != nil {
+			return err
+		}
+		names := ub.Bucket(bucketNames)
+		for _, m := range all {
+			n := m.meta.Name
+			if n != oldName && !strings.HasPrefix(n, oldName+"/") {
+				continue
+			}
+			to := newName + n[len(oldName):]
+			if names.Get([]byte(to)) != nil {
+				return fmt.Errorf("mailbox %q: %w", to, ErrExists)
+			}
+			from := m.meta
+			moves = append(moves, move{&from, &mailboxMeta{Name: to, Dir: folderDir(to)}})
+		}
+		if len(moves) == 0 {
+			return fmt.Errorf("mailbox %q: %w", oldName, ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("renaming mailbox: %w", err)
+	}
+	if p := parentName(newName); p != "" {
+		if err := s.createLocked(addr, p, false); err != nil {
+			return fmt.Errorf("renaming mailbox: %w", err)
+		}
+	}
+	root := s.userDir(addr)
+	for _, mv := range moves {
+		from := filepath.Join(root, mv.from.Dir)
+		if err := os.Rename(from, filepath.Join(root, mv.to.Dir)); err != nil {
+			return fmt.Errorf("renaming mailbox %q: %w", mv.from.Name, err)
+		}
+		s.syncs.forget(filepath.Join(from, dirNew), filepath.Join(from, dirCur))
+	}
+	if err := fsyncDir(root); err != nil {
+		return fmt.Errorf("renaming mailbox: %w", err)
+	}
+	err = s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
+		ub := userBoxes(tx, addr)
+		names := ub.Bucket(bucketNames)
+		for _, mv := range moves {
+			idb := names.Get([]byte(mv.from.Name))
+			if idb == nil {
+				return fmt.Errorf("mailbox %q: %w", mv.from.Name, ErrNotFound)
+			}
+			m, err := openMboxID(ub, binary.BigEndian.Uint32(idb))
+			if err != nil {
+				return err
+			}
+			if err := names.Delete([]byte(mv.from.Name)); err != nil {
+				return err
+			}
+			if err := names.Put([]byte(mv.to.Name), be32(m.id)); err != nil {
+				return err
+			}
+			m.meta.Name, m.meta.Dir = mv.to.Name, mv.to.Dir
+			if err := m.saveMeta(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("renaming mailbox: %w", err)
+	}
+	return nil
+}
+
+// renameInboxLocked implements RENAME INBOX: a new mailbox receives every
+// INBOX message.
+func (s *Store) renameInboxLocked(addr, newName string) error {
+	if err := s.createLocked(addr, newName, true); err != nil {
+		return fmt.Errorf("renaming INBOX: %w", err)
+	}
+	if _, err := s.transfer(addr, inboxName, nil, newName, true); err != nil {
+		return fmt.Errorf("renaming INBOX: %w", err)
+	}
+	return nil
+}
+
+// Subscribe sets whether a mailbox is subscribed (IMAP SUBSCRIBE and
+// UNSUBSCRIBE; LSUB lists the subscribed ones).
+func (s *Store) Subscribe(address, name string, subscribed bool) error {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return err
+	}
+	if err := s.rlock(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	err = s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
+		m, err := openMbox(tx, addr, name)
+		if err != nil {
+			return err
+		}
+		m.meta.Subscribed = subscribed
+		return m.saveMeta()
+	})
+	if err != nil {
+		return fmt.Errorf("subscribing to %q: %w", name, err)
+	}
+	return nil
+}

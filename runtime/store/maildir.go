@@ -1,0 +1,157 @@
+package store
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Maildir subdirectories.
+const (
+	dirTmp = "tmp"
+	dirNew = "new"
+	dirCur = "cur"
+)
+
+// folderDir maps an IMAP mailbox name to its Maildir++ directory name, as
+// Dovecot and Courier lay it out: "Archive/2024" -> ".Archive.2024". Within a
+// component '.', '%' and control characters are percent-escaped so that the
+// mapping is reversible.
+func folderDir(name string) string {
+	if name == inboxName {
+		return ""
+	}
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		var b strings.Builder
+		for j := 0; j < len(p); j++ {
+			c := p[j]
+			if c == '.' || c == '%' || c < 0x20 || c == 0x7f {
+				fmt.Fprintf(&b, "%%%02X", c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+		parts[i] = b.String()
+	}
+	return "." + strings.Join(parts, ".")
+}
+
+// nameFromFolderDir reverses folderDir for a directory found on disk.
+func nameFromFolderDir(dir string) (string, bool) {
+	if len(dir) < 2 || dir[0] != '.' || dir == ".." {
+		return "", false
+	}
+	parts := strings.Split(dir[1:], ".")
+	for i, p := range parts {
+		if p == "" {
+			return "", false
+		}
+		s, err := unescapePercent(p)
+		if err != nil {
+			return "", false
+		}
+		parts[i] = s
+	}
+	name := strings.Join(parts, "/")
+	return name, validMailboxName(name) == nil
+}
+
+func unescapePercent(s string) (string, error) {
+	if !strings.Contains(s, "%") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("bad escape")
+		}
+		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if err != nil {
+			return "", err
+		}
+		b.WriteByte(byte(v))
+		i += 2
+	}
+	return b.String(), nil
+}
+
+// validMailboxName checks a normalized IMAP mailbox name.
+func validMailboxName(name string) error {
+	if name == "" || len(name) > 512 || strings.HasPrefix(name, "/") {
+		return fmt.Errorf("%w %q", ErrInvalidMailbox, name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || !safePathPart(part) || strings.ContainsAny(part, "*%") {
+			return fmt.Errorf("%w %q", ErrInvalidMailbox, name)
+		}
+	}
+	return nil
+}
+
+// uniqueName returns a new Maildir base name:
+// <seconds>.M<micro>P<pid>Q<n>.<host>,S=<size> (maildir(5) plus Dovecot's
+// S= size), unique within this host because of the per-process counter.
+func (s *Store) uniqueName(size int64) string {
+	now := time.Now()
+	return fmt.Sprintf("%d.M%dP%dQ%d.%s,S=%d", now.Unix(), now.Nanosecond()/1000, s.pid, s.seq.Add(1), s.host, size)
+}
+
+// makeMaildir creates dir with tmp/, new/ and cur/.
+func makeMaildir(dir string) error {
+	for _, sub := range []string{dirTmp, dirNew, dirCur} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return fmt.Errorf("creating maildir: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeSynced writes data to a new file at path in one write and fsyncs it.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating message file: %w", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("writing message file %s: %w", path, err)
+	}
+	return nil
+}
+
+// copySynced streams r into a new file at path, fsyncs it and returns the
+// number of bytes written.
+func copySynced(path string, r io.Reader) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("creating message file: %w", err)
+	}
+	n, err := io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return 0, fmt.Errorf("writing message file %s: %w", path, err)
+	}
+	return n, nil
+}

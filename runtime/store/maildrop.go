@@ -1,0 +1,111 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+)
+
+// MaildropMessage is one message of a POP3 maildrop.
+type MaildropMessage struct {
+	// UID is the message's unique-id listing (RFC 1939 UIDL): the INBOX
+	// UIDVALIDITY and the message UID, "<uidvalidity>.<uid>", stable across
+	// sessions and shared with IMAP's view of the same message.
+	UID string
+	// Size is the exact size in octets, CRLF line endings as stored.
+	Size int64
+}
+
+// Maildrop is a user's INBOX as one POP3 session sees it (RFC 1939): the
+// messages present when it was opened, exclusively locked against other
+// POP3 sessions. IMAP sessions are not locked out; a message they expunge
+// meanwhile fails to Open.
+type Maildrop struct {
+	s    *Store
+	addr string
+	msgs []MaildropMessage
+	byID map[string]MessageInfo
+
+	once sync.Once
+}
+
+// OpenMaildrop locks the user's maildrop and reads the INBOX. It fails with
+// ErrMaildropLocked if another session holds it and ErrNotFound for an
+// unknown user. The caller must Close it.
+func (s *Store) OpenMaildrop(address string) (*Maildrop, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	s.dropsMu.Lock()
+	if s.drops[addr] {
+		s.dropsMu.Unlock()
+		return nil, fmt.Errorf("opening maildrop of %s: %w", addr, ErrMaildropLocked)
+	}
+	s.drops[addr] = true
+	s.dropsMu.Unlock()
+	snap, err := s.Messages(addr, inboxName)
+	if err != nil {
+		s.unlockDrop(addr)
+		return nil, fmt.Errorf("opening maildrop: %w", err)
+	}
+	d := &Maildrop{s: s, addr: addr, msgs: make([]MaildropMessage, len(snap.Messages)), byID: make(map[string]MessageInfo, len(snap.Messages))}
+	for i, m := range snap.Messages {
+		id := strconv.FormatUint(uint64(snap.UIDValidity), 10) + "." + strconv.FormatUint(uint64(m.UID), 10)
+		d.msgs[i] = MaildropMessage{UID: id, Size: m.Size}
+		d.byID[id] = m
+	}
+	return d, nil
+}
+
+func (s *Store) unlockDrop(addr string) {
+	s.dropsMu.Lock()
+	delete(s.drops, addr)
+	s.dropsMu.Unlock()
+}
+
+// Messages returns the messages present at OpenMaildrop, oldest first.
+func (d *Maildrop) Messages() ([]MaildropMessage, error) {
+	return d.msgs, nil
+}
+
+// Open returns the content of a message.
+func (d *Maildrop) Open(uid string) (io.ReadCloser, error) {
+	m, ok := d.byID[uid]
+	if !ok {
+		return nil, fmt.Errorf("message %q: %w", uid, ErrNotFound)
+	}
+	return m.Open()
+}
+
+// Commit removes the given messages durably (the RFC 1939 UPDATE state).
+// Messages already gone are not an error.
+func (d *Maildrop) Commit(deleteUIDs []string) error {
+	if len(deleteUIDs) == 0 {
+		return nil
+	}
+	uids := make([]uint32, 0, len(deleteUIDs))
+	for _, id := range deleteUIDs {
+		m, ok := d.byID[id]
+		if !ok {
+			return fmt.Errorf("committing maildrop: message %q: %w", id, ErrNotFound)
+		}
+		uids = append(uids, m.UID)
+	}
+	if err := d.s.rlock(); err != nil {
+		return err
+	}
+	defer d.s.mu.RUnlock()
+	if _, err := d.s.remove(d.addr, inboxName, uids, false); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("committing maildrop of %s: %w", d.addr, err)
+	}
+	return nil
+}
+
+// Close releases the maildrop lock. It is safe to call more than once.
+func (d *Maildrop) Close() error {
+	d.once.Do(func() { d.s.unlockDrop(d.addr) })
+	return nil
+}

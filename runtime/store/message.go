@@ -1,0 +1,496 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// MessageInfo is a message's index entry.
+type MessageInfo struct {
+	UID uint32
+	// Flags are IMAP flag names, system flags first.
+	Flags []string
+	// Size is the size of the message in bytes (IMAP RFC822.SIZE).
+	Size int64
+	// Date is the internal date: when it was delivered, or the APPEND date.
+	Date time.Time
+
+	path string
+}
+
+// Open opens the message file for reading. It fails with an error
+// satisfying errors.Is(err, ErrNotFound) if the message was expunged since
+// the MessageInfo was read.
+func (m MessageInfo) Open() (*os.File, error) {
+	f, err := os.Open(m.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("message %d: %w", m.UID, ErrNotFound)
+	}
+	return f, err
+}
+
+// HasFlag reports whether the message has flag (system flags compare
+// case-insensitively).
+func (m MessageInfo) HasFlag(flag string) bool {
+	for _, f := range m.Flags {
+		if f == flag || strings.HasPrefix(f, `\`) && strings.EqualFold(f, flag) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *record) info(uid uint32, dir string) MessageInfo {
+	return MessageInfo{UID: uid, Flags: r.flags.list(), Size: r.size, Date: r.date, path: filepath.Join(dir, r.file)}
+}
+
+// Snapshot is the state of a mailbox at one moment.
+type Snapshot struct {
+	MailboxInfo
+	ModSeq uint64
+	// Messages are ordered by UID; a message's IMAP sequence number is its
+	// index plus one.
+	Messages []MessageInfo
+}
+
+// Messages returns every message of the mailbox, in UID order.
+func (s *Store) Messages(address, mailbox string) (*Snapshot, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	snap := &Snapshot{}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		m, err := openMbox(tx, addr, mailbox)
+		if err != nil {
+			return err
+		}
+		snap.MailboxInfo, snap.ModSeq = m.info(), m.meta.ModSeq
+		dir := filepath.Join(s.userDir(addr), m.meta.Dir)
+		snap.Messages = make([]MessageInfo, 0, m.msgs().Stats().KeyN)
+		return m.msgs().ForEach(func(k, v []byte) error {
+			r, err := unmarshalRecord(v)
+			if err != nil {
+				return fmt.Errorf("message %d: %w", binary.BigEndian.Uint32(k), err)
+			}
+			snap.Messages = append(snap.Messages, r.info(binary.BigEndian.Uint32(k), dir))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %q: %w", mailbox, err)
+	}
+	return snap, nil
+}
+
+// ModSeq returns the mailbox's change counter: if it is unchanged, so are
+// the mailbox's messages and their flags.
+func (s *Store) ModSeq(address, mailbox string) (uint64, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.rlock(); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	var seq uint64
+	err = s.db.View(func(tx *bolt.Tx) error {
+		m, err := openMbox(tx, addr, mailbox)
+		if err == nil {
+			seq = m.meta.ModSeq
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reading %q: %w", mailbox, err)
+	}
+	return seq, nil
+}
+
+// Lookup returns the messages with the given UIDs, in the order given;
+// UIDs that do not exist (any more) are skipped.
+func (s *Store) Lookup(address, mailbox string, uids []uint32) ([]MessageInfo, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	out := make([]MessageInfo, 0, len(uids))
+	err = s.db.View(func(tx *bolt.Tx) error {
+		m, err := openMbox(tx, addr, mailbox)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Join(s.userDir(addr), m.meta.Dir)
+		msgs := m.msgs()
+		for _, uid := range uids {
+			v := msgs.Get(be32(uid))
+			if v == nil {
+				continue
+			}
+			r, err := unmarshalRecord(v)
+			if err != nil {
+				return fmt.Errorf("message %d: %w", uid, err)
+			}
+			out = append(out, r.info(uid, dir))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %q: %w", mailbox, err)
+	}
+	return out, nil
+}
+
+// SetFlags changes the flags of the messages with the given UIDs and
+// returns them with their new flags (missing UIDs are skipped). \Recent and
+// unknown system flags are ignored.
+func (s *Store) SetFlags(address, mailbox string, uids []uint32, op FlagOp, flags []string) ([]MessageInfo, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var out []MessageInfo
+	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+		out = out[:0]
+		m, err := openMbox(tx, addr, mailbox)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Join(s.userDir(addr), m.meta.Dir)
+		msgs := m.msgs()
+		dirty := false
+		for _, uid := range uids {
+			v := msgs.Get(be32(uid))
+			if v == nil {
+				continue
+			}
+			r, err := unmarshalRecord(v)
+			if err != nil {
+				return fmt.Errorf("message %d: %w", uid, err)
+			}
+			if nf := r.flags.apply(op, flags); !nf.equal(r.flags) {
+				r.flags, dirty = nf, true
+				if err := msgs.Put(be32(uid), r.marshal()); err != nil {
+					return err
+				}
+			}
+			out = append(out, r.info(uid, dir))
+		}
+		if !dirty {
+			return nil
+		}
+		m.meta.ModSeq++
+		*changed = append(*changed, watchKey{addr, m.id})
+		return m.saveMeta()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("setting flags in %q: %w", mailbox, err)
+	}
+	return out, nil
+}
+
+// Expunge permanently removes the messages flagged \Deleted, only among
+// uids if uids is not nil, and returns the UIDs removed in ascending order.
+func (s *Store) Expunge(address, mailbox string, uids []uint32) ([]uint32, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.rlock(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	removed, err := s.remove(addr, mailbox, uids, true)
+	if err != nil {
+		return nil, fmt.Errorf("expunging %q: %w", mailbox, err)
+	}
+	return removed, nil
+}
+
+// remove deletes messages: the files first (with the directory fsynced),
+// then the index entries, so a crash in between leaves index entries
+// without files, which Open drops, and never resurrects a message. With
+// onlyDeleted, messages without \Deleted are kept. uids nil means all.
+func (s *Store) remove(addr, mailbox string, uids []uint32, onlyDeleted bool) ([]uint32, error) {
+	var (
+		victims []uint32
+		paths   []string
+		dir     string
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		m, err := openMbox(tx, addr, mailbox)
+		if err != nil {
+			return err
+		}
+		dir = filepath.Join(s.userDir(addr), m.meta.Dir)
+		return forRecords(m.msgs(), uids, func(uid uint32, r record) {
+			if !onlyDeleted || r.flags.has(FlagDeleted) {
+				victims = append(victims, uid)
+				paths = append(paths, filepath.Join(dir, r.file))
+			}
+		})
+	})
+	if err != nil || len(victims) == 0 {
+		return nil, err
+	}
+	syncNew, syncCur := false, false
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if filepath.Base(filepath.Dir(p)) == dirNew {
+			syncNew = true
+		} else {
+			syncCur = true
+		}
+	}
+	for sub, need := range map[string]bool{dirNew: syncNew, dirCur: syncCur} {
+		if need {
+			if err := s.syncs.sync(filepath.Join(dir, sub)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var removed []uint32
+	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+		removed = removed[:0]
+		m, err := openMbox(tx, addr, mailbox)
+		if err != nil {
+			return err
+		}
+		var freed int64
+		msgs := m.msgs()
+		for _, uid := range victims {
+			v := msgs.Get(be32(uid))
+			if v == nil {
+				continue
+			}
+			r, err := unmarshalRecord(v)
+			if err != nil {
+				return err
+			}
+			if err := msgs.Delete(be32(uid)); err != nil {
+				return err
+			}
+			freed += r.size
+			removed = append(removed, uid)
+		}
+		if len(removed) == 0 {
+			return nil
+		}
+		m.meta.ModSeq++
+		*changed = append(*changed, watchKey{addr, m.id})
+		if err := m.saveMeta(); err != nil {
+			return err
+		}
+		return addUsage(tx, addr, -freed)
+	})
+	return removed, err
+}
+
+// forRecords calls fn for each record with a UID in uids (all if nil), in
+// UID order for nil and in the given order otherwise.
+func forRecords(msgs *bolt.Bucket, uids []uint32, fn func(uid uint32, r record)) error {
+	if uids == nil {
+		return msgs.ForEach(func(k, v []byte) error {
+			r, err := unmarshalRecord(v)
+			if err != nil {
+				return err
+			}
+			fn(binary.BigEndian.Uint32(k), r)
+			return nil
+		})
+	}
+	for _, uid := range uids {
+		v := msgs.Get(be32(uid))
+		if v == nil {
+			continue
+		}
+		r, err := unmarshalRecord(v)
+		if err != nil {
+			return err
+		}
+		fn(uid, r)
+	}
+	return nil
+}
+
+// CopyResult tells where copied or moved messages went (IMAP COPYUID).
+type CopyResult struct {
+	// UIDValidity is the destination mailbox's.
+	UIDValidity uint32
+	// SourceUIDs[i] became DestUIDs[i].
+	SourceUIDs, DestUIDs []uint32
+}
+
+// Copy copies the messages with the given UIDs from src to dst, keeping
+// flags and internal dates. Files are hard-linked, not copied.
+func (s *Store) Copy(address, src string, uids []uint32, dst string) (CopyResult, error) {
+	return s.transferPublic(address, src, uids, dst, false)
+}
+
+// Move moves the messages with the given UIDs from src to dst (IMAP MOVE,
+// RFC 6851): they get new UIDs in dst and are expunged from src.
+func (s *Store) Move(address, src string, uids []uint32, dst string) (CopyResult, error) {
+	return s.transferPublic(address, src, uids, dst, true)
+}
+
+func (s *Store) transferPublic(address, src string, uids []uint32, dst string, move bool) (CopyResult, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return CopyResult{}, err
+	}
+	if err := s.rlock(); err != nil {
+		return CopyResult{}, err
+	}
+	defer s.mu.RUnlock()
+	if uids == nil {
+		uids = []uint32{}
+	}
+	return s.transfer(addr, src, uids, dst, move)
+}
+
+// transfer links messages (all if uids is nil) from src into dst's cur/,
+// fsyncs, optionally unlinks the sources, and then commits the index.
+func (s *Store) transfer(addr, src string, uids []uint32, dst string, move bool) (CopyResult, error) {
+	type item struct {
+		uid      uint32
+		r        record
+		from, to string
+	}
+	var (
+		items          []item
+		srcDir, dstDir string
+		res            CopyResult
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		sm, err := openMbox(tx, addr, src)
+		if err != nil {
+			return err
+		}
+		dm, err := openMbox(tx, addr, dst)
+		if err != nil {
+			return err
+		}
+		srcDir = filepath.Join(s.userDir(addr), sm.meta.Dir)
+		dstDir = filepath.Join(s.userDir(addr), dm.meta.Dir)
+		return forRecords(sm.msgs(), uids, func(uid uint32, r record) {
+			items = append(items, item{uid: uid, r: r})
+		})
+	})
+	if err != nil {
+		return res, fmt.Errorf("copying from %q to %q: %w", src, dst, err)
+	}
+	linked := items[:0]
+	for _, it := range items {
+		it.from = filepath.Join(srcDir, it.r.file)
+		name := s.uniqueName(it.r.size)
+		it.r.file = dirCur + "/" + name + ":2," + it.r.flags.maildirInfo()
+		it.to = filepath.Join(dstDir, it.r.file)
+		if err := os.Link(it.from, it.to); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // expunged meanwhile
+			}
+			return res, fmt.Errorf("copying message %d: %w", it.uid, err)
+		}
+		linked = append(linked, it)
+	}
+	items = linked
+	if len(items) == 0 {
+		return res, nil
+	}
+	if err := s.syncs.sync(filepath.Join(dstDir, dirCur)); err != nil {
+		return res, err
+	}
+	if move {
+		for _, it := range items {
+			if err := os.Remove(it.from); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return res, fmt.Errorf("moving message %d: %w", it.uid, err)
+			}
+		}
+		for _, sub := range []string{dirNew, dirCur} {
+			if err := s.syncs.sync(filepath.Join(srcDir, sub)); err != nil {
+				return res, err
+			}
+		}
+	}
+	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+		res = CopyResult{}
+		dm, err := openMbox(tx, addr, dst)
+		if err != nil {
+			return err
+		}
+		sm, err := openMbox(tx, addr, src)
+		if err != nil {
+			return err
+		}
+		var added, freed int64
+		for _, it := range items {
+			if move {
+				v := sm.msgs().Get(be32(it.uid))
+				if v == nil {
+					continue // expunged meanwhile; its file is linked in dst anyway
+				}
+				if err := sm.msgs().Delete(be32(it.uid)); err != nil {
+					return err
+				}
+				freed += it.r.size
+			}
+			uid, err := dm.add(&it.r)
+			if err != nil {
+				return err
+			}
+			added += it.r.size
+			res.SourceUIDs = append(res.SourceUIDs, it.uid)
+			res.DestUIDs = append(res.DestUIDs, uid)
+		}
+		res.UIDValidity = dm.id
+		if err := dm.saveMeta(); err != nil {
+			return err
+		}
+		*changed = append(*changed, watchKey{addr, dm.id})
+		if move && sm.id != dm.id {
+			sm.meta.ModSeq++
+			if err := sm.saveMeta(); err != nil {
+				return err
+			}
+			*changed = append(*changed, watchKey{addr, sm.id})
+		}
+		return addUsage(tx, addr, added-freed)
+	})
+	if err != nil {
+		return CopyResult{}, fmt.Errorf("copying from %q to %q: %w", src, dst, err)
+	}
+	if len(res.SourceUIDs) < len(items) {
+		done := make(map[uint32]bool, len(res.SourceUIDs))
+		for _, uid := range res.SourceUIDs {
+			done[uid] = true
+		}
+		for _, it := range items {
+			if !done[it.uid] {
+				os.Remove(it.to) // its source was expunged while we moved it
+			}
+		}
+	}
+	return res, nil
+}

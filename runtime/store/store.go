@@ -1,0 +1,176 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Errors returned by the store. Callers test them with errors.Is; the store
+// wraps them with the address or mailbox they concern.
+var (
+	// ErrNotFound: the user, mailbox or message does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a mailbox with that name already exists.
+	ErrExists = errors.New("already exists")
+	// ErrAuthFailed: unknown user or wrong password (deliberately the same).
+	ErrAuthFailed = errors.New("authentication failed")
+	// ErrQuotaExceeded: the message would take a user over their quota
+	// (SMTP maps it to 552, IMAP APPEND to NO [OVERQUOTA]).
+	ErrQuotaExceeded = errors.New("mailbox quota exceeded")
+	// ErrMaildropLocked: another POP3 session holds the user's maildrop.
+	ErrMaildropLocked = errors.New("maildrop is locked by another session")
+	// ErrInvalidAddress: the address is not local@domain or cannot name a
+	// directory safely.
+	ErrInvalidAddress = errors.New("invalid address")
+	// ErrInvalidMailbox: the mailbox name is not acceptable, or the operation
+	// is not allowed on that mailbox (deleting INBOX).
+	ErrInvalidMailbox = errors.New("invalid mailbox name")
+	// ErrHasChildren: a mailbox with inferior mailboxes cannot be deleted.
+	ErrHasChildren = errors.New("mailbox has child mailboxes")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// Options configures a Store. The zero value is ready to use.
+type Options struct {
+	// Logger receives recovery and maintenance messages. Nil means
+	// slog.Default(). Passwords are never logged.
+	Logger *slog.Logger
+	// Argon2 sets the cost of new password hashes. The zero value means
+	// DefaultArgon2 (OWASP's argon2id recommendation). Existing hashes keep
+	// the parameters they were made with.
+	Argon2 Argon2Params
+	// Hostname is used in Maildir file names. Empty means os.Hostname.
+	Hostname string
+}
+
+// Store is the mail store: an index plus one Maildir tree per user. It is
+// safe for concurrent use.
+type Store struct {
+	dir    string
+	db     *bolt.DB
+	log    *slog.Logger
+	argon  Argon2Params
+	host   string
+	pid    int
+	seq    atomic.Uint64
+	commit *committer
+	syncs  dirSyncer
+	watch  watchers
+
+	// dummyHash is verified for unknown users so that Authenticate takes as
+	// long as for a wrong password.
+	dummyHash string
+	// hashSlots bounds concurrent argon2 computations (each needs
+	// Argon2.MemoryKiB of memory).
+	hashSlots chan struct{}
+
+	// mu is held for reading by every operation and for writing by Close
+	// and by operations that change mailbox or user structure on disk.
+	mu     sync.RWMutex
+	closed bool
+
+	dropsMu sync.Mutex
+	drops   map[string]bool
+}
+
+// Open opens (creating if needed) the store in dir, recovers from any crash
+// and returns it. Only one process may open a store at a time; a second
+// Open fails after a few seconds waiting for the index lock.
+func Open(dir string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "mail"), 0o700); err != nil {
+		return nil, fmt.Errorf("creating store directory: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "index.db"), 0o600, &bolt.Options{
+		Timeout:      5 * time.Second,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening index %s: %w", filepath.Join(dir, "index.db"), err)
+	}
+	s := &Store{
+		dir:       dir,
+		db:        db,
+		log:       opts.Logger,
+		argon:     opts.Argon2.withDefaults(),
+		host:      opts.Hostname,
+		pid:       os.Getpid(),
+		hashSlots: make(chan struct{}, maxConcurrentHashes()),
+		drops:     make(map[string]bool),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.host == "" {
+		s.host, _ = os.Hostname()
+	}
+	// Maildir file names must not contain '/' or ':' (maildir(5)).
+	s.host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(s.host)
+	s.watch.init()
+	if err := db.Update(initIndex); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising index: %w", err)
+	}
+	if s.dummyHash, err = hashPassword("dummy password for unknown users", s.argon); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("recovering store %s: %w", dir, err)
+	}
+	s.commit = newCommitter(db, s.watch.notify)
+	return s, nil
+}
+
+// Close waits for operations in progress, then closes the index. Open
+// maildrops fail from then on; watches never fire again.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	s.commit.close()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing index: %w", err)
+	}
+	return nil
+}
+
+// rlock takes the store's read lock for one operation; it fails once the
+// store is closed. The caller must call s.mu.RUnlock.
+func (s *Store) rlock() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// wlock is rlock for structural operations.
+func (s *Store) wlock() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// userDir is the INBOX Maildir of a canonical address.
+func (s *Store) userDir(addr string) string {
+	local, domain, _ := strings.Cut(addr, "@")
+	return filepath.Join(s.dir, "mail", domain, local)
+}
