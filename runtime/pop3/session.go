@@ -85,7 +85,7 @@ func (s *session) serve() {
 			s.internal(fmt.Errorf("closing maildrop: %w", err))
 		}
 	}
-	s.raw.Close()
+	s.conn.Close() // over TLS, sends close_notify first
 	s.log(end)
 }
 
