@@ -178,3 +178,7 @@ func isEC(k crypto.Signer) bool { _, ok := k.Public().(*ecdsa.PublicKey); return
 func tempPath(t testing.TB, name string) string { return filepath.Join(t.TempDir(), name) }
 
 var _ = bytes.Equal
+
+func asError(err error, target **Error) bool { return errors.As(err, target) }
+
+func needToolOK(name string) (string, error) { return exec.LookPath(name) }
