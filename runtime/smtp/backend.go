@@ -6,7 +6,8 @@ import (
 )
 
 // Backend is what the front end needs from the mail store. Its methods are
-// called concurrently from many sessions.
+// called concurrently from many sessions. Addresses are as the client sent
+// them, without angle brackets, and may hold UTF-8 (SMTPUTF8, RFC 6531).
 type Backend interface {
 	// CheckRecipient reports whether mail for address is accepted here: nil,
 	// or an error wrapping ErrUnknownRecipient (known local domain, no such
@@ -19,9 +20,10 @@ type Backend interface {
 	// wrapping ErrQuotaExceeded -> 552 5.2.2; anything else -> 451 4.3.0
 	// with no internal detail to the client.
 	//
-	// body starts with the Received: header this package adds and uses CRLF
-	// line endings as received. It is a pooled buffer: Deliver must not
-	// retain it after it returns.
+	// body starts with the Received: header this package adds and keeps the
+	// CRLF line endings as received, with dot-stuffing undone. body and
+	// recipients are reused for the session's next message: Deliver must
+	// not retain them after it returns.
 	Deliver(ctx context.Context, from string, recipients []string, body []byte) error
 
 	// Authenticate checks a submission login; an error wrapping ErrAuthFailed
@@ -31,12 +33,13 @@ type Backend interface {
 
 // Errors a [Backend] wraps to choose the reply the client gets.
 var (
-	// ErrUnknownRecipient: the domain is local but the user does not exist.
+	// ErrUnknownRecipient means the domain is local but the user does not
+	// exist.
 	ErrUnknownRecipient = errors.New("unknown recipient")
-	// ErrRelayDenied: the recipient's domain is not local.
+	// ErrRelayDenied means the recipient's domain is not a local domain.
 	ErrRelayDenied = errors.New("relay denied")
-	// ErrQuotaExceeded: a recipient's mailbox is full.
+	// ErrQuotaExceeded means a recipient's mailbox is full.
 	ErrQuotaExceeded = errors.New("quota exceeded")
-	// ErrAuthFailed: the username or password is wrong.
+	// ErrAuthFailed means the username or the password is wrong.
 	ErrAuthFailed = errors.New("authentication failed")
 )

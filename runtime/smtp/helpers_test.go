@@ -147,12 +147,14 @@ const (
 	modeNone
 )
 
-// startServer starts a server in mode with opts (Backend and Hostname filled
-// in) and stops it when the test ends.
+// startServer starts a server in mode with opts (Hostname filled in, and
+// Backend if nil: the returned memBackend) and stops it when the test ends.
 func startServer(t testing.TB, mode tlsMode, opts Options) *testServer {
 	t.Helper()
 	be := &memBackend{}
-	opts.Backend = be
+	if opts.Backend == nil {
+		opts.Backend = be
+	}
 	opts.Hostname = testHostname
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -16,10 +16,14 @@ import (
 
 // Defaults for the zero values of [Options] fields.
 const (
+	// DefaultMaxMessageBytes is the message size limit: 25 MiB.
 	DefaultMaxMessageBytes = 25 << 20
-	DefaultMaxRecipients   = 100
-	DefaultReadTimeout     = 5 * time.Minute
-	DefaultWriteTimeout    = time.Minute
+	// DefaultMaxRecipients is the recipient limit per message.
+	DefaultMaxRecipients = 100
+	// DefaultReadTimeout bounds the wait for a command or a block of data.
+	DefaultReadTimeout = 5 * time.Minute
+	// DefaultWriteTimeout bounds the writing of a reply.
+	DefaultWriteTimeout = time.Minute
 )
 
 // Options configures a [Server]. Backend and Hostname are required; every
@@ -29,7 +33,8 @@ type Options struct {
 	Backend Backend
 
 	// Hostname is the name in the greeting ("220 <Hostname> ESMTP Service
-	// Ready"), in the EHLO reply and in Received: headers. Required.
+	// Ready") and in Received: headers. Required. (go-smtp v0.25 answers
+	// EHLO with "250-Hello <client name>", without it.)
 	Hostname string
 
 	// Submission selects the message submission service (RFC 6409): AUTH is
@@ -87,6 +92,9 @@ type Server struct {
 	closed    bool
 	listeners []net.Listener
 
+	shutdownOnce sync.Once
+	drained      chan struct{} // closed when every connection has ended
+
 	// authDelay is the pause after the first failed login of a connection;
 	// it doubles with every further failure up to maxAuthDelay.
 	authDelay time.Duration
@@ -125,6 +133,7 @@ func New(opts Options) *Server {
 		opts:      opts,
 		log:       opts.Logger,
 		conns:     connSet{conns: make(map[uint64]func() net.Conn)},
+		drained:   make(chan struct{}),
 		authDelay: defaultAuthDelay,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -164,30 +173,37 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting connections and waits for the open sessions to
-// end (the client QUITs or its ReadTimeout runs out). When ctx is done first
-// it closes the remaining connections, cancels the context of deliveries
-// still running and returns ctx.Err(). It is meant to be called once.
+// end (the client QUITs or its ReadTimeout runs out), then returns nil.
+// When ctx is done first it closes the remaining connections, cancels the
+// context of deliveries still running and returns ctx.Err(). It may be
+// called more than once, and concurrently.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	listeners := s.listeners
-	s.mu.Unlock()
-	for _, ln := range listeners {
-		// A Serve call may not have handed ln to go-smtp yet; go-smtp's
-		// Shutdown closes the others again, which is harmless.
-		ln.Close()
-	}
+	s.shutdownOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		listeners := s.listeners
+		s.mu.Unlock()
+		for _, ln := range listeners {
+			// A Serve call may not have handed ln to go-smtp yet; go-smtp
+			// closes the others again, which is harmless.
+			ln.Close()
+		}
+		go func() {
+			// go-smtp waits for its connection goroutines without a
+			// deadline; ctx is applied below.
+			s.gs.Shutdown(context.Background())
+			close(s.drained)
+		}()
+	})
 
-	err := s.gs.Shutdown(ctx)
-	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
 		s.cancel()
 		s.conns.closeAll()
-		return err
+		return ctx.Err()
 	}
-	if errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
 }
 
 // errorLog routes go-smtp's internal error reports to slog. Failed TLS

@@ -84,6 +84,27 @@ func TestDeliveredMessage(t *testing.T) {
 	}
 }
 
+// TestLargeMessage: a message larger than the pooled buffer and than one
+// read chunk arrives whole.
+func TestLargeMessage(t *testing.T) {
+	ts := startServer(t, modeImplicit, Options{})
+	c := dial(t, ts.addr, true)
+	c.reply()
+	c.cmd(ehlo)
+	c.cmd("MAIL FROM:<a@b.example> SIZE=300000")
+	c.cmd("RCPT TO:<alice@example.com>")
+	c.cmd("DATA")
+	body := benchMessage(300000)
+	c.send(string(body))
+	if got := c.reply(); !strings.HasPrefix(got, "250") {
+		t.Fatalf("DATA: %q", got)
+	}
+	msgs := ts.backend.delivered()
+	if len(msgs) != 1 || !strings.HasSuffix(msgs[0].body, "\r\n\r\n"+string(body[strings.Index(string(body), "\r\n\r\n")+4:len(body)-3])) {
+		t.Fatalf("message not delivered whole")
+	}
+}
+
 // TestDeliverErrorIsNotShown: a store failure is 451 4.3.0 and its text
 // stays in the log (the "no internal detail to the client").
 func TestDeliverErrorIsNotShown(t *testing.T) {

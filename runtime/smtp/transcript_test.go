@@ -146,6 +146,14 @@ func TestTranscripts(t *testing.T) {
 			deliveries: 1,
 		},
 		{
+			name: "RFC 3030 2 BDAT chunks are one message",
+			mode: modeNone,
+			steps: []step{in(ehlo, "250-"), in("MAIL FROM:<a@b.example>", "250"), in("RCPT TO:<alice@example.com>", "250"),
+				{send: "BDAT 9\r\nSubject: ", want: []string{"250 2.0.0"}},
+				{send: "BDAT 10 LAST\r\nx\r\n\r\nbody\r\n", want: []string{"250 2.0.0"}}},
+			deliveries: 1,
+		},
+		{
 			name: "RFC 3207 4.2 commands pipelined behind STARTTLS are discarded (CVE-2011-0411)",
 			mode: modeStartTLS,
 			steps: []step{in(ehlo, "250-"),
