@@ -1,0 +1,71 @@
+package provider
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+)
+
+func TestAccKeystore_selfSignedJKSReadByKeytool(t *testing.T) {
+	e := newAccEnv(t)
+	ksPath := e.Path("james.keystore")
+	config := e.ProviderBlock() + fmt.Sprintf(`
+resource "mailstack_keystore" "mx" {
+  path     = %[1]q
+  password = "changeit"
+  alias    = "james"
+  key {
+    rsa_bits = 3072
+  }
+  self_signed {
+    subject {
+      common_name = "mail.example.test"
+    }
+    dns_names = ["mail.example.test"]
+  }
+}`, ksPath)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		Steps: []resource.TestStep{{
+			Config: config,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("mailstack_keystore.mx", tfjsonpath.New("type"), knownvalue.StringExact("JKS")),
+				statecheck.ExpectKnownValue("mailstack_keystore.mx", tfjsonpath.New("key").AtMapKey("algorithm"), knownvalue.StringExact("RSA")),
+				statecheck.ExpectKnownValue("mailstack_keystore.mx", tfjsonpath.New("ready_for_renewal"), knownvalue.Bool(false)),
+				statecheck.ExpectKnownValue("mailstack_keystore.mx", tfjsonpath.New("fingerprint_sha256"),
+					knownvalue.StringRegexp(regexp.MustCompile(`^([0-9A-F]{2}:){31}[0-9A-F]{2}$`))),
+			},
+			ConfigPlanChecks: resource.ConfigPlanChecks{
+				PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+			},
+			Check: func(s *terraform.State) error {
+				out := runTool(t, "keytool", "-list", "-v", "-keystore", ksPath, "-storepass", "changeit")
+				fp := s.RootModule().Resources["mailstack_keystore.mx"].Primary.Attributes["fingerprint_sha256"]
+				for _, want := range []string{
+					"Your keystore contains 1 entry",
+					"Alias name: james",
+					"Entry type: PrivateKeyEntry",
+					"Owner: CN=mail.example.test",
+					"3072-bit RSA key",
+					"SHA256: " + fp,
+				} {
+					if !strings.Contains(out, want) {
+						return fmt.Errorf("keytool -list -v does not show %q:\n%s", want, out)
+					}
+				}
+				if n := strings.Count(out, "Entry type: PrivateKeyEntry"); n != 1 {
+					return fmt.Errorf("keytool lists %d PrivateKeyEntry, want exactly 1", n)
+				}
+				return nil
+			},
+		}},
+	})
+}

@@ -1,0 +1,161 @@
+// Package config defines the mail runtime's configuration document: the
+// types persisted as config.json in a server's state directory, their
+// defaults, and their validation. The provider builds these values and the
+// runtime accepts them over the control API, so both sides validate with the
+// same code and the same enumerations.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Protocols a listener can serve.
+const (
+	ProtocolSMTP       = "smtp"
+	ProtocolSubmission = "submission"
+	ProtocolIMAP       = "imap"
+	ProtocolPOP3       = "pop3"
+)
+
+// TLS modes of a listener. Implicit TLS ("socketTLS" in Apache James) and
+// STARTTLS are one choice per listener, never both.
+const (
+	TLSImplicit = "implicit"
+	TLSStartTLS = "starttls"
+	TLSNone     = "none"
+)
+
+// Client-certificate policies of a listener.
+const (
+	ClientAuthNone    = "none"
+	ClientAuthRequest = "request"
+	ClientAuthRequire = "require"
+)
+
+// Protocols, TLSModes, ClientAuthModes and TLSVersions list the accepted
+// values, in the order documentation shows them.
+var (
+	Protocols       = []string{ProtocolSMTP, ProtocolSubmission, ProtocolIMAP, ProtocolPOP3}
+	TLSModes        = []string{TLSImplicit, TLSStartTLS, TLSNone}
+	ClientAuthModes = []string{ClientAuthNone, ClientAuthRequest, ClientAuthRequire}
+	TLSVersions     = []string{"1.2", "1.3"}
+)
+
+// Defaults applied where a field is zero.
+const (
+	DefaultMaxMessageBytes = 25 << 20
+	DefaultMaxRecipients   = 100
+	DefaultMinTLSVersion   = "1.2"
+)
+
+// Document is the whole runtime configuration: config.json.
+type Document struct {
+	// Server holds the settings shared by every listener.
+	Server Server `json:"server"`
+	// Listeners maps a listener id (chosen by the provider) to its settings.
+	Listeners map[string]Listener `json:"listeners,omitempty"`
+}
+
+// Server holds the settings of one mail server.
+type Server struct {
+	// Hostname is the name in greetings and EHLO replies. Required.
+	Hostname string `json:"hostname"`
+	// Domains are the local domains SMTP accepts mail for.
+	Domains []string `json:"domains,omitempty"`
+	// MaxMessageBytes limits one message; zero means DefaultMaxMessageBytes.
+	MaxMessageBytes int64 `json:"max_message_bytes,omitempty"`
+	// MaxRecipients limits RCPT TO per message; zero means DefaultMaxRecipients.
+	MaxRecipients int `json:"max_recipients,omitempty"`
+	// MaxConnections limits open connections per listener; zero means no limit.
+	MaxConnections int `json:"max_connections,omitempty"`
+}
+
+// Listener is one bound address serving one protocol.
+type Listener struct {
+	// Protocol is one of Protocols.
+	Protocol string `json:"protocol"`
+	// Address is the IP address to bind ("0.0.0.0", "127.0.0.1", "::1").
+	Address string `json:"address"`
+	// Port is the TCP port, 1..65535.
+	Port int `json:"port"`
+	// TLS selects implicit TLS, STARTTLS or none and the certificate.
+	TLS TLS `json:"tls"`
+}
+
+// TLS is a listener's TLS settings.
+type TLS struct {
+	// Mode is one of TLSModes.
+	Mode string `json:"mode"`
+	// KeystorePath is the JKS or PKCS#12 file holding the certificate.
+	// Required unless Mode is none.
+	KeystorePath string `json:"keystore_path,omitempty"`
+	// KeystorePassword opens the keystore.
+	KeystorePassword string `json:"keystore_password,omitempty"`
+	// KeyPassword opens the private key entry; empty means KeystorePassword.
+	KeyPassword string `json:"key_password,omitempty"`
+	// Alias names the private key entry; empty means the only one.
+	Alias string `json:"alias,omitempty"`
+	// MinVersion is "1.2" or "1.3"; empty means DefaultMinTLSVersion.
+	MinVersion string `json:"min_version,omitempty"`
+	// CipherSuites restricts TLS 1.2 suites by their IANA names; empty
+	// means Go's secure defaults.
+	CipherSuites []string `json:"cipher_suites,omitempty"`
+	// ClientAuth is one of ClientAuthModes; empty means none.
+	ClientAuth string `json:"client_auth,omitempty"`
+}
+
+// Decode reads a Document strictly: unknown fields and trailing data are
+// errors, and the result is validated.
+func Decode(r io.Reader) (*Document, error) {
+	var doc Document
+	if err := decodeStrict(r, &doc); err != nil {
+		return nil, err
+	}
+	if err := doc.Validate(); err != nil {
+		return nil, err
+	}
+	return &doc, nil
+}
+
+// DecodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data. The control API decodes request bodies with it.
+func DecodeStrict(r io.Reader, v any) error { return decodeStrict(r, v) }
+
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decoding config: %w", err)
+	}
+	if dec.More() {
+		return errors.New("decoding config: unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// Encode renders a Document as indented JSON.
+func (d *Document) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(d); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Clone returns a deep copy, so a candidate document can be changed and
+// validated without touching the one in force.
+func (d *Document) Clone() *Document {
+	c := &Document{Server: d.Server, Listeners: make(map[string]Listener, len(d.Listeners))}
+	c.Server.Domains = append([]string(nil), d.Server.Domains...)
+	for id, l := range d.Listeners {
+		l.TLS.CipherSuites = append([]string(nil), l.TLS.CipherSuites...)
+		c.Listeners[id] = l
+	}
+	return c
+}

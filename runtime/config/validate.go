@@ -1,0 +1,131 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+)
+
+// Validate checks the whole document and reports every problem it finds,
+// each naming the field (and listener id) it is about.
+func (d *Document) Validate() error {
+	errs := []error{d.Server.Validate()}
+	ids := make([]string, 0, len(d.Listeners))
+	for id := range d.Listeners {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	bound := map[string]string{}
+	for _, id := range ids {
+		l := d.Listeners[id]
+		if err := l.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("listener %q: %w", id, err))
+			continue
+		}
+		if other, ok := bound[l.Addr()]; ok {
+			errs = append(errs, fmt.Errorf("listener %q: address %s is already used by listener %q", id, l.Addr(), other))
+			continue
+		}
+		bound[l.Addr()] = id
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the server settings.
+func (s *Server) Validate() error {
+	var errs []error
+	if strings.TrimSpace(s.Hostname) == "" {
+		errs = append(errs, errors.New("server: hostname must not be empty"))
+	} else if strings.ContainsAny(s.Hostname, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("server: hostname %q must not contain white space", s.Hostname))
+	}
+	for _, d := range s.Domains {
+		if d == "" || strings.ContainsAny(d, " \t\r\n@") {
+			errs = append(errs, fmt.Errorf("server: domain %q is not a domain name", d))
+		}
+	}
+	if s.MaxMessageBytes < 0 {
+		errs = append(errs, fmt.Errorf("server: max_message_bytes %d must not be negative", s.MaxMessageBytes))
+	}
+	if s.MaxRecipients < 0 {
+		errs = append(errs, fmt.Errorf("server: max_recipients %d must not be negative", s.MaxRecipients))
+	}
+	if s.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("server: max_connections %d must not be negative", s.MaxConnections))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks one listener's settings.
+func (l *Listener) Validate() error {
+	var errs []error
+	if !slices.Contains(Protocols, l.Protocol) {
+		errs = append(errs, fmt.Errorf("protocol %q is not one of %s", l.Protocol, strings.Join(Protocols, ", ")))
+	}
+	if net.ParseIP(l.Address) == nil {
+		errs = append(errs, fmt.Errorf("address %q is not an IP address", l.Address))
+	}
+	if l.Port < 1 || l.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d is outside 1..65535", l.Port))
+	}
+	if err := l.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Addr is the listener's host:port.
+func (l *Listener) Addr() string {
+	return net.JoinHostPort(l.Address, fmt.Sprint(l.Port))
+}
+
+// Validate checks the TLS settings without reading the keystore; the
+// listener manager loads it before anything changes.
+func (t *TLS) Validate() error {
+	var errs []error
+	if !slices.Contains(TLSModes, t.Mode) {
+		errs = append(errs, fmt.Errorf("tls.mode %q is not one of %s", t.Mode, strings.Join(TLSModes, ", ")))
+	}
+	if t.Mode != TLSNone {
+		if t.KeystorePath == "" {
+			errs = append(errs, fmt.Errorf("tls.keystore_path is required when tls.mode is %q", t.Mode))
+		}
+		if t.KeystorePassword == "" {
+			errs = append(errs, fmt.Errorf("tls.keystore_password is required when tls.mode is %q", t.Mode))
+		}
+	}
+	if t.MinVersion != "" && !slices.Contains(TLSVersions, t.MinVersion) {
+		errs = append(errs, fmt.Errorf("tls.min_version %q is not one of %s", t.MinVersion, strings.Join(TLSVersions, ", ")))
+	}
+	if t.ClientAuth != "" && !slices.Contains(ClientAuthModes, t.ClientAuth) {
+		errs = append(errs, fmt.Errorf("tls.client_auth %q is not one of %s", t.ClientAuth, strings.Join(ClientAuthModes, ", ")))
+	}
+	for _, name := range t.CipherSuites {
+		if _, err := CipherSuiteID(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// MinTLSVersion returns the crypto/tls constant for MinVersion.
+func (t *TLS) MinTLSVersion() uint16 {
+	if t.MinVersion == "1.3" {
+		return tls.VersionTLS13
+	}
+	return tls.VersionTLS12
+}
+
+// CipherSuiteID maps an IANA cipher suite name to its crypto/tls ID. Only
+// suites crypto/tls considers secure are accepted.
+func CipherSuiteID(name string) (uint16, error) {
+	for _, cs := range tls.CipherSuites() {
+		if cs.Name == name {
+			return cs.ID, nil
+		}
+	}
+	return 0, fmt.Errorf("tls.cipher_suites: %q is not a secure cipher suite known to this runtime", name)
+}

@@ -1,0 +1,102 @@
+// Package control owns the runtime's control API: HTTP/JSON over a unix
+// socket (mode 0600) in the server's state directory. The runtime serves it
+// (Handler, Listen) and the provider drives it (Client). Each Terraform
+// resource maps to one object here, so parallel applies never race on one
+// document:
+//
+//	GET  /v1/status
+//	GET  /v1/server            PUT /v1/server
+//	GET  /v1/listeners/{id}    PUT /v1/listeners/{id}    DELETE /v1/listeners/{id}
+//
+// A PUT returns only when the change is live: for a listener, the port is
+// bound and serves the new certificate.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+)
+
+// SocketName is the control socket's file name in a state directory.
+const SocketName = "control.sock"
+
+// Status is the answer to GET /v1/status.
+type Status struct {
+	Version   string                    `json:"version"`
+	PID       int                       `json:"pid"`
+	StartedAt time.Time                 `json:"started_at"`
+	Uptime    string                    `json:"uptime"`
+	Listeners map[string]ListenerStatus `json:"listeners"`
+}
+
+// ListenerStatus is what one listener really does.
+type ListenerStatus struct {
+	// Address is the bound host:port; empty when not bound.
+	Address  string `json:"address"`
+	Protocol string `json:"protocol"`
+	Mode     string `json:"mode"`
+	Bound    bool   `json:"bound"`
+	// CertificateFingerprint is the SHA-256 fingerprint of the served
+	// leaf certificate, in keytool's notation; empty without TLS.
+	CertificateFingerprint string    `json:"certificate_fingerprint,omitempty"`
+	CertificateNotAfter    time.Time `json:"certificate_not_after,omitzero"`
+	OpenConnections        int64     `json:"open_connections"`
+	// LastError is the latest problem, such as a keystore that failed to
+	// reload (the previous certificate keeps serving).
+	LastError string `json:"last_error,omitempty"`
+}
+
+// ListenerObject is the answer to GET and PUT /v1/listeners/{id}. Secrets in
+// Config are redacted in answers.
+type ListenerObject struct {
+	ID     string          `json:"id"`
+	Config config.Listener `json:"config"`
+	Status ListenerStatus  `json:"status"`
+}
+
+// Error is an API failure: the HTTP status and the runtime's message. The
+// body of a failed request is {"error": "..."}.
+type Error struct {
+	Code    int    `json:"-"`
+	Message string `json:"error"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// IsNotFound reports whether err is a 404 from the control API.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == http.StatusNotFound
+}
+
+// Errors a Backend returns (wrapped with detail) to select the HTTP status.
+var (
+	// ErrNotFound: the object does not exist (404).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: the request is refused as it stands (400); nothing changed.
+	ErrInvalid = errors.New("invalid")
+	// ErrConflict: the request clashes with the host or another object,
+	// such as a port in use (409); nothing changed.
+	ErrConflict = errors.New("conflict")
+)
+
+// Invalid wraps err so the API answers 400 with err's text.
+func Invalid(err error) error { return kindError{ErrInvalid, err} }
+
+// Conflict wraps err so the API answers 409 with err's text.
+func Conflict(err error) error { return kindError{ErrConflict, err} }
+
+// NotFound returns a 404 error naming what is missing.
+func NotFound(format string, args ...any) error {
+	return kindError{ErrNotFound, fmt.Errorf(format, args...)}
+}
+
+// kindError carries a status kind without changing the message text.
+type kindError struct{ kind, err error }
+
+func (k kindError) Error() string   { return k.err.Error() }
+func (k kindError) Unwrap() []error { return []error{k.kind, k.err} }

@@ -1,0 +1,106 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+)
+
+// Client talks to one runtime's control socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client for the runtime whose state directory is
+// stateDir. It does not connect until the first call.
+func NewClient(stateDir string) *Client {
+	socket := filepath.Join(stateDir, SocketName)
+	return &Client{
+		socket: socket,
+		http: &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socket)
+			},
+			DisableKeepAlives: true,
+		}},
+	}
+}
+
+// Status returns the runtime's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+}
+
+// Server returns the server settings.
+func (c *Client) Server(ctx context.Context) (config.Server, error) {
+	var s config.Server
+	return s, c.do(ctx, http.MethodGet, "/v1/server", nil, &s)
+}
+
+// SetServer replaces the server settings.
+func (c *Client) SetServer(ctx context.Context, s config.Server) (config.Server, error) {
+	var out config.Server
+	return out, c.do(ctx, http.MethodPut, "/v1/server", s, &out)
+}
+
+// Listener returns a listener; IsNotFound(err) when it does not exist.
+func (c *Client) Listener(ctx context.Context, id string) (ListenerObject, error) {
+	var obj ListenerObject
+	return obj, c.do(ctx, http.MethodGet, "/v1/listeners/"+url.PathEscape(id), nil, &obj)
+}
+
+// PutListener creates or changes a listener; it returns when it is live.
+func (c *Client) PutListener(ctx context.Context, id string, l config.Listener) (ListenerObject, error) {
+	var obj ListenerObject
+	return obj, c.do(ctx, http.MethodPut, "/v1/listeners/"+url.PathEscape(id), l, &obj)
+}
+
+// DeleteListener stops a listener and frees its port.
+func (c *Client) DeleteListener(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/listeners/"+url.PathEscape(id), nil, nil)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://runtime"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("runtime control socket %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		apiErr := &Error{Code: resp.StatusCode}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(apiErr); err != nil || apiErr.Message == "" {
+			apiErr.Message = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
+		}
+		return apiErr
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding %s %s answer: %w", method, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+)
+
+// Backend is the runtime as the control API sees it.
+type Backend interface {
+	Status() Status
+	Server() config.Server
+	// SetServer replaces the server settings; live listeners pick them up.
+	SetServer(ctx context.Context, s config.Server) error
+	// Listener returns one listener's settings and status, or an error
+	// wrapping ErrNotFound.
+	Listener(id string) (ListenerObject, error)
+	// PutListener creates or changes a listener and returns when it is live.
+	PutListener(ctx context.Context, id string, l config.Listener) (ListenerObject, error)
+	// DeleteListener stops a listener and frees its port.
+	DeleteListener(ctx context.Context, id string) error
+}
+
+// maxBody bounds request bodies; configs are small.
+const maxBody = 1 << 20
+
+// Handler serves the control API for b.
+func Handler(b Backend, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	h := &handler{b: b, log: log}
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Status())
+	})
+	mux.HandleFunc("GET /v1/server", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.Server())
+	})
+	mux.HandleFunc("PUT /v1/server", h.putServer)
+	mux.HandleFunc("GET /v1/listeners/{id}", h.getListener)
+	mux.HandleFunc("PUT /v1/listeners/{id}", h.putListener)
+	mux.HandleFunc("DELETE /v1/listeners/{id}", h.deleteListener)
+	return mux
+}
+
+type handler struct {
+	b   Backend
+	log *slog.Logger
+}
+
+func (h *handler) putServer(w http.ResponseWriter, r *http.Request) {
+	var s config.Server
+	if !decode(w, r, &s) {
+		return
+	}
+	if err := h.b.SetServer(r.Context(), s); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.b.Server())
+}
+
+func (h *handler) getListener(w http.ResponseWriter, r *http.Request) {
+	obj, err := h.b.Listener(r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, redact(obj))
+}
+
+func (h *handler) putListener(w http.ResponseWriter, r *http.Request) {
+	var l config.Listener
+	if !decode(w, r, &l) {
+		return
+	}
+	obj, err := h.b.PutListener(r.Context(), r.PathValue("id"), l)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, redact(obj))
+}
+
+func (h *handler) deleteListener(w http.ResponseWriter, r *http.Request) {
+	if err := h.b.DeleteListener(r.Context(), r.PathValue("id")); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrInvalid):
+		code = http.StatusBadRequest
+	case errors.Is(err, ErrConflict):
+		code = http.StatusConflict
+	}
+	h.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+	writeJSON(w, code, &Error{Message: err.Error()})
+}
+
+func redact(obj ListenerObject) ListenerObject {
+	obj.Config.TLS.KeystorePassword = ""
+	obj.Config.TLS.KeyPassword = ""
+	return obj
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := config.DecodeStrict(io.LimitReader(r.Body, maxBody), v); err != nil {
+		writeJSON(w, http.StatusBadRequest, &Error{Message: err.Error()})
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Listen opens the control socket in stateDir with mode 0600. A socket file
+// left by a dead runtime is replaced; one that still answers is an error.
+func Listen(stateDir string) (net.Listener, error) {
+	path := filepath.Join(stateDir, SocketName)
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another runtime is serving it", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale control socket: %w", err)
+	}
+	// The umask makes the socket 0600 from its creation on, so there is no
+	// moment in which others could connect.
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("opening control socket: %w", err)
+	}
+	return ln, nil
+}

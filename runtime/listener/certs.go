@@ -1,0 +1,188 @@
+package listener
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+)
+
+// certKey identifies one certificate source: the same keystore entry opened
+// with the same passwords is loaded and watched once, however many
+// listeners serve it, and outlives listener reloads.
+type certKey struct {
+	path, storePassword, keyPassword, alias string
+}
+
+func keyOf(t config.TLS) certKey {
+	return certKey{t.KeystorePath, t.KeystorePassword, t.KeyPassword, t.Alias}
+}
+
+// certSource serves a keystore's certificate to TLS handshakes. A watcher
+// reloads it when the file changes; a reload that fails keeps the previous
+// certificate and records the error. GetCertificate does no I/O and takes
+// no lock.
+type certSource struct {
+	key  certKey
+	cert atomic.Pointer[tls.Certificate]
+	err  atomic.Pointer[string]
+	refs int // guarded by certCache.mu
+
+	stop chan struct{}
+	stat os.FileInfo // guarded by the watcher goroutine
+}
+
+func (s *certSource) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.cert.Load(), nil
+}
+
+// lastError is the latest reload failure, or "".
+func (s *certSource) lastError() string {
+	if p := s.err.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (s *certSource) load() error {
+	st, err := os.Stat(s.key.path)
+	if err != nil {
+		return fmt.Errorf("loading keystore %q: %w", s.key.path, err)
+	}
+	cert, err := keystore.LoadCertificate(s.key.path, []byte(s.key.storePassword), []byte(s.key.keyPassword), s.key.alias)
+	if err != nil {
+		return err
+	}
+	s.stat = st
+	s.cert.Store(&cert)
+	s.err.Store(nil)
+	return nil
+}
+
+func (s *certSource) watch(every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		st, err := os.Stat(s.key.path)
+		if err == nil && s.stat != nil && os.SameFile(st, s.stat) && st.ModTime().Equal(s.stat.ModTime()) && st.Size() == s.stat.Size() {
+			continue
+		}
+		if err == nil {
+			err = s.load()
+		}
+		if err != nil {
+			msg := err.Error()
+			if old := s.err.Swap(&msg); old == nil || *old != msg {
+				log.Error("keystore reload failed; the previous certificate keeps serving", "keystore", s.key.path, "err", err)
+			}
+			continue
+		}
+		log.Info("keystore reloaded", "keystore", s.key.path, "fingerprint", keystore.Fingerprint(s.cert.Load().Leaf))
+	}
+}
+
+// certCache shares certSources between listeners.
+type certCache struct {
+	mu      sync.Mutex
+	sources map[certKey]*certSource
+	poll    time.Duration
+	log     *slog.Logger
+}
+
+// acquire returns the source for t, loading it on first use. A keystore
+// that cannot be loaded is an error and nothing is cached.
+func (c *certCache) acquire(t config.TLS) (*certSource, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := keyOf(t)
+	if s, ok := c.sources[k]; ok {
+		s.refs++
+		return s, nil
+	}
+	s := &certSource{key: k, stop: make(chan struct{}), refs: 1}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	if c.sources == nil {
+		c.sources = map[certKey]*certSource{}
+	}
+	c.sources[k] = s
+	go s.watch(c.poll, c.log)
+	return s, nil
+}
+
+func (c *certCache) release(s *certSource) {
+	if s == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.refs--
+	if s.refs == 0 {
+		close(s.stop)
+		delete(c.sources, s.key)
+	}
+}
+
+// tlsConfig builds a listener's TLS configuration around src. Client
+// certificates are checked against the keystore's trusted certificate
+// entries, as a Java truststore would.
+func tlsConfig(t config.TLS, src *certSource) (*tls.Config, error) {
+	cfg := &tls.Config{
+		GetCertificate: src.GetCertificate,
+		MinVersion:     t.MinTLSVersion(),
+	}
+	for _, name := range t.CipherSuites {
+		id, err := config.CipherSuiteID(name)
+		if err != nil {
+			return nil, err
+		}
+		cfg.CipherSuites = append(cfg.CipherSuites, id)
+	}
+	switch t.ClientAuth {
+	case "", config.ClientAuthNone:
+		return cfg, nil
+	case config.ClientAuthRequest:
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	case config.ClientAuthRequire:
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	pool, err := trustedPool(t)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ClientCAs = pool
+	return cfg, nil
+}
+
+func trustedPool(t config.TLS) (*x509.CertPool, error) {
+	ks, err := keystore.Open(t.KeystorePath, []byte(t.KeystorePassword))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for _, e := range ks.Entries() {
+		if e.Kind == keystore.TrustedCertificate && len(e.Chain) > 0 {
+			pool.AddCert(e.Chain[0])
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, errors.New("tls.client_auth needs trusted certificate entries in keystore " + t.KeystorePath + ", and it has none")
+	}
+	return pool, nil
+}

@@ -1,0 +1,285 @@
+// Package listener owns the runtime's sockets: it binds each configured
+// address, applies the listener's TLS mode (implicit TLS wraps every
+// connection before the front end sees it; STARTTLS hands the front end a
+// TLS config to offer; none does neither), serves certificates from watched
+// keystore files, and swaps front ends in place when a listener changes, so
+// sockets that stay are never closed and reopened and connections in flight
+// drain in the background.
+package listener
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+)
+
+// Frontend is a protocol server (SMTP, IMAP, POP3) serving the connections
+// of one listener.
+type Frontend interface {
+	// Serve accepts connections from ln until it is closed.
+	Serve(ln net.Listener) error
+	// Shutdown stops accepting and lets sessions end until ctx is done,
+	// then closes them.
+	Shutdown(ctx context.Context) error
+}
+
+// NewFrontendFunc builds the front end for l. starttls is the TLS config to
+// offer with STARTTLS, nil unless l.TLS.Mode is starttls.
+type NewFrontendFunc func(l config.Listener, starttls *tls.Config) (Frontend, error)
+
+// Options configure a Manager. NewFrontend is the only required field.
+type Options struct {
+	// NewFrontend builds protocol front ends.
+	NewFrontend NewFrontendFunc
+	// Logger receives socket and certificate events; nil means slog.Default().
+	Logger *slog.Logger
+	// DrainTimeout bounds how long a replaced or removed front end's
+	// sessions may take to end; zero means 30 seconds.
+	DrainTimeout time.Duration
+	// CertPollInterval is how often keystore files are checked for
+	// changes; zero means one second.
+	CertPollInterval time.Duration
+}
+
+// Manager runs a set of listeners by id.
+type Manager struct {
+	opts  Options
+	log   *slog.Logger
+	certs *certCache
+
+	// maxConns limits open connections per listener; zero means none.
+	maxConns atomic.Int64
+
+	mu        sync.Mutex // serializes changes
+	listeners map[string]*listener
+	drains    sync.WaitGroup
+}
+
+// SetMaxConnections limits the open connections of each listener; zero
+// means no limit. Connections already open are kept.
+func (m *Manager) SetMaxConnections(n int) { m.maxConns.Store(int64(n)) }
+
+// New returns a Manager with no listeners.
+func New(opts Options) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	if opts.CertPollInterval == 0 {
+		opts.CertPollInterval = time.Second
+	}
+	return &Manager{
+		opts:      opts,
+		log:       opts.Logger,
+		certs:     &certCache{poll: opts.CertPollInterval, log: opts.Logger},
+		listeners: map[string]*listener{},
+	}
+}
+
+// listener is one bound socket and the front end currently serving it.
+type listener struct {
+	id    string
+	cfg   config.Listener
+	sock  net.Listener
+	cert  *certSource // nil without TLS
+	gen   atomic.Pointer[generation]
+	conns atomic.Int64
+	done  chan struct{} // closed when the accept loop has returned
+}
+
+// generation is one front end and the TLS settings it was built with.
+type generation struct {
+	queue    *connQueue
+	fe       Frontend
+	implicit *tls.Config // non-nil for implicit TLS
+}
+
+// Apply creates or changes listener id and returns when it is live: bound
+// and serving with the new settings. If anything fails (bad settings, a
+// keystore that does not load, an address in use) nothing changes and the
+// listener keeps serving as before.
+func (m *Manager) Apply(id string, cfg config.Listener) error {
+	if err := cfg.Validate(); err != nil {
+		return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.listeners[id]
+
+	var src *certSource
+	var tlsCfg *tls.Config
+	if cfg.TLS.Mode != config.TLSNone {
+		var err error
+		if src, err = m.certs.acquire(cfg.TLS); err != nil {
+			return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
+		}
+		if tlsCfg, err = tlsConfig(cfg.TLS, src); err != nil {
+			m.certs.release(src)
+			return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
+		}
+	}
+
+	var sock net.Listener
+	if old != nil && old.cfg.Addr() == cfg.Addr() {
+		sock = old.sock
+	} else {
+		var err error
+		if sock, err = net.Listen("tcp", cfg.Addr()); err != nil {
+			m.certs.release(src)
+			return control.Conflict(fmt.Errorf("listener %q: cannot bind %s: %w", id, cfg.Addr(), err))
+		}
+	}
+
+	gen, err := m.newGeneration(cfg, sock.Addr(), tlsCfg)
+	if err != nil {
+		if old == nil || sock != old.sock {
+			sock.Close()
+		}
+		m.certs.release(src)
+		return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
+	}
+
+	if old != nil && sock == old.sock {
+		// Same socket: swap the front end in place.
+		prev := old.gen.Swap(gen)
+		m.certs.release(old.cert)
+		old.cert, old.cfg = src, cfg
+		m.drain(prev)
+	} else {
+		l := &listener{id: id, cfg: cfg, sock: sock, cert: src, done: make(chan struct{})}
+		l.gen.Store(gen)
+		m.listeners[id] = l
+		go m.acceptLoop(l)
+		if old != nil {
+			m.stop(old)
+		}
+	}
+	m.log.Info("listener live", "id", id, "protocol", cfg.Protocol, "address", sock.Addr().String(), "tls", cfg.TLS.Mode)
+	return nil
+}
+
+func (m *Manager) newGeneration(cfg config.Listener, addr net.Addr, tlsCfg *tls.Config) (*generation, error) {
+	gen := &generation{queue: newConnQueue(addr)}
+	var starttls *tls.Config
+	switch cfg.TLS.Mode {
+	case config.TLSImplicit:
+		gen.implicit = tlsCfg
+	case config.TLSStartTLS:
+		starttls = tlsCfg
+	}
+	fe, err := m.opts.NewFrontend(cfg, starttls)
+	if err != nil {
+		return nil, err
+	}
+	gen.fe = fe
+	go func() {
+		if err := fe.Serve(gen.queue); err != nil && !errors.Is(err, net.ErrClosed) {
+			m.log.Error("front end stopped", "address", addr.String(), "err", err)
+		}
+	}()
+	return gen, nil
+}
+
+// drain retires a front end: it gets no new connections and its sessions
+// may finish within the drain timeout.
+func (m *Manager) drain(g *generation) {
+	g.queue.Close()
+	m.drains.Add(1)
+	go func() {
+		defer m.drains.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), m.opts.DrainTimeout)
+		defer cancel()
+		_ = g.fe.Shutdown(ctx)
+	}()
+}
+
+// stop closes a listener's socket, waits for its accept loop and drains
+// its front end. Called with m.mu held.
+func (m *Manager) stop(l *listener) {
+	l.sock.Close()
+	<-l.done
+	m.drain(l.gen.Load())
+	m.certs.release(l.cert)
+}
+
+// Remove stops listener id and frees its port; sessions in flight drain in
+// the background.
+func (m *Manager) Remove(id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.listeners[id]
+	if !ok {
+		return control.NotFound("listener %q does not exist", id)
+	}
+	delete(m.listeners, id)
+	m.stop(l)
+	m.log.Info("listener removed", "id", id, "address", l.cfg.Addr())
+	return nil
+}
+
+// Shutdown stops every listener and waits for sessions to drain until ctx
+// is done.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	for id, l := range m.listeners {
+		delete(m.listeners, id)
+		m.stop(l)
+	}
+	m.mu.Unlock()
+	done := make(chan struct{})
+	go func() { m.drains.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status reports what listener id really does.
+func (m *Manager) Status(id string) (control.ListenerStatus, bool) {
+	m.mu.Lock()
+	l, ok := m.listeners[id]
+	m.mu.Unlock()
+	if !ok {
+		return control.ListenerStatus{}, false
+	}
+	st := control.ListenerStatus{
+		Address:         l.sock.Addr().String(),
+		Protocol:        l.cfg.Protocol,
+		Mode:            l.cfg.TLS.Mode,
+		Bound:           true,
+		OpenConnections: l.conns.Load(),
+	}
+	if l.cert != nil {
+		if c := l.cert.cert.Load(); c != nil && c.Leaf != nil {
+			st.CertificateFingerprint = keystore.Fingerprint(c.Leaf)
+			st.CertificateNotAfter = c.Leaf.NotAfter
+		}
+		st.LastError = l.cert.lastError()
+	}
+	return st, true
+}
+
+// IDs lists the listeners.
+func (m *Manager) IDs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make([]string, 0, len(m.listeners))
+	for id := range m.listeners {
+		ids = append(ids, id)
+	}
+	return ids
+}
