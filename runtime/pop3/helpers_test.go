@@ -36,6 +36,7 @@ type memBackend struct {
 	commits  []string // every committed UID, in order
 	failWith error    // when set, Login returns it after checking credentials
 	badUID   bool     // Messages returns an invalid unique-id
+	panicky  bool     // Open panics
 }
 
 type memMessage struct {
@@ -103,6 +104,9 @@ func (d *memDrop) Messages() ([]Message, error) {
 func (d *memDrop) Open(uid string) (io.ReadCloser, error) {
 	d.b.mu.Lock()
 	defer d.b.mu.Unlock()
+	if d.b.panicky {
+		panic("backend bug")
+	}
 	for _, m := range d.b.drops[d.user] {
 		if m.uid == uid {
 			return io.NopCloser(strings.NewReader(m.body)), nil

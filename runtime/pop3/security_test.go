@@ -345,6 +345,25 @@ func TestBackendErrors(t *testing.T) {
 	}
 }
 
+// A panicking backend ends that session, not the server.
+func TestBackendPanic(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, plainInsecure)
+	ts.backend.panicky = true
+	c := dial(t, ts.addr, nil)
+	c.login("alice", "secret")
+	c.send("RETR 1\r\n")
+	c.expectClosed()
+	waitFor(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
+	if _, closes, _ := ts.backend.stats(); closes != 1 {
+		t.Errorf("maildrop closed %d times, want 1", closes)
+	}
+	if logs := ts.logs.String(); !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "panic: backend bug") {
+		t.Errorf("log lacks the panic: %s", logs)
+	}
+	dial(t, ts.addr, nil).login("bob", "pass word")
+}
+
 // One log line per session with the fields operators need.
 func TestSessionLogLine(t *testing.T) {
 	t.Parallel()

@@ -108,7 +108,8 @@ func New(opts Options) *Server {
 
 // Serve accepts connections on ln and runs a session for each until ln is
 // closed or Shutdown is called, and then returns nil; it returns an error
-// only when the server cannot run at all. Connections that are *tls.Conn
+// only when the server cannot run at all; after Shutdown it closes ln and
+// returns nil at once. Connections that are *tls.Conn
 // are treated as implicit TLS: the handshake completes before the greeting.
 // Temporary accept errors are logged and retried with a backoff.
 func (s *Server) Serve(ln net.Listener) error {

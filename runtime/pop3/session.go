@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 )
 
@@ -78,7 +79,7 @@ func newSession(srv *Server, c net.Conn) *session {
 
 // serve runs the session to its end and logs it.
 func (s *session) serve() {
-	end := s.run()
+	end := s.runRecovering()
 	s.cancel()
 	if s.drop != nil {
 		if err := s.drop.Close(); err != nil {
@@ -87,6 +88,19 @@ func (s *session) serve() {
 	}
 	s.conn.Close() // over TLS, sends close_notify first
 	s.log(end)
+}
+
+// runRecovering runs the session and turns a panic (a bug, most likely in
+// a backend) into the end of this session only: the runtime's other
+// listeners and sessions keep serving, as net/http and go-smtp do.
+func (s *session) runRecovering() (end error) {
+	defer func() {
+		if v := recover(); v != nil {
+			end = fmt.Errorf("panic: %v", v)
+			s.internal(fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+		}
+	}()
+	return s.run()
 }
 
 // run greets the client and executes commands until the session ends. The
