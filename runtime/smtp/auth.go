@@ -15,7 +15,7 @@ import (
 const (
 	defaultAuthDelay = 500 * time.Millisecond
 	maxAuthDelay     = 4 * time.Second
-	maxAuthFailures  = 3
+	maxAuthFailures  = 5
 )
 
 // AuthMechanisms implements go-smtp's AuthSession. go-smtp advertises them
@@ -68,11 +68,7 @@ func (s *session) authFailed(username string) error {
 	s.authFailures++
 	s.srv.log.Warn("login failed", "user", username, "remote", s.remote, "failures", s.authFailures)
 
-	delay := s.srv.authDelay << (s.authFailures - 1)
-	if delay > maxAuthDelay || delay <= 0 {
-		delay = maxAuthDelay
-	}
-	t := time.NewTimer(delay)
+	t := time.NewTimer(min(s.srv.authDelay<<(s.authFailures-1), maxAuthDelay))
 	select {
 	case <-t.C:
 	case <-s.srv.ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDeliveredMessage checks what Deliver gets: the envelope, a Received:
@@ -100,8 +101,28 @@ func TestLargeMessage(t *testing.T) {
 		t.Fatalf("DATA: %q", got)
 	}
 	msgs := ts.backend.delivered()
-	if len(msgs) != 1 || !strings.HasSuffix(msgs[0].body, "\r\n\r\n"+string(body[strings.Index(string(body), "\r\n\r\n")+4:len(body)-3])) {
+	sent := string(body[:len(body)-len(".\r\n")])
+	if len(msgs) != 1 || !strings.HasSuffix(msgs[0].body, "\r\n"+sent) {
 		t.Fatalf("message not delivered whole")
+	}
+}
+
+// TestStalledData: a client that stops sending in the middle of DATA gets
+// 451 after ReadTimeout and nothing is delivered (RFC 5321 4.5.3.2.5).
+func TestStalledData(t *testing.T) {
+	ts := startServer(t, modeNone, Options{ReadTimeout: 200 * time.Millisecond})
+	c := dial(t, ts.addr, false)
+	c.reply()
+	c.cmd(ehlo)
+	c.cmd("MAIL FROM:<a@b.example>")
+	c.cmd("RCPT TO:<alice@example.com>")
+	c.cmd("DATA")
+	c.send("Subject: half\r\n")
+	if got := c.reply(); !strings.HasPrefix(got, "451 4.3.0") {
+		t.Fatalf("got %q", got)
+	}
+	if n := len(ts.backend.delivered()); n != 0 {
+		t.Fatalf("%d messages delivered", n)
 	}
 }
 

@@ -266,12 +266,14 @@ func TestTranscripts(t *testing.T) {
 			steps: []step{in(ehlo, "250-"), in("AUTH PLAIN "+b64("bob@example.com\x00alice@example.com\x00"+testPassword), "535 5.7.8"), in("MAIL FROM:<alice@example.com>", "530")},
 		},
 		{
-			name: "RFC 4954 6 wrong password: 535 5.7.8, hang up after three",
+			name: "RFC 4954 6 wrong password: 535 5.7.8, RFC 5321 3.8 hang up with 421 after five",
 			mode: modeImplicit,
 			opts: Options{Submission: true},
 			steps: []step{in(ehlo, "250-"),
 				in("AUTH PLAIN "+plain("alice@example.com", "wrong"), "535 5.7.8"),
 				in("AUTH PLAIN "+plain("alice@example.com", "wrong"), "535 5.7.8"),
+				in("AUTH LOGIN", "334"), in(b64("alice@example.com"), "334"), in(b64("wrong"), "535 5.7.8"),
+				in("AUTH PLAIN "+plain("nobody@example.com", "wrong"), "535 5.7.8"),
 				in("AUTH PLAIN "+plain("alice@example.com", "wrong"), "421 4.7.0", hangup)},
 		},
 		{
