@@ -134,6 +134,12 @@ func TestTranscripts(t *testing.T) {
 				in("NOOP", "250")},
 		},
 		{
+			name: "RFC 5321 4.5.3.1.6 over-long text line in DATA: 500, nothing delivered",
+			mode: modeNone,
+			steps: []step{in(ehlo, "250-"), in("MAIL FROM:<a@b.example>", "250"), in("RCPT TO:<alice@example.com>", "250"), in("DATA", "354"),
+				{send: strings.Repeat("x", 2500) + "\r\n.\r\n", want: []string{"500 5.5.2", "500 5.4.0", hangup}}},
+		},
+		{
 			name: "RFC 3463 X.2.2 full mailbox: 552 5.2.2",
 			mode: modeNone,
 			steps: []step{in(ehlo, "250-"), in("MAIL FROM:<a@b.example>", "250"), in("RCPT TO:<full@example.com>", "250"), in("DATA", "354"),
