@@ -21,5 +21,13 @@
 // A message is read into a pooled buffer bounded by Options.MaxMessageBytes,
 // a Received: header (RFC 5321 section 4.4) is put in front of it and the
 // whole is handed to [Backend.Deliver] as one []byte in the session's own
-// goroutine; the client gets 250 only after Deliver returns nil.
+// goroutine; the client gets 250 only after Deliver returns nil. (BDAT, from
+// CHUNKING which go-smtp always advertises, reaches the same path through a
+// pipe and a goroutine go-smtp starts per message; the usual clients send
+// DATA.)
+//
+// Failed logins are answered after a delay that doubles per failure on the
+// connection (0.5 s up to 4 s); the fifth is answered with 421 4.7.0 and the
+// connection is closed. Logs go to log/slog: one line per delivery and one
+// per connection, never a password or a message body.
 package smtp
