@@ -35,8 +35,9 @@ type Maildrop interface {
 
 // Message describes one message in a maildrop.
 type Message struct {
-	// UID is the message's unique-id for UIDL: 1 to 70 characters in the
-	// range 0x21 to 0x7E, stable across sessions (RFC 1939 section 7).
+	// UID is the message's unique-id for UIDL: unique in the maildrop,
+	// stable across sessions, 1 to 70 characters in the range 0x21 to 0x7E
+	// (RFC 1939 section 7). A listing that breaks the syntax is refused.
 	UID string
 	// Size is the exact size in octets of the content Open returns.
 	Size int64

@@ -13,8 +13,7 @@
 //     neither USER nor SASL is advertised, unless the listener offers no STLS
 //     and Options.AllowInsecureAuth is set (RFC 2595 sections 2.3 and 6).
 //   - After STLS, anything the client pipelined before the TLS handshake is
-//     discarded (the STARTTLS command-injection class, CVE-2011-0411), as is
-//     the USER name given before it.
+//     discarded (the STARTTLS command-injection class, CVE-2011-0411).
 //   - Failed logins are answered after a delay that grows with each failure,
 //     and the connection is closed after a few of them.
 //   - Every command line must arrive within the idle timeout and fit a bounded

@@ -106,12 +106,13 @@ func New(opts Options) *Server {
 	return s
 }
 
-// Serve accepts connections on ln and runs a session for each until ln is
-// closed or Shutdown is called, and then returns nil; it returns an error
-// only when the server cannot run at all; after Shutdown it closes ln and
-// returns nil at once. Connections that are *tls.Conn
-// are treated as implicit TLS: the handshake completes before the greeting.
-// Temporary accept errors are logged and retried with a backoff.
+// Serve accepts connections on ln and runs a session for each. It returns
+// nil once ln is closed or Shutdown is called (at once, closing ln, if
+// Shutdown already was), and an error only if the server cannot run at all,
+// such as when Options.Backend is nil. Connections that are *tls.Conn are
+// implicit TLS: the handshake completes before the greeting, so a
+// plain-text client hears nothing. Accept errors other than a closed
+// listener are logged and retried with a backoff.
 func (s *Server) Serve(ln net.Listener) error {
 	if s.opts.Backend == nil {
 		return errors.New("pop3: Options.Backend is required")
