@@ -1,0 +1,192 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+)
+
+// Fetch implements FETCH and UID FETCH (RFC 9051 6.4.5). A whole-message
+// BODY[] is streamed from the file; everything else that needs content
+// reads the message once into a buffer reused across messages. Fetching a
+// body section without .PEEK sets \Seen, and the new flags go into that
+// message's response.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	sel := s.sel
+	uids := sel.uidsOf(sel.resolve(numSet))
+	if len(uids) == 0 {
+		return nil
+	}
+	infos, err := s.srv.store.Lookup(s.user, sel.name, uids)
+	if err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	seen := make(map[uint32]bool)
+	if !sel.readOnly && marksSeen(options) {
+		var unseen []uint32
+		for _, m := range infos {
+			if !m.HasFlag(store.FlagSeen) {
+				unseen = append(unseen, m.UID)
+			}
+		}
+		if len(unseen) > 0 {
+			updated, err := s.srv.store.SetFlags(s.user, sel.name, unseen, store.FlagsAdd, []string{store.FlagSeen})
+			if err != nil {
+				return s.imapError(err, imap.ResponseCodeNonExistent)
+			}
+			flags := make(map[uint32][]string, len(updated))
+			for _, m := range updated {
+				flags[m.UID] = m.Flags
+				seen[m.UID] = true
+			}
+			for i := range infos {
+				if f, ok := flags[infos[i].UID]; ok {
+					infos[i].Flags = f
+				}
+			}
+		}
+	}
+	var buf bytes.Buffer
+	for _, m := range infos {
+		i := sel.indexOf(m.UID)
+		if i < 0 {
+			continue
+		}
+		if options.Flags || seen[m.UID] {
+			sel.msgs[i].flags = m.Flags
+		}
+		if err := fetchOne(w, uint32(i+1), m, options, seen[m.UID], &buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func marksSeen(options *imap.FetchOptions) bool {
+	for _, bs := range options.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range options.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+// wholeMessage reports whether a section is the entire message, which can
+// be streamed from the file as is.
+func wholeMessage(bs *imap.FetchItemBodySection) bool {
+	return bs.Specifier == imap.PartSpecifierNone && len(bs.Part) == 0 && bs.Partial == nil &&
+		len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0
+}
+
+// fetchOne writes one message's FETCH response. A message whose file is
+// gone (expunged by another session, not yet reported) is skipped, which
+// RFC 9051 7.5.1 allows; the file is opened before anything is written so
+// that no response is left half-written.
+func fetchOne(w *imapserver.FetchWriter, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flagsChanged bool, buf *bytes.Buffer) (err error) {
+	needContent := options.Envelope || options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	needFile := needContent
+	for _, bs := range options.BodySection {
+		needContent = needContent || !wholeMessage(bs)
+		needFile = true
+	}
+	var (
+		f       *os.File
+		content []byte
+	)
+	if needFile {
+		if f, err = m.Open(); errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		defer f.Close()
+		if needContent {
+			buf.Reset()
+			buf.Grow(int(m.Size))
+			if _, err := buf.ReadFrom(f); err != nil {
+				return fmt.Errorf("reading message %d: %w", m.UID, err)
+			}
+			content = buf.Bytes()
+		}
+	}
+
+	rw := w.CreateMessage(seq)
+	defer func() {
+		if cerr := rw.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	rw.WriteUID(imap.UID(m.UID)) // required for UID FETCH, useful for FETCH
+	if options.Flags || flagsChanged {
+		rw.WriteFlags(imapFlags(m.Flags))
+	}
+	if options.InternalDate {
+		rw.WriteInternalDate(m.Date)
+	}
+	if options.RFC822Size {
+		rw.WriteRFC822Size(m.Size)
+	}
+	if options.Envelope {
+		h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(content)))
+		if err != nil {
+			h = textproto.Header{} // unparseable header: an empty envelope
+		}
+		rw.WriteEnvelope(imapserver.ExtractEnvelope(h))
+	}
+	if options.BodyStructure != nil {
+		rw.WriteBodyStructure(imapserver.ExtractBodyStructure(bytes.NewReader(content)))
+	}
+	for _, bs := range options.BodySection {
+		part := content
+		if !wholeMessage(bs) {
+			part = imapserver.ExtractBodySection(bytes.NewReader(content), bs)
+		} else if content == nil {
+			// Stream: the literal's size is the indexed size, and the file
+			// never changes after delivery.
+			wc := rw.WriteBodySection(bs, m.Size)
+			_, err := io.CopyN(wc, f, m.Size)
+			if cerr := wc.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("sending message %d: %w", m.UID, err)
+			}
+			continue
+		}
+		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(part))), part); err != nil {
+			return err
+		}
+	}
+	for _, bs := range options.BinarySection {
+		part := imapserver.ExtractBinarySection(bytes.NewReader(content), bs)
+		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(part))), part); err != nil {
+			return err
+		}
+	}
+	for _, bss := range options.BinarySectionSize {
+		rw.WriteBinarySectionSize(bss, imapserver.ExtractBinarySectionSize(bytes.NewReader(content), bss))
+	}
+	return nil
+}
+
+func writeLiteral(wc io.WriteCloser, b []byte) error {
+	_, err := wc.Write(b)
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,115 @@
+package imap
+
+import (
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+)
+
+// Store implements STORE (RFC 9051 6.4.6). The untagged FETCH responses
+// carry the UID too, as UID STORE requires and STORE allows.
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+	sel := s.sel
+	if sel.readOnly {
+		return errReadOnly
+	}
+	uids := sel.uidsOf(sel.resolve(numSet))
+	if len(uids) == 0 {
+		return nil
+	}
+	var op store.FlagOp
+	switch flags.Op {
+	case imap.StoreFlagsSet:
+		op = store.FlagsReplace
+	case imap.StoreFlagsAdd:
+		op = store.FlagsAdd
+	case imap.StoreFlagsDel:
+		op = store.FlagsRemove
+	}
+	names := make([]string, len(flags.Flags))
+	for i, f := range flags.Flags {
+		names[i] = string(f)
+	}
+	infos, err := s.srv.store.SetFlags(s.user, sel.name, uids, op, names)
+	if err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	for _, m := range infos {
+		i := sel.indexOf(m.UID)
+		if i < 0 {
+			continue
+		}
+		sel.msgs[i].flags = m.Flags
+		if flags.Silent {
+			continue
+		}
+		rw := w.CreateMessage(uint32(i + 1))
+		rw.WriteUID(imap.UID(m.UID))
+		rw.WriteFlags(imapFlags(m.Flags))
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Copy implements COPY (RFC 9051 6.4.7) with UIDPLUS's COPYUID.
+func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	uids := s.sel.uidsOf(s.sel.resolve(numSet))
+	res, err := s.srv.store.Copy(s.user, s.sel.name, uids, dest)
+	if err != nil {
+		return nil, s.imapError(err, imap.ResponseCodeTryCreate)
+	}
+	return copyData(res), nil
+}
+
+// Move implements MOVE (RFC 6851, RFC 9051 6.4.8). The EXPUNGE responses
+// for the moved messages follow from the Poll that imapserver runs before
+// the tagged OK.
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	if s.sel.readOnly {
+		return errReadOnly
+	}
+	uids := s.sel.uidsOf(s.sel.resolve(numSet))
+	res, err := s.srv.store.Move(s.user, s.sel.name, uids, dest)
+	if err != nil {
+		return s.imapError(err, imap.ResponseCodeTryCreate)
+	}
+	return w.WriteCopyData(copyData(res))
+}
+
+func copyData(res store.CopyResult) *imap.CopyData {
+	data := &imap.CopyData{UIDValidity: res.UIDValidity}
+	for i := range res.SourceUIDs {
+		data.SourceUIDs.AddNum(imap.UID(res.SourceUIDs[i]))
+		data.DestUIDs.AddNum(imap.UID(res.DestUIDs[i]))
+	}
+	return data
+}
+
+// Expunge implements EXPUNGE, UID EXPUNGE (RFC 9051 6.4.3, 6.4.9) and the
+// expunge step of CLOSE. The EXPUNGE responses come from the Poll that
+// imapserver runs after the command; CLOSE sends none (RFC 9051 6.4.2).
+func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	sel := s.sel
+	if sel.readOnly {
+		// imapserver hands CLOSE a writer without a connection; CLOSE on
+		// a read-only mailbox just closes it, EXPUNGE is refused.
+		if *w == (imapserver.ExpungeWriter{}) {
+			return nil
+		}
+		return errReadOnly
+	}
+	var only []uint32
+	if uids != nil {
+		only = sel.uidsOf(sel.resolve(*uids))
+		if len(only) == 0 {
+			return nil
+		}
+	}
+	if _, err := s.srv.store.Expunge(s.user, sel.name, only); err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	return nil
+}

@@ -1,0 +1,297 @@
+package imap
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"sort"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+)
+
+// selected is the session's view of its selected mailbox: the messages the
+// client knows, in sequence-number order, with the flags it was last told.
+// Poll brings the view up to date with the store by comparing the two
+// (expunged, new and changed messages), which keeps every session's
+// sequence numbers right however many sessions change the mailbox.
+type selected struct {
+	name        string
+	readOnly    bool
+	uidValidity uint32
+	modSeq      uint64
+	msgs        []viewMsg
+	watch       *store.Watch
+	// stale is set when Poll had to hold back EXPUNGE responses (during
+	// FETCH, STORE and SEARCH, RFC 9051 7.5.1), so the next Poll compares
+	// again even if the mailbox did not change.
+	stale bool
+	// searchRes is the result saved by SEARCH RETURN (SAVE), as UIDs
+	// (RFC 5182).
+	searchRes imap.UIDSet
+}
+
+type viewMsg struct {
+	uid   uint32
+	flags []string
+	// gone marks a message expunged in the store whose EXPUNGE the client
+	// has not been sent yet; commands skip it.
+	gone bool
+}
+
+func (sel *selected) close() { sel.watch.Close() }
+
+var systemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
+
+// Select implements SELECT and EXAMINE (RFC 9051 6.3.2, 6.3.3).
+func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	watch, err := s.srv.store.Watch(s.user, name)
+	if err != nil {
+		return nil, s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	snap, err := s.srv.store.Messages(s.user, name)
+	if err != nil {
+		watch.Close()
+		return nil, s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	sel := &selected{name: snap.Name, readOnly: options.ReadOnly, uidValidity: snap.UIDValidity, modSeq: snap.ModSeq, watch: watch}
+	sel.msgs = make([]viewMsg, len(snap.Messages))
+	keywords := make(map[string]bool)
+	var firstUnseen uint32
+	for i, m := range snap.Messages {
+		sel.msgs[i] = viewMsg{uid: m.UID, flags: m.Flags}
+		for _, f := range m.Flags {
+			if f[0] != '\\' {
+				keywords[f] = true
+			}
+		}
+		if firstUnseen == 0 && !m.HasFlag(store.FlagSeen) {
+			firstUnseen = uint32(i + 1)
+		}
+	}
+	s.sel = sel
+	flags := slices.Clone(systemFlags)
+	for k := range keywords {
+		flags = append(flags, imap.Flag(k))
+	}
+	sort.Slice(flags[len(systemFlags):], func(i, j int) bool { return flags[len(systemFlags)+i] < flags[len(systemFlags)+j] })
+	permanent := []imap.Flag{}
+	if !options.ReadOnly {
+		permanent = append(slices.Clone(flags), imap.FlagWildcard)
+	}
+	return &imap.SelectData{
+		Flags:             flags,
+		PermanentFlags:    permanent,
+		NumMessages:       uint32(len(sel.msgs)),
+		FirstUnseenSeqNum: firstUnseen,
+		UIDNext:           imap.UID(snap.UIDNext),
+		UIDValidity:       snap.UIDValidity,
+	}, nil
+}
+
+// Unselect implements UNSELECT and the end of CLOSE.
+func (s *session) Unselect() error {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	return nil
+}
+
+// Poll sends the changes other sessions and deliveries made to the
+// selected mailbox since the client last heard (RFC 9051 7.5.1).
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	sel := s.sel
+	if sel == nil {
+		return nil
+	}
+	modSeq, err := s.srv.store.ModSeq(s.user, sel.name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // deleted or renamed by another session; commands will say so
+	} else if err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	if modSeq == sel.modSeq && !(sel.stale && allowExpunge) {
+		return nil
+	}
+	snap, err := s.srv.store.Messages(s.user, sel.name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	return sel.update(w, snap, allowExpunge)
+}
+
+// update compares the view with snap and writes EXPUNGE (highest sequence
+// number first, so no number shifts under the client), FETCH FLAGS and
+// EXISTS responses.
+func (sel *selected) update(w *imapserver.UpdateWriter, snap *store.Snapshot, allowExpunge bool) error {
+	sel.modSeq = snap.ModSeq
+	cur := snap.Messages
+	changed := make(map[uint32]bool)
+	j := 0
+	for i := range sel.msgs {
+		v := &sel.msgs[i]
+		for j < len(cur) && cur[j].UID < v.uid {
+			j++
+		}
+		if j < len(cur) && cur[j].UID == v.uid {
+			if !slices.Equal(v.flags, cur[j].Flags) {
+				v.flags = cur[j].Flags
+				changed[v.uid] = true
+			}
+			j++
+		} else {
+			v.gone = true
+		}
+	}
+	last := uint32(0)
+	if len(sel.msgs) > 0 {
+		last = sel.msgs[len(sel.msgs)-1].uid
+	}
+	isGone := func(m viewMsg) bool { return m.gone }
+	sel.stale = false
+	if allowExpunge {
+		for i := len(sel.msgs) - 1; i >= 0; i-- {
+			if sel.msgs[i].gone {
+				if err := w.WriteExpunge(uint32(i + 1)); err != nil {
+					return err
+				}
+			}
+		}
+		sel.msgs = slices.DeleteFunc(sel.msgs, isGone)
+	} else {
+		sel.stale = slices.ContainsFunc(sel.msgs, isGone)
+	}
+	for i, m := range sel.msgs {
+		if changed[m.uid] {
+			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.uid), imapFlags(m.flags)); err != nil {
+				return err
+			}
+		}
+	}
+	n := len(sel.msgs)
+	for _, m := range cur {
+		if m.UID > last {
+			sel.msgs = append(sel.msgs, viewMsg{uid: m.UID, flags: m.Flags})
+		}
+	}
+	if len(sel.msgs) != n {
+		return w.WriteNumMessages(uint32(len(sel.msgs)))
+	}
+	return nil
+}
+
+// Idle implements IDLE (RFC 2177, RFC 9051 6.3.13): it sends updates as
+// soon as the store reports a change to the selected mailbox, and says BYE
+// when the server shuts down.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	var changes <-chan struct{}
+	if s.sel != nil {
+		changes = s.sel.watch.C
+		// Catch up first: a change may have landed since the last command.
+		if err := s.Poll(w, true); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case <-changes:
+			if err := s.Poll(w, true); err != nil {
+				return err
+			}
+		case <-stop:
+			return nil
+		case <-s.srv.shutdown:
+			return s.conn.Bye("Server shutting down")
+		}
+	}
+}
+
+// resolve returns the view indexes a sequence set or UID set names, in
+// ascending order, skipping messages already expunged (RFC 9051 6.4.8:
+// UIDs that do not exist are ignored; "*" is the last message).
+func (sel *selected) resolve(numSet imap.NumSet) []int {
+	if imap.IsSearchRes(numSet) {
+		numSet = sel.searchRes
+	}
+	var out []int
+	add := func(i int) {
+		if !sel.msgs[i].gone {
+			out = append(out, i)
+		}
+	}
+	switch set := numSet.(type) {
+	case imap.SeqSet:
+		n := uint32(len(sel.msgs))
+		for _, r := range set {
+			start, stop := staticRange(r.Start, r.Stop, n)
+			for seq := start; seq <= stop && seq <= n; seq++ {
+				if seq > 0 {
+					add(int(seq - 1))
+				}
+			}
+		}
+	case imap.UIDSet:
+		var maxUID uint32
+		if len(sel.msgs) > 0 {
+			maxUID = sel.msgs[len(sel.msgs)-1].uid
+		}
+		for _, r := range set {
+			start, stop := staticRange(uint32(r.Start), uint32(r.Stop), maxUID)
+			i := sort.Search(len(sel.msgs), func(i int) bool { return sel.msgs[i].uid >= start })
+			for ; i < len(sel.msgs) && sel.msgs[i].uid <= stop; i++ {
+				add(i)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// staticRange replaces "*" (0) by max and orders the bounds.
+func staticRange(start, stop, max uint32) (uint32, uint32) {
+	if start == 0 {
+		start = max
+	}
+	if stop == 0 {
+		stop = max
+	}
+	if start > stop {
+		start, stop = stop, start
+	}
+	return start, stop
+}
+
+// uidsOf returns the UIDs of view indexes.
+func (sel *selected) uidsOf(idx []int) []uint32 {
+	out := make([]uint32, len(idx))
+	for k, i := range idx {
+		out[k] = sel.msgs[i].uid
+	}
+	return out
+}
+
+// indexOf returns the view index of uid, or -1.
+func (sel *selected) indexOf(uid uint32) int {
+	i, ok := slices.BinarySearchFunc(sel.msgs, uid, func(m viewMsg, uid uint32) int { return cmp.Compare(m.uid, uid) })
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+func imapFlags(flags []string) []imap.Flag {
+	out := make([]imap.Flag, len(flags))
+	for i, f := range flags {
+		out[i] = imap.Flag(f)
+	}
+	return out
+}

@@ -1,0 +1,193 @@
+// Package imap owns the runtime's IMAP front end: IMAP4rev1 and IMAP4rev2
+// (RFC 3501, RFC 9051) on go-imap/v2's imapserver, with a backend on
+// runtime/store. It serves what a mail client needs (mailboxes, APPEND,
+// FETCH, SEARCH, STORE, COPY, MOVE, EXPUNGE, IDLE woken by deliveries) and
+// keeps passwords off clear-text connections. The listener manager owns the
+// sockets and TLS and hands listeners to Serve.
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+)
+
+// DefaultMaxLiteralSize is the APPEND size limit when Options.MaxLiteralSize
+// is zero: 50 MiB, above what common providers accept per message.
+const DefaultMaxLiteralSize = 50 << 20
+
+// Options configures a Server. Store is the only required field.
+type Options struct {
+	// Store holds the users and their mail. Required.
+	Store *store.Store
+	// Logger receives one line per session and any server errors. Nil
+	// means slog.Default(). Passwords are never logged.
+	Logger *slog.Logger
+	// TLSConfig enables STARTTLS (RFC 9051 6.2.1). When set, LOGIN and
+	// AUTHENTICATE are refused until TLS is up and LOGINDISABLED is
+	// advertised, whatever AllowInsecureAuth says. Nil: no STARTTLS; use it
+	// for implicit-TLS listeners (whose connections are already *tls.Conn)
+	// and tls.mode = "none".
+	TLSConfig *tls.Config
+	// AllowInsecureAuth permits LOGIN on a plain connection. Only for
+	// listeners with tls.mode = "none"; ignored when TLSConfig is set.
+	AllowInsecureAuth bool
+	// MaxLiteralSize is the largest message APPEND accepts, in bytes
+	// (advertised as APPENDLIMIT). Zero means DefaultMaxLiteralSize. Other
+	// literals are limited to 4 KiB by imapserver.
+	MaxLiteralSize int64
+}
+
+// Server is an IMAP server. It can serve several listeners at once.
+type Server struct {
+	store    *store.Store
+	log      *slog.Logger
+	limit    uint32
+	imap     *imapserver.Server
+	throttle *throttle
+
+	// shutdown is closed by Shutdown; idling sessions say BYE on it.
+	shutdown chan struct{}
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	sessions  sync.WaitGroup
+}
+
+// New returns a server for opts. It panics if opts.Store is nil, which is a
+// programming error.
+func New(opts Options) *Server {
+	if opts.Store == nil {
+		panic("imap: Options.Store is required")
+	}
+	s := &Server{
+		store:     opts.Store,
+		log:       opts.Logger,
+		limit:     uint32(min(opts.MaxLiteralSize, 1<<32-1)),
+		throttle:  newThrottle(),
+		shutdown:  make(chan struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if opts.MaxLiteralSize <= 0 {
+		s.limit = DefaultMaxLiteralSize
+	}
+	s.imap = imapserver.New(&imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         capabilities,
+		Logger:       logAdapter{s.log},
+		TLSConfig:    opts.TLSConfig,
+		InsecureAuth: opts.AllowInsecureAuth && opts.TLSConfig == nil,
+	})
+	return s
+}
+
+// capabilities the server advertises; imapserver adds STARTTLS,
+// LOGINDISABLED, AUTH=PLAIN, IDLE, APPENDLIMIT and friends by state.
+var capabilities = imap.CapSet{
+	imap.CapIMAP4rev1:    {},
+	imap.CapIMAP4rev2:    {},
+	imap.CapNamespace:    {},
+	imap.CapUIDPlus:      {},
+	imap.CapMove:         {},
+	imap.CapESearch:      {},
+	imap.CapSearchRes:    {},
+	imap.CapListStatus:   {},
+	imap.CapStatusSize:   {},
+	imap.CapBinary:       {},
+	imap.CapLiteralPlus:  {},
+	imap.CapChildren:     {},
+	imap.CapListExtended: {},
+}
+
+// Serve accepts connections on ln until Shutdown. For implicit TLS, ln
+// must yield *tls.Conn. It returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return errors.New("imap: server is shut down")
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	err := s.imap.Serve(ln)
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("serving IMAP on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, tells idling clients BYE, lets the
+// other sessions finish until ctx is done and then closes them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.shutdown)
+	}
+	var err error
+	for ln := range s.listeners {
+		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = fmt.Errorf("closing listener %s: %w", ln.Addr(), cerr)
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.sessions.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if cerr := ctx.Err(); err == nil {
+			err = cerr
+		}
+	}
+	// Closes whatever is left; its "already closed" error is expected when
+	// nothing was ever served.
+	s.imap.Close()
+	<-done
+	return err
+}
+
+// logAdapter sends imapserver's messages to slog.
+type logAdapter struct{ log *slog.Logger }
+
+func (l logAdapter) Printf(format string, args ...any) {
+	l.log.Warn("imap: " + fmt.Sprintf(format, args...))
+}
+
+// newSession is imapserver's NewSession hook.
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	s.mu.Lock()
+	closing := s.closing
+	if !closing {
+		s.sessions.Add(1)
+	}
+	s.mu.Unlock()
+	if closing {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	return &session{srv: s, conn: c, start: time.Now(), remote: c.NetConn().RemoteAddr()}, nil, nil
+}

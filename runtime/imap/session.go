@@ -1,0 +1,70 @@
+package imap
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+)
+
+// session is one IMAP connection. imapserver calls its methods one at a
+// time (Idle runs alone until DONE), so it needs no lock of its own.
+type session struct {
+	srv    *Server
+	conn   *imapserver.Conn
+	remote net.Addr
+	start  time.Time
+
+	user string    // canonical address once logged in
+	sel  *selected // the selected mailbox, or nil
+}
+
+var (
+	_ imapserver.Session            = (*session)(nil)
+	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
+	_ imapserver.SessionAppendLimit = (*session)(nil)
+)
+
+// Close ends the session and logs it.
+func (s *session) Close() error {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	s.srv.log.Info("imap session", "remote", s.remote.String(), "user", s.user, "duration", time.Since(s.start).Round(time.Millisecond))
+	s.srv.sessions.Done()
+	return nil
+}
+
+// Login checks the password with the store. Failures are slowed down per
+// client IP and never say whether the user exists.
+func (s *session) Login(username, password string) error {
+	ip := ipOf(s.remote)
+	if d := s.srv.throttle.delay(ip); d > 0 {
+		time.Sleep(d)
+	}
+	if err := s.srv.store.Authenticate(username, password); err != nil {
+		if !errors.Is(err, store.ErrAuthFailed) {
+			s.srv.log.Error("imap login", "remote", s.remote.String(), "err", err)
+			return errInternal
+		}
+		s.srv.throttle.fail(ip)
+		s.srv.log.Info("imap login failed", "remote", s.remote.String())
+		return imapserver.ErrAuthFailed
+	}
+	s.srv.throttle.succeed(ip)
+	s.user, _ = store.CanonicalAddress(username)
+	return nil
+}
+
+// AppendLimit advertises and enforces Options.MaxLiteralSize.
+func (s *session) AppendLimit() uint32 { return s.srv.limit }
+
+// Namespace reports one personal namespace with '/' as delimiter.
+func (s *session) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Delim: store.Delimiter}}}, nil
+}
