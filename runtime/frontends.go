@@ -1,31 +1,42 @@
 package runtime
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net/mail"
-	"slices"
-	"strings"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/listener"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/pop3"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/smtp"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
+
+// StoreDir is the mail store's folder in a state directory.
+const StoreDir = "mail"
 
 // frontends builds protocol front ends on the shared store.
 type frontends struct {
 	log    *slog.Logger
+	store  *store.Store
 	server atomic.Pointer[config.Server]
 }
 
 func newFrontends(dir string, log *slog.Logger) (*frontends, error) {
-	return &frontends{log: log}, nil
+	st, err := store.Open(filepath.Join(dir, StoreDir), store.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("opening mail store: %w", err)
+	}
+	return &frontends{log: log, store: st}, nil
 }
 
-func (f *frontends) close() {}
+func (f *frontends) close() {
+	if err := f.store.Close(); err != nil {
+		f.log.Error("closing mail store", "err", err)
+	}
+}
 
 // setServer makes s the settings front ends built from now on use.
 func (f *frontends) setServer(s config.Server) { f.server.Store(&s) }
@@ -37,7 +48,7 @@ func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Fro
 	switch l.Protocol {
 	case config.ProtocolSMTP, config.ProtocolSubmission:
 		return smtp.New(smtp.Options{
-			Backend:           &mailBackend{server: srv},
+			Backend:           &smtpBackend{store: f.store, domains: localDomains(srv)},
 			Hostname:          srv.Hostname,
 			Submission:        l.Protocol == config.ProtocolSubmission,
 			TLSConfig:         starttls,
@@ -46,38 +57,14 @@ func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Fro
 			MaxRecipients:     srv.MaxRecipients,
 			Logger:            log,
 		}), nil
+	case config.ProtocolPOP3:
+		return pop3.New(pop3.Options{
+			Backend:           pop3Backend{store: f.store},
+			Hostname:          srv.Hostname,
+			TLSConfig:         starttls,
+			AllowInsecureAuth: insecure,
+			Logger:            log,
+		}), nil
 	}
 	return nil, fmt.Errorf("protocol %q is not served by this runtime", l.Protocol)
-}
-
-// mailBackend adapts the store to the SMTP front end.
-type mailBackend struct {
-	server config.Server
-}
-
-var _ smtp.Backend = (*mailBackend)(nil)
-
-func (b *mailBackend) CheckRecipient(ctx context.Context, address string) error {
-	if !b.isLocal(address) {
-		return fmt.Errorf("%s: %w", address, smtp.ErrRelayDenied)
-	}
-	return fmt.Errorf("%s: %w", address, smtp.ErrUnknownRecipient)
-}
-
-func (b *mailBackend) Deliver(ctx context.Context, from string, recipients []string, body []byte) error {
-	return fmt.Errorf("no mailbox for %s", strings.Join(recipients, ", "))
-}
-
-func (b *mailBackend) Authenticate(ctx context.Context, username, password string) error {
-	return smtp.ErrAuthFailed
-}
-
-// isLocal reports whether address is in one of the server's domains.
-func (b *mailBackend) isLocal(address string) bool {
-	a, err := mail.ParseAddress("<" + address + ">")
-	if err != nil {
-		return false
-	}
-	_, domain, ok := strings.Cut(a.Address, "@")
-	return ok && slices.ContainsFunc(b.server.Domains, func(d string) bool { return strings.EqualFold(d, domain) })
 }

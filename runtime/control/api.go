@@ -7,6 +7,7 @@
 //	GET  /v1/status
 //	GET  /v1/server            PUT /v1/server
 //	GET  /v1/listeners/{id}    PUT /v1/listeners/{id}    DELETE /v1/listeners/{id}
+//	GET  /v1/users/{address}   PUT /v1/users/{address}   DELETE /v1/users/{address}
 //
 // A PUT returns only when the change is live: for a listener, the port is
 // bound and serves the new certificate.
@@ -56,6 +57,21 @@ type ListenerObject struct {
 	ID     string          `json:"id"`
 	Config config.Listener `json:"config"`
 	Status ListenerStatus  `json:"status"`
+}
+
+// UserRequest is the body of PUT /v1/users/{address}. The password only
+// travels over the 0600 control socket and is stored as an argon2id hash.
+type UserRequest struct {
+	Password   string `json:"password"`
+	QuotaBytes int64  `json:"quota_bytes,omitempty"`
+}
+
+// UserObject is the answer to GET and PUT /v1/users/{address}; it never
+// carries the password or its hash.
+type UserObject struct {
+	Address    string `json:"address"`
+	QuotaBytes int64  `json:"quota_bytes"`
+	UsedBytes  int64  `json:"used_bytes"`
 }
 
 // Error is an API failure: the HTTP status and the runtime's message. The

@@ -104,3 +104,20 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// User returns a user; IsNotFound(err) when there is none.
+func (c *Client) User(ctx context.Context, address string) (UserObject, error) {
+	var u UserObject
+	return u, c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(address), nil, &u)
+}
+
+// PutUser creates a user or changes their password and quota.
+func (c *Client) PutUser(ctx context.Context, address string, req UserRequest) (UserObject, error) {
+	var u UserObject
+	return u, c.do(ctx, http.MethodPut, "/v1/users/"+url.PathEscape(address), req, &u)
+}
+
+// DeleteUser removes a user.
+func (c *Client) DeleteUser(ctx context.Context, address string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(address), nil, nil)
+}

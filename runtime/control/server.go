@@ -29,6 +29,12 @@ type Backend interface {
 	PutListener(ctx context.Context, id string, l config.Listener) (ListenerObject, error)
 	// DeleteListener stops a listener and frees its port.
 	DeleteListener(ctx context.Context, id string) error
+	// User returns a user, or an error wrapping ErrNotFound.
+	User(address string) (UserObject, error)
+	// PutUser creates a user or changes their password and quota.
+	PutUser(ctx context.Context, address string, req UserRequest) (UserObject, error)
+	// DeleteUser removes a user; their mail stays on disk.
+	DeleteUser(ctx context.Context, address string) error
 }
 
 // maxBody bounds request bodies; configs are small.
@@ -48,6 +54,9 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/listeners/{id}", h.getListener)
 	mux.HandleFunc("PUT /v1/listeners/{id}", h.putListener)
 	mux.HandleFunc("DELETE /v1/listeners/{id}", h.deleteListener)
+	mux.HandleFunc("GET /v1/users/{address}", h.getUser)
+	mux.HandleFunc("PUT /v1/users/{address}", h.putUser)
+	mux.HandleFunc("DELETE /v1/users/{address}", h.deleteUser)
 	return mux
 }
 
@@ -92,6 +101,36 @@ func (h *handler) putListener(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) deleteListener(w http.ResponseWriter, r *http.Request) {
 	if err := h.b.DeleteListener(r.Context(), r.PathValue("id")); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) getUser(w http.ResponseWriter, r *http.Request) {
+	u, err := h.b.User(r.PathValue("address"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+func (h *handler) putUser(w http.ResponseWriter, r *http.Request) {
+	var req UserRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	u, err := h.b.PutUser(r.Context(), r.PathValue("address"), req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+func (h *handler) deleteUser(w http.ResponseWriter, r *http.Request) {
+	if err := h.b.DeleteUser(r.Context(), r.PathValue("address")); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -1,0 +1,53 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+)
+
+// The store owns users; these methods translate its errors into the
+// control API's kinds.
+
+func (rt *mailRuntime) User(address string) (control.UserObject, error) {
+	u, err := rt.fronts.store.User(address)
+	if err != nil {
+		return control.UserObject{}, userError(address, err)
+	}
+	return control.UserObject{Address: u.Address, QuotaBytes: u.QuotaBytes, UsedBytes: u.UsedBytes}, nil
+}
+
+func (rt *mailRuntime) PutUser(ctx context.Context, address string, req control.UserRequest) (control.UserObject, error) {
+	if req.Password == "" {
+		return control.UserObject{}, control.Invalid(fmt.Errorf("user %q: password must not be empty", address))
+	}
+	if req.QuotaBytes < 0 {
+		return control.UserObject{}, control.Invalid(fmt.Errorf("user %q: quota_bytes %d must not be negative", address, req.QuotaBytes))
+	}
+	if err := rt.fronts.store.PutUser(address, req.Password, req.QuotaBytes); err != nil {
+		return control.UserObject{}, userError(address, err)
+	}
+	rt.log.Info("user saved", "address", address, "quota_bytes", req.QuotaBytes)
+	return rt.User(address)
+}
+
+func (rt *mailRuntime) DeleteUser(ctx context.Context, address string) error {
+	if err := rt.fronts.store.DeleteUser(address); err != nil {
+		return userError(address, err)
+	}
+	rt.log.Info("user deleted", "address", address)
+	return nil
+}
+
+func userError(address string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return control.NotFound("user %q does not exist", address)
+	case errors.Is(err, store.ErrInvalidAddress):
+		return control.Invalid(err)
+	}
+	return err
+}
