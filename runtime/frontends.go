@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/imap"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/listener"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/pop3"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/smtp"
@@ -57,6 +58,14 @@ func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Fro
 			MaxRecipients:     srv.MaxRecipients,
 			Logger:            log,
 		}), nil
+	case config.ProtocolIMAP:
+		return imap.New(imap.Options{
+			Store:             f.store,
+			Logger:            log,
+			TLSConfig:         starttls,
+			AllowInsecureAuth: insecure,
+			MaxLiteralSize:    srv.MaxMessageBytes,
+		}), nil
 	case config.ProtocolPOP3:
 		return pop3.New(pop3.Options{
 			Backend:           pop3Backend{store: f.store},
@@ -66,5 +75,5 @@ func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Fro
 			Logger:            log,
 		}), nil
 	}
-	return nil, fmt.Errorf("protocol %q is not served by this runtime", l.Protocol)
+	return nil, fmt.Errorf("protocol %q is not served by this runtime; this is always a bug (config validation lets it through)", l.Protocol)
 }
