@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 )
 
-// Open reads and decodes the keystore file at path. Errors name the path.
+// Open reads and decodes the keystore file at path. Errors name the path; a
+// missing file gives an error that wraps fs.ErrNotExist.
 func Open(path string, storePassword []byte) (*Keystore, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

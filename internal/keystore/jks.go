@@ -48,6 +48,15 @@ func (s jksSealed) open(password []byte) (crypto.Signer, error) {
 func parsePKCS8(der []byte) (crypto.Signer, error) {
 	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
+		var outer struct {
+			Version int
+			Algo    pkix.AlgorithmIdentifier
+			Key     []byte
+		}
+		if unmarshalDER(der, &outer) == nil {
+			// Well-formed, but an algorithm Go has no signer for (DSA).
+			return nil, newErr(ErrUnsupported, "", err, "private key algorithm %s", outer.Algo.Algorithm)
+		}
 		return nil, newErr(ErrNotKeystore, "", err, "private key")
 	}
 	s, ok := key.(crypto.Signer)

@@ -24,9 +24,11 @@ import (
 
 // What this package writes: JDK 12+ defaults (PBES2 with PBKDF2-HMAC-SHA-256
 // and AES-256-CBC, HMAC-SHA-256 MAC), 10000 iterations, 20-byte salts.
-const (
+const p12SaltLen = 20
+
+// Variables only so that the fuzz test can make them cheap.
+var (
 	p12Iterations    = 10000
-	p12SaltLen       = 20
 	p12MaxIterations = 5000000 // JDK's keystore.PKCS12.maxIterationCount
 )
 
