@@ -256,6 +256,14 @@ func (m *listenerModel) settings(ctx context.Context) (config.Listener, error) {
 		if diags := t.CipherSuites.ElementsAs(ctx, &l.TLS.CipherSuites, false); diags.HasError() {
 			return l, fmt.Errorf("tls.cipher_suites must be a list of strings")
 		}
+		// The runtime runs in its own folder: give it an absolute path.
+		if l.TLS.KeystorePath != "" {
+			abs, err := filepath.Abs(l.TLS.KeystorePath)
+			if err != nil {
+				return l, fmt.Errorf("tls.keystore_path: %w", err)
+			}
+			l.TLS.KeystorePath = abs
+		}
 	}
 	return l, l.Validate()
 }
@@ -354,6 +362,10 @@ func readTLS(ctx context.Context, t config.TLS, prior *tlsModel, diags *diag.Dia
 	}
 	if prior != nil {
 		m.KeystorePassword, m.KeyPassword = prior.KeystorePassword, prior.KeyPassword
+		// The runtime holds the absolute form of a relative path.
+		if abs, err := filepath.Abs(prior.KeystorePath.ValueString()); err == nil && abs == t.KeystorePath {
+			m.KeystorePath = prior.KeystorePath
+		}
 	} else {
 		m.KeystorePassword, m.KeyPassword = types.StringNull(), types.StringNull()
 	}

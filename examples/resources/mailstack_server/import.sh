@@ -1,0 +1,2 @@
+# A server is imported by its name.
+terraform import mailstack_server.mx default
