@@ -35,9 +35,12 @@ type Options struct {
 	Logger *slog.Logger
 	// TLSConfig enables STARTTLS (RFC 9051 6.2.1). When set, LOGIN and
 	// AUTHENTICATE are refused until TLS is up and LOGINDISABLED is
-	// advertised, whatever AllowInsecureAuth says. Nil: no STARTTLS; use it
-	// for implicit-TLS listeners (whose connections are already *tls.Conn)
-	// and tls.mode = "none".
+	// advertised, whatever AllowInsecureAuth says. Anything a client
+	// pipelined in clear text behind STARTTLS is never executed: imapserver
+	// hands those bytes to the TLS handshake, which fails and ends the
+	// connection (the CVE-2011-0411 class; see TestStartTLSInjection).
+	// Nil: no STARTTLS; use it for implicit-TLS listeners (whose
+	// connections are already *tls.Conn) and tls.mode = "none".
 	TLSConfig *tls.Config
 	// AllowInsecureAuth permits LOGIN on a plain connection. Only for
 	// listeners with tls.mode = "none"; ignored when TLSConfig is set.
