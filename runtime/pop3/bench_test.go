@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // benchMessage is a message of about size bytes of 78-octet lines, every
@@ -45,6 +46,7 @@ func BenchmarkRETR(b *testing.B) {
 					c = dial(b, ts.addr, nil)
 				}
 				c.login("alice", "secret")
+				c.conn.SetReadDeadline(time.Time{}) // the helpers set one
 				r := bufio.NewReaderSize(c.conn, 64<<10)
 				b.SetBytes(int64(len(msg)))
 				b.ReportAllocs()
