@@ -38,7 +38,9 @@ func TestThrottle(t *testing.T) {
 func TestResolve(t *testing.T) {
 	sel := &selected{msgs: []viewMsg{{uid: 3}, {uid: 5}, {uid: 7, gone: true}, {uid: 9}}}
 	seq := func(start, stop uint32) imap.NumSet { return imap.SeqSet{{Start: start, Stop: stop}} }
-	uid := func(start, stop uint32) imap.NumSet { return imap.UIDSet{{Start: imap.UID(start), Stop: imap.UID(stop)}} }
+	uid := func(start, stop uint32) imap.NumSet {
+		return imap.UIDSet{{Start: imap.UID(start), Stop: imap.UID(stop)}}
+	}
 	tests := []struct {
 		name string
 		set  imap.NumSet
