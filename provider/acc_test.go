@@ -57,6 +57,11 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	os.Setenv(RuntimeExecutableEnv, runtimeExe)
+	// Reattached providers get this namespace; the default ("-") is a
+	// legacy one that OpenTofu refuses outside its own registry.
+	if os.Getenv("TF_ACC_PROVIDER_NAMESPACE") == "" {
+		os.Setenv("TF_ACC_PROVIDER_NAMESPACE", "mailstack")
+	}
 	return m.Run()
 }
 

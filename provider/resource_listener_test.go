@@ -75,6 +75,7 @@ func TestAccListener_implicitTLSGreeting(t *testing.T) {
 	defer busy.Close()
 	busyPort := busy.Addr().(*net.TCPAddr).Port
 	var ksBefore []byte
+	var runtimePID int
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: providerFactories,
@@ -85,6 +86,9 @@ func TestAccListener_implicitTLSGreeting(t *testing.T) {
 			}
 			if _, err := os.Stat(ksPath); !os.IsNotExist(err) {
 				return fmt.Errorf("keystore %s still exists after destroy (err %v)", ksPath, err)
+			}
+			if runtimePID != 0 && hostLocal.Alive(runtimePID) {
+				return fmt.Errorf("runtime pid %d still runs after destroy", runtimePID)
 			}
 			return nil
 		},
@@ -108,6 +112,9 @@ func TestAccListener_implicitTLSGreeting(t *testing.T) {
 					}
 					if err := checkNoPlainGreeting(addr); err != nil {
 						return err
+					}
+					if runtimePID, err = hostLocal.ReadPID(e.Path("default/runtime.pid")); err != nil || runtimePID == 0 {
+						return fmt.Errorf("no runtime pid file after apply (err %v)", err)
 					}
 					ksBefore, err = os.ReadFile(ksPath)
 					return err
