@@ -297,3 +297,32 @@ func TestParseType(t *testing.T) {
 		t.Error("kind names differ from keytool's")
 	}
 }
+
+// A PKCS#12 key protected with a password other than the store password
+// (the JDK API can write one) is read, opened with its own password, and
+// written back as it was.
+func TestPKCS12DistinctKeyPasswordFromElsewhere(t *testing.T) {
+	key := testKey(t, -1)
+	cert := selfSignedCert(t, key, "elsewhere")
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	must(t, err)
+	var info encryptedPrivateKeyInfo
+	info.Algorithm, info.Data, err = pbEncrypt(der, []byte("distinct"))
+	must(t, err)
+	k := New(PKCS12)
+	k.entries["x"] = &entry{alias: "x", kind: PrivateKey, chain: []*x509.Certificate{cert}, created: time.Now(), sealed: p12Sealed{info}}
+	data, err := k.Encode([]byte(storePW))
+	must(t, err)
+	path := filepath.Join(t.TempDir(), "x.p12")
+	writeFile(t, path, data)
+	must(t, Update(path, []byte(storePW), PKCS12, func(k *Keystore) error {
+		return k.SetTrustedCertificate("other", selfSignedCert(t, testKey(t, 1), "other"))
+	}))
+	_, err = LoadCertificate(path, []byte(storePW), nil, "x")
+	wantErr(t, err, ErrWrongKeyPassword, path, `"x"`)
+	c, err := LoadCertificate(path, []byte(storePW), []byte("distinct"), "x")
+	must(t, err)
+	if !keyEqual(c.PrivateKey, key) {
+		t.Error("key changed")
+	}
+}

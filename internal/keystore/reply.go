@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// now is the clock validity checks use; tests replace it.
+// now is the clock InstallReply and Validate check validity dates against.
 var now = time.Now
 
 // InstallReply installs a CA reply into the private key entry alias, as
