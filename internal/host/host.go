@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,4 +127,55 @@ func (Local) InstallExecutable(src, dst string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// CommandLine returns the arguments pid was started with, from procfs.
+// It fails where there is no procfs or the process is gone; callers use it
+// to check that a pid read from a file still belongs to the process that
+// wrote it, not to a stranger that reused the number.
+func (Local) CommandLine(pid int) ([]string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
+}
+
+// Runs reports whether pid is alive and was started with every one of
+// args, in order, among its arguments (for example "runtime", "supervise",
+// "--state-dir", dir). Without procfs it trusts Alive.
+func (h Local) Runs(pid int, args ...string) bool {
+	if !h.Alive(pid) {
+		return false
+	}
+	cmdline, err := h.CommandLine(pid)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist) && h.Alive(pid) && !procfs()
+	}
+	return containsInOrder(cmdline, args)
+}
+
+func procfs() bool {
+	_, err := os.Stat("/proc/self/cmdline")
+	return err == nil
+}
+
+// containsInOrder reports whether want appears in have as a contiguous run.
+func containsInOrder(have, want []string) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for i := 0; i+len(want) <= len(have); i++ {
+		match := true
+		for j, w := range want {
+			if have[i+j] != w {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }
