@@ -1,8 +1,11 @@
 // Command terraform-provider-mailstack is one binary with two roles. Run with
 // no arguments (as Terraform does) it serves the mailstack Terraform
 // provider; `terraform-provider-mailstack runtime serve --state-dir DIR`
-// runs the bundled mail runtime in the foreground. The provider copies this
-// same executable onto the target host, so nothing else needs installing.
+// runs the bundled mail runtime in the foreground, and
+// `terraform-provider-mailstack runtime supervise --state-dir DIR` keeps
+// such a serve process alive (restarts with backoff, drains on SIGTERM).
+// The provider copies this same executable onto the target host and starts
+// the supervisor, so nothing else needs installing.
 package main
 
 import (
@@ -14,12 +17,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
 	"github.com/mailstack/terraform-provider-mailstack/provider"
 	"github.com/mailstack/terraform-provider-mailstack/runtime"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -49,11 +54,11 @@ func run(args []string, stderr io.Writer) error {
 }
 
 func runRuntime(args []string, stderr io.Writer) error {
-	usage := errors.New("usage: terraform-provider-mailstack runtime serve --state-dir DIR")
-	if len(args) == 0 || args[0] != "serve" {
+	usage := errors.New("usage: terraform-provider-mailstack runtime serve|supervise --state-dir DIR")
+	if len(args) == 0 || (args[0] != "serve" && args[0] != "supervise") {
 		return usage
 	}
-	fs := flag.NewFlagSet("runtime serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet("runtime "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	stateDir := fs.String("state-dir", "", "the server's state directory (config.json, control socket, mail)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -62,8 +67,30 @@ func runRuntime(args []string, stderr io.Writer) error {
 	if *stateDir == "" || fs.NArg() > 0 {
 		return usage
 	}
+	dir, err := filepath.Abs(*stateDir)
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return runtime.Serve(ctx, runtime.Options{StateDir: *stateDir, Version: version, Logger: logger})
+	if args[0] == "supervise" {
+		return runSupervisor(ctx, dir, logger)
+	}
+	return runtime.Serve(ctx, runtime.Options{StateDir: dir, Version: version, Logger: logger})
+}
+
+// runSupervisor supervises `runtime serve` run from this same executable.
+func runSupervisor(ctx context.Context, dir string, logger *slog.Logger) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("locating the runtime executable: %w", err)
+	}
+	return supervise.Run(ctx, supervise.Options{
+		StateDir:      dir,
+		Command:       []string{exe, "runtime", "serve", "--state-dir", dir},
+		Logger:        logger.With("component", "supervisor"),
+		ServeLockFile: runtime.LockFile,
+		ServePIDFile:  runtime.PIDFile,
+	})
 }

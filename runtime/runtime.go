@@ -81,7 +81,8 @@ func Serve(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: control.Handler(rt, log), ReadHeaderTimeout: 10 * time.Second}
+	go executableSHA256() // ready before the provider's first status call
+	srv := &http.Server{Handler: control.Handler(observedRuntime{rt}, log), ReadHeaderTimeout: 10 * time.Second}
 	pidPath := filepath.Join(dir, PIDFile)
 	if err := atomicfile.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		ln.Close()

@@ -42,6 +42,22 @@ func (rt *mailRuntime) DeleteUser(ctx context.Context, address string) error {
 	return nil
 }
 
+// CheckPassword reports whether password is the user's, for drift
+// detection; an unknown user is ErrNotFound. Passwords are never logged.
+func (rt *mailRuntime) CheckPassword(ctx context.Context, address, password string) (bool, error) {
+	if _, err := rt.User(address); err != nil {
+		return false, err
+	}
+	err := rt.fronts.store.Authenticate(address, password)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrAuthFailed):
+		return false, nil
+	}
+	return false, userError(address, err)
+}
+
 func userError(address string, err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):

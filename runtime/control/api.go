@@ -8,6 +8,7 @@
 //	GET  /v1/server            PUT /v1/server
 //	GET  /v1/listeners/{id}    PUT /v1/listeners/{id}    DELETE /v1/listeners/{id}
 //	GET  /v1/users/{address}   PUT /v1/users/{address}   DELETE /v1/users/{address}
+//	POST /v1/users/{address}/password-check
 //
 // A PUT returns only when the change is live: for a listener, the port is
 // bound and serves the new certificate.
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
 // SocketName is the control socket's file name in a state directory.
@@ -32,6 +34,14 @@ type Status struct {
 	StartedAt time.Time                 `json:"started_at"`
 	Uptime    string                    `json:"uptime"`
 	Listeners map[string]ListenerStatus `json:"listeners"`
+	// ExecutableSHA256 is the hex SHA-256 of the executable this process
+	// runs (not of the file at its path, which an upgrade may already have
+	// replaced), so a newer build shows as a change in plan.
+	ExecutableSHA256 string `json:"executable_sha256,omitempty"`
+	// Supervisor is the builtin supervisor's status (restarts, how the
+	// last run ended, crash loop) when a live one supervises this process;
+	// nil under systemd or with no supervisor.
+	Supervisor *supervise.Status `json:"supervisor,omitempty"`
 }
 
 // ListenerStatus is what one listener really does.
@@ -72,6 +82,19 @@ type UserObject struct {
 	Address    string `json:"address"`
 	QuotaBytes int64  `json:"quota_bytes"`
 	UsedBytes  int64  `json:"used_bytes"`
+}
+
+// PasswordCheck is the body of POST /v1/users/{address}/password-check.
+// The password only travels over the 0600 control socket and is never
+// logged.
+type PasswordCheck struct {
+	Password string `json:"password"`
+}
+
+// PasswordCheckResult is the answer to a password check.
+type PasswordCheckResult struct {
+	// Match reports whether the password is the user's.
+	Match bool `json:"match"`
 }
 
 // Error is an API failure: the HTTP status and the runtime's message. The

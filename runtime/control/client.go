@@ -121,3 +121,11 @@ func (c *Client) PutUser(ctx context.Context, address string, req UserRequest) (
 func (c *Client) DeleteUser(ctx context.Context, address string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(address), nil, nil)
 }
+
+// CheckPassword reports whether password is the user's; IsNotFound(err)
+// when there is no such user.
+func (c *Client) CheckPassword(ctx context.Context, address, password string) (bool, error) {
+	var res PasswordCheckResult
+	err := c.do(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(address)+"/password-check", PasswordCheck{Password: password}, &res)
+	return res.Match, err
+}

@@ -37,6 +37,15 @@ type Backend interface {
 	DeleteUser(ctx context.Context, address string) error
 }
 
+// PasswordChecker is an optional Backend feature, detected by type
+// assertion: it lets the provider see a password changed behind its back
+// as drift. The answer must take the same time for unknown users and
+// wrong passwords; a user that does not exist is an error wrapping
+// ErrNotFound.
+type PasswordChecker interface {
+	CheckPassword(ctx context.Context, address, password string) (bool, error)
+}
+
 // maxBody bounds request bodies; configs are small.
 const maxBody = 1 << 20
 
@@ -57,6 +66,7 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/users/{address}", h.getUser)
 	mux.HandleFunc("PUT /v1/users/{address}", h.putUser)
 	mux.HandleFunc("DELETE /v1/users/{address}", h.deleteUser)
+	mux.HandleFunc("POST /v1/users/{address}/password-check", h.checkPassword)
 	return mux
 }
 
@@ -135,6 +145,24 @@ func (h *handler) deleteUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *handler) checkPassword(w http.ResponseWriter, r *http.Request) {
+	pc, ok := h.b.(PasswordChecker)
+	if !ok {
+		writeJSON(w, http.StatusNotImplemented, &Error{Message: "this runtime cannot check passwords"})
+		return
+	}
+	var req PasswordCheck
+	if !decode(w, r, &req) {
+		return
+	}
+	match, err := pc.CheckPassword(r.Context(), r.PathValue("address"), req.Password)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PasswordCheckResult{Match: match})
 }
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -167,7 +167,7 @@ func (s *supervisor) loop(ctx context.Context) {
 			log = s.log.Error
 		}
 		log("runtime exited; restarting", "exit", exit.String(), "state", s.st.State,
-			"failures_in_a_row", s.st.ConsecutiveFailures, "restart_in", delay)
+			"failures_in_a_row", s.st.ConsecutiveFailures, "restart_in", delay.String())
 		select {
 		case <-ctx.Done():
 			return
@@ -198,7 +198,7 @@ func (s *supervisor) runOnce(ctx context.Context) *Exit {
 	}
 	s.st.State = StateStopping
 	s.publish()
-	s.log.Info("draining runtime", "serve_pid", cmd.Process.Pid, "deadline", s.opts.StopTimeout)
+	s.log.Info("draining runtime", "serve_pid", cmd.Process.Pid, "deadline", s.opts.StopTimeout.String())
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-done:
