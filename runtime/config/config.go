@@ -50,6 +50,12 @@ const (
 	DefaultMaxMessageBytes = 25 << 20
 	DefaultMaxRecipients   = 100
 	DefaultMinTLSVersion   = "1.2"
+	// DefaultMaxConnectionsPerIP is the per-client-address limit when
+	// Server.MaxConnectionsPerIP is zero. Like Postfix's
+	// smtpd_client_connection_count_limit (50, with $mynetworks exempt), it
+	// does not apply to loopback clients: local webmail, fetchmail,
+	// monitoring and load tests all share 127.0.0.1.
+	DefaultMaxConnectionsPerIP = 50
 )
 
 // Document is the whole runtime configuration: config.json.
@@ -72,6 +78,21 @@ type Server struct {
 	MaxRecipients int `json:"max_recipients,omitempty"`
 	// MaxConnections limits open connections per listener; zero means no limit.
 	MaxConnections int `json:"max_connections,omitempty"`
+	// MaxConnectionsPerIP limits the open connections one client address
+	// may hold on a listener, so that one host cannot take every slot
+	// (slowloris). Zero means DefaultMaxConnectionsPerIP for clients other
+	// than loopback; a positive value applies to every client, loopback
+	// included.
+	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
+}
+
+// ConnectionsPerIP returns the per-address connection limit in force and
+// whether loopback clients are exempt from it (only under the default).
+func (s *Server) ConnectionsPerIP() (limit int, exemptLoopback bool) {
+	if s.MaxConnectionsPerIP == 0 {
+		return DefaultMaxConnectionsPerIP, true
+	}
+	return s.MaxConnectionsPerIP, false
 }
 
 // Listener is one bound address serving one protocol.

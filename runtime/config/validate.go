@@ -56,6 +56,9 @@ func (s *Server) Validate() error {
 	if s.MaxConnections < 0 {
 		errs = append(errs, fmt.Errorf("server: max_connections %d must not be negative", s.MaxConnections))
 	}
+	if s.MaxConnectionsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("server: max_connections_per_ip %d must not be negative", s.MaxConnectionsPerIP))
+	}
 	return errors.Join(errs...)
 }
 
