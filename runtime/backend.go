@@ -51,11 +51,17 @@ func newRuntime(dir string, doc *config.Document, opts Options) (*mailRuntime, e
 		Logger:       opts.Logger,
 		DrainTimeout: opts.DrainTimeout,
 	})
-	rt.listeners.SetMaxConnections(doc.Server.MaxConnections)
+	rt.setLimits(doc.Server)
 	return rt, nil
 }
 
 func (rt *mailRuntime) close() { rt.fronts.close() }
+
+// setLimits applies the server's connection limits to every listener.
+func (rt *mailRuntime) setLimits(s config.Server) {
+	rt.listeners.SetMaxConnections(s.MaxConnections)
+	rt.listeners.SetMaxConnectionsPerIP(s.ConnectionsPerIP())
+}
 
 // startListeners brings up every configured listener; one that fails is
 // logged and reported in status, and the others serve.
@@ -114,7 +120,7 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 	}
 	rt.doc = next
 	rt.fronts.setServer(s)
-	rt.listeners.SetMaxConnections(s.MaxConnections)
+	rt.setLimits(s)
 	// Front ends read hostname and limits when they are built: rebuild
 	// them in place (sockets stay bound, sessions drain).
 	for _, id := range rt.listeners.IDs() {

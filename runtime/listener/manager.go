@@ -49,7 +49,15 @@ type Options struct {
 	// CertPollInterval is how often keystore files are checked for
 	// changes; zero means one second.
 	CertPollInterval time.Duration
+	// HandshakeTimeout bounds an implicit-TLS handshake, from accept to
+	// finished; zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
 }
+
+// DefaultHandshakeTimeout is how long an implicit-TLS client has to finish
+// its handshake when Options.HandshakeTimeout is zero (the POP3 front end
+// gives STLS the same).
+const DefaultHandshakeTimeout = 30 * time.Second
 
 // Manager runs a set of listeners by id.
 type Manager struct {
@@ -59,6 +67,9 @@ type Manager struct {
 
 	// maxConns limits open connections per listener; zero means none.
 	maxConns atomic.Int64
+	// perIP limits open connections per client address and listener;
+	// nil means none.
+	perIP atomic.Pointer[perIPSetting]
 
 	mu        sync.Mutex // serializes changes
 	listeners map[string]*listener
@@ -68,6 +79,22 @@ type Manager struct {
 // SetMaxConnections limits the open connections of each listener; zero
 // means no limit. Connections already open are kept.
 func (m *Manager) SetMaxConnections(n int) { m.maxConns.Store(int64(n)) }
+
+// SetMaxConnectionsPerIP limits the connections one client address may have
+// open on a listener; zero means no limit. With exemptLoopback, clients on
+// loopback addresses are not limited. Connections already open are kept.
+func (m *Manager) SetMaxConnectionsPerIP(n int, exemptLoopback bool) {
+	if n <= 0 {
+		m.perIP.Store(nil)
+		return
+	}
+	m.perIP.Store(&perIPSetting{limit: n, exemptLoopback: exemptLoopback})
+}
+
+type perIPSetting struct {
+	limit          int
+	exemptLoopback bool
+}
 
 // New returns a Manager with no listeners.
 func New(opts Options) *Manager {
@@ -80,6 +107,9 @@ func New(opts Options) *Manager {
 	if opts.CertPollInterval == 0 {
 		opts.CertPollInterval = time.Second
 	}
+	if opts.HandshakeTimeout == 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
 	return &Manager{
 		opts:      opts,
 		log:       opts.Logger,
@@ -90,13 +120,23 @@ func New(opts Options) *Manager {
 
 // listener is one bound socket and the front end currently serving it.
 type listener struct {
+	m     *Manager
 	id    string
 	cfg   config.Listener
 	sock  net.Listener
 	cert  *certSource // nil without TLS
 	gen   atomic.Pointer[generation]
 	conns atomic.Int64
+	perIP ipCounter
 	done  chan struct{} // closed when the accept loop has returned
+
+	// stopping is closed, and ctx canceled, when the listener stops:
+	// handshakes in progress end and nothing more reaches a front end.
+	stopping chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	refused refusals
 }
 
 // generation is one front end and the TLS settings it was built with.
@@ -158,7 +198,8 @@ func (m *Manager) Apply(id string, cfg config.Listener) error {
 		old.cert, old.cfg = src, cfg
 		m.drain(prev)
 	} else {
-		l := &listener{id: id, cfg: cfg, sock: sock, cert: src, done: make(chan struct{})}
+		l := &listener{m: m, id: id, cfg: cfg, sock: sock, cert: src, done: make(chan struct{}), stopping: make(chan struct{})}
+		l.ctx, l.cancel = context.WithCancel(context.Background())
 		l.gen.Store(gen)
 		m.listeners[id] = l
 		go m.acceptLoop(l)
@@ -208,6 +249,8 @@ func (m *Manager) drain(g *generation) {
 // stop closes a listener's socket, waits for its accept loop and drains
 // its front end. Called with m.mu held.
 func (m *Manager) stop(l *listener) {
+	close(l.stopping)
+	l.cancel()
 	l.sock.Close()
 	<-l.done
 	m.drain(l.gen.Load())
@@ -250,9 +293,9 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 
 // Status reports what listener id really does.
 func (m *Manager) Status(id string) (control.ListenerStatus, bool) {
-	m.mu.Lock()
+	m.mu.Lock() // Apply changes l.cfg and l.cert in place
+	defer m.mu.Unlock()
 	l, ok := m.listeners[id]
-	m.mu.Unlock()
 	if !ok {
 		return control.ListenerStatus{}, false
 	}

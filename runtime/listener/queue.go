@@ -32,13 +32,15 @@ func (q *connQueue) Accept() (net.Conn, error) {
 	}
 }
 
-// push hands c to the front end; false if the queue closed first, in which
-// case the caller still owns c.
-func (q *connQueue) push(c net.Conn) bool {
+// push hands c to the front end; false if the queue or stop closed first,
+// in which case the caller still owns c.
+func (q *connQueue) push(c net.Conn, stop <-chan struct{}) bool {
 	select {
 	case q.conns <- c:
 		return true
 	case <-q.closed:
+		return false
+	case <-stop:
 		return false
 	}
 }
