@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
 	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
 // The acceptance-test harness that every resource's tests share:
@@ -90,18 +91,21 @@ func newAccEnv(t *testing.T) *accEnv {
 	return env
 }
 
-// stopRuntimes stops every runtime under the state directory, so no
-// daemon outlives the test even when it failed half-way.
+// stopRuntimes stops every supervisor and then every runtime under the
+// state directory, so no daemon outlives the test even when it failed
+// half-way. Supervisors go first: a runtime stopped alone is restarted.
 func (e *accEnv) stopRuntimes() {
-	pids, _ := filepath.Glob(filepath.Join(e.StateDir, "*", mailruntime.PIDFile))
-	for _, p := range pids {
-		pid, err := hostLocal.ReadPID(p)
-		if err != nil || pid == 0 {
-			continue
-		}
-		if hostLocal.Alive(pid) {
-			e.t.Logf("stopping runtime pid %d left by the test (%s)", pid, p)
-			_ = hostLocal.Stop(pid, 10*time.Second)
+	for _, name := range []string{supervise.PIDFile, mailruntime.PIDFile} {
+		pids, _ := filepath.Glob(filepath.Join(e.StateDir, "*", name))
+		for _, p := range pids {
+			pid, err := hostLocal.ReadPID(p)
+			if err != nil || pid == 0 {
+				continue
+			}
+			if hostLocal.Runs(pid, "--state-dir", filepath.Dir(p)) {
+				e.t.Logf("stopping pid %d left by the test (%s)", pid, p)
+				_ = hostLocal.Stop(pid, 10*time.Second)
+			}
 		}
 	}
 }

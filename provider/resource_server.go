@@ -2,12 +2,16 @@ package provider
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -26,12 +30,14 @@ import (
 	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
 var (
 	_ resource.Resource                = (*serverResource)(nil)
 	_ resource.ResourceWithConfigure   = (*serverResource)(nil)
 	_ resource.ResourceWithImportState = (*serverResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*serverResource)(nil)
 )
 
 // NewServerResource returns the mailstack_server resource.
@@ -47,9 +53,21 @@ type serverModel struct {
 	MaxMessageBytes     types.Int64  `tfsdk:"max_message_bytes"`
 	MaxConnections      types.Int64  `tfsdk:"max_connections"`
 	DeleteMailOnDestroy types.Bool   `tfsdk:"delete_mail_on_destroy"`
+	Supervisor          types.String `tfsdk:"supervisor"`
 	StateDir            types.String `tfsdk:"state_dir"`
 	Running             types.Bool   `tfsdk:"running"`
+	Version             types.String `tfsdk:"version"`
+	ExecutableSHA256    types.String `tfsdk:"executable_sha256"`
 }
+
+// Supervisors a server can run under.
+const (
+	supervisorAuto    = "auto"
+	supervisorBuiltin = "builtin"
+	supervisorSystemd = "systemd"
+)
+
+var supervisors = []string{supervisorAuto, supervisorBuiltin, supervisorSystemd}
 
 // serverNameRE keeps a server's name usable as one folder name.
 var serverNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
@@ -61,8 +79,14 @@ const (
 	runtimeLog    = "runtime.log"
 )
 
-// startTimeout bounds how long Create waits for the control API to answer.
-const startTimeout = 20 * time.Second
+// Timeouts of starting and stopping a runtime.
+const (
+	// startTimeout bounds how long a start waits for the control API.
+	startTimeout = 20 * time.Second
+	// stopTimeout bounds a supervisor's drain: serve's own drain deadline
+	// (30s) plus the supervisor's margin.
+	stopTimeout = 50 * time.Second
+)
 
 func (r *serverResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_server"
@@ -70,10 +94,13 @@ func (r *serverResource) Metadata(_ context.Context, req resource.MetadataReques
 
 func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "A mail runtime on the target host: the provider installs its own executable " +
-			"into the server's state directory, writes the base config, starts `runtime serve` detached " +
-			"(it outlives `terraform apply`) and returns when the control API answers. Destroy stops it; " +
-			"mail is kept unless `delete_mail_on_destroy` is set.",
+		MarkdownDescription: "A mail runtime on the target host. Create copies the provider's own executable into " +
+			"the server's state directory (the runtime does not depend on `.terraform`), writes the base config, " +
+			"starts the runtime under a supervisor that restarts it if it dies (`runtime supervise`, or a systemd " +
+			"unit where systemd is PID 1) and returns when the control API answers. A newer provider build shows in " +
+			"plan as a change of `executable_sha256` and updates in place: the runtime drains and restarts on the new " +
+			"executable; accepted mail is on disk and survives. Destroy drains and stops it; mail is kept unless " +
+			"`delete_mail_on_destroy` is set.",
 		Attributes: map[string]schema.Attribute{
 			// Required
 			"hostname": schema.StringAttribute{
@@ -117,9 +144,21 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Computed:            true,
 				Default:             booldefault.StaticBool(false),
 			},
+			"supervisor": schema.StringAttribute{
+				MarkdownDescription: "What keeps the runtime running: " + quoted(supervisors) + ". `builtin` is " +
+					"`runtime supervise`, started detached: it restarts a runtime that exits with exponential backoff " +
+					"(250ms doubling to 30s) and reports a crash loop in the runtime's status. `systemd` writes and " +
+					"enables a unit (`mailstack-<name>.service`; a user unit when the provider does not run as root) " +
+					"and needs systemd as PID 1. `auto` (the default) picks `systemd` where it is PID 1, else `builtin`. " +
+					"Changing it moves the running server from one to the other in place.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(supervisorAuto),
+				Validators: []validator.String{stringvalidator.OneOf(supervisors...)},
+			},
 			// Computed
 			"id": schema.StringAttribute{
-				MarkdownDescription: "The server's name; listeners and users refer to it as `server_id`.",
+				MarkdownDescription: "The server's name; listeners and users refer to it as `server_id`. Import a server by it.",
 				Computed:            true,
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
@@ -129,10 +168,21 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"running": schema.BoolAttribute{
-				MarkdownDescription: "Whether the runtime answers on its control socket. A stopped runtime reads as " +
-					"`false`, which plan shows as a change back to `true` that apply repairs by starting it.",
+				MarkdownDescription: "Whether the runtime answers on its control socket and its supervisor runs. A " +
+					"stopped runtime or a dead supervisor reads as `false`, which plan shows as a change back to `true` " +
+					"that apply repairs by starting them.",
 				Computed:      true,
 				PlanModifiers: []planmodifier.Bool{alwaysTrue{}},
+			},
+			"version": schema.StringAttribute{
+				MarkdownDescription: "Version of the running runtime, as its status reports it.",
+				Computed:            true,
+			},
+			"executable_sha256": schema.StringAttribute{
+				MarkdownDescription: "SHA-256 (hex) of the executable the runtime runs. Plan compares it with this " +
+					"provider's own executable, so a newer provider build shows as a change that apply makes in place by " +
+					"restarting the runtime on the new executable.",
+				Computed: true,
 			},
 		},
 	}
@@ -156,6 +206,41 @@ func (m *serverModel) settings(ctx context.Context) (config.Server, error) {
 	return s, s.Validate()
 }
 
+// ModifyPlan plans the executable this provider would install, so that a
+// newer build shows as an in-place update, and refuses a systemd
+// supervisor on a host without systemd before anything is applied.
+func (r *serverResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || r.data == nil {
+		return
+	}
+	var plan serverModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if !plan.Supervisor.IsUnknown() {
+		if _, err := resolveSupervisor(plan.Supervisor.ValueString()); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
+			return
+		}
+	}
+	want, err := fileSHA256(r.data.runtimeExe)
+	if err != nil {
+		resp.Diagnostics.AddError("Unable to Read the Runtime Executable", err.Error())
+		return
+	}
+	plan.ExecutableSHA256 = types.StringValue(want)
+	plan.Version = types.StringUnknown()
+	if !req.State.Raw.IsNull() {
+		var state serverModel
+		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+		if state.ExecutableSHA256.ValueString() == want {
+			plan.Version = state.Version
+		}
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
 func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan serverModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
@@ -165,6 +250,11 @@ func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest,
 	settings, err := plan.settings(ctx)
 	if err != nil {
 		resp.Diagnostics.AddError("Invalid Server Settings", err.Error())
+		return
+	}
+	mode, err := resolveSupervisor(plan.Supervisor.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
 		return
 	}
 	name := plan.Name.ValueString()
@@ -183,56 +273,23 @@ func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest,
 		resp.Diagnostics.AddError("Unable to Write Runtime Config", err.Error())
 		return
 	}
-	if err := r.start(ctx, dir); err != nil {
+	rs := r.runtimeOf(name)
+	st, err := rs.start(ctx, mode)
+	if err != nil {
 		resp.Diagnostics.AddError("Unable to Start the Mail Runtime", err.Error())
 		return
 	}
 	plan.ID = types.StringValue(name)
 	plan.StateDir = types.StringValue(dir)
-	plan.Running = types.BoolValue(true)
+	plan.setStatus(st)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
-// start installs the runtime executable into dir and starts it detached,
-// returning once its control API answers.
-func (r *serverResource) start(ctx context.Context, dir string) error {
-	exe := filepath.Join(dir, runtimeBinary)
-	if _, err := hostLocal.InstallExecutable(r.data.runtimeExe, exe); err != nil {
-		return err
-	}
-	logPath := filepath.Join(dir, runtimeLog)
-	pid, err := hostLocal.StartDetached(exe, []string{"runtime", "serve", "--state-dir", dir}, logPath)
-	if err != nil {
-		return err
-	}
-	client := control.NewClient(dir)
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if _, err := client.Status(ctx); err == nil {
-			return nil
-		}
-		if !hostLocal.Alive(pid) {
-			return fmt.Errorf("the runtime exited during start-up; the end of %s says:\n%s", logPath, tail(logPath, 10))
-		}
-		if time.Now().After(deadline) {
-			_ = hostLocal.Stop(pid, 5*time.Second)
-			return fmt.Errorf("the runtime did not answer on its control socket within %s; see %s", startTimeout, logPath)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// stop stops the runtime serving dir, if any.
-func (r *serverResource) stop(dir string) error {
-	pid, err := hostLocal.ReadPID(filepath.Join(dir, mailruntime.PIDFile))
-	if err != nil || pid == 0 {
-		return err
-	}
-	return hostLocal.Stop(pid, 30*time.Second)
+// setStatus records what a running runtime reports.
+func (m *serverModel) setStatus(st control.Status) {
+	m.Running = types.BoolValue(true)
+	m.Version = types.StringValue(st.Version)
+	m.ExecutableSHA256 = types.StringValue(st.ExecutableSHA256)
 }
 
 func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -243,7 +300,8 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 	}
 	name := state.ID.ValueString()
 	dir := r.dir(name)
-	settings, running, err := r.observe(ctx, dir)
+	rs := r.runtimeOf(name)
+	obs, err := rs.observe(ctx)
 	if errors.Is(err, os.ErrNotExist) {
 		resp.State.RemoveResource(ctx)
 		return
@@ -252,9 +310,17 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 		resp.Diagnostics.AddError("Unable to Read Server", err.Error())
 		return
 	}
+	if obs.warning != "" {
+		resp.Diagnostics.AddWarning("Mail Runtime Not Running", obs.warning)
+	}
+	settings := obs.settings
 	state.Name = types.StringValue(name)
 	state.StateDir = types.StringValue(dir)
-	state.Running = types.BoolValue(running)
+	state.Running = types.BoolValue(obs.running)
+	if obs.status != nil {
+		state.Version = types.StringValue(obs.status.Version)
+		state.ExecutableSHA256 = types.StringValue(obs.status.ExecutableSHA256)
+	}
 	state.Hostname = types.StringValue(settings.Hostname)
 	state.MaxMessageBytes = types.Int64Value(settings.MaxMessageBytes)
 	state.MaxConnections = types.Int64Value(int64(settings.MaxConnections))
@@ -266,26 +332,16 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 	if state.DeleteMailOnDestroy.IsNull() {
 		state.DeleteMailOnDestroy = types.BoolValue(false)
 	}
+	if state.Supervisor.IsNull() {
+		state.Supervisor = types.StringValue(supervisorAuto) // imported
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
-// observe returns the server settings in force and whether the runtime
-// answers: from the runtime when it runs, else from its config file. An
-// error wrapping os.ErrNotExist means there is no server in dir.
-func (r *serverResource) observe(ctx context.Context, dir string) (config.Server, bool, error) {
-	if s, err := control.NewClient(dir).Server(ctx); err == nil {
-		return s, true, nil
-	}
-	doc, err := mailruntime.LoadConfig(dir)
-	if err != nil {
-		return config.Server{}, false, err
-	}
-	return doc.Server, false, nil
-}
-
 func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan serverModel
+	var plan, state serverModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -294,29 +350,62 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 		resp.Diagnostics.AddError("Invalid Server Settings", err.Error())
 		return
 	}
-	dir := r.dir(plan.Name.ValueString())
+	mode, err := resolveSupervisor(plan.Supervisor.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
+		return
+	}
+	name := plan.Name.ValueString()
+	dir := r.dir(name)
+	rs := r.runtimeOf(name)
 	client := control.NewClient(dir)
-	if _, err := client.Status(ctx); err != nil {
-		// The runtime is down: write the settings where it reads them at
-		// start, then start it.
+	current := rs.currentSupervisor()
+	upgrade := state.ExecutableSHA256.ValueString() != plan.ExecutableSHA256.ValueString()
+
+	// Settings first: live if the runtime answers (validated and
+	// persisted by it), else in config.json where a start reads them.
+	if _, err := client.Status(ctx); err == nil {
+		if _, err := client.SetServer(ctx, settings); err != nil {
+			resp.Diagnostics.AddError("Unable to Update Server Settings", err.Error())
+			return
+		}
+	} else {
 		doc, err := mailruntime.LoadConfig(dir)
 		if err == nil {
 			doc.Server = settings
 			err = mailruntime.SaveConfig(dir, doc)
 		}
-		if err == nil {
-			err = r.start(ctx, dir)
-		}
 		if err != nil {
-			resp.Diagnostics.AddError("Unable to Start the Mail Runtime", err.Error())
+			resp.Diagnostics.AddError("Unable to Update Server Settings", err.Error())
 			return
 		}
-	} else if _, err := client.SetServer(ctx, settings); err != nil {
-		resp.Diagnostics.AddError("Unable to Update Server Settings", err.Error())
+	}
+
+	var st control.Status
+	switch {
+	case upgrade || current != mode:
+		// Install first, while the old runtime still serves, then drain
+		// it and start the new one: the downtime is the drain plus a
+		// start, and mail accepted before the drain is on disk.
+		if _, err := rs.install(); err != nil {
+			resp.Diagnostics.AddError("Unable to Install the Runtime Executable", err.Error())
+			return
+		}
+		if err := rs.stop(ctx, current); err != nil {
+			resp.Diagnostics.AddError("Unable to Stop the Mail Runtime", err.Error())
+			return
+		}
+		st, err = rs.start(ctx, mode)
+	default:
+		// Starts it if it is down, or just reports it.
+		st, err = rs.start(ctx, mode)
+	}
+	if err != nil {
+		resp.Diagnostics.AddError("Unable to Start the Mail Runtime", err.Error())
 		return
 	}
 	plan.StateDir = types.StringValue(dir)
-	plan.Running = types.BoolValue(true)
+	plan.setStatus(st)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -326,8 +415,10 @@ func (r *serverResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	dir := r.dir(state.ID.ValueString())
-	if err := r.stop(dir); err != nil {
+	name := state.ID.ValueString()
+	dir := r.dir(name)
+	rs := r.runtimeOf(name)
+	if err := rs.stop(ctx, rs.currentSupervisor()); err != nil {
 		resp.Diagnostics.AddError("Unable to Stop the Mail Runtime", err.Error())
 		return
 	}
@@ -337,7 +428,8 @@ func (r *serverResource) Delete(ctx context.Context, req resource.DeleteRequest,
 		}
 		return
 	}
-	for _, f := range []string{mailruntime.ConfigFile, runtimeBinary, mailruntime.LockFile} {
+	for _, f := range []string{mailruntime.ConfigFile, runtimeBinary, mailruntime.LockFile,
+		supervise.StatusFile, supervise.LockFile} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			resp.Diagnostics.AddError("Unable to Delete Server State", err.Error())
 			return
@@ -351,6 +443,7 @@ func (r *serverResource) ImportState(ctx context.Context, req resource.ImportSta
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
 }
 
 // tail returns the last n lines of a file, for error messages.
@@ -365,3 +458,30 @@ func tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// fileSHA256 hashes a file once per content version (path, size, mtime):
+// plan hashes the provider's executable for every server.
+func fileSHA256(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	key := fmt.Sprintf("%s\x00%d\x00%d", path, st.Size(), st.ModTime().UnixNano())
+	if v, ok := sha256Cache.Load(key); ok {
+		return v.(string), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	sha256Cache.Store(key, sum)
+	return sum, nil
+}
+
+var sha256Cache sync.Map

@@ -24,10 +24,23 @@ type Systemd struct {
 }
 
 // Systemd returns the service manager to use on this host, and whether
-// systemd runs as PID 1 at all. Root uses the system manager, anyone else
-// their user manager.
+// there is one: systemd runs as PID 1 and, for anyone but root (who uses
+// the system manager), their user manager runs too.
 func (Local) Systemd() (Systemd, bool) {
-	return Systemd{User: os.Geteuid() != 0}, systemdIsInit()
+	s := Systemd{User: os.Geteuid() != 0}
+	if !systemdIsInit() {
+		return s, false
+	}
+	if s.User {
+		rt := os.Getenv("XDG_RUNTIME_DIR")
+		if rt == "" {
+			return s, false
+		}
+		if _, err := os.Stat(filepath.Join(rt, "systemd", "private")); err != nil {
+			return s, false
+		}
+	}
+	return s, true
 }
 
 // systemdIsInit reports whether PID 1 is systemd: /proc/1/comm where it
