@@ -1,0 +1,301 @@
+package acme_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests run Pebble, Let's Encrypt's ACME test CA, and
+// pebble-challtestsrv as its DNS resolver, both pinned as go.mod tool
+// dependencies and built once per test run. Every test starts its own
+// Pebble on free 127.0.0.1 ports, with real challenge validation (no
+// PEBBLE_VA_ALWAYS_VALID): Pebble resolves every name to 127.0.0.1 through
+// challtestsrv and connects to the manager's challenge listener.
+
+var pebbleBin, challtestsrvBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mailstack-pebble-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pebbleBin = filepath.Join(dir, "pebble")
+	challtestsrvBin = filepath.Join(dir, "pebble-challtestsrv")
+	for bin, pkg := range map[string]string{
+		pebbleBin:       "github.com/letsencrypt/pebble/v2/cmd/pebble",
+		challtestsrvBin: "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv",
+	} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// pebbleOptions configure one Pebble.
+type pebbleOptions struct {
+	// validity is the certificates' lifetime; zero means Pebble's 90 days.
+	validity time.Duration
+	// blocklist is Pebble's domainBlocklist: names it refuses.
+	blocklist []string
+	// eab requires external account binding with these key id -> base64url
+	// MAC keys.
+	eab map[string]string
+}
+
+// pebble is one running Pebble.
+type pebble struct {
+	// DirectoryURL is the ACME directory.
+	DirectoryURL string
+	// HTTPSRootPEM is the root of Pebble's own HTTPS certificate: what
+	// ca_certificates_pem must hold.
+	HTTPSRootPEM string
+	// HTTPPort and TLSPort are where Pebble validates http-01 and
+	// tls-alpn-01 challenges on 127.0.0.1.
+	HTTPPort, TLSPort int
+
+	mgmt   string
+	client *http.Client
+	stop   func()
+}
+
+// startPebble starts challtestsrv and Pebble; both stop when the test ends.
+func startPebble(t *testing.T, opts pebbleOptions) *pebble {
+	t.Helper()
+	dir := t.TempDir()
+	rootPEM, certPEM, keyPEM := httpsCertificates(t)
+	writeFile(t, filepath.Join(dir, "cert.pem"), certPEM)
+	writeFile(t, filepath.Join(dir, "key.pem"), keyPEM)
+
+	ports := freePorts(t, 5)
+	listen, mgmt, dns := ports[0], ports[1], ports[2]
+	p := &pebble{
+		DirectoryURL: fmt.Sprintf("https://127.0.0.1:%d/dir", listen),
+		HTTPSRootPEM: string(rootPEM),
+		HTTPPort:     ports[3],
+		TLSPort:      ports[4],
+		mgmt:         fmt.Sprintf("127.0.0.1:%d", mgmt),
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(rootPEM)
+	p.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+
+	cfg := map[string]any{
+		"listenAddress":           fmt.Sprintf("127.0.0.1:%d", listen),
+		"managementListenAddress": p.mgmt,
+		"certificate":             filepath.Join(dir, "cert.pem"),
+		"privateKey":              filepath.Join(dir, "key.pem"),
+		"httpPort":                p.HTTPPort,
+		"tlsPort":                 p.TLSPort,
+		"keyAlgorithm":            "ecdsa",
+		"domainBlocklist":         opts.blocklist,
+	}
+	if opts.validity > 0 {
+		cfg["profiles"] = map[string]any{"default": map[string]any{
+			"description": "short-lived, for renewal tests", "validityPeriod": int(opts.validity / time.Second),
+		}}
+	}
+	if opts.eab != nil {
+		cfg["externalAccountBindingRequired"] = true
+		cfg["externalAccountMACKeys"] = opts.eab
+	}
+	data, err := json.Marshal(map[string]any{"pebble": cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "pebble.json"), data)
+
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", dns)
+	start(t, dir, "challtestsrv", nil, challtestsrvBin,
+		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "",
+		"-dnsserver", dnsAddr, "-management", fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0]),
+		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	start(t, dir, "pebble", []string{
+		"PEBBLE_VA_NOSLEEP=1",      // validate at once
+		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce answers
+		"PEBBLE_AUTHZREUSE=0",      // every order validates for real
+	}, pebbleBin, "-config", filepath.Join(dir, "pebble.json"), "-dnsserver", dnsAddr)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := p.client.Get(p.DirectoryURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pebble did not answer at %s: %v", p.DirectoryURL, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p
+}
+
+// IssuerRoots returns the roots Pebble issues under, for verifying served
+// chains.
+func (p *pebble) IssuerRoots(t *testing.T) (*x509.CertPool, []byte) {
+	t.Helper()
+	resp, err := p.client.Get("https://" + p.mgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("pebble root: %s %v", resp.Status, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		t.Fatalf("pebble root is not PEM: %q", data)
+	}
+	return pool, data
+}
+
+// start runs bin in its own process group, logging to dir/name.log; the
+// group is killed when the test ends, and the log shown if it failed.
+func start(t *testing.T, dir, name string, env []string, bin string, args ...string) {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			if data, err := os.ReadFile(logPath); err == nil {
+				t.Logf("%s log:\n%s", name, tail(string(data), 40))
+			}
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// freePorts returns n distinct TCP ports that were free on 127.0.0.1.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// httpsCertificates makes a root and a certificate for 127.0.0.1 and
+// localhost signed by it: Pebble's own HTTPS identity.
+func httpsCertificates(t *testing.T) (rootPEM, certPEM, keyPEM []byte) {
+	t.Helper()
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailstack test ACME HTTPS root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	rootDER, err := x509.CreateCertificate(rand.Reader, root, root, rootKey.Public(), rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ = x509.ParseCertificate(rootDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, root, key.Public(), rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
