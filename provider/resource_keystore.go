@@ -21,7 +21,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -36,6 +35,7 @@ var (
 	_ resource.ResourceWithConfigure      = (*keystoreResource)(nil)
 	_ resource.ResourceWithModifyPlan     = (*keystoreResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*keystoreResource)(nil)
+	_ resource.ResourceWithImportState    = (*keystoreResource)(nil)
 )
 
 // NewKeystoreResource returns the mailstack_keystore resource.
@@ -54,20 +54,33 @@ var (
 	defaultEarlyRenewal = int64(30)
 )
 
+// Certificate sources: the blocks of which a keystore has exactly one.
+const (
+	sourceSelfSigned = "self_signed"
+	sourceCSR        = "csr"
+)
+
+// certificateSources lists the certificate source blocks, for validation
+// and its message (acme joins them in its own issue).
+var certificateSources = []string{sourceSelfSigned, sourceCSR}
+
 type keystoreModel struct {
-	ID              types.String      `tfsdk:"id"`
-	Path            types.String      `tfsdk:"path"`
-	Type            types.String      `tfsdk:"type"`
-	Password        types.String      `tfsdk:"password"`
-	KeyPassword     types.String      `tfsdk:"key_password"`
-	Alias           types.String      `tfsdk:"alias"`
-	Key             *keySpecModel     `tfsdk:"key"`
-	SelfSigned      []selfSignedModel `tfsdk:"self_signed"`
-	CertificatePEM  types.String      `tfsdk:"certificate_pem"`
-	Fingerprint     types.String      `tfsdk:"fingerprint_sha256"`
-	NotBefore       types.String      `tfsdk:"not_before"`
-	NotAfter        types.String      `tfsdk:"not_after"`
-	ReadyForRenewal types.Bool        `tfsdk:"ready_for_renewal"`
+	ID                  types.String      `tfsdk:"id"`
+	Path                types.String      `tfsdk:"path"`
+	Type                types.String      `tfsdk:"type"`
+	Password            types.String      `tfsdk:"password"`
+	KeyPassword         types.String      `tfsdk:"key_password"`
+	Alias               types.String      `tfsdk:"alias"`
+	Key                 *keySpecModel     `tfsdk:"key"`
+	SelfSigned          []selfSignedModel `tfsdk:"self_signed"`
+	CSR                 []csrModel        `tfsdk:"csr"`
+	CertificateChainPEM types.String      `tfsdk:"certificate_chain_pem"`
+	CertificatePEM      types.String      `tfsdk:"certificate_pem"`
+	CSRPEM              types.String      `tfsdk:"csr_pem"`
+	Fingerprint         types.String      `tfsdk:"fingerprint_sha256"`
+	NotBefore           types.String      `tfsdk:"not_before"`
+	NotAfter            types.String      `tfsdk:"not_after"`
+	ReadyForRenewal     types.Bool        `tfsdk:"ready_for_renewal"`
 }
 
 type keySpecModel struct {
@@ -81,6 +94,11 @@ type selfSignedModel struct {
 	DNSNames         types.List    `tfsdk:"dns_names"`
 	ValidityDays     types.Int64   `tfsdk:"validity_days"`
 	EarlyRenewalDays types.Int64   `tfsdk:"early_renewal_days"`
+}
+
+type csrModel struct {
+	Subject  *subjectModel `tfsdk:"subject"`
+	DNSNames types.List    `tfsdk:"dns_names"`
 }
 
 type subjectModel struct {
@@ -98,9 +116,14 @@ func (r *keystoreResource) Metadata(_ context.Context, req resource.MetadataRequ
 
 func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	aliasValidators := []validator.String{stringvalidator.LengthAtLeast(1), stringvalidator.RegexMatches(aliasPattern, aliasPatternMessage)}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A Java keystore (JKS or PKCS#12) on the target host holding one private key entry " +
-			"that this resource owns: `keytool -genkeypair` made declarative. Other entries in the file are kept.",
+			"that this resource owns: `keytool -genkeypair` made declarative, with `keytool -certreq` and the " +
+			"installation of the CA reply (`csr` and `certificate_chain_pem`). Other entries in the file are kept.\n\n" +
+			"Read compares the entry on disk with what Terraform wrote: an entry deleted outside Terraform " +
+			"(`keytool -delete`) is planned for creation, a replaced certificate is planned for repair in place, " +
+			"and a replaced private key plans a replacement.",
 		Attributes: map[string]schema.Attribute{
 			// Required
 			"path": schema.StringAttribute{
@@ -110,10 +133,12 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
 			"password": schema.StringAttribute{
-				MarkdownDescription: "Keystore (store) password, as keytool's `-storepass`.",
-				Required:            true,
-				Sensitive:           true,
-				Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+				MarkdownDescription: "Keystore (store) password, as keytool's `-storepass`. Changing it re-encodes the " +
+					"file with the new password in place (`keytool -storepasswd`), keeping every entry; other JKS " +
+					"private keys keep their own key passwords, as with keytool.",
+				Required:   true,
+				Sensitive:  true,
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
 			// Optional
 			"type": schema.StringAttribute{
@@ -125,43 +150,60 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Validators:          []validator.String{stringvalidator.OneOf(keystoreTypes...)},
 			},
 			"key_password": schema.StringAttribute{
-				MarkdownDescription: "Password of the private key entry when it differs from `password` (keytool's `-keypass`; JKS only).",
-				Optional:            true,
-				Sensitive:           true,
-				PlanModifiers:       replace,
-				Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+				MarkdownDescription: "Password of the private key entry when it differs from `password` (keytool's " +
+					"`-keypass`; JKS only: PKCS#12 keys use the store password). Changing it re-encrypts the key in " +
+					"place (`keytool -keypasswd`).",
+				Optional:   true,
+				Sensitive:  true,
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
 			"alias": schema.StringAttribute{
-				MarkdownDescription: "Alias of the private key entry this resource owns. Defaults to `mykey`, as keytool's. Changing it replaces the resource.",
-				Optional:            true,
-				Computed:            true,
-				Default:             stringdefault.StaticString(defaultAlias),
-				PlanModifiers:       replace,
-				Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+				MarkdownDescription: "Alias of the private key entry this resource owns, in lower case. Defaults to " +
+					"`mykey`, as keytool's. Changing it replaces the resource.",
+				Optional:      true,
+				Computed:      true,
+				Default:       stringdefault.StaticString(defaultAlias),
+				PlanModifiers: replace,
+				Validators:    aliasValidators,
+			},
+			"certificate_chain_pem": schema.StringAttribute{
+				MarkdownDescription: "`csr` only: the CA reply to `csr_pem`, PEM: the signed certificate and, usually, " +
+					"its CA certificates, in any order (`keytool -importcert -trustcacerts` of a certificate reply). " +
+					"Setting or changing it installs the chain in place and keeps the key; the chain must end at a " +
+					"self-signed root or a trusted certificate entry of the keystore (see " +
+					"`mailstack_certificate_import`), and every certificate must be valid. Removing it puts a " +
+					"self-signed certificate back. It cannot be set while the key is created: apply once, have " +
+					"`csr_pem` signed, then set it.",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
 			// Computed
 			"id":              computedString("The keystore's path.", true),
-			"certificate_pem": computedString("The entry's certificate (leaf), PEM-encoded.", true),
+			"certificate_pem": computedString("The entry's certificate (leaf), PEM-encoded.", false),
+			"csr_pem": computedString("`csr` only: a PKCS#10 certificate signing request for the key, PEM "+
+				"(`keytool -certreq`). Send it to the CA; its reply goes into `certificate_chain_pem`.", false),
 			"fingerprint_sha256": computedString("SHA-256 fingerprint of the certificate, as `keytool -list` prints it "+
-				"(`AB:CD:...`).", true),
-			"not_before": computedString("Start of the certificate's validity, RFC 3339.", true),
-			"not_after":  computedString("End of the certificate's validity, RFC 3339.", true),
+				"(`AB:CD:...`).", false),
+			"not_before": computedString("Start of the certificate's validity, RFC 3339.", false),
+			"not_after":  computedString("End of the certificate's validity, RFC 3339.", false),
 			"ready_for_renewal": schema.BoolAttribute{
-				MarkdownDescription: "True once the certificate is within `early_renewal_days` of `not_after`, or was " +
-					"replaced on disk outside Terraform; plan then proposes a new certificate.",
+				MarkdownDescription: "`self_signed` only: true once the certificate is within `early_renewal_days` of " +
+					"`not_after`; plan then proposes a new certificate for the same key, as hashicorp/tls does with " +
+					"`early_renewal_hours`. Always false with `csr`: the CA renews, watch `not_after`.",
 				Computed: true,
 			},
 		},
 		Blocks: map[string]schema.Block{
 			"key": schema.SingleNestedBlock{
-				MarkdownDescription: "The private key. Defaults to RSA 2048. Changing it replaces the resource (a new key).",
+				MarkdownDescription: "The private key (keytool's `-keyalg` and `-keysize`). Defaults to RSA 2048. " +
+					"Changing the algorithm, the RSA size of an RSA key or the curve of an ECDSA key replaces the " +
+					"resource (a new key).",
 				Attributes: map[string]schema.Attribute{
 					"algorithm": schema.StringAttribute{
 						MarkdownDescription: "Key algorithm: " + quoted(keyAlgorithms) + ". Defaults to `RSA`.",
 						Optional:            true,
 						Computed:            true,
 						Default:             stringdefault.StaticString("RSA"),
-						PlanModifiers:       replace,
 						Validators:          []validator.String{stringvalidator.OneOf(keyAlgorithms...)},
 					},
 					"rsa_bits": schema.Int64Attribute{
@@ -169,7 +211,6 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 						Optional:            true,
 						Computed:            true,
 						Default:             int64default.StaticInt64(2048),
-						PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},
 						Validators:          []validator.Int64{int64validator.OneOf(rsaKeySizes...)},
 					},
 					"ecdsa_curve": schema.StringAttribute{
@@ -177,41 +218,56 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 						Optional:            true,
 						Computed:            true,
 						Default:             stringdefault.StaticString("P256"),
-						PlanModifiers:       replace,
 						Validators:          []validator.String{stringvalidator.OneOf(ecdsaCurves...)},
 					},
 				},
 			},
-			"self_signed": schema.ListNestedBlock{
+			sourceSelfSigned: schema.ListNestedBlock{
 				MarkdownDescription: "Issue a self-signed certificate for the key (`keytool -genkeypair -dname ...`). " +
 					"Changing the subject, names or validity issues a new certificate for the same key.",
 				Validators: []validator.List{listvalidator.SizeAtMost(1)},
 				NestedObject: schema.NestedBlockObject{
 					Attributes: map[string]schema.Attribute{
-						"dns_names": schema.ListAttribute{
-							MarkdownDescription: "DNS subject alternative names, e.g. `[\"mail.example.com\"]`.",
-							Optional:            true,
-							ElementType:         types.StringType,
-						},
+						"dns_names": dnsNamesAttribute(),
 						"validity_days": schema.Int64Attribute{
-							MarkdownDescription: "Days the certificate is valid from issuance. Defaults to 365.",
+							MarkdownDescription: "Days the certificate is valid from issuance (keytool's `-validity`). Defaults to 365.",
 							Optional:            true,
 							Computed:            true,
 							Default:             int64default.StaticInt64(defaultValidity),
 							Validators:          []validator.Int64{int64validator.Between(1, 36500)},
 						},
 						"early_renewal_days": schema.Int64Attribute{
-							MarkdownDescription: "Plan a new certificate this many days before `not_after`. Defaults to 30.",
-							Optional:            true,
-							Computed:            true,
-							Default:             int64default.StaticInt64(defaultEarlyRenewal),
-							Validators:          []validator.Int64{int64validator.AtLeast(0)},
+							MarkdownDescription: "Plan a new certificate this many days before `not_after`. Defaults to 30; " +
+								"must be less than `validity_days`.",
+							Optional:   true,
+							Computed:   true,
+							Default:    int64default.StaticInt64(defaultEarlyRenewal),
+							Validators: []validator.Int64{int64validator.AtLeast(0)},
 						},
 					},
 					Blocks: map[string]schema.Block{"subject": subjectBlock()},
 				},
 			},
+			sourceCSR: schema.ListNestedBlock{
+				MarkdownDescription: "Have a CA sign the key: the resource generates the key with a self-signed " +
+					"placeholder certificate valid 90 days (as `keytool -genkeypair` does) and computes `csr_pem` " +
+					"(`keytool -certreq`); the CA's reply goes into `certificate_chain_pem`. Changing the subject or " +
+					"names computes a new CSR for the same key.",
+				Validators: []validator.List{listvalidator.SizeAtMost(1)},
+				NestedObject: schema.NestedBlockObject{
+					Attributes: map[string]schema.Attribute{"dns_names": dnsNamesAttribute()},
+					Blocks:     map[string]schema.Block{"subject": subjectBlock()},
+				},
+			},
 		},
+	}
+}
+
+func dnsNamesAttribute() schema.ListAttribute {
+	return schema.ListAttribute{
+		MarkdownDescription: "DNS subject alternative names (keytool's `-ext SAN=dns:...`), e.g. `[\"mail.example.com\"]`.",
+		Optional:            true,
+		ElementType:         types.StringType,
 	}
 }
 
@@ -244,63 +300,15 @@ func (r *keystoreResource) Configure(_ context.Context, req resource.ConfigureRe
 	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
 }
 
-func (r *keystoreResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
-	var m keystoreModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() {
-		return
+// source returns the certificate source block the model uses, or "".
+func (m *keystoreModel) source() string {
+	switch {
+	case len(m.SelfSigned) == 1:
+		return sourceSelfSigned
+	case len(m.CSR) == 1:
+		return sourceCSR
 	}
-	if len(m.SelfSigned) != 1 {
-		resp.Diagnostics.AddError("Missing Certificate Source",
-			"A mailstack_keystore needs exactly one of the blocks self_signed, csr or acme.")
-	} else if s := m.SelfSigned[0]; !s.ValidityDays.IsUnknown() && !s.EarlyRenewalDays.IsUnknown() {
-		validity, early := s.ValidityDays.ValueInt64(), s.EarlyRenewalDays.ValueInt64()
-		if s.ValidityDays.IsNull() {
-			validity = defaultValidity
-		}
-		if s.EarlyRenewalDays.IsNull() {
-			early = defaultEarlyRenewal
-		}
-		if early >= validity {
-			resp.Diagnostics.AddAttributeError(path.Root("self_signed").AtListIndex(0).AtName("early_renewal_days"),
-				"Early Renewal Not Before Expiry",
-				fmt.Sprintf("early_renewal_days (%d) must be less than validity_days (%d), or every plan would propose a new certificate.", early, validity))
-		}
-	}
-	if m.Type.ValueString() == string(keystore.PKCS12) && !m.KeyPassword.IsNull() {
-		resp.Diagnostics.AddAttributeError(path.Root("key_password"), "Key Password Not Supported for PKCS#12",
-			"PKCS#12 keystores protect keys with the store password (keytool ignores -keypass for them); remove key_password or use type = \"JKS\".")
-	}
-}
-
-// ModifyPlan proposes a new certificate (same key) when the self_signed
-// settings change, the certificate is due for renewal, or the entry on disk
-// is not the one Terraform issued.
-func (r *keystoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
-		return
-	}
-	var plan, state keystoreModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	reissue := state.ReadyForRenewal.ValueBool()
-	if len(plan.SelfSigned) == 1 && len(state.SelfSigned) == 1 {
-		p, s := plan.SelfSigned[0], state.SelfSigned[0]
-		reissue = reissue || !p.DNSNames.Equal(s.DNSNames) || !p.ValidityDays.Equal(s.ValidityDays) ||
-			p.Subject.toKeystore() != s.Subject.toKeystore()
-	}
-	if !reissue {
-		return
-	}
-	plan.CertificatePEM = types.StringUnknown()
-	plan.Fingerprint = types.StringUnknown()
-	plan.NotBefore = types.StringUnknown()
-	plan.NotAfter = types.StringUnknown()
-	plan.ReadyForRenewal = types.BoolValue(false)
-	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+	return ""
 }
 
 func (s *subjectModel) toKeystore() keystore.Subject {
@@ -324,11 +332,20 @@ func (m *keystoreModel) keySpec() keystore.KeySpec {
 	return keystore.KeySpec{Algorithm: m.Key.Algorithm.ValueString(), RSABits: int(m.Key.RSABits.ValueInt64()), ECDSACurve: m.Key.ECDSACurve.ValueString()}
 }
 
-// request is the certificate the self_signed block asks for, valid from now.
-func (s *selfSignedModel) request(ctx context.Context) (keystore.CertificateRequest, diag.Diagnostics) {
-	req := keystore.CertificateRequest{Subject: s.Subject.toKeystore(), NotBefore: time.Now().Add(-time.Minute)}
-	req.NotAfter = req.NotBefore.Add(time.Duration(s.ValidityDays.ValueInt64()) * 24 * time.Hour)
-	diags := s.DNSNames.ElementsAs(ctx, &req.DNSNames, false)
+// request is the certificate or CSR the source block asks for, valid from
+// now: for csr, the self-signed placeholder gets keytool's 90 days.
+func (m *keystoreModel) request(ctx context.Context) (keystore.CertificateRequest, diag.Diagnostics) {
+	req := keystore.CertificateRequest{NotBefore: time.Now().Add(-time.Minute)}
+	var names types.List
+	switch m.source() {
+	case sourceSelfSigned:
+		s := m.SelfSigned[0]
+		req.Subject, names = s.Subject.toKeystore(), s.DNSNames
+		req.NotAfter = req.NotBefore.Add(time.Duration(s.ValidityDays.ValueInt64()) * 24 * time.Hour)
+	case sourceCSR:
+		req.Subject, names = m.CSR[0].Subject.toKeystore(), m.CSR[0].DNSNames
+	}
+	diags := names.ElementsAs(ctx, &req.DNSNames, false)
 	return req, diags
 }
 
@@ -338,20 +355,26 @@ func (r *keystoreResource) Create(ctx context.Context, req resource.CreateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	certReq, diags := plan.SelfSigned[0].request(ctx)
+	certReq, diags := plan.request(ctx)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	ksPath, alias := plan.Path.ValueString(), plan.Alias.ValueString()
+	if plan.source() == sourceCSR && !plan.CertificateChainPEM.IsNull() {
+		resp.Diagnostics.AddAttributeError(path.Root("certificate_chain_pem"), "CA Reply Before Key",
+			replyBeforeKeyDetail(ksPath, alias))
+		return
+	}
 	if err := os.MkdirAll(filepath.Dir(ksPath), 0o700); err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("path"), "Unable to Create Keystore Folder", err.Error())
 		return
 	}
 	var cert *x509.Certificate
+	var csrPEM []byte
 	err := keystore.Update(ksPath, []byte(plan.Password.ValueString()), keystore.Type(plan.Type.ValueString()), func(ks *keystore.Keystore) error {
 		if _, exists := ks.Entry(alias); exists {
-			return fmt.Errorf("keystore %s already has an entry %q; import the keystore (terraform import <address> %s) or choose another alias", ksPath, alias, ksPath)
+			return fmt.Errorf("the keystore already has an entry %q: adopt it with terraform import <address> %s, or choose another alias", alias, ksPath)
 		}
 		key, err := keystore.GenerateKey(plan.keySpec())
 		if err != nil {
@@ -360,28 +383,43 @@ func (r *keystoreResource) Create(ctx context.Context, req resource.CreateReques
 		if cert, err = keystore.SelfSign(key, certReq); err != nil {
 			return err
 		}
+		if plan.source() == sourceCSR {
+			if csrPEM, err = keystore.CreateCSR(key, certReq); err != nil {
+				return err
+			}
+		}
 		return ks.SetPrivateKeyEntry(alias, key, []*x509.Certificate{cert}, []byte(plan.KeyPassword.ValueString()))
 	})
 	if err != nil {
-		resp.Diagnostics.AddError("Unable to Create Keystore Entry", err.Error())
+		addKeystoreError(&resp.Diagnostics, "Unable to Create Keystore Entry", ksPath, alias, err)
 		return
 	}
 	plan.ID = plan.Path
 	plan.setCertificate(cert)
+	plan.CSRPEM = types.StringNull()
+	if csrPEM != nil {
+		plan.CSRPEM = types.StringValue(string(csrPEM))
+	}
+	resp.Diagnostics.Append(setApplied(ctx, resp.Private, cert)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func replyBeforeKeyDetail(file, alias string) string {
+	return fmt.Sprintf("certificate_chain_pem is set while the key of alias %q in %s is being created, so no CA can "+
+		"have signed it yet. Apply without certificate_chain_pem, have csr_pem signed, then set the CA's reply.", alias, file)
 }
 
 // setCertificate records cert's computed attributes.
 func (m *keystoreModel) setCertificate(cert *x509.Certificate) {
 	m.CertificatePEM = types.StringValue(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})))
 	m.Fingerprint = types.StringValue(keystore.Fingerprint(cert))
-	m.NotBefore = types.StringValue(cert.NotBefore.UTC().Format(time.RFC3339))
-	m.NotAfter = types.StringValue(cert.NotAfter.UTC().Format(time.RFC3339))
-	early := int64(0)
-	if len(m.SelfSigned) == 1 {
-		early = m.SelfSigned[0].EarlyRenewalDays.ValueInt64()
+	m.NotBefore = types.StringValue(rfc3339(cert.NotBefore))
+	m.NotAfter = types.StringValue(rfc3339(cert.NotAfter))
+	due := false
+	if m.source() == sourceSelfSigned {
+		due = dueForRenewal(cert.NotAfter, m.SelfSigned[0].EarlyRenewalDays.ValueInt64(), time.Now())
 	}
-	m.ReadyForRenewal = types.BoolValue(!time.Now().Add(time.Duration(early) * 24 * time.Hour).Before(cert.NotAfter))
+	m.ReadyForRenewal = types.BoolValue(due)
 }
 
 func (r *keystoreResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -392,43 +430,73 @@ func (r *keystoreResource) Read(ctx context.Context, req resource.ReadRequest, r
 	}
 	ksPath, alias := state.Path.ValueString(), state.Alias.ValueString()
 	ks, err := keystore.Open(ksPath, []byte(state.Password.ValueString()))
-	if errors.Is(err, os.ErrNotExist) {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		resp.State.RemoveResource(ctx)
 		return
-	}
-	if err != nil {
-		resp.Diagnostics.AddError("Unable to Read Keystore", err.Error())
+	case errors.Is(err, keystore.ErrWrongStorePassword) && !state.Type.IsNull():
+		// Changed outside Terraform (keytool -storepasswd): keep the state,
+		// so that a configuration with the new password can be applied.
+		resp.Diagnostics.AddWarning("Keystore Password Changed Outside Terraform",
+			fmt.Sprintf("The keystore %s (alias %q) no longer opens with the password in the Terraform state. If it "+
+				"was changed with keytool -storepasswd, set password to the new one and apply.", ksPath, alias))
+		return
+	case err != nil:
+		addKeystoreError(&resp.Diagnostics, "Unable to Read Keystore", ksPath, alias, err)
 		return
 	}
-	key, chain, err := ks.PrivateKeyEntry(alias, []byte(state.KeyPassword.ValueString()))
-	if errors.Is(err, keystore.ErrAliasNotFound) {
+	entry, ok := ks.Entry(alias)
+	if !ok || entry.Kind != keystore.PrivateKey {
 		// Deleted outside Terraform (keytool -delete): plan re-creates it.
 		resp.State.RemoveResource(ctx)
 		return
 	}
-	if err != nil {
-		resp.Diagnostics.AddError("Unable to Read Keystore Entry", err.Error())
+	leaf := entry.Chain[0]
+	// An imported keystore arrives with only path, alias and passwords.
+	adopting := state.Type.IsNull()
+	state.Type = types.StringValue(string(ks.Type()))
+	if adopting {
+		resp.Diagnostics.Append(state.adopt(ctx, ks, entry)...)
+	} else {
+		resp.Diagnostics.Append(state.refresh(ctx, leaf)...)
+	}
+	state.setCertificate(leaf)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	state.Type = types.StringValue(string(ks.Type()))
-	state.Key = describeKey(key.Public())
-	cert := chain[0]
-	issued := state.Fingerprint.ValueString()
-	state.setCertificate(cert)
-	if issued != "" && issued != state.Fingerprint.ValueString() {
-		// Replaced on disk: not the certificate Terraform issued.
-		state.ReadyForRenewal = types.BoolValue(true)
-	}
-	if len(state.SelfSigned) == 1 {
-		s := &state.SelfSigned[0]
-		s.Subject = subjectFrom(cert, s.Subject)
-		if len(cert.DNSNames) > 0 || !s.DNSNames.IsNull() {
-			names, d := types.ListValueFrom(ctx, types.StringType, cert.DNSNames)
-			resp.Diagnostics.Append(d...)
-			s.DNSNames = names
-		}
+	if a, diags := getApplied(ctx, req.Private); diags.HasError() {
+		resp.Diagnostics.Append(diags...)
+		return
+	} else if a.Fingerprint == "" {
+		resp.Diagnostics.Append(setApplied(ctx, resp.Private, leaf)...)
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// refresh reads what Terraform manages back from the certificate on disk,
+// so that a change made outside Terraform shows in plan.
+func (m *keystoreModel) refresh(ctx context.Context, leaf *x509.Certificate) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if m.Key != nil {
+		m.Key = describeKey(leaf.PublicKey)
+	}
+	// A CA may rewrite the subject it was asked for, so only a
+	// self-signed certificate is compared with the configuration.
+	if m.source() == sourceSelfSigned {
+		s := &m.SelfSigned[0]
+		s.Subject = subjectFrom(leaf, s.Subject)
+		s.DNSNames, diags = dnsNamesFrom(ctx, leaf, s.DNSNames)
+	}
+	return diags
+}
+
+// dnsNamesFrom returns the certificate's DNS names, null when it has none
+// and the prior value was null.
+func dnsNamesFrom(ctx context.Context, cert *x509.Certificate, prior types.List) (types.List, diag.Diagnostics) {
+	if len(cert.DNSNames) == 0 && prior.IsNull() {
+		return prior, nil
+	}
+	return types.ListValueFrom(ctx, types.StringType, cert.DNSNames)
 }
 
 // describeKey reports a public key as the key block describes it.
@@ -444,8 +512,8 @@ func describeKey(pub crypto.PublicKey) *keySpecModel {
 	return m
 }
 
-// subjectFrom reads the subject of cert, keeping attributes that were null
-// and are empty null.
+// subjectFrom reads the subject of cert. Empty fields are null; an empty
+// subject stays null when prior was null (no subject block).
 func subjectFrom(cert *x509.Certificate, prior *subjectModel) *subjectModel {
 	first := func(v []string) string {
 		if len(v) == 0 {
@@ -454,7 +522,7 @@ func subjectFrom(cert *x509.Certificate, prior *subjectModel) *subjectModel {
 		return v[0]
 	}
 	n := cert.Subject
-	return &subjectModel{
+	s := &subjectModel{
 		CommonName:         optionalString(n.CommonName),
 		OrganizationalUnit: optionalString(first(n.OrganizationalUnit)),
 		Organization:       optionalString(first(n.Organization)),
@@ -462,6 +530,10 @@ func subjectFrom(cert *x509.Certificate, prior *subjectModel) *subjectModel {
 		Province:           optionalString(first(n.Province)),
 		Country:            optionalString(first(n.Country)),
 	}
+	if prior == nil && s.toKeystore() == (keystore.Subject{}) {
+		return nil
+	}
+	return s
 }
 
 func (r *keystoreResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -471,54 +543,91 @@ func (r *keystoreResource) Update(ctx context.Context, req resource.UpdateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if !plan.Password.Equal(state.Password) {
-		resp.Diagnostics.AddAttributeError(path.Root("password"), "Keystore Password Change Not Supported",
-			"Changing the password of an existing keystore in place is not supported yet; change it with "+
-				"`keytool -storepasswd` and then update the configuration.")
-		return
-	}
-	if !plan.CertificatePEM.IsUnknown() {
-		// Only non-certificate attributes changed (early_renewal_days).
-		plan.setCertificate(mustParsePEM(state.CertificatePEM.ValueString()))
+	var (
+		certChanged  = plan.CertificatePEM.IsUnknown()
+		csrChanged   = plan.CSRPEM.IsUnknown()
+		replyChanged = plan.source() == sourceCSR && !plan.CertificateChainPEM.IsNull() &&
+			!plan.CertificateChainPEM.Equal(state.CertificateChainPEM)
+		passwordChanged    = !plan.Password.Equal(state.Password)
+		keyPasswordChanged = !plan.KeyPassword.Equal(state.KeyPassword)
+	)
+	if !certChanged && !csrChanged && !replyChanged && !passwordChanged && !keyPasswordChanged {
+		// Nothing on disk changes (early_renewal_days, say).
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 		return
 	}
-	certReq, diags := plan.SelfSigned[0].request(ctx)
+	certReq, diags := plan.request(ctx)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	alias, keyPass := plan.Alias.ValueString(), []byte(plan.KeyPassword.ValueString())
-	var cert *x509.Certificate
-	err := keystore.Update(plan.Path.ValueString(), []byte(plan.Password.ValueString()), keystore.Type(plan.Type.ValueString()), func(ks *keystore.Keystore) error {
-		key, _, err := ks.PrivateKeyEntry(alias, keyPass)
+	ksPath, alias := plan.Path.ValueString(), plan.Alias.ValueString()
+	newKeyPW := []byte(plan.KeyPassword.ValueString())
+	installReply := plan.source() == sourceCSR && !plan.CertificateChainPEM.IsNull() && (certChanged || replyChanged)
+	var leaf *x509.Certificate
+	var csrPEM []byte
+	err := updateKeystore(ksPath, []byte(state.Password.ValueString()), []byte(plan.Password.ValueString()), keystore.Type(plan.Type.ValueString()), func(ks *keystore.Keystore) error {
+		// The key opens with the old key password, or with the new one if
+		// it was changed outside Terraform (or the keystore was imported);
+		// after keytool -storepasswd a JKS key keeps the old store password.
+		candidates := []string{state.KeyPassword.ValueString(), plan.KeyPassword.ValueString()}
+		if state.KeyPassword.IsNull() {
+			candidates = append(candidates, state.Password.ValueString())
+		}
+		key, chain, keyPW, err := openPrivateKey(ks, alias, candidates...)
 		if err != nil {
 			return err
 		}
-		if cert, err = keystore.SelfSign(key, certReq); err != nil {
-			return err
+		newChain := chain
+		switch {
+		case installReply:
+			if err := ks.InstallReply(alias, []byte(keyPW), []byte(plan.CertificateChainPEM.ValueString())); err != nil {
+				return err
+			}
+			e, _ := ks.Entry(alias)
+			newChain = e.Chain
+		case certChanged:
+			// self_signed, or the csr placeholder.
+			cert, err := keystore.SelfSign(key, certReq)
+			if err != nil {
+				return err
+			}
+			newChain = []*x509.Certificate{cert}
 		}
-		return ks.SetPrivateKeyEntry(alias, key, []*x509.Certificate{cert}, keyPass)
+		if csrChanged {
+			if csrPEM, err = keystore.CreateCSR(key, certReq); err != nil {
+				return err
+			}
+		}
+		leaf = newChain[0]
+		// The key is protected again when the store password it may use
+		// changes, or it opened with another password than the planned one.
+		rekey := passwordChanged || keyPW != plan.KeyPassword.ValueString()
+		switch {
+		case !rekey && sameCertificates(newChain, chain):
+			return errNoChange
+		case !rekey && installReply:
+			return nil // InstallReply kept the key and its protection.
+		}
+		return ks.SetPrivateKeyEntry(alias, key, newChain, newKeyPW)
 	})
 	if err != nil {
-		resp.Diagnostics.AddError("Unable to Reissue Certificate", err.Error())
+		summary := "Unable to Update Keystore"
+		switch {
+		case installReply:
+			summary = "Unable to Install CA Reply"
+		case certChanged:
+			summary = "Unable to Reissue Certificate"
+		}
+		addKeystoreError(&resp.Diagnostics, summary, ksPath, alias, err)
 		return
 	}
-	plan.setCertificate(cert)
+	plan.setCertificate(leaf)
+	if csrChanged {
+		plan.CSRPEM = types.StringValue(string(csrPEM))
+	}
+	resp.Diagnostics.Append(setApplied(ctx, resp.Private, leaf)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-}
-
-// mustParsePEM parses a certificate this provider wrote into state.
-func mustParsePEM(s string) *x509.Certificate {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		return &x509.Certificate{}
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return &x509.Certificate{}
-	}
-	return cert
 }
 
 func (r *keystoreResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -527,20 +636,23 @@ func (r *keystoreResource) Delete(ctx context.Context, req resource.DeleteReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	ksPath := state.Path.ValueString()
+	ksPath, alias := state.Path.ValueString(), state.Alias.ValueString()
+	if !fileExists(ksPath) {
+		return // Already gone; Update would create an empty keystore.
+	}
 	empty := false
 	err := keystore.Update(ksPath, []byte(state.Password.ValueString()), "", func(ks *keystore.Keystore) error {
-		if _, ok := ks.Entry(state.Alias.ValueString()); !ok {
+		if _, ok := ks.Entry(alias); !ok {
 			return nil
 		}
-		if err := ks.DeleteEntry(state.Alias.ValueString()); err != nil {
+		if err := ks.DeleteEntry(alias); err != nil {
 			return err
 		}
 		empty = len(ks.Entries()) == 0
 		return nil
 	})
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		resp.Diagnostics.AddError("Unable to Delete Keystore Entry", err.Error())
+		addKeystoreError(&resp.Diagnostics, "Unable to Delete Keystore Entry", ksPath, alias, err)
 		return
 	}
 	if empty {
