@@ -118,13 +118,20 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 	if err := SaveConfig(rt.dir, next); err != nil {
 		return err
 	}
+	prev := rt.doc.Server
 	rt.doc = next
 	rt.fronts.setServer(s)
 	rt.setLimits(s)
-	// Front ends read hostname and limits when they are built: rebuild
-	// them in place (sockets stay bound, sessions drain).
+	// Front ends read the hostname and message limits when they are built:
+	// rebuild those whose settings changed, in place (sockets stay bound,
+	// sessions drain). The others, and every session on them, are left
+	// alone: domains and connection limits apply live.
 	for _, id := range rt.listeners.IDs() {
-		if err := rt.listeners.Apply(id, next.Listeners[id]); err != nil {
+		l := next.Listeners[id]
+		if frontendSettings(l.Protocol, prev) == frontendSettings(l.Protocol, s) {
+			continue
+		}
+		if err := rt.listeners.Apply(id, l); err != nil {
 			rt.log.Error("listener could not take the new server settings", "id", id, "err", err)
 		}
 	}

@@ -218,6 +218,10 @@ func TestEndToEnd(t *testing.T) {
 		imap.line()
 		imap.imap("a", "LOGIN alice@example.com "+alicePassword)
 		imap.imap("b", "SELECT INBOX")
+		imap.send("i IDLE")
+		if got := imap.line(); !strings.HasPrefix(got, "+ ") {
+			t.Fatalf("IDLE: %q", got)
+		}
 		pop := dialText(t, pop3s.Addr(), ks.clientConfig())
 		pop.line()
 		pop.send("USER bob@example.com")
@@ -250,7 +254,19 @@ func TestEndToEnd(t *testing.T) {
 		}
 		h.putListener("pop3", listeners["pop3"])
 		h.putUser("dave@example.com", "dave-secret-5555")
+		// A new domain and connection limits apply without new front ends.
+		srv := testServer
+		srv.Domains = []string{"example.com", "example.org"}
+		srv.MaxConnections = 500
+		if _, err := h.client.SetServer(context.Background(), srv); err != nil {
+			t.Fatal(err)
+		}
+		h.putUser("erin@example.org", "erin-secret-7777")
 
+		imap.send("DONE")
+		if got := imap.imapTagged("i"); !strings.HasPrefix(got, "i OK") {
+			t.Errorf("IDLE across the changes: %q", got)
+		}
 		if got := imap.imap("c", "NOOP"); !strings.HasPrefix(got, "c OK") {
 			t.Errorf("IMAP session: %q", got)
 		}
@@ -263,12 +279,18 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("SMTP DATA in flight: %q", got)
 		}
 		mx.smtp("221", "QUIT")
+		mx = dialText(t, smtps.Addr(), ks.clientConfig())
+		mx.smtpReply()
+		mx.smtp("250", "EHLO go.example")
+		mx.smtp("250", "MAIL FROM:<someone@elsewhere.example>")
+		mx.smtp("250", "RCPT TO:<erin@example.org>")
+		mx.smtp("221", "QUIT")
 		assertServing(t, h, listeners, ks)
 	})
 
 	t.Run("logs: one line per session and delivery, no secrets", func(t *testing.T) {
 		logs := h.logs.String()
-		for _, secret := range []string{keystorePassword, alicePassword, bobPassword, carolPassword, "dave-secret-5555", "not-the-password"} {
+		for _, secret := range []string{keystorePassword, alicePassword, bobPassword, carolPassword, "dave-secret-5555", "erin-secret-7777", "not-the-password"} {
 			if strings.Contains(logs, secret) {
 				t.Errorf("the log contains the secret %q", secret)
 			}

@@ -18,6 +18,21 @@ import (
 // StoreDir is the mail store's folder in a state directory.
 const StoreDir = "mail"
 
+// frontendSettings is what a protocol's front end takes from the server
+// settings when it is built; a front end is rebuilt only when it changes.
+// (Domains and connection limits are read live.)
+func frontendSettings(protocol string, s config.Server) any {
+	switch protocol {
+	case config.ProtocolSMTP, config.ProtocolSubmission:
+		return [3]any{s.Hostname, s.MaxMessageBytes, s.MaxRecipients}
+	case config.ProtocolIMAP:
+		return s.MaxMessageBytes
+	case config.ProtocolPOP3:
+		return s.Hostname
+	}
+	return nil
+}
+
 // frontends builds protocol front ends on the shared store.
 type frontends struct {
 	log    *slog.Logger
@@ -49,7 +64,7 @@ func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Fro
 	switch l.Protocol {
 	case config.ProtocolSMTP, config.ProtocolSubmission:
 		return smtp.New(smtp.Options{
-			Backend:           &smtpBackend{store: f.store, domains: localDomains(srv)},
+			Backend:           &smtpBackend{store: f.store, server: &f.server},
 			Hostname:          srv.Hostname,
 			Submission:        l.Protocol == config.ProtocolSubmission,
 			TLSConfig:         starttls,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/pop3"
@@ -15,10 +16,12 @@ import (
 )
 
 // smtpBackend adapts the store to the SMTP front end: mail is accepted for
-// known users of the server's local domains only.
+// known users of the server's local domains only. The domains are read
+// from the server settings in force at each RCPT, so changing them needs
+// no new front end.
 type smtpBackend struct {
-	store   *store.Store
-	domains []string
+	store  *store.Store
+	server *atomic.Pointer[config.Server]
 }
 
 var _ smtp.Backend = (*smtpBackend)(nil)
@@ -29,7 +32,7 @@ func (b *smtpBackend) CheckRecipient(ctx context.Context, address string) error 
 		return fmt.Errorf("%s: %w", address, smtp.ErrUnknownRecipient)
 	}
 	_, domain, _ := strings.Cut(addr, "@")
-	if !slices.ContainsFunc(b.domains, func(d string) bool { return strings.EqualFold(d, domain) }) {
+	if !slices.ContainsFunc(b.server.Load().Domains, func(d string) bool { return strings.EqualFold(d, domain) }) {
 		return fmt.Errorf("%s: %w", address, smtp.ErrRelayDenied)
 	}
 	if _, err := b.store.User(addr); err != nil {
@@ -98,6 +101,3 @@ func (m pop3Maildrop) Messages() ([]pop3.Message, error) {
 func (m pop3Maildrop) Open(uid string) (io.ReadCloser, error) { return m.md.Open(uid) }
 func (m pop3Maildrop) Commit(uids []string) error             { return m.md.Commit(uids) }
 func (m pop3Maildrop) Close() error                           { return m.md.Close() }
-
-// localDomains is the server's domain list as the SMTP backend uses it.
-func localDomains(s config.Server) []string { return slices.Clone(s.Domains) }
