@@ -119,9 +119,12 @@ func (p *mailstackProvider) Resources(context.Context) []func() resource.Resourc
 		NewKeystoreResource,
 		NewServerResource,
 		NewListenerResource,
+		NewUserResource,
 	}
 }
 
 func (p *mailstackProvider) DataSources(context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{
+		NewTLSProbeDataSource,
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -23,6 +24,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
@@ -59,6 +62,7 @@ type tlsModel struct {
 	MinVersion       types.String `tfsdk:"min_version"`
 	CipherSuites     types.List   `tfsdk:"cipher_suites"`
 	ClientAuth       types.String `tfsdk:"client_auth"`
+	Expected         types.String `tfsdk:"expected_fingerprint_sha256"`
 }
 
 // quoted renders an enumeration for descriptions: `a`, `b` or `c`.
@@ -173,6 +177,15 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 						Optional:   true,
 						Validators: []validator.String{stringvalidator.OneOf(config.ClientAuthModes...)},
 					},
+					"expected_fingerprint_sha256": schema.StringAttribute{
+						MarkdownDescription: "Fingerprint of the certificate this port must serve, usually " +
+							"`mailstack_keystore.<name>.fingerprint_sha256`. With it, a renewed certificate makes the listener " +
+							"part of the plan and apply returns only once the port serves it (the runtime picks up a changed " +
+							"keystore within a second), and a port serving anything else (a keystore replaced on disk) shows as " +
+							"drift. Without it, apply checks that the port serves the keystore's certificate when the `tls` " +
+							"block changes.",
+						Optional: true,
+					},
 				},
 			},
 		},
@@ -283,36 +296,150 @@ func (r *listenerResource) Create(ctx context.Context, req resource.CreateReques
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	plan.ID = types.StringValue(plan.ServerID.ValueString() + "/l-" + hex.EncodeToString(b[:]))
-	r.put(ctx, &plan, &resp.State, &resp.Diagnostics)
+	r.put(ctx, &plan, nil, &resp.State, &resp.Diagnostics)
 }
 
 func (r *listenerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan listenerModel
+	var plan, prior listenerModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	r.put(ctx, &plan, &resp.State, &resp.Diagnostics)
+	r.put(ctx, &plan, &prior, &resp.State, &resp.Diagnostics)
 }
 
 // put sends the planned listener to the runtime; it returns when the
-// listener is live, and records what the runtime reports.
-func (r *listenerResource) put(ctx context.Context, plan *listenerModel, state *tfsdk.State, diags *diag.Diagnostics) {
+// listener is live and serves the certificate it should, and records what
+// the runtime reports. prior is the state before an update, nil on create.
+func (r *listenerResource) put(ctx context.Context, plan, prior *listenerModel, state *tfsdk.State, diags *diag.Diagnostics) {
 	settings, err := plan.settings(ctx)
 	if err != nil {
 		diags.AddError("Invalid Listener", err.Error())
 		return
 	}
 	serverID, id, _ := splitListenerID(plan.ID.ValueString())
-	obj, err := r.client(serverID).PutListener(ctx, id, settings)
+	client := r.client(serverID)
+	var obj control.ListenerObject
+	unchanged := false
+	if prior != nil && prior.Bound.ValueBool() {
+		// Only the expected fingerprint changed: nothing to send.
+		before, err := prior.settings(ctx)
+		unchanged = err == nil && settingsEqual(before, settings)
+	}
+	if unchanged {
+		obj, err = client.Listener(ctx, id)
+	} else {
+		obj, err = client.PutListener(ctx, id, settings)
+	}
 	if err != nil {
+		if clash := r.clash(ctx, client, serverID, id, settings); clash != "" {
+			diags.AddAttributeError(path.Root("port"), "Port Clash", clash)
+			return
+		}
 		diags.AddError("Unable to Apply Listener",
 			fmt.Sprintf("Server %q refused listener %s %s: %s", serverID, settings.Protocol, settings.Addr(), err))
 		return
 	}
+	expected := ""
+	if plan.TLS != nil {
+		expected = plan.TLS.Expected.ValueString()
+	}
+	if settings.TLS.Mode != config.TLSNone && (!unchanged || expected != "") {
+		if obj, err = r.awaitCertificate(ctx, client, id, settings.TLS, expected, obj); err != nil {
+			diags.AddError("Listener Not Serving the Expected Certificate", err.Error())
+			return
+		}
+	}
 	plan.Bound = types.BoolValue(obj.Status.Bound)
 	plan.ServedFingerprint = types.StringValue(obj.Status.CertificateFingerprint)
 	diags.Append(state.Set(ctx, plan)...)
+}
+
+func settingsEqual(a, b config.Listener) bool {
+	return a.Protocol == b.Protocol && a.Address == b.Address && a.Port == b.Port &&
+		a.TLS.Mode == b.TLS.Mode && a.TLS.KeystorePath == b.TLS.KeystorePath &&
+		a.TLS.KeystorePassword == b.TLS.KeystorePassword && a.TLS.KeyPassword == b.TLS.KeyPassword &&
+		a.TLS.Alias == b.TLS.Alias && a.TLS.MinVersion == b.TLS.MinVersion &&
+		slices.Equal(a.TLS.CipherSuites, b.TLS.CipherSuites) && a.TLS.ClientAuth == b.TLS.ClientAuth
+}
+
+// certificateWait bounds how long apply waits for a port to serve the
+// right certificate; the runtime checks keystores every second.
+const certificateWait = 10 * time.Second
+
+// awaitCertificate waits until listener id serves want, or the keystore's
+// own certificate when want is empty.
+func (r *listenerResource) awaitCertificate(ctx context.Context, client *control.Client, id string, t config.TLS, want string, obj control.ListenerObject) (control.ListenerObject, error) {
+	if want == "" {
+		cert, err := keystore.LoadCertificate(t.KeystorePath, []byte(t.KeystorePassword), []byte(t.KeyPassword), t.Alias)
+		if err != nil {
+			return obj, fmt.Errorf("reading the certificate listener %s should serve: %w", id, err)
+		}
+		want = keystore.Fingerprint(cert.Leaf)
+	}
+	deadline := time.Now().Add(certificateWait)
+	for obj.Status.CertificateFingerprint != want {
+		if time.Now().After(deadline) {
+			return obj, fmt.Errorf("after %s, %s serves the certificate with SHA-256 fingerprint %s, not %s (keystore %s%s)",
+				certificateWait, obj.Status.Address, obj.Status.CertificateFingerprint, want, t.KeystorePath, lastError(obj.Status))
+		}
+		select {
+		case <-ctx.Done():
+			return obj, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		var err error
+		if obj, err = client.Listener(ctx, id); err != nil {
+			return obj, err
+		}
+	}
+	return obj, nil
+}
+
+func lastError(s control.ListenerStatus) string {
+	if s.LastError == "" {
+		return ""
+	}
+	return "; the runtime reports: " + s.LastError
+}
+
+// clash explains a refused listener that wants an address another
+// listener of the same server holds, naming both; "" if that is not why.
+func (r *listenerResource) clash(ctx context.Context, client *control.Client, serverID, id string, l config.Listener) string {
+	st, err := client.Status(ctx)
+	if err != nil {
+		return ""
+	}
+	others := make([]string, 0, len(st.Listeners))
+	for other := range st.Listeners {
+		if other != id {
+			others = append(others, other)
+		}
+	}
+	slices.Sort(others)
+	for _, other := range others {
+		obj, err := client.Listener(ctx, other)
+		if err != nil || obj.Config.Port != l.Port || !addressesOverlap(obj.Config.Address, l.Address) {
+			continue
+		}
+		return fmt.Sprintf("This listener (%s, TLS %s) cannot use %s: listener %q of server %q (%s, TLS %s) already "+
+			"uses %s. Two listeners of one server need different ports, or distinct addresses that do not overlap "+
+			"(0.0.0.0 and :: overlap every address). `terraform state list -id=%s/%s` names the resource that manages "+
+			"the other listener.", l.Protocol, l.TLS.Mode, l.Addr(), serverID+"/"+other, serverID, obj.Config.Protocol,
+			obj.Config.TLS.Mode, obj.Config.Addr(), serverID, other)
+	}
+	return ""
+}
+
+// addressesOverlap reports whether binding both addresses on one port
+// would clash: equal, or either is a wildcard.
+func addressesOverlap(a, b string) bool {
+	ia, ib := net.ParseIP(a), net.ParseIP(b)
+	if ia == nil || ib == nil {
+		return a == b
+	}
+	return ia.Equal(ib) || ia.IsUnspecified() || ib.IsUnspecified()
 }
 
 func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -342,10 +469,41 @@ func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, r
 	state.Protocol = types.StringValue(obj.Config.Protocol)
 	state.Address = types.StringValue(obj.Config.Address)
 	state.Port = types.Int64Value(int64(obj.Config.Port))
-	state.TLS = readTLS(ctx, obj.Config.TLS, state.TLS, &resp.Diagnostics)
+	prior := state.TLS
+	if prior == nil && obj.Config.TLS.Mode != config.TLSNone {
+		prior = r.storedSecrets(serverID, id)
+	}
+	state.TLS = readTLS(ctx, obj.Config.TLS, prior, &resp.Diagnostics)
 	state.Bound = types.BoolValue(obj.Status.Bound)
-	state.ServedFingerprint = types.StringValue(obj.Status.CertificateFingerprint)
+	served := obj.Status.CertificateFingerprint
+	state.ServedFingerprint = types.StringValue(served)
+	if exp := state.TLS.Expected; !exp.IsNull() && obj.Status.Bound && served != "" && served != exp.ValueString() {
+		// Serving another certificate than the one configured (a
+		// keystore replaced on disk): plan shows the way back.
+		state.TLS.Expected = types.StringValue(served)
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// storedSecrets reads an imported listener's passwords from the server's
+// config.json (mode 0600, on the host the provider manages): the control
+// API never returns them, and without them the plan after an import would
+// not be empty. nil if they cannot be read.
+func (r *listenerResource) storedSecrets(serverID, id string) *tlsModel {
+	doc, err := mailruntime.LoadConfig(filepath.Join(r.data.stateDir, serverID))
+	if err != nil {
+		return nil
+	}
+	l, ok := doc.Listeners[id]
+	if !ok {
+		return nil
+	}
+	return &tlsModel{
+		KeystorePath:     types.StringNull(),
+		KeystorePassword: optionalString(l.TLS.KeystorePassword),
+		KeyPassword:      optionalString(l.TLS.KeyPassword),
+		Expected:         types.StringNull(),
+	}
 }
 
 // readTLS maps the runtime's TLS settings into the model. The runtime
@@ -361,13 +519,13 @@ func readTLS(ctx context.Context, t config.TLS, prior *tlsModel, diags *diag.Dia
 		CipherSuites: types.ListNull(types.StringType),
 	}
 	if prior != nil {
-		m.KeystorePassword, m.KeyPassword = prior.KeystorePassword, prior.KeyPassword
+		m.KeystorePassword, m.KeyPassword, m.Expected = prior.KeystorePassword, prior.KeyPassword, prior.Expected
 		// The runtime holds the absolute form of a relative path.
 		if abs, err := filepath.Abs(prior.KeystorePath.ValueString()); err == nil && abs == t.KeystorePath {
 			m.KeystorePath = prior.KeystorePath
 		}
 	} else {
-		m.KeystorePassword, m.KeyPassword = types.StringNull(), types.StringNull()
+		m.KeystorePassword, m.KeyPassword, m.Expected = types.StringNull(), types.StringNull(), types.StringNull()
 	}
 	if len(t.CipherSuites) > 0 {
 		l, d := types.ListValueFrom(ctx, types.StringType, t.CipherSuites)
