@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/runtime"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+)
+
+// binary is the runtime executable, built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "mailstack-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binary = filepath.Join(dir, "terraform-provider-mailstack")
+		cmd := exec.Command("go", "build", "-o", binary, "github.com/mailstack/terraform-provider-mailstack")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building the runtime:", err)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+const (
+	keystorePassword = "ks-secret"
+	userPassword     = "alice-secret"
+	user             = "alice@example.com"
+)
+
+// process is one run of `runtime serve` on a state directory.
+type process struct {
+	t      testing.TB
+	dir    string
+	cmd    *exec.Cmd
+	log    *syncBuffer
+	exited chan struct{}
+	err    error // Wait's result, once exited is closed
+	client *control.Client
+}
+
+// serve starts the runtime on dir and waits until its control API answers.
+// It is killed when the test ends if it still runs; its log is shown when
+// the test failed.
+func serve(t testing.TB, dir string) *process {
+	t.Helper()
+	p := &process{t: t, dir: dir, log: &syncBuffer{}, exited: make(chan struct{}), client: control.NewClient(dir)}
+	p.cmd = exec.Command(binary, "runtime", "serve", "--state-dir", dir)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("runtime log (pid %d):\n%s", p.cmd.Process.Pid, p.log.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if st, err := p.client.Status(context.Background()); err == nil && st.PID == p.cmd.Process.Pid {
+			return p
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("the runtime exited during start-up: %v\n%s", p.err, p.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the runtime did not answer within 15s\n%s", p.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *process) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// wait waits up to d for the process to exit by itself.
+func (p *process) wait(d time.Duration) error {
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(d):
+		return errors.New("still running")
+	}
+}
+
+// setup writes a config.json for a fresh state directory and a keystore,
+// and returns the client TLS config that trusts it.
+func setup(t testing.TB) (dir string, ks config.TLS, clientTLS *tls.Config) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := runtime.SaveConfig(dir, &config.Document{Server: config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}}}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := keystore.GenerateKey(keystore.KeySpec{Algorithm: "ECDSA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := keystore.SelfSign(key, keystore.CertificateRequest{
+		Subject:  keystore.Subject{CommonName: "mail.example.com"},
+		DNSNames: []string{"mail.example.com"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "mail.p12")
+	err = keystore.Update(path, []byte(keystorePassword), keystore.PKCS12, func(k *keystore.Keystore) error {
+		return k.SetPrivateKeyEntry("mail", key, []*x509.Certificate{cert}, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return dir, config.TLS{Mode: config.TLSImplicit, KeystorePath: path, KeystorePassword: keystorePassword},
+		&tls.Config{RootCAs: pool, ServerName: "mail.example.com"}
+}
+
+// freePort returns a TCP port that was free on 127.0.0.1.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's output goroutine and
+// the test reading it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
