@@ -348,4 +348,380 @@ func keystoreBytes(t *testing.T, path string) []byte {
 	return data
 }
 
-var _ = xacme.ALPNProto
+// Failures leave the keystore byte-for-byte as it was (or absent), create
+// no ACME keystore and free the challenge listener; the error says what
+// went wrong, with the CA's problem document when there is one.
+func TestIssuanceErrorsLeaveKeystoreUnchanged(t *testing.T) {
+	t.Parallel()
+	p := startPebble(t, pebbleOptions{blocklist: []string{"blocked.example.test"}})
+	closed := freePorts(t, 2)
+	tests := []struct {
+		name        string
+		change      func(*acme.Config)
+		noKeystore  bool
+		want        []string
+		wantProblem string // ACME problem type errors.As finds
+	}{{
+		name:   "directory connection refused",
+		change: func(c *acme.Config) { c.DirectoryURL = "https://" + addr(closed[0]) + "/dir" },
+		want:   []string{`ACME directory https://` + addr(closed[0]) + `/dir:`, "connection refused"},
+	}, {
+		name:   "directory not found",
+		change: func(c *acme.Config) { c.DirectoryURL = strings.TrimSuffix(c.DirectoryURL, "/dir") + "/directory" },
+		want:   []string{"ACME directory https://", "/directory: HTTP 404 Not Found"},
+	}, {
+		name:        "challenge address unreachable by the CA",
+		change:      func(c *acme.Config) { c.ChallengeAddress = addr(closed[1]) },
+		want:        []string{"example.test over http-01 at " + addr(closed[1]) + ": urn:ietf:params:acme:error:connection: ", "/.well-known/acme-challenge/", "connection refused"},
+		wantProblem: "urn:ietf:params:acme:error:connection",
+	}, {
+		name: "tls-alpn-01 challenge address unreachable by the CA",
+		change: func(c *acme.Config) {
+			c.Challenge, c.ChallengeAddress = acme.ChallengeTLSALPN01, addr(closed[1])
+		},
+		want:        []string{"ACME CA could not validate ", "example.test over tls-alpn-01 at " + addr(closed[1]) + ": urn:ietf:params:acme:error:unauthorized: Failed to connect to"},
+		wantProblem: "urn:ietf:params:acme:error:unauthorized",
+	}, {
+		name:        "domain the CA refuses",
+		change:      func(c *acme.Config) { c.Domains = []string{"mail.example.test", "blocked.example.test"} },
+		noKeystore:  true,
+		want:        []string{"ACME CA refused the order for mail.example.test, blocked.example.test", "urn:ietf:params:acme:error:rejectedIdentifier", `"blocked.example.test"`, "forbidden by policy"},
+		wantProblem: "urn:ietf:params:acme:error:rejectedIdentifier",
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := newService(t, dir)
+			cfg := baseConfig(p, dir)
+			tc.change(&cfg)
+			if !tc.noKeystore {
+				selfSignedEntry(t, cfg.KeystorePath, keystore.JKS, cfg.Alias)
+			}
+			before := keystoreBytes(t, cfg.KeystorePath)
+
+			_, err := s.Put(context.Background(), "mx", cfg)
+			if err == nil {
+				t.Fatal("Put succeeded")
+			}
+			t.Logf("error: %v", err)
+			if !errors.Is(err, acme.ErrIssuance) {
+				t.Errorf("error is not ErrIssuance: %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+			if tc.wantProblem != "" {
+				var pe *xacme.Error
+				if !errors.As(err, &pe) || pe.ProblemType != tc.wantProblem {
+					t.Errorf("errors.As finds problem %+v, want type %s", pe, tc.wantProblem)
+				}
+			}
+			if after := keystoreBytes(t, cfg.KeystorePath); !bytes.Equal(before, after) {
+				t.Errorf("keystore changed (%d bytes before, %d after)", len(before), len(after))
+			}
+			if _, _, err := s.Get("mx"); !errors.Is(err, acme.ErrNotFound) {
+				t.Errorf("Get after a failed create: %v, want ErrNotFound", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, acme.Dir, "mx")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("state of the failed create left behind: %v", err)
+			}
+			ln, err := net.Listen("tcp", cfg.ChallengeAddress)
+			if err != nil {
+				t.Errorf("challenge address not freed: %v", err)
+			} else {
+				ln.Close()
+			}
+		})
+	}
+}
+
+// A short-lived certificate is renewed in the background and written into
+// the keystore; a listener reading the keystore serves the new one from
+// the next handshake, with no restart, and a session open across the
+// renewal goes on.
+func TestRenewalReachesListener(t *testing.T) {
+	t.Parallel()
+	p := startPebble(t, pebbleOptions{validity: 12 * time.Second})
+	dir := t.TempDir()
+	s := newService(t, dir)
+	cfg := baseConfig(p, dir)
+	cfg.RenewBeforeDays = 1 // more than the lifetime: renewed after a third of it
+
+	st, err := s.Put(context.Background(), "mx", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if life := st.NotAfter.Sub(st.NotBefore); life > 12*time.Second {
+		t.Fatalf("certificate lives %s; Pebble's short profile did not apply", life)
+	}
+	if want := st.NotBefore.Add(st.NotAfter.Sub(st.NotBefore) / 3); st.NextRenewal.Sub(want).Abs() > time.Second {
+		t.Errorf("next renewal %s, want about %s (a third into the lifetime)", st.NextRenewal, want)
+	}
+	roots, _ := p.IssuerRoots(t)
+	ln := serveKeystore(t, cfg)
+	session := dialTLS(t, ln, "mail.example.test", roots)
+	defer session.Close()
+	if fp := servedFingerprint(session); fp != st.Fingerprint {
+		t.Fatalf("served %s, want %s", fp, st.Fingerprint)
+	}
+	echo(t, session, "before renewal")
+
+	var renewed string
+	waitFor(t, 20*time.Second, "the renewed certificate in the keystore", func() bool {
+		_, chain := entry(t, cfg)
+		renewed = keystore.Fingerprint(chain[0])
+		return renewed != st.Fingerprint
+	})
+	waitFor(t, 5*time.Second, "the listener to serve the renewed certificate", func() bool {
+		c := dialTLS(t, ln, "smtp.example.test", roots)
+		defer c.Close()
+		return servedFingerprint(c) == renewed
+	})
+	echo(t, session, "after renewal")
+
+	_, st2, err := s.Get("mx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.LastError != "" || !st2.LastIssued.After(st.LastIssued) || !st2.NextRenewal.After(st.NextRenewal) {
+		t.Errorf("status after renewal %+v (before %+v)", st2, st)
+	}
+}
+
+// A restarted Service resumes its ACME keystores from the state directory
+// without asking the CA while the certificate is current, and writes it
+// back into a keystore whose entry went missing.
+func TestResumeFromStateDirectory(t *testing.T) {
+	t.Parallel()
+	p := startPebble(t, pebbleOptions{})
+	dir := t.TempDir()
+	s := newService(t, dir)
+	cfg := baseConfig(p, dir)
+	st, err := s.Put(context.Background(), "mx", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ln, err := net.Listen("tcp", cfg.ChallengeAddress)
+	if err != nil {
+		t.Fatalf("Close did not free the challenge address: %v", err)
+	}
+	ln.Close()
+
+	p.Stop() // the CA is gone: resuming must not need it
+	err = keystore.Update(cfg.KeystorePath, []byte(password), keystore.JKS, func(ks *keystore.Keystore) error {
+		return ks.DeleteEntry(cfg.Alias)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := newService(t, dir)
+	s2.Start()
+	waitFor(t, 5*time.Second, "the certificate written back into the keystore", func() bool {
+		ks, err := keystore.Open(cfg.KeystorePath, []byte(password))
+		if err != nil {
+			return false
+		}
+		e, ok := ks.Entry(cfg.Alias)
+		return ok && keystore.Fingerprint(e.Chain[0]) == st.Fingerprint
+	})
+	got, st2, err := s2.Get("mx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DirectoryURL != cfg.DirectoryURL || !slices.Equal(got.Domains, cfg.Domains) {
+		t.Errorf("resumed config %+v", got)
+	}
+	if st2.Fingerprint != st.Fingerprint || !st2.LastIssued.Equal(st.LastIssued) || !st2.LastAttempt.Equal(st.LastAttempt) || st2.LastError != "" {
+		t.Errorf("resumed status %+v, want the one before the restart %+v", st2, st)
+	}
+}
+
+func TestExternalAccountBinding(t *testing.T) {
+	t.Parallel()
+	const hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+	p := startPebble(t, pebbleOptions{eab: map[string]string{"kid-1": hmac}})
+	dir := t.TempDir()
+	s := newService(t, dir)
+	cfg := baseConfig(p, dir)
+
+	_, err := s.Put(context.Background(), "mx", cfg)
+	if err == nil || !strings.Contains(err.Error(), "requires an external account binding: set eab_key_id and eab_hmac_key") {
+		t.Errorf("without EAB: %v", err)
+	}
+	cfg.EABKeyID, cfg.EABHMACKey = "kid-1", "c2VjcmV0LWJ1dC13cm9uZy1rZXktZm9yLWtpZC0x"
+	_, err = s.Put(context.Background(), "mx", cfg)
+	if err == nil || !strings.Contains(err.Error(), "registering an ACME account with "+p.DirectoryURL) {
+		t.Errorf("with a wrong MAC key: %v", err)
+	}
+	cfg.EABHMACKey = hmac
+	if _, err := s.Put(context.Background(), "mx", cfg); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := s.Get("mx")
+	if got.EABHMACKey != "" || got.EABKeyID != "kid-1" {
+		t.Errorf("Get shows %+v", got)
+	}
+}
+
+// ACME keystores share a challenge listener per address; one keystore
+// entry has one owner; Delete frees what it held and keeps the keystore.
+func TestSharingConflictsAndDelete(t *testing.T) {
+	t.Parallel()
+	p := startPebble(t, pebbleOptions{})
+	dir := t.TempDir()
+	s := newService(t, dir)
+	ctx := context.Background()
+	a := baseConfig(p, dir)
+	if _, err := s.Put(ctx, "a", a); err != nil {
+		t.Fatal(err)
+	}
+
+	same := a
+	same.Domains = []string{"other.example.test"}
+	if _, err := s.Put(ctx, "b", same); !errors.Is(err, acme.ErrConflict) || !strings.Contains(err.Error(), `alias "james" of keystore `+a.KeystorePath+` is already kept by ACME keystore "a"`) {
+		t.Errorf("second owner of one entry: %v", err)
+	}
+	alpn := a
+	alpn.Alias, alpn.Challenge = "alpn", acme.ChallengeTLSALPN01
+	if _, err := s.Put(ctx, "c", alpn); !errors.Is(err, acme.ErrConflict) || !strings.Contains(err.Error(), "already answers http-01 challenges") {
+		t.Errorf("tls-alpn-01 on the http-01 address: %v", err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	taken := a
+	taken.Alias, taken.ChallengeAddress = "taken", busy.Addr().String()
+	if _, err := s.Put(ctx, "t", taken); !errors.Is(err, acme.ErrConflict) || !strings.Contains(err.Error(), "cannot bind challenge_address "+busy.Addr().String()) {
+		t.Errorf("challenge address in use: %v", err)
+	}
+
+	d := a
+	d.Alias, d.Domains = "second", []string{"pop.example.test"}
+	if _, err := s.Put(ctx, "d", d); err != nil {
+		t.Fatalf("second entry on the shared challenge listener: %v", err)
+	}
+	if err := s.Delete(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := net.Listen("tcp", a.ChallengeAddress); err == nil {
+		ln.Close()
+		t.Error("challenge listener closed while ACME keystore d still uses it")
+	}
+	if err := s.Delete(ctx, "d"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "d"); !errors.Is(err, acme.ErrNotFound) {
+		t.Errorf("second Delete: %v", err)
+	}
+	ln, err := net.Listen("tcp", a.ChallengeAddress)
+	if err != nil {
+		t.Errorf("challenge listener still bound after the last Delete: %v", err)
+	} else {
+		ln.Close()
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, acme.Dir)); len(ents) != 0 {
+		t.Errorf("state left after Delete: %v", ents)
+	}
+	ks, err := keystore.Open(a.KeystorePath, []byte(password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ks.Entries()) != 2 {
+		t.Errorf("keystore entries after Delete: %v (Delete keeps the keystore)", ks.Entries())
+	}
+	if len(s.Statuses()) != 0 {
+		t.Errorf("statuses after Delete: %v", s.Statuses())
+	}
+}
+
+// Changing an ACME keystore's config (here its domains and key) issues a
+// new certificate; a change that fails keeps the previous config.
+func TestChangeConfig(t *testing.T) {
+	t.Parallel()
+	p := startPebble(t, pebbleOptions{blocklist: []string{"blocked.example.test"}})
+	dir := t.TempDir()
+	s := newService(t, dir)
+	ctx := context.Background()
+	cfg := baseConfig(p, dir)
+	st, err := s.Put(ctx, "mx", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bad := cfg
+	bad.Domains = []string{"blocked.example.test"}
+	before := keystoreBytes(t, cfg.KeystorePath)
+	if _, err := s.Put(ctx, "mx", bad); !errors.Is(err, acme.ErrIssuance) {
+		t.Fatalf("refused change: %v", err)
+	}
+	if !bytes.Equal(before, keystoreBytes(t, cfg.KeystorePath)) {
+		t.Error("a failed change rewrote the keystore")
+	}
+	got, _, err := s.Get("mx")
+	if err != nil || !slices.Equal(got.Domains, cfg.Domains) {
+		t.Errorf("after a failed change: %+v, %v", got, err)
+	}
+
+	next := cfg
+	next.Domains = []string{"mail.example.test"}
+	next.Key = acme.Key{Algorithm: "ECDSA", ECDSACurve: "P384"}
+	st2, err := s.Put(ctx, "mx", next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, chain := entry(t, next)
+	if k, ok := key.(*ecdsa.PrivateKey); !ok || k.Curve.Params().Name != "P-384" || !slices.Equal(chain[0].DNSNames, next.Domains) || st2.Fingerprint == st.Fingerprint {
+		t.Errorf("after the change: key %T, names %v, fingerprint %s (was %s)", key, chain[0].DNSNames, st2.Fingerprint, st.Fingerprint)
+	}
+}
+
+func TestPutRefusesBadConfigBeforeAskingTheCA(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := newService(t, dir)
+	good := acme.Config{
+		KeystorePath: filepath.Join(dir, "ks.jks"), KeystorePassword: password, Alias: "james",
+		Domains: []string{"mail.example.test"}, DirectoryURL: "https://127.0.0.1:1/dir", ChallengeAddress: "127.0.0.1:1",
+	}
+	trusted := filepath.Join(dir, "trusted.jks")
+	cert := selfSignedEntry(t, trusted, keystore.JKS, "key")
+	if err := keystore.Update(trusted, []byte(password), keystore.JKS, func(ks *keystore.Keystore) error {
+		return ks.SetTrustedCertificate("root", cert)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		id     string
+		change func(*acme.Config)
+		want   string
+	}{
+		{"bad id", "../x", func(*acme.Config) {}, `ACME keystore id "../x"`},
+		{"no domains", "x", func(c *acme.Config) { c.Domains = nil }, "domains: at least one domain is required"},
+		{"wildcard", "x", func(c *acme.Config) { c.Domains = []string{"*.example.test"} }, "wildcard names need the dns-01 challenge"},
+		{"wrong password", "x", func(c *acme.Config) { c.KeystorePath = trusted; c.KeystorePassword = "wrong" }, "wrong keystore password"},
+		{"type mismatch", "x", func(c *acme.Config) { c.KeystorePath, c.KeystoreType = trusted, "PKCS12" }, "is JKS, but keystore_type is PKCS12"},
+		{"trusted certificate alias", "x", func(c *acme.Config) { c.KeystorePath, c.Alias = trusted, "root" }, `alias "root" is a trustedCertEntry entry`},
+		{"missing folder", "x", func(c *acme.Config) { c.KeystorePath = filepath.Join(dir, "nope", "ks.jks") }, "folder " + filepath.Join(dir, "nope") + " does not exist"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := good
+			tc.change(&cfg)
+			before := keystoreBytes(t, trusted)
+			_, err := s.Put(context.Background(), tc.id, cfg)
+			if !errors.Is(err, acme.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want ErrInvalid saying %q", err, tc.want)
+			}
+			if !bytes.Equal(before, keystoreBytes(t, trusted)) {
+				t.Error("keystore changed")
+			}
+		})
+	}
+}

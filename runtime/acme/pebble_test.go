@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -82,7 +83,8 @@ type pebble struct {
 
 	mgmt   string
 	client *http.Client
-	stop   func()
+	// Stop kills Pebble before the test ends.
+	Stop func()
 }
 
 // startPebble starts challtestsrv and Pebble; both stop when the test ends.
@@ -136,7 +138,7 @@ func startPebble(t *testing.T, opts pebbleOptions) *pebble {
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "",
 		"-dnsserver", dnsAddr, "-management", fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0]),
 		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
-	start(t, dir, "pebble", []string{
+	p.Stop = start(t, dir, "pebble", []string{
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once
 		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce answers
 		"PEBBLE_AUTHZREUSE=0",      // every order validates for real
@@ -180,8 +182,9 @@ func (p *pebble) IssuerRoots(t *testing.T) (*x509.CertPool, []byte) {
 }
 
 // start runs bin in its own process group, logging to dir/name.log; the
-// group is killed when the test ends, and the log shown if it failed.
-func start(t *testing.T, dir, name string, env []string, bin string, args ...string) {
+// group is killed when the test ends (or when the returned stop is
+// called), and the log shown if the test failed.
+func start(t *testing.T, dir, name string, env []string, bin string, args ...string) (stop func()) {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.Create(logPath)
@@ -197,9 +200,15 @@ func start(t *testing.T, dir, name string, env []string, bin string, args ...str
 		logFile.Close()
 		t.Fatalf("starting %s: %v", name, err)
 	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		})
+	}
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
+		stop()
 		logFile.Close()
 		if t.Failed() {
 			if data, err := os.ReadFile(logPath); err == nil {
@@ -207,6 +216,7 @@ func start(t *testing.T, dir, name string, env []string, bin string, args ...str
 			}
 		}
 	})
+	return stop
 }
 
 func tail(s string, n int) string {
