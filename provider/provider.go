@@ -125,6 +125,7 @@ func (p *mailstackProvider) Resources(context.Context) []func() resource.Resourc
 
 func (p *mailstackProvider) DataSources(context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
+		NewKeystoreDataSource,
 		NewTLSProbeDataSource,
 	}
 }
