@@ -9,6 +9,7 @@
 //	GET  /v1/listeners/{id}    PUT /v1/listeners/{id}    DELETE /v1/listeners/{id}
 //	GET  /v1/users/{address}   PUT /v1/users/{address}   DELETE /v1/users/{address}
 //	POST /v1/users/{address}/password-check
+//	GET  /v1/acme/{id}         PUT /v1/acme/{id}         DELETE /v1/acme/{id}
 //
 // A PUT returns only when the change is live: for a listener, the port is
 // bound and serves the new certificate.
@@ -20,6 +21,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
@@ -42,6 +44,9 @@ type Status struct {
 	// last run ended, crash loop) when a live one supervises this process;
 	// nil under systemd or with no supervisor.
 	Supervisor *supervise.Status `json:"supervisor,omitempty"`
+	// ACME is each ACME keystore's status by id: certificate, last
+	// attempt, next renewal, last error.
+	ACME map[string]acme.Status `json:"acme,omitempty"`
 }
 
 // ListenerStatus is what one listener really does.
@@ -121,6 +126,9 @@ var (
 	// ErrConflict: the request clashes with the host or another object,
 	// such as a port in use (409); nothing changed.
 	ErrConflict = errors.New("conflict")
+	// ErrUpstream: a service the runtime relies on, such as an ACME CA,
+	// could not be reached, refused or failed (502); nothing changed.
+	ErrUpstream = errors.New("upstream failure")
 )
 
 // Invalid wraps err so the API answers 400 with err's text.
@@ -128,6 +136,9 @@ func Invalid(err error) error { return kindError{ErrInvalid, err} }
 
 // Conflict wraps err so the API answers 409 with err's text.
 func Conflict(err error) error { return kindError{ErrConflict, err} }
+
+// Upstream wraps err so the API answers 502 with err's text.
+func Upstream(err error) error { return kindError{ErrUpstream, err} }
 
 // NotFound returns a 404 error naming what is missing.
 func NotFound(format string, args ...any) error {

@@ -67,6 +67,9 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("PUT /v1/users/{address}", h.putUser)
 	mux.HandleFunc("DELETE /v1/users/{address}", h.deleteUser)
 	mux.HandleFunc("POST /v1/users/{address}/password-check", h.checkPassword)
+	if ab, ok := b.(ACMEBackend); ok {
+		h.acmeRoutes(mux, ab)
+	}
 	return mux
 }
 
@@ -174,6 +177,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, ErrConflict):
 		code = http.StatusConflict
+	case errors.Is(err, ErrUpstream):
+		code = http.StatusBadGateway
 	}
 	h.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	writeJSON(w, code, &Error{Message: err.Error()})
