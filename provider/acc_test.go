@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,14 @@ func (e *accEnv) ProviderBlock() string {
 	return fmt.Sprintf("provider \"mailstack\" {\n  state_dir = %q\n}\n", e.StateDir)
 }
 
+// SourcedProviderBlock is ProviderBlock with a terraform block naming the
+// provider's source, for configurations that import steps use as written
+// (without the harness's required_providers).
+func (e *accEnv) SourcedProviderBlock() string {
+	source := "registry.terraform.io/" + os.Getenv("TF_ACC_PROVIDER_NAMESPACE") + "/mailstack"
+	return fmt.Sprintf("terraform {\n  required_providers {\n    mailstack = { source = %q }\n  }\n}\n\n", source) + e.ProviderBlock()
+}
+
 // Path returns a file path inside the test's folder.
 func (e *accEnv) Path(name string) string { return filepath.Join(e.StateDir, name) }
 
@@ -145,4 +154,120 @@ func runTool(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// pythonMail is a mail client on Python's standard library: "send" delivers
+// a message over SMTP with STARTTLS (no AUTH: the recipient is local),
+// "imap" and "pop3" log in after STARTTLS/STLS and print the message that
+// carries the token. TLS verifies the chain against a CA file, not the
+// host name (the clients connect to 127.0.0.1).
+const pythonMail = `
+import imaplib, poplib, smtplib, ssl, sys
+cmd, host, port, cafile, user, password, token = sys.argv[1:8]
+port = int(port)
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.check_hostname = False
+if cmd == "send":
+    msg = "From: bob@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\nhello from smtplib %s\r\n" % (user, token, token)
+    with smtplib.SMTP(host, port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.starttls(context=ctx)
+        s.ehlo("client.test")
+        s.sendmail("bob@remote.test", [user], msg)
+    print("sent")
+elif cmd == "imap":
+    m = imaplib.IMAP4(host, port, timeout=10)
+    m.starttls(ssl_context=ctx)
+    m.login(user, password)
+    m.select("INBOX")
+    typ, data = m.search(None, "SUBJECT", token)
+    ids = data[0].split()
+    if not ids:
+        sys.exit("imap: no message with subject " + token)
+    typ, msg = m.fetch(ids[-1], "(RFC822)")
+    print(msg[0][1].decode())
+    m.logout()
+elif cmd == "pop3":
+    p = poplib.POP3(host, port, timeout=10)
+    p.stls(context=ctx)
+    p.user(user)
+    p.pass_(password)
+    n, _ = p.stat()
+    bodies = [b"\n".join(p.retr(i)[1]).decode() for i in range(1, n + 1)]
+    p.quit()
+    hits = [b for b in bodies if token in b]
+    if not hits:
+        sys.exit("pop3: no message with %s among %d" % (token, n))
+    print(hits[-1])
+`
+
+// mailClient runs pythonMail with cmd against 127.0.0.1:port and returns
+// its output; the test is skipped without python3.
+func (e *accEnv) mailClient(cmd string, port int, caPEM, user, password, token string) (string, error) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		e.t.Skip("python3 not on PATH")
+	}
+	script := e.Path("mail.py")
+	if err := os.WriteFile(script, []byte(pythonMail), 0o600); err != nil {
+		return "", err
+	}
+	ca := e.Path("ca.pem")
+	if err := os.WriteFile(ca, []byte(caPEM), 0o600); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "python3", script, cmd, "127.0.0.1", fmt.Sprint(port), ca, user, password, token).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("python %s on port %d: %v\n%s", cmd, port, err, out)
+	}
+	return string(out), nil
+}
+
+// processesUnder lists live processes whose command line names dir, the
+// way every supervisor and runtime of a test's state directory does.
+func processesUnder(dir string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		args, err := hostLocal.CommandLine(pid)
+		if err != nil || !hostLocal.Alive(pid) {
+			continue
+		}
+		for _, a := range args {
+			if a == dir || strings.HasPrefix(a, dir+"/") {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// waitFor polls cond every 50ms until it returns nil or d has passed.
+func waitFor(d time.Duration, cond func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// portsClosed reports an error for any port on 127.0.0.1 that still
+// accepts connections.
+func portsClosed(ports ...int) error {
+	for _, p := range ports {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p), time.Second); err == nil {
+			c.Close()
+			return fmt.Errorf("127.0.0.1:%d still accepts connections", p)
+		}
+	}
+	return nil
 }
