@@ -249,14 +249,14 @@ func TestAccStack_fullLifecycle(t *testing.T) {
 			{
 				// Full stack; mail goes in over SMTP STARTTLS and comes out
 				// over IMAP and POP3.
-				Config:            s.config("starttls", ""),
+				Config: s.config("starttls", ""),
 				ConfigStateChecks: append(stateChecks,
 					statecheck.ExpectKnownValue("data.mailstack_tls_probe.imap", tfjsonpath.New("greeting"), knownvalue.StringRegexp(regexp.MustCompile(`^\* OK`))),
 					// Without expected_fingerprint_sha256 too, create waits
 					// for the keystore's certificate.
 					statecheck.CompareValuePairs("mailstack_listener.pop3", tfjsonpath.New("served_fingerprint_sha256"),
 						"mailstack_keystore.mx", tfjsonpath.New("fingerprint_sha256"), compare.ValuesSame())),
-				ConfigPlanChecks:  emptyAfterApply,
+				ConfigPlanChecks: emptyAfterApply,
 				Check: func(st *terraform.State) error {
 					exe, err := fileSHA256(runtimeExe)
 					if err != nil {
