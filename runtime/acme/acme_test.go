@@ -23,9 +23,14 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/acme/pebbletest"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/listener"
 )
+
+// The tests run a real ACME CA: Pebble with pebble-challtestsrv as its
+// resolver (package pebbletest), one per test, validating challenges on
+// the manager's challenge listener.
 
 const password = "changeit"
 
@@ -54,7 +59,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // baseConfig is an ACME keystore on p for http-01, keystore in dir.
-func baseConfig(p *pebble, dir string) acme.Config {
+func baseConfig(p *pebbletest.Pebble, dir string) acme.Config {
 	return acme.Config{
 		KeystorePath:      filepath.Join(dir, "mail.keystore"),
 		KeystorePassword:  password,
@@ -64,7 +69,7 @@ func baseConfig(p *pebble, dir string) acme.Config {
 		DirectoryURL:      p.DirectoryURL,
 		CACertificatesPEM: p.HTTPSRootPEM,
 		Challenge:         acme.ChallengeHTTP01,
-		ChallengeAddress:  addr(p.HTTPPort),
+		ChallengeAddress:  pebbletest.Addr(p.HTTPPort),
 	}
 }
 
@@ -84,7 +89,7 @@ func entry(t *testing.T, cfg acme.Config) (any, []*x509.Certificate) {
 
 func TestIssueHTTP01JKS(t *testing.T) {
 	t.Parallel()
-	p := startPebble(t, pebbleOptions{})
+	p := pebbletest.Start(t, pebbletest.Options{})
 	dir := t.TempDir()
 	s := newService(t, dir)
 	cfg := baseConfig(p, dir)
@@ -113,7 +118,7 @@ func TestIssueHTTP01JKS(t *testing.T) {
 	if st.Fingerprint != keystore.Fingerprint(leaf) || !st.NotAfter.Equal(leaf.NotAfter) {
 		t.Errorf("status %+v does not describe the keystore's certificate %s", st, keystore.Fingerprint(leaf))
 	}
-	if st.LastAttempt.IsZero() || st.LastIssued.IsZero() || st.LastError != "" || st.ChallengeAddress != addr(p.HTTPPort) {
+	if st.LastAttempt.IsZero() || st.LastIssued.IsZero() || st.LastError != "" || st.ChallengeAddress != pebbletest.Addr(p.HTTPPort) {
 		t.Errorf("status %+v", st)
 	}
 	// 90-day certificate, renewed 30 days before expiry.
@@ -146,7 +151,7 @@ func TestIssueHTTP01JKS(t *testing.T) {
 
 func TestIssueTLSALPN01PKCS12(t *testing.T) {
 	t.Parallel()
-	p := startPebble(t, pebbleOptions{})
+	p := pebbletest.Start(t, pebbletest.Options{})
 	dir := t.TempDir()
 	s := newService(t, dir)
 	cfg := baseConfig(p, dir)
@@ -155,7 +160,7 @@ func TestIssueTLSALPN01PKCS12(t *testing.T) {
 	cfg.Key = acme.Key{Algorithm: "ECDSA", ECDSACurve: "P256"}
 	cfg.Domains = []string{"imap.example.test"}
 	cfg.Challenge = acme.ChallengeTLSALPN01
-	cfg.ChallengeAddress = addr(p.TLSPort)
+	cfg.ChallengeAddress = pebbletest.Addr(p.TLSPort)
 
 	// The keystore already holds a trusted certificate the ACME entry
 	// must not disturb.
@@ -255,7 +260,7 @@ func serveKeystore(t *testing.T, cfg acme.Config) string {
 		DrainTimeout:     time.Second,
 		CertPollInterval: 50 * time.Millisecond,
 	})
-	port := freePorts(t, 1)[0]
+	port := pebbletest.FreePorts(t, 1)[0]
 	err := m.Apply("smtps", config.Listener{
 		Protocol: config.ProtocolSMTP, Address: "127.0.0.1", Port: port,
 		TLS: config.TLS{Mode: config.TLSImplicit, KeystorePath: cfg.KeystorePath, KeystorePassword: cfg.KeystorePassword, Alias: cfg.Alias},
@@ -268,7 +273,7 @@ func serveKeystore(t *testing.T, cfg acme.Config) string {
 		defer cancel()
 		_ = m.Shutdown(ctx)
 	})
-	return addr(port)
+	return pebbletest.Addr(port)
 }
 
 func dialTLS(t *testing.T, address, name string, roots *x509.CertPool) *tls.Conn {
@@ -329,7 +334,9 @@ func opensslVerifies(t *testing.T, address, name string, rootPEM []byte) {
 		return
 	}
 	ca := filepath.Join(t.TempDir(), "root.pem")
-	writeFile(t, ca, rootPEM)
+	if err := os.WriteFile(ca, rootPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "s_client", "-connect", address, "-servername", name, "-CAfile", ca, "-verify_return_error", "-verify_hostname", name)
 	cmd.Stdin = strings.NewReader("")
 	out, err := cmd.CombinedOutput()
@@ -353,8 +360,8 @@ func keystoreBytes(t *testing.T, path string) []byte {
 // went wrong, with the CA's problem document when there is one.
 func TestIssuanceErrorsLeaveKeystoreUnchanged(t *testing.T) {
 	t.Parallel()
-	p := startPebble(t, pebbleOptions{blocklist: []string{"blocked.example.test"}})
-	closed := freePorts(t, 2)
+	p := pebbletest.Start(t, pebbletest.Options{Blocklist: []string{"blocked.example.test"}})
+	closed := pebbletest.FreePorts(t, 2)
 	tests := []struct {
 		name        string
 		change      func(*acme.Config)
@@ -363,23 +370,23 @@ func TestIssuanceErrorsLeaveKeystoreUnchanged(t *testing.T) {
 		wantProblem string // ACME problem type errors.As finds
 	}{{
 		name:   "directory connection refused",
-		change: func(c *acme.Config) { c.DirectoryURL = "https://" + addr(closed[0]) + "/dir" },
-		want:   []string{`ACME directory https://` + addr(closed[0]) + `/dir:`, "connection refused"},
+		change: func(c *acme.Config) { c.DirectoryURL = "https://" + pebbletest.Addr(closed[0]) + "/dir" },
+		want:   []string{`ACME directory https://` + pebbletest.Addr(closed[0]) + `/dir:`, "connection refused"},
 	}, {
 		name:   "directory not found",
 		change: func(c *acme.Config) { c.DirectoryURL = strings.TrimSuffix(c.DirectoryURL, "/dir") + "/directory" },
 		want:   []string{"ACME directory https://", "/directory: HTTP 404 Not Found"},
 	}, {
 		name:        "challenge address unreachable by the CA",
-		change:      func(c *acme.Config) { c.ChallengeAddress = addr(closed[1]) },
-		want:        []string{"example.test over http-01 at " + addr(closed[1]) + ": urn:ietf:params:acme:error:connection: ", "/.well-known/acme-challenge/", "connection refused"},
+		change:      func(c *acme.Config) { c.ChallengeAddress = pebbletest.Addr(closed[1]) },
+		want:        []string{"example.test over http-01 at " + pebbletest.Addr(closed[1]) + ": urn:ietf:params:acme:error:connection: ", "/.well-known/acme-challenge/", "connection refused"},
 		wantProblem: "urn:ietf:params:acme:error:connection",
 	}, {
 		name: "tls-alpn-01 challenge address unreachable by the CA",
 		change: func(c *acme.Config) {
-			c.Challenge, c.ChallengeAddress = acme.ChallengeTLSALPN01, addr(closed[1])
+			c.Challenge, c.ChallengeAddress = acme.ChallengeTLSALPN01, pebbletest.Addr(closed[1])
 		},
-		want:        []string{"ACME CA could not validate ", "example.test over tls-alpn-01 at " + addr(closed[1]) + ": urn:ietf:params:acme:error:unauthorized: Failed to connect to"},
+		want:        []string{"ACME CA could not validate ", "example.test over tls-alpn-01 at " + pebbletest.Addr(closed[1]) + ": urn:ietf:params:acme:error:unauthorized: Failed to connect to"},
 		wantProblem: "urn:ietf:params:acme:error:unauthorized",
 	}, {
 		name:        "domain the CA refuses",
@@ -443,7 +450,7 @@ func TestIssuanceErrorsLeaveKeystoreUnchanged(t *testing.T) {
 // renewal goes on.
 func TestRenewalReachesListener(t *testing.T) {
 	t.Parallel()
-	p := startPebble(t, pebbleOptions{validity: 12 * time.Second})
+	p := pebbletest.Start(t, pebbletest.Options{Validity: 12 * time.Second})
 	dir := t.TempDir()
 	s := newService(t, dir)
 	cfg := baseConfig(p, dir)
@@ -495,7 +502,7 @@ func TestRenewalReachesListener(t *testing.T) {
 // back into a keystore whose entry went missing.
 func TestResumeFromStateDirectory(t *testing.T) {
 	t.Parallel()
-	p := startPebble(t, pebbleOptions{})
+	p := pebbletest.Start(t, pebbletest.Options{})
 	dir := t.TempDir()
 	s := newService(t, dir)
 	cfg := baseConfig(p, dir)
@@ -543,7 +550,7 @@ func TestResumeFromStateDirectory(t *testing.T) {
 func TestExternalAccountBinding(t *testing.T) {
 	t.Parallel()
 	const hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
-	p := startPebble(t, pebbleOptions{eab: map[string]string{"kid-1": hmac}})
+	p := pebbletest.Start(t, pebbletest.Options{EAB: map[string]string{"kid-1": hmac}})
 	dir := t.TempDir()
 	s := newService(t, dir)
 	cfg := baseConfig(p, dir)
@@ -571,7 +578,7 @@ func TestExternalAccountBinding(t *testing.T) {
 // entry has one owner; Delete frees what it held and keeps the keystore.
 func TestSharingConflictsAndDelete(t *testing.T) {
 	t.Parallel()
-	p := startPebble(t, pebbleOptions{})
+	p := pebbletest.Start(t, pebbletest.Options{})
 	dir := t.TempDir()
 	s := newService(t, dir)
 	ctx := context.Background()
@@ -644,7 +651,7 @@ func TestSharingConflictsAndDelete(t *testing.T) {
 // new certificate; a change that fails keeps the previous config.
 func TestChangeConfig(t *testing.T) {
 	t.Parallel()
-	p := startPebble(t, pebbleOptions{blocklist: []string{"blocked.example.test"}})
+	p := pebbletest.Start(t, pebbletest.Options{Blocklist: []string{"blocked.example.test"}})
 	dir := t.TempDir()
 	s := newService(t, dir)
 	ctx := context.Background()
@@ -723,5 +730,19 @@ func TestPutRefusesBadConfigBeforeAskingTheCA(t *testing.T) {
 				t.Error("keystore changed")
 			}
 		})
+	}
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }

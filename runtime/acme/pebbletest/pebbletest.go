@@ -1,7 +1,17 @@
-package acme_test
+// Package pebbletest runs Pebble, Let's Encrypt's ACME test CA, for tests:
+// with pebble-challtestsrv as its DNS resolver answering 127.0.0.1 for
+// every name, on free 127.0.0.1 ports, with real challenge validation (no
+// PEBBLE_VA_ALWAYS_VALID). Both programs are the go.mod tool dependencies
+// (go tool pebble, go tool pebble-challtestsrv), so tests need no network
+// beyond the Go module cache. Each Start runs a fresh CA that is killed
+// when the test ends.
+//
+// Point an ACME keystore at it with DirectoryURL, CACertificatesPEM =
+// HTTPSRootPEM and challenge_address 127.0.0.1:HTTPPort (http-01) or
+// 127.0.0.1:TLSPort (tls-alpn-01): Pebble validates every domain there.
+package pebbletest
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,6 +20,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -26,52 +37,51 @@ import (
 	"time"
 )
 
-// The tests run Pebble, Let's Encrypt's ACME test CA, and
-// pebble-challtestsrv as its DNS resolver, both pinned as go.mod tool
-// dependencies and built once per test run. Every test starts its own
-// Pebble on free 127.0.0.1 ports, with real challenge validation (no
-// PEBBLE_VA_ALWAYS_VALID): Pebble resolves every name to 127.0.0.1 through
-// challtestsrv and connects to the manager's challenge listener.
+var tools struct {
+	once                 sync.Once
+	pebble, challtestsrv string
+	err                  error
+}
 
-var pebbleBin, challtestsrvBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mailstack-pebble-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pebbleBin = filepath.Join(dir, "pebble")
-	challtestsrvBin = filepath.Join(dir, "pebble-challtestsrv")
-	for bin, pkg := range map[string]string{
-		pebbleBin:       "github.com/letsencrypt/pebble/v2/cmd/pebble",
-		challtestsrvBin: "github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv",
-	} {
-		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
+// binaries returns the paths of the pebble and pebble-challtestsrv tool
+// executables, built (once, into the Go build cache) by go tool -n.
+func binaries() (pebble, challtestsrv string, err error) {
+	tools.once.Do(func() {
+		for _, tool := range []struct {
+			name string
+			path *string
+		}{{"pebble", &tools.pebble}, {"pebble-challtestsrv", &tools.challtestsrv}} {
+			out, err := exec.Command("go", "tool", "-n", tool.name).Output()
+			if err != nil {
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					err = fmt.Errorf("%w: %s", err, ee.Stderr)
+				}
+				tools.err = fmt.Errorf("go tool -n %s (a go.mod tool dependency): %w", tool.name, err)
+				return
+			}
+			*tool.path = strings.TrimSpace(string(out))
 		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	})
+	return tools.pebble, tools.challtestsrv, tools.err
 }
 
-// pebbleOptions configure one Pebble.
-type pebbleOptions struct {
-	// validity is the certificates' lifetime; zero means Pebble's 90 days.
-	validity time.Duration
-	// blocklist is Pebble's domainBlocklist: names it refuses.
-	blocklist []string
-	// eab requires external account binding with these key id -> base64url
-	// MAC keys.
-	eab map[string]string
+// Options configure one Pebble. The zero value is Pebble as Let's
+// Encrypt runs it: 90-day certificates, no blocked names, no EAB.
+type Options struct {
+	// Validity is the certificates' lifetime, whole seconds; zero means
+	// Pebble's 90 days.
+	Validity time.Duration
+	// Blocklist is Pebble's domainBlocklist: names (and their subdomains)
+	// it refuses with urn:ietf:params:acme:error:rejectedIdentifier.
+	Blocklist []string
+	// EAB makes external account binding required, with these key ids and
+	// their base64url MAC keys.
+	EAB map[string]string
 }
 
-// pebble is one running Pebble.
-type pebble struct {
+// Pebble is one running Pebble.
+type Pebble struct {
 	// DirectoryURL is the ACME directory.
 	DirectoryURL string
 	// HTTPSRootPEM is the root of Pebble's own HTTPS certificate: what
@@ -87,17 +97,22 @@ type pebble struct {
 	Stop func()
 }
 
-// startPebble starts challtestsrv and Pebble; both stop when the test ends.
-func startPebble(t *testing.T, opts pebbleOptions) *pebble {
+// Start starts challtestsrv and Pebble and waits until Pebble answers;
+// both are killed when the test ends.
+func Start(t testing.TB, opts Options) *Pebble {
 	t.Helper()
+	pebbleBin, challtestsrvBin, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	rootPEM, certPEM, keyPEM := httpsCertificates(t)
 	writeFile(t, filepath.Join(dir, "cert.pem"), certPEM)
 	writeFile(t, filepath.Join(dir, "key.pem"), keyPEM)
 
-	ports := freePorts(t, 5)
+	ports := FreePorts(t, 5)
 	listen, mgmt, dns := ports[0], ports[1], ports[2]
-	p := &pebble{
+	p := &Pebble{
 		DirectoryURL: fmt.Sprintf("https://127.0.0.1:%d/dir", listen),
 		HTTPSRootPEM: string(rootPEM),
 		HTTPPort:     ports[3],
@@ -116,16 +131,16 @@ func startPebble(t *testing.T, opts pebbleOptions) *pebble {
 		"httpPort":                p.HTTPPort,
 		"tlsPort":                 p.TLSPort,
 		"keyAlgorithm":            "ecdsa",
-		"domainBlocklist":         opts.blocklist,
+		"domainBlocklist":         opts.Blocklist,
 	}
-	if opts.validity > 0 {
+	if opts.Validity > 0 {
 		cfg["profiles"] = map[string]any{"default": map[string]any{
-			"description": "short-lived, for renewal tests", "validityPeriod": int(opts.validity / time.Second),
+			"description": "short-lived, for renewal tests", "validityPeriod": int(opts.Validity / time.Second),
 		}}
 	}
-	if opts.eab != nil {
+	if opts.EAB != nil {
 		cfg["externalAccountBindingRequired"] = true
-		cfg["externalAccountMACKeys"] = opts.eab
+		cfg["externalAccountMACKeys"] = opts.EAB
 	}
 	data, err := json.Marshal(map[string]any{"pebble": cfg})
 	if err != nil {
@@ -136,7 +151,7 @@ func startPebble(t *testing.T, opts pebbleOptions) *pebble {
 	dnsAddr := fmt.Sprintf("127.0.0.1:%d", dns)
 	start(t, dir, "challtestsrv", nil, challtestsrvBin,
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "",
-		"-dnsserver", dnsAddr, "-management", fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0]),
+		"-dnsserver", dnsAddr, "-management", fmt.Sprintf("127.0.0.1:%d", FreePorts(t, 1)[0]),
 		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
 	p.Stop = start(t, dir, "pebble", []string{
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once
@@ -161,9 +176,9 @@ func startPebble(t *testing.T, opts pebbleOptions) *pebble {
 	return p
 }
 
-// IssuerRoots returns the roots Pebble issues under, for verifying served
-// chains.
-func (p *pebble) IssuerRoots(t *testing.T) (*x509.CertPool, []byte) {
+// IssuerRoots returns the root Pebble issues under, as a pool and as PEM,
+// for verifying served chains.
+func (p *Pebble) IssuerRoots(t testing.TB) (*x509.CertPool, []byte) {
 	t.Helper()
 	resp, err := p.client.Get("https://" + p.mgmt + "/roots/0")
 	if err != nil {
@@ -184,7 +199,7 @@ func (p *pebble) IssuerRoots(t *testing.T) (*x509.CertPool, []byte) {
 // start runs bin in its own process group, logging to dir/name.log; the
 // group is killed when the test ends (or when the returned stop is
 // called), and the log shown if the test failed.
-func start(t *testing.T, dir, name string, env []string, bin string, args ...string) (stop func()) {
+func start(t testing.TB, dir, name string, env []string, bin string, args ...string) (stop func()) {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.Create(logPath)
@@ -227,8 +242,8 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freePorts returns n distinct TCP ports that were free on 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
+// FreePorts returns n distinct TCP ports that were free on 127.0.0.1.
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	var lns []net.Listener
@@ -246,11 +261,12 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+// Addr is 127.0.0.1:port.
+func Addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // httpsCertificates makes a root and a certificate for 127.0.0.1 and
 // localhost signed by it: Pebble's own HTTPS identity.
-func httpsCertificates(t *testing.T) (rootPEM, certPEM, keyPEM []byte) {
+func httpsCertificates(t testing.TB) (rootPEM, certPEM, keyPEM []byte) {
 	t.Helper()
 	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -289,23 +305,9 @@ func httpsCertificates(t *testing.T) (rootPEM, certPEM, keyPEM []byte) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
 
-func writeFile(t *testing.T, path string, data []byte) {
+func writeFile(t testing.TB, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }
