@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/listener"
@@ -21,6 +22,7 @@ type mailRuntime struct {
 	started   time.Time
 	listeners *listener.Manager
 	fronts    *frontends
+	acme      *acme.Service // ACME keystores (acme.go)
 
 	mu  sync.Mutex // serializes changes; guards doc and startErrs
 	doc *config.Document
@@ -46,6 +48,10 @@ func newRuntime(dir string, doc *config.Document, opts Options) (*mailRuntime, e
 	}
 	fronts.setServer(doc.Server)
 	rt.fronts = fronts
+	if rt.acme, err = newACME(dir, opts); err != nil {
+		fronts.close()
+		return nil, err
+	}
 	rt.listeners = listener.New(listener.Options{
 		NewFrontend:  fronts.build,
 		Logger:       opts.Logger,
@@ -55,7 +61,10 @@ func newRuntime(dir string, doc *config.Document, opts Options) (*mailRuntime, e
 	return rt, nil
 }
 
-func (rt *mailRuntime) close() { rt.fronts.close() }
+func (rt *mailRuntime) close() {
+	rt.acme.Close()
+	rt.fronts.close()
+}
 
 // setLimits applies the server's connection limits to every listener.
 func (rt *mailRuntime) setLimits(s config.Server) {
@@ -89,6 +98,7 @@ func (rt *mailRuntime) Status() control.Status {
 	for id := range rt.doc.Listeners {
 		st.Listeners[id] = rt.listenerStatus(id)
 	}
+	st.ACME = rt.acme.Statuses()
 	return st
 }
 

@@ -76,6 +76,7 @@ func Serve(ctx context.Context, opts Options) error {
 	}
 	defer rt.close()
 	rt.startListeners()
+	rt.acme.Start()
 
 	ln, err := control.Listen(dir)
 	if err != nil {
