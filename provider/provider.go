@@ -117,6 +117,7 @@ func defaultStateDir() (string, error) {
 func (p *mailstackProvider) Resources(context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewKeystoreResource,
+		NewCertificateImportResource,
 		NewServerResource,
 		NewListenerResource,
 		NewUserResource,
