@@ -173,7 +173,8 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 					"self-signed root or a trusted certificate entry of the keystore (see " +
 					"`mailstack_certificate_import`), and every certificate must be valid. Removing it puts a " +
 					"self-signed certificate back. It cannot be set while the key is created: apply once, have " +
-					"`csr_pem` signed, then set it.",
+					"`csr_pem` signed, then set it. The root of the chain installed before also completes a reply " +
+					"(a renewal from the same CA, or an adopted keystore whose root keytool took from the JDK's cacerts).",
 				Optional:   true,
 				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
@@ -581,7 +582,7 @@ func (r *keystoreResource) Update(ctx context.Context, req resource.UpdateReques
 		newChain := chain
 		switch {
 		case installReply:
-			if err := ks.InstallReply(alias, []byte(keyPW), []byte(plan.CertificateChainPEM.ValueString())); err != nil {
+			if err := ks.InstallReply(alias, []byte(keyPW), []byte(plan.CertificateChainPEM.ValueString()), installedRoots(chain)...); err != nil {
 				return err
 			}
 			e, _ := ks.Entry(alias)
@@ -628,6 +629,20 @@ func (r *keystoreResource) Update(ctx context.Context, req resource.UpdateReques
 	}
 	resp.Diagnostics.Append(setApplied(ctx, resp.Private, leaf)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// installedRoots returns the self-signed CA certificates that end a chain
+// a CA installed (not a self-signed leaf). A new reply may be completed
+// with them as with trusted entries: a renewal from the same CA, or an
+// adopted keystore whose root keytool took from the JDK's cacerts.
+func installedRoots(chain []*x509.Certificate) []*x509.Certificate {
+	if len(chain) < 2 {
+		return nil
+	}
+	if top := chain[len(chain)-1]; isSelfSigned(top) {
+		return []*x509.Certificate{top}
+	}
+	return nil
 }
 
 func (r *keystoreResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

@@ -62,8 +62,9 @@ func TestAccKeystore_csrSignedByOpensslCA(t *testing.T) {
 	e := newAccEnv(t)
 	caDir := t.TempDir()
 	ca := newRootCA(t, caDir, "root", "Test Root CA")
-	ksPath, replyPath := e.Path("james.keystore"), filepath.Join(caDir, "reply.pem")
+	ksPath, replyPath, renewalPath := e.Path("james.keystore"), filepath.Join(caDir, "reply.pem"), filepath.Join(caDir, "renewal.pem")
 	var csr *x509.CertificateRequest
+	var firstFP string
 	t.Setenv(KeystorePasswordEnv, "storepass1")
 	t.Setenv(KeystoreKeyPasswordEnv, "keypass1")
 
@@ -100,6 +101,9 @@ func TestAccKeystore_csrSignedByOpensslCA(t *testing.T) {
 						return fmt.Errorf("placeholder not listed:\n%s", out)
 					}
 					writeTestFile(t, replyPath, []byte(ca.sign(csrPEM)+ca.CertPEM))
+					// The renewal holds only the leaf: the root of the chain
+					// installed before completes it.
+					writeTestFile(t, renewalPath, []byte(ca.sign(csrPEM)))
 					return nil
 				},
 			},
@@ -131,6 +135,22 @@ func TestAccKeystore_csrSignedByOpensslCA(t *testing.T) {
 					}
 					// The key still opens with its own password (keytool -certreq needs it).
 					keytool(t, "-certreq", "-keystore", ksPath, "-storepass", "storepass1", "-alias", "james", "-keypass", "keypass1")
+					firstFP = fp
+					return nil
+				},
+			},
+			{
+				Config: csrKeystoreConfig(e, ksPath, renewalPath, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction("mailstack_keystore.mx", plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: func(s *terraform.State) error {
+					fp, _ := stateAttr(s, "mailstack_keystore.mx", "fingerprint_sha256")
+					out := keytoolList(t, ksPath, "storepass1")
+					if fp == firstFP || !strings.Contains(out, "SHA256: "+fp) || !strings.Contains(out, "Certificate chain length: 2") {
+						return fmt.Errorf("renewal %s (first %s) not installed with the root:\n%s", fp, firstFP, out)
+					}
 					return nil
 				},
 			},

@@ -194,6 +194,16 @@ func TestSelfSignedValidityAndReplyLeaf(t *testing.T) {
 		t.Errorf("validityDays(one hour) = %d, want 1", got)
 	}
 
+	if got := installedRoots([]*x509.Certificate{leaf, ca}); len(got) != 1 || !got[0].Equal(ca) {
+		t.Errorf("installedRoots(leaf, ca) = %v, want the CA", got)
+	}
+	if got := installedRoots([]*x509.Certificate{ca}); got != nil {
+		t.Errorf("installedRoots(self-signed leaf) = %v, want none", got)
+	}
+	if got := installedRoots([]*x509.Certificate{leaf, fake}); got != nil {
+		t.Errorf("installedRoots(chain ending at a non-root) = %v, want none", got)
+	}
+
 	reply := string(keystore.EncodeCertificatesPEM([]*x509.Certificate{ca, leaf}))
 	renewed := testCert(t, "mx", leafKey, caKey, ca, nb, nb.Add(200*24*time.Hour))
 	for _, tc := range []struct {
