@@ -1,5 +1,6 @@
-# mailstack quickstart: a keystore, a mail server and its listeners on
-# 127.0.0.1, on unprivileged ports, with all state under this folder.
+# mailstack quickstart: a keystore, a mail server, its listeners on
+# 127.0.0.1 (unprivileged ports) and a user, with all state under this
+# folder. A check block probes every port after each apply.
 #
 #   make demo        # apply with these defaults and print how to connect
 #   make demo-down   # destroy it and free the ports
@@ -22,6 +23,13 @@ variable "keystore_password" {
 variable "hostname" {
   type    = string
   default = "mail.example.test"
+}
+
+variable "alice_password" {
+  description = "Password of the demo user alice@example.test."
+  type        = string
+  default     = "alice-demo-password"
+  sensitive   = true
 }
 
 variable "address" {
@@ -87,6 +95,40 @@ resource "mailstack_listener" "this" {
     mode              = each.value.mode
     keystore_path     = mailstack_keystore.mx.path
     keystore_password = var.keystore_password
+
+    # A renewed certificate is live on every port when apply returns.
+    expected_fingerprint_sha256 = mailstack_keystore.mx.fingerprint_sha256
+  }
+}
+
+resource "mailstack_user" "alice" {
+  server_id   = mailstack_server.mx.id
+  address     = "alice@example.test"
+  password    = var.alice_password
+  quota_bytes = 104857600 # 100 MiB
+}
+
+# After every apply: each port speaks TLS the way it should and serves the
+# keystore's certificate; a failed assertion is a warning.
+data "mailstack_tls_probe" "listener" {
+  for_each            = mailstack_listener.this
+  address             = "${each.value.address}:${each.value.port}"
+  protocol            = each.value.protocol
+  mode                = each.value.tls.mode
+  server_name         = var.hostname
+  ca_certificates_pem = mailstack_keystore.mx.certificate_pem
+}
+
+check "listeners_serve_the_keystore_certificate" {
+  assert {
+    condition = alltrue([
+      for name, p in data.mailstack_tls_probe.listener :
+      p.verified && p.fingerprint_sha256 == mailstack_keystore.mx.fingerprint_sha256
+    ])
+    error_message = join("\n", [
+      for name, p in data.mailstack_tls_probe.listener :
+      "${name}: ${p.fingerprint_sha256} verified=${p.verified} ${p.verify_error}"
+    ])
   }
 }
 
@@ -107,6 +149,10 @@ output "how_to_connect" {
       IMAP, STARTTLS:       openssl s_client -quiet -starttls imap -connect ${var.address}:2143
       POP3, implicit TLS:   openssl s_client -quiet -connect ${var.address}:2995
       POP3, STARTTLS:       openssl s_client -quiet -starttls pop3 -connect ${var.address}:2110
+
+    Mailbox: ${mailstack_user.alice.address} (password: var.alice_password,
+    "alice-demo-password" unless you set it). Send to it on port 2525 and read
+    it over IMAP (2143/2993) or POP3 (2110/2995).
 
     The keystore, as Apache James would read it:
       keytool -list -v -keystore ${abspath(mailstack_keystore.mx.path)} -storepass <keystore_password>

@@ -9,6 +9,10 @@ resource "mailstack_listener" "smtps" {
     mode              = "implicit"
     keystore_path     = mailstack_keystore.mx.path
     keystore_password = var.keystore_password
+
+    # Apply returns once the port serves this certificate, so a renewal of
+    # the keystore is live when apply returns; serving anything else is drift.
+    expected_fingerprint_sha256 = mailstack_keystore.mx.fingerprint_sha256
   }
 }
 
