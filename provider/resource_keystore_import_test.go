@@ -343,3 +343,66 @@ resource "mailstack_keystore" "p12" {
 		},
 	})
 }
+
+// The whole keytool workflow (-genkeypair, -certreq, an openssl CA,
+// -importcert of the root, -importcert of the reply) is adopted as csr:
+// the first plan only records the reply's text, and its apply leaves the
+// file's bytes alone.
+func TestAccKeystore_importCASignedKeytoolKeystore(t *testing.T) {
+	e := newAccEnv(t)
+	caDir := t.TempDir()
+	ca := newRootCA(t, caDir, "root", "Test Root CA")
+	file, csrFile, replyFile := e.Path("james.p12"), e.Path("james.csr"), e.Path("reply.pem")
+	keytoolGenkeypair(t, file, "PKCS12", "changeit", "james", "EC", "-ext", "SAN=dns:mail.example.test")
+	keytool(t, "-certreq", "-alias", "james", "-file", csrFile, "-keystore", file, "-storepass", "changeit", "-ext", "SAN=dns:mail.example.test")
+	writeTestFile(t, replyFile, []byte(ca.sign(string(readTestFile(t, csrFile)))))
+	keytool(t, "-importcert", "-noprompt", "-trustcacerts", "-alias", "root", "-file", ca.file(".pem"), "-keystore", file, "-storepass", "changeit")
+	keytool(t, "-importcert", "-noprompt", "-alias", "james", "-file", replyFile, "-keystore", file, "-storepass", "changeit")
+	t.Setenv(KeystorePasswordEnv, "changeit")
+	snap := newSnapshot(t)
+	snap.Take(file)
+
+	config := importableProviderBlock(e) + fmt.Sprintf(`
+resource "mailstack_keystore" "mx" {
+  path     = %[1]q
+  type     = "PKCS12"
+  password = "changeit"
+  alias    = "james"
+  key {
+    algorithm = "ECDSA"
+  }
+  csr {
+    %[2]s
+    dns_names = ["mail.example.test"]
+  }
+  certificate_chain_pem = file(%[3]q)
+}`, file, keytoolSubject("james"), replyFile)
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		Steps: []resource.TestStep{
+			initOnly(e),
+			{
+				Config: config, ResourceName: "mailstack_keystore.mx", ImportState: true, ImportStateId: file, ImportStatePersist: true,
+				ImportStateCheck: func(states []*terraform.InstanceState) error {
+					a := states[0].Attributes
+					if a["csr.#"] != "1" || a["self_signed.#"] != "0" || !strings.HasPrefix(a["csr_pem"], "-----BEGIN CERTIFICATE REQUEST") {
+						return fmt.Errorf("a CA-signed entry not adopted as csr: csr.# %s self_signed.# %s csr_pem %.40q", a["csr.#"], a["self_signed.#"], a["csr_pem"])
+					}
+					return nil
+				},
+			},
+			{
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("mailstack_keystore.mx", plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue("mailstack_keystore.mx", tfjsonpath.New("fingerprint_sha256"),
+							knownvalue.StringRegexp(regexp.MustCompile(`^[0-9A-F:]{95}$`))),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: func(*terraform.State) error { snap.Unchanged(); return nil },
+			},
+		},
+	})
+}
