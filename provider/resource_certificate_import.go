@@ -93,7 +93,7 @@ func (r *certificateImportResource) Schema(_ context.Context, _ resource.SchemaR
 			},
 			"certificate_pem": schema.StringAttribute{
 				MarkdownDescription: "The certificate, or a bundle of certificates, PEM (`file(\"ca-chain.pem\")`). " +
-					"Changing it replaces the entries in place.",
+					"Changing it updates the entries in place.",
 				Required:   true,
 				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 			},

@@ -23,3 +23,39 @@ resource "mailstack_keystore" "mx" {
     early_renewal_days = 30
   }
 }
+
+# A key signed by a CA, in two applies:
+# 1. apply without certificate_chain_pem: the key is generated (with a
+#    self-signed placeholder, as keytool -genkeypair does) and csr_pem holds
+#    the request (keytool -certreq); send it to the CA.
+# 2. put the CA's reply in ca-reply.pem and apply again: the reply is
+#    installed in place, the key is kept (keytool -importcert of the reply).
+resource "mailstack_keystore" "imap" {
+  path     = "/etc/mail/imap.p12"
+  type     = "PKCS12"
+  password = var.keystore_password
+  alias    = "imap"
+
+  key {
+    algorithm   = "ECDSA"
+    ecdsa_curve = "P256"
+  }
+
+  csr {
+    subject {
+      common_name  = "imap.example.com"
+      organization = "Example"
+    }
+    dns_names = ["imap.example.com"]
+  }
+
+  certificate_chain_pem = fileexists("ca-reply.pem") ? file("ca-reply.pem") : null
+
+  # The root the reply chains to, imported first (see
+  # mailstack_certificate_import), completes a reply without it.
+  depends_on = [mailstack_certificate_import.root]
+}
+
+output "imap_csr_pem" {
+  value = mailstack_keystore.imap.csr_pem
+}

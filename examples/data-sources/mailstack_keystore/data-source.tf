@@ -1,0 +1,17 @@
+# keytool -list -v -keystore /opt/james/conf/keystore -storepass ...
+data "mailstack_keystore" "james" {
+  path     = "/opt/james/conf/keystore"
+  password = var.keystore_password
+}
+
+# Certificates that end within 30 days.
+output "expiring_soon" {
+  value = [
+    for e in data.mailstack_keystore.james.entries : "${e.alias} (${e.kind}): ${e.subject} until ${e.not_after}"
+    if timecmp(e.not_after, timeadd(plantimestamp(), "720h")) < 0
+  ]
+}
+
+output "fingerprints" {
+  value = { for e in data.mailstack_keystore.james.entries : e.alias => e.fingerprint_sha256 }
+}
