@@ -32,6 +32,12 @@ variable "alice_password" {
   sensitive   = true
 }
 
+variable "validity_days" {
+  description = "Validity of the self-signed certificate; changing it issues a new one (a rotation), live on every port when apply returns."
+  type        = number
+  default     = 365
+}
+
 variable "address" {
   description = "Address the listeners bind."
   type        = string
@@ -60,7 +66,7 @@ resource "mailstack_keystore" "mx" {
       country      = "US"
     }
     dns_names          = [var.hostname, "localhost"]
-    validity_days      = 365
+    validity_days      = var.validity_days
     early_renewal_days = 30
   }
 }
