@@ -644,3 +644,25 @@ func sendPlain(port int, rcpt string) error {
 	msg := "From: bob@remote.test\r\nTo: " + rcpt + "\r\nSubject: upgrade\r\n\r\nkept across upgrades\r\n"
 	return smtp.SendMail(fmt.Sprintf("127.0.0.1:%d", port), nil, "bob@remote.test", []string{rcpt}, []byte(msg))
 }
+
+// TestAccServer_systemdSupervisorNeedsSystemd: on a host where systemd is
+// not PID 1 (these test machines), supervisor = "systemd" fails at plan;
+// "auto" picks the builtin supervisor (the other tests).
+func TestAccServer_systemdSupervisorNeedsSystemd(t *testing.T) {
+	e := newAccEnv(t)
+	if _, ok := hostLocal.Systemd(); ok {
+		t.Skip("systemd runs here; this test covers hosts without it")
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		Steps: []resource.TestStep{{
+			Config: e.ProviderBlock() + `
+resource "mailstack_server" "mx" {
+  hostname   = "mail.example.test"
+  supervisor = "systemd"
+}`,
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`Supervisor Not Available(.|\n)*systemd(.|\n)*PID\s+1`),
+		}},
+	})
+}
