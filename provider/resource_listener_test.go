@@ -257,3 +257,26 @@ func TestUnusualPort(t *testing.T) {
 		})
 	}
 }
+
+func TestAddressesOverlap(t *testing.T) {
+	cases := []struct {
+		name string
+		a, b string
+		want bool
+	}{
+		{"same", "127.0.0.1", "127.0.0.1", true},
+		{"different loopbacks", "127.0.0.1", "127.0.0.2", false},
+		{"IPv4 wildcard", "0.0.0.0", "127.0.0.1", true},
+		{"wildcard second", "192.0.2.1", "0.0.0.0", true},
+		{"IPv6 wildcard", "::", "127.0.0.1", true},
+		{"same IPv6 spelled twice", "::1", "0:0:0:0:0:0:0:1", true},
+		{"IPv6 and IPv4", "::1", "127.0.0.1", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := addressesOverlap(tc.a, tc.b); got != tc.want {
+				t.Errorf("addressesOverlap(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+			}
+		})
+	}
+}

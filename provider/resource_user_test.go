@@ -195,3 +195,41 @@ func TestAccUser_writeOnlyPassword(t *testing.T) {
 		},
 	})
 }
+
+func TestSplitUserID(t *testing.T) {
+	cases := []struct {
+		id, server, address string
+		ok                  bool
+	}{
+		{"default/alice@example.com", "default", "alice@example.com", true},
+		{"mx-2/a.b@c.d", "mx-2", "a.b@c.d", true},
+		{"default/alice", "", "", false},
+		{"alice@example.com", "", "", false},
+		{"../x/alice@example.com", "", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.id, func(t *testing.T) {
+			server, address, ok := splitUserID(tc.id)
+			if ok != tc.ok || (ok && (server != tc.server || address != tc.address)) {
+				t.Errorf("splitUserID(%q) = %q, %q, %v", tc.id, server, address, ok)
+			}
+		})
+	}
+}
+
+func TestSameAddress(t *testing.T) {
+	cases := []struct {
+		a, b string
+		want bool
+	}{
+		{"alice@example.com", "alice@EXAMPLE.com", true},
+		{"Alice@example.com", "alice@example.com", false}, // local parts keep their case
+		{"alice@example.com", "bob@example.com", false},
+		{"not-an-address", "not-an-address", false},
+	}
+	for _, tc := range cases {
+		if got := sameAddress(tc.a, tc.b); got != tc.want {
+			t.Errorf("sameAddress(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
