@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/smtp"
 	"os"
 	"path/filepath"
@@ -568,6 +569,7 @@ resource "mailstack_user" "alice" {
 	client := control.NewClient(dir)
 	var before control.Status
 	var newerSHA string
+	var watch func() time.Duration
 	t.Cleanup(func() { os.Setenv(RuntimeExecutableEnv, runtimeExe) })
 
 	resource.Test(t, resource.TestCase{
@@ -598,6 +600,7 @@ resource "mailstack_user" "alice" {
 						t.Fatal(err)
 					}
 					os.Setenv(RuntimeExecutableEnv, newer)
+					watch = watchDowntime(fmt.Sprintf("127.0.0.1:%d", port))
 				},
 				Config: config,
 				ConfigPlanChecks: resource.ConfigPlanChecks{
@@ -625,6 +628,7 @@ resource "mailstack_user" "alice" {
 					if hostLocal.Alive(before.PID) || hostLocal.Alive(before.Supervisor.PID) {
 						return fmt.Errorf("the old runtime %d or supervisor %d still runs", before.PID, before.Supervisor.PID)
 					}
+					t.Logf("SMTP port unavailable for %s during the upgrade", watch())
 					u, err := client.User(context.Background(), "alice@example.test")
 					if err != nil {
 						return err
@@ -665,4 +669,36 @@ resource "mailstack_server" "mx" {
 			ExpectError: regexp.MustCompile(`Supervisor Not Available(.|\n)*systemd(.|\n)*PID\s+1`),
 		}},
 	})
+}
+
+// watchDowntime dials addr every 5ms until the returned function is
+// called, which reports the longest stretch in which it refused.
+func watchDowntime(addr string) func() time.Duration {
+	stop := make(chan struct{})
+	result := make(chan time.Duration)
+	go func() {
+		var longest time.Duration
+		var downSince time.Time
+		for {
+			select {
+			case <-stop:
+				result <- longest
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+			now := time.Now()
+			switch {
+			case err != nil && downSince.IsZero():
+				downSince = now
+			case err == nil:
+				c.Close()
+				if !downSince.IsZero() {
+					longest = max(longest, now.Sub(downSince))
+					downSince = time.Time{}
+				}
+			}
+		}
+	}()
+	return func() time.Duration { close(stop); return <-result }
 }
