@@ -1,0 +1,572 @@
+// Command loadgen benchmarks the mail runtime the way it is deployed: it
+// starts the real executable (`runtime serve`) on a temporary state
+// directory, configures it over the control socket, and measures SMTP
+// deliveries (fsync before 250), TLS handshakes against a bare crypto/tls
+// server on the same certificate, IMAP FETCH, and the memory of 1,000 idle
+// IMAP sessions. It prints Markdown tables for docs/benchmarks.md.
+//
+//	go run ./internal/loadgen/cmd/loadgen -bin bin/terraform-provider-mailstack
+//
+// The load generator shares the machine with the runtime; the tables give
+// the runtime's own CPU time per operation too, which does not depend on
+// that.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/loadgen"
+	"github.com/mailstack/terraform-provider-mailstack/runtime"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+)
+
+const (
+	hostname         = "mail.example.com"
+	keystorePassword = "loadgen-keystore"
+	userPassword     = "loadgen-password"
+	smtpRecipients   = 32
+	fetchMessages    = 2000
+)
+
+type options struct {
+	bin          string
+	duration     time.Duration
+	key          string
+	sections     string
+	idle         int
+	idleParallel int
+	reps         int
+	settle       time.Duration
+	kinds        string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "", "the runtime executable (terraform-provider-mailstack); empty: go build it")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "how long each measurement runs")
+	flag.StringVar(&o.key, "key", "RSA", "the certificate's key: RSA (2048 bits) or ECDSA (P-256)")
+	flag.StringVar(&o.sections, "sections", "smtp,handshake,fetch,idle", "what to measure")
+	flag.IntVar(&o.idle, "idle", 1000, "idle IMAP sessions for the memory measurement")
+	flag.IntVar(&o.idleParallel, "idle-parallel", 2, "idle sessions logging in at a time (each argon2id check takes 19 MiB)")
+	flag.DurationVar(&o.settle, "idle-settle", 5*time.Second, "wait after the idle sessions are up before reading the runtime's memory")
+	flag.StringVar(&o.kinds, "handshakes", "full,resumed", "which handshakes to measure")
+	flag.IntVar(&o.reps, "reps", 3, "alternating repetitions of each handshake measurement (the median counts)")
+	bare := flag.String("bare-tls-server", "", "internal: serve bare crypto/tls with this keystore and print the address")
+	flag.Parse()
+	if *bare != "" {
+		if err := serveBare(*bare); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "mailstack-loadgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if o.bin == "" {
+		o.bin = filepath.Join(work, "terraform-provider-mailstack")
+		cmd := exec.Command("go", "build", "-o", o.bin, "github.com/mailstack/terraform-provider-mailstack")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("building the runtime: %w", err)
+		}
+	}
+	ks, err := makeKeystore(work, o.key)
+	if err != nil {
+		return err
+	}
+	printMachine(o)
+
+	rt, err := startRuntime(o.bin, filepath.Join(work, "state"))
+	if err != nil {
+		return err
+	}
+	defer rt.stop()
+	if err := rt.configure(ctx, ks); err != nil {
+		return err
+	}
+	want := func(s string) bool { return slices.Contains(strings.Split(o.sections, ","), s) }
+
+	if want("smtp") {
+		if err := benchSMTP(ctx, o, rt, ks); err != nil {
+			return err
+		}
+	}
+	if want("handshake") {
+		if err := benchHandshakes(ctx, o, rt, ks); err != nil {
+			return err
+		}
+	}
+	if want("fetch") {
+		if err := benchFetch(ctx, o, rt, ks); err != nil {
+			return err
+		}
+	}
+	if want("idle") {
+		// A fresh process, so that its peak memory is this measurement's.
+		if err := rt.stop(); err != nil {
+			return err
+		}
+		if rt, err = startRuntime(o.bin, rt.dir); err != nil {
+			return err
+		}
+		defer rt.stop()
+		if err := benchIdle(ctx, o, rt, ks); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nload average at the end: %s\n", loadAverage())
+	return nil
+}
+
+// testKeystore is the benchmark's certificate, in a PKCS#12 keystore.
+type testKeystore struct {
+	path   string
+	cert   tls.Certificate
+	client *tls.Config
+	desc   string
+}
+
+func makeKeystore(dir, alg string) (*testKeystore, error) {
+	spec := keystore.KeySpec{Algorithm: alg}
+	key, err := keystore.GenerateKey(spec)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := keystore.SelfSign(key, keystore.CertificateRequest{
+		Subject:     keystore.Subject{CommonName: hostname},
+		DNSNames:    []string{hostname},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ks := &testKeystore{path: filepath.Join(dir, "mail.p12")}
+	err = keystore.Update(ks.path, []byte(keystorePassword), keystore.PKCS12, func(k *keystore.Keystore) error {
+		return k.SetPrivateKeyEntry("mail", key, []*x509.Certificate{cert}, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ks.cert, err = keystore.LoadCertificate(ks.path, []byte(keystorePassword), nil, ""); err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	ks.client = &tls.Config{RootCAs: pool, ServerName: hostname}
+	ks.desc = map[bool]string{true: "RSA 2048", false: "ECDSA P-256"}[strings.EqualFold(alg, "RSA") || alg == ""]
+	return ks, nil
+}
+
+// serveBare is the -bare-tls-server mode: a separate process, like the
+// runtime, so that both compete for the machine the same way.
+func serveBare(path string) error {
+	cert, err := keystore.LoadCertificate(path, []byte(keystorePassword), nil, "")
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr())
+	go func() {
+		io.Copy(io.Discard, os.Stdin) // the parent closes stdin to stop us
+		ln.Close()
+	}()
+	return loadgen.ServeBareTLS(ln, cert)
+}
+
+// process is a child process: the runtime or the bare TLS server.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// mailRuntime is the runtime executable serving a state directory.
+type mailRuntime struct {
+	process
+	dir       string
+	client    *control.Client
+	listeners map[string]config.Listener
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+func startRuntime(bin, dir string) (*mailRuntime, error) {
+	if _, err := os.Stat(filepath.Join(dir, runtime.ConfigFile)); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		doc := &config.Document{Server: config.Server{Hostname: hostname, Domains: []string{"example.com"}}}
+		if err := runtime.SaveConfig(dir, doc); err != nil {
+			return nil, err
+		}
+	}
+	logf, err := os.OpenFile(filepath.Join(filepath.Dir(dir), "runtime.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	rt := &mailRuntime{dir: dir, client: control.NewClient(dir)}
+	rt.cmd = exec.Command(bin, "runtime", "serve", "--state-dir", dir)
+	rt.cmd.Stdout, rt.cmd.Stderr = logf, logf
+	if err := rt.cmd.Start(); err != nil {
+		return nil, err
+	}
+	rt.exited = make(chan struct{})
+	go func() { rt.cmd.Wait(); close(rt.exited) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := rt.client.Status(context.Background())
+		if err == nil && st.PID == rt.pid() {
+			return rt, nil
+		}
+		select {
+		case <-rt.exited:
+			return nil, fmt.Errorf("the runtime exited during start-up; see %s", logf.Name())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			rt.cmd.Process.Kill()
+			return nil, errors.New("the runtime did not answer within 15s")
+		}
+	}
+}
+
+// stop sends SIGTERM and waits.
+func (rt *mailRuntime) stop() error {
+	rt.stopOnce.Do(func() {
+		rt.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-rt.exited:
+		case <-time.After(60 * time.Second):
+			rt.cmd.Process.Kill()
+			<-rt.exited
+			rt.stopErr = errors.New("the runtime did not stop within 60s of SIGTERM")
+		}
+	})
+	return rt.stopErr
+}
+
+func recipient(i int) string { return fmt.Sprintf("rcpt%02d@example.com", i) }
+
+const (
+	fetchUser = "fetch@example.com"
+	idleUser  = "idle@example.com"
+)
+
+// configure creates the users and the listeners the measurements use.
+func (rt *mailRuntime) configure(ctx context.Context, ks *testKeystore) error {
+	users := []string{fetchUser, idleUser}
+	for i := range smtpRecipients {
+		users = append(users, recipient(i))
+	}
+	for _, u := range users {
+		if _, err := rt.client.PutUser(ctx, u, control.UserRequest{Password: userPassword}); err != nil {
+			return err
+		}
+	}
+	tlsFor := func(mode string) config.TLS {
+		return config.TLS{Mode: mode, KeystorePath: ks.path, KeystorePassword: keystorePassword}
+	}
+	rt.listeners = map[string]config.Listener{
+		"smtp":  {Protocol: config.ProtocolSMTP, TLS: tlsFor(config.TLSStartTLS)},
+		"smtps": {Protocol: config.ProtocolSMTP, TLS: tlsFor(config.TLSImplicit)},
+		"imaps": {Protocol: config.ProtocolIMAP, TLS: tlsFor(config.TLSImplicit)},
+	}
+	for id, l := range rt.listeners {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		l.Address, l.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if _, err := rt.client.PutListener(ctx, id, l); err != nil {
+			return err
+		}
+		rt.listeners[id] = l
+	}
+	return nil
+}
+
+func (rt *mailRuntime) addr(id string) string {
+	l := rt.listeners[id]
+	if l.Port == 0 { // a restarted runtime: read them back
+		obj, err := rt.client.Listener(context.Background(), id)
+		if err == nil {
+			l = obj.Config
+		}
+	}
+	return l.Addr()
+}
+
+// cpuMeter measures the CPU time a process and the load generator spend.
+type cpuMeter struct {
+	pid          int
+	server, self time.Duration
+}
+
+func meter(pid int) *cpuMeter {
+	c, _ := loadgen.ProcessCPU(pid)
+	return &cpuMeter{pid: pid, server: c, self: loadgen.SelfCPU()}
+}
+
+// perOp returns µs of server and load generator CPU per op.
+func (m *cpuMeter) perOp(ops int64) (server, self float64) {
+	if ops == 0 {
+		return 0, 0
+	}
+	c, _ := loadgen.ProcessCPU(m.pid)
+	return float64((c - m.server).Microseconds()) / float64(ops), float64((loadgen.SelfCPU() - m.self).Microseconds()) / float64(ops)
+}
+
+func benchSMTP(ctx context.Context, o options, rt *mailRuntime, ks *testKeystore) error {
+	fmt.Printf("\n### SMTP deliveries (fsync before 250; each client one connection, many messages)\n\n")
+	fmt.Println("| TLS | size | clients | msgs/s | MiB/s | runtime CPU µs/msg | loadgen CPU µs/msg |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+	rcpts := make([]string, smtpRecipients)
+	for i := range rcpts {
+		rcpts[i] = recipient(i)
+	}
+	for _, mode := range []string{"starttls", "implicit"} {
+		id := map[string]string{"starttls": "smtp", "implicit": "smtps"}[mode]
+		for _, size := range []int{1 << 10, 100 << 10} {
+			for _, clients := range []int{1, 32} {
+				m := meter(rt.pid())
+				r, err := loadgen.RunSMTP(ctx, loadgen.SMTPLoad{
+					Addr: rt.addr(id), TLS: ks.client, Implicit: mode == "implicit",
+					Size: size, Clients: clients, Recipients: rcpts, Duration: o.duration,
+				})
+				if err != nil {
+					return fmt.Errorf("SMTP %s %d KiB %d clients: %w", mode, size>>10, clients, err)
+				}
+				srv, self := m.perOp(r.Ops)
+				fmt.Printf("| %s | %d KiB | %d | %.0f | %.1f | %.0f | %.0f |\n", mode, size>>10, clients, r.PerSecond(), r.MiBPerSecond(), srv, self)
+			}
+		}
+	}
+	return nil
+}
+
+func benchHandshakes(ctx context.Context, o options, rt *mailRuntime, ks *testKeystore) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bare := exec.Command(exe, "-bare-tls-server", ks.path)
+	stdin, _ := bare.StdinPipe()
+	stdout, _ := bare.StdoutPipe()
+	bare.Stderr = os.Stderr
+	if err := bare.Start(); err != nil {
+		return err
+	}
+	defer func() { stdin.Close(); bare.Wait() }()
+	var bareAddr string
+	if _, err := fmt.Fscanln(stdout, &bareAddr); err != nil {
+		return fmt.Errorf("starting the bare TLS server: %w", err)
+	}
+
+	clients := 4 * goruntime.NumCPU()
+	type cell struct{ target, kind string }
+	rates := map[cell][]float64{}
+	cpus := map[cell][]float64{}
+	resumedShare := map[cell]float64{}
+	targets := []struct {
+		name, addr string
+		pid        int
+	}{{"runtime listener (smtps)", rt.addr("smtps"), rt.pid()}, {"bare crypto/tls", bareAddr, bare.Process.Pid}}
+	kinds := strings.Split(o.kinds, ",")
+	for range o.reps {
+		for _, kind := range kinds {
+			for _, tg := range targets {
+				cfg := ks.client.Clone()
+				if kind == "resumed" {
+					cfg.ClientSessionCache = tls.NewLRUClientSessionCache(clients)
+				}
+				m := meter(tg.pid)
+				r, err := loadgen.RunHandshakes(ctx, loadgen.HandshakeLoad{Addr: tg.addr, TLS: cfg, Clients: clients, Duration: o.duration})
+				if err != nil {
+					return fmt.Errorf("handshakes with %s: %w", tg.name, err)
+				}
+				c := cell{tg.name, kind}
+				srv, _ := m.perOp(r.Ops)
+				rates[c] = append(rates[c], r.PerSecond())
+				cpus[c] = append(cpus[c], srv)
+				resumedShare[c] = float64(r.Resumed) / float64(max(r.Ops, 1))
+			}
+		}
+	}
+	fmt.Printf("\n### TLS handshakes (%s, TLS 1.3, %d clients, median of %d alternating runs of %s)\n\n", ks.desc, clients, o.reps, o.duration)
+	fmt.Println("| handshake | server | handshakes/s | vs bare | server CPU µs/handshake | resumed |")
+	fmt.Println("|---|---|---:|---:|---:|---:|")
+	for _, kind := range kinds {
+		base := median(rates[cell{targets[1].name, kind}])
+		for _, tg := range targets {
+			c := cell{tg.name, kind}
+			rate := median(rates[c])
+			fmt.Printf("| %s | %s | %.0f | %+.1f %% | %.0f | %.0f %% |\n", kind, tg.name, rate, 100*(rate/base-1), median(cpus[c]), 100*resumedShare[c])
+		}
+	}
+	return nil
+}
+
+func benchFetch(ctx context.Context, o options, rt *mailRuntime, ks *testKeystore) error {
+	_, err := loadgen.RunSMTP(ctx, loadgen.SMTPLoad{
+		Addr: rt.addr("smtps"), TLS: ks.client, Implicit: true, Size: 1 << 10,
+		Clients: 8, Recipients: []string{fetchUser}, Messages: fetchMessages,
+	})
+	if err != nil {
+		return fmt.Errorf("filling the FETCH mailbox: %w", err)
+	}
+	fmt.Printf("\n### IMAP FETCH over implicit TLS (INBOX of %d messages of 1 KiB; UID FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[]))\n\n", fetchMessages)
+	fmt.Println("| sessions | msgs/s | MiB/s | runtime CPU µs/msg |")
+	fmt.Println("|---:|---:|---:|---:|")
+	for _, clients := range []int{1, 4} {
+		m := meter(rt.pid())
+		r, err := loadgen.RunFetch(ctx, loadgen.FetchLoad{Addr: rt.addr("imaps"), TLS: ks.client, User: fetchUser, Password: userPassword, Clients: clients, Duration: o.duration})
+		if err != nil {
+			return fmt.Errorf("FETCH: %w", err)
+		}
+		srv, _ := m.perOp(r.Ops)
+		fmt.Printf("| %d | %.0f | %.1f | %.1f |\n", clients, r.PerSecond(), r.MiBPerSecond(), srv)
+	}
+	return nil
+}
+
+func benchIdle(ctx context.Context, o options, rt *mailRuntime, ks *testKeystore) error {
+	before, err := loadgen.ProcessMemory(rt.pid())
+	if err != nil {
+		return err
+	}
+	sessions := make([]*loadgen.IMAPSession, o.idle)
+	defer func() {
+		for _, s := range sessions {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, o.idle)
+	next := make(chan int)
+	for range max(o.idleParallel, 1) {
+		wg.Go(func() {
+			for i := range next {
+				s, err := loadgen.LoginIMAP(ctx, rt.addr("imaps"), ks.client, idleUser, userPassword)
+				if err == nil {
+					err = s.Idle()
+				}
+				if err != nil {
+					errs <- fmt.Errorf("idle session %d: %w", i, err)
+					continue
+				}
+				sessions[i] = s
+			}
+		})
+	}
+	for i := range sessions {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	setup := time.Since(start)
+	time.Sleep(o.settle) // let the collector and the scavenger catch up
+	after, err := loadgen.ProcessMemory(rt.pid())
+	if err != nil {
+		return err
+	}
+	st, err := rt.client.Status(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n### %d idle IMAP sessions over implicit TLS (logged in, INBOX selected, IDLE)\n\n", o.idle)
+	fmt.Println("| runtime RSS before | RSS with the sessions | per session | peak RSS (VmHWM) | open connections | set-up |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|")
+	fmt.Printf("| %.1f MiB | %.1f MiB | %.1f KiB | %.1f MiB | %d | %s (logins %d at a time) |\n",
+		float64(before.RSS)/1024, float64(after.RSS)/1024, float64(after.RSS-before.RSS)/float64(o.idle),
+		float64(after.Peak)/1024, st.Listeners["imaps"].OpenConnections, setup.Round(100*time.Millisecond), o.idleParallel)
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func printMachine(o options) {
+	model := "unknown"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	var uts syscall.Utsname
+	syscall.Uname(&uts)
+	kernel := strings.TrimRight(string(int8sToBytes(uts.Release[:])), "\x00")
+	fmt.Printf("machine: %d CPUs (%s), Linux %s, %s, load average at the start: %s\n",
+		goruntime.NumCPU(), model, kernel, goruntime.Version(), loadAverage())
+	fmt.Printf("certificate: %s; each measurement %s; runtime and load generator on the same machine\n", map[bool]string{true: "RSA 2048", false: "ECDSA P-256"}[strings.EqualFold(o.key, "RSA")], o.duration)
+}
+
+func int8sToBytes(s []int8) []byte {
+	b := make([]byte, len(s))
+	for i, c := range s {
+		b[i] = byte(c)
+	}
+	return b
+}
+
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
