@@ -78,7 +78,6 @@ func RunFetch(ctx context.Context, l FetchLoad) (Result, error) {
 	return Result{Ops: msgs.Load(), Bytes: bytes.Load(), Elapsed: time.Since(start)}, firstErr
 }
 
-
 // IMAPSession is a logged-in IMAP connection.
 type IMAPSession struct {
 	nc net.Conn
