@@ -45,7 +45,7 @@ const (
 
 // aliasPattern: keytool stores aliases in lower case, so an alias written
 // with capitals would read back different from the configuration.
-var aliasPattern = regexp.MustCompile(`^[^A-Z]+$`)
+var aliasPattern = regexp.MustCompile(`^[^\p{Lu}]+$`)
 
 const aliasPatternMessage = "must be lower case: keytool and this provider store aliases in lower case"
 

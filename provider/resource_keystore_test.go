@@ -66,6 +66,14 @@ resource "mailstack_keystore" "mx" {
 				}
 				return nil
 			},
+		}, {
+			// terraform import of what apply made describes it the same way.
+			PreConfig:               func() { t.Setenv(KeystorePasswordEnv, "changeit") },
+			ResourceName:            "mailstack_keystore.mx",
+			ImportState:             true,
+			ImportStateId:           ksPath,
+			ImportStateVerify:       true,
+			ImportStateVerifyIgnore: []string{"password"},
 		}},
 	})
 }

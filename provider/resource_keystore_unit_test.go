@@ -358,3 +358,14 @@ func TestUpdateKeystoreLeavesFileAlone(t *testing.T) {
 		t.Errorf("type mismatch: err = %v", err)
 	}
 }
+
+func TestAliasPattern(t *testing.T) {
+	for alias, ok := range map[string]bool{
+		"james": true, "root-1": true, "mail.example.com": true, "clé": true,
+		"James": false, "ÉLAN": false, "": false,
+	} {
+		if got := aliasPattern.MatchString(alias); got != ok {
+			t.Errorf("aliasPattern matches %q: %v, want %v", alias, got, ok)
+		}
+	}
+}
