@@ -77,3 +77,67 @@ resource "mailstack_keystore" "mx" {
 		}},
 	})
 }
+
+// Files that are not the keystore the configuration says, through
+// terraform: each error names the file and the alias and says what is
+// wrong, and no file changes.
+func TestAccKeystore_badKeystoreFiles(t *testing.T) {
+	e := newAccEnv(t)
+	good, pemFile, truncated, empty := e.Path("good.jks"), e.Path("cert.pem"), e.Path("truncated.jks"), e.Path("empty.jks")
+	keytoolGenkeypair(t, good, "JKS", "rightpass", "other", "EC")
+	ca := newRootCA(t, t.TempDir(), "root", "Test Root CA")
+	writeTestFile(t, pemFile, []byte(ca.CertPEM))
+	writeTestFile(t, truncated, readTestFile(t, good)[:200])
+	writeTestFile(t, empty, nil)
+	snap := newSnapshot(t)
+	snap.Take(good, pemFile, truncated, empty)
+	config := func(file, password string) string {
+		return importableProviderBlock(e) + fmt.Sprintf(`
+resource "mailstack_keystore" "mx" {
+  path     = %[1]q
+  password = %[2]q
+  alias    = "james"
+  self_signed {
+    subject {
+      common_name = "mail.example.test"
+    }
+  }
+}`, file, password)
+	}
+	step := func(file, password, what string) resource.TestStep {
+		return resource.TestStep{
+			PreConfig:   snap.Unchanged,
+			Config:      config(file, password),
+			ExpectError: errorNaming(what, file, "james"),
+		}
+	}
+	t.Setenv(KeystorePasswordEnv, "wrongpass")
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		Steps: []resource.TestStep{
+			step(good, "wrongpass", "wrong keystore password"),
+			step(pemFile, "rightpass", "found PEM text where a JKS or PKCS#12 keystore was expected"),
+			step(truncated, "rightpass", "not a keystore or corrupt"),
+			step(empty, "rightpass", "file is empty"),
+			{
+				PreConfig:     snap.Unchanged,
+				Config:        config(good, "rightpass"),
+				ResourceName:  "mailstack_keystore.mx",
+				ImportState:   true,
+				ImportStateId: good,
+				ExpectError:   errorNaming("wrong keystore password", good, "(the only private key entry)"),
+			},
+			{
+				// The right password, but the alias belongs to someone else.
+				PreConfig: func() {
+					snap.Unchanged()
+					keytoolGenkeypair(t, good, "JKS", "rightpass", "james", "EC")
+					snap.Take(good)
+				},
+				Config:      config(good, "rightpass"),
+				ExpectError: errorNaming(`already has an entry "james": adopt it with terraform import`, good, "james"),
+			},
+		},
+	})
+	snap.Unchanged()
+}
