@@ -27,7 +27,8 @@ func keyOf(t config.TLS) certKey {
 }
 
 // certSource serves a keystore's certificate to TLS handshakes. A watcher
-// reloads it when the file changes; a reload that fails keeps the previous
+// reloads it when the file changes - at once where inotify reports the
+// change, else at the next poll; a reload that fails keeps the previous
 // certificate and records the error. GetCertificate does no I/O and takes
 // no lock.
 type certSource struct {
@@ -36,8 +37,17 @@ type certSource struct {
 	err  atomic.Pointer[string]
 	refs int // guarded by certCache.mu
 
-	stop chan struct{}
-	stat os.FileInfo // guarded by the watcher goroutine
+	stop  chan struct{}
+	kicks chan struct{} // a change was reported: check now
+	stat  os.FileInfo   // guarded by the watcher goroutine
+}
+
+// kick makes the watcher check the file now.
+func (s *certSource) kick() {
+	select {
+	case s.kicks <- struct{}{}:
+	default:
+	}
 }
 
 func (s *certSource) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -75,6 +85,7 @@ func (s *certSource) watch(every time.Duration, log *slog.Logger) {
 		case <-s.stop:
 			return
 		case <-t.C:
+		case <-s.kicks:
 		}
 		st, err := os.Stat(s.key.path)
 		if err == nil && s.stat != nil && os.SameFile(st, s.stat) && st.ModTime().Equal(s.stat.ModTime()) && st.Size() == s.stat.Size() {
@@ -100,6 +111,7 @@ type certCache struct {
 	sources map[certKey]*certSource
 	poll    time.Duration
 	log     *slog.Logger
+	notify  dirNotifier
 }
 
 // acquire returns the source for t, loading it on first use. A keystore
@@ -112,7 +124,7 @@ func (c *certCache) acquire(t config.TLS) (*certSource, error) {
 		s.refs++
 		return s, nil
 	}
-	s := &certSource{key: k, stop: make(chan struct{}), refs: 1}
+	s := &certSource{key: k, stop: make(chan struct{}), kicks: make(chan struct{}, 1), refs: 1}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -120,6 +132,7 @@ func (c *certCache) acquire(t config.TLS) (*certSource, error) {
 		c.sources = map[certKey]*certSource{}
 	}
 	c.sources[k] = s
+	c.notify.add(s)
 	go s.watch(c.poll, c.log)
 	return s, nil
 }
@@ -132,6 +145,7 @@ func (c *certCache) release(s *certSource) {
 	defer c.mu.Unlock()
 	s.refs--
 	if s.refs == 0 {
+		c.notify.remove(s)
 		close(s.stop)
 		delete(c.sources, s.key)
 	}

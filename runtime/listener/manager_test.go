@@ -687,3 +687,37 @@ func TestRemove(t *testing.T) {
 		t.Errorf("second Remove: %v", err)
 	}
 }
+
+// With inotify a keystore change is served at once, not at the next poll:
+// replaced by rename (keystore.Update, most tools) or rewritten in place
+// (keytool).
+func TestKeystoreChangeNotified(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ks := newKeystore(t, dir, "mail.jks", ecdsaKey)
+	m, _ := newManager(t, Options{CertPollInterval: time.Hour})
+	l := tlsListener(freePort(t), config.TLSImplicit, ks)
+	apply(t, m, "imaps", l)
+	served := func() bool {
+		st, _ := m.Status("imaps")
+		return st.CertificateFingerprint == ks.fingerprint
+	}
+
+	ks.rewrite(t, ecdsaKey) // atomic rename
+	eventually(t, "the renamed keystore to be served", served)
+
+	other := newKeystore(t, t.TempDir(), "other.jks", ecdsaKey)
+	data, err := os.ReadFile(other.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ks.path, data, 0o600); err != nil { // in place
+		t.Fatal(err)
+	}
+	ks.fingerprint = other.fingerprint
+	eventually(t, "the keystore rewritten in place to be served", served)
+	c := mustDialTLS(t, l.Addr())
+	if got := c.fingerprint(); got != other.fingerprint {
+		t.Errorf("served %s, want %s", got, other.fingerprint)
+	}
+}
