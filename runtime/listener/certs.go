@@ -36,6 +36,9 @@ type certSource struct {
 	cert atomic.Pointer[tls.Certificate]
 	err  atomic.Pointer[string]
 	refs int // guarded by certCache.mu
+	// trusted holds the keystore's trusted certificate entries, the
+	// client CAs of listeners with client_auth; reloaded with cert.
+	trusted atomic.Pointer[trustedCAs]
 
 	stop  chan struct{}
 	kicks chan struct{} // a change was reported: check now
@@ -67,14 +70,36 @@ func (s *certSource) load() error {
 	if err != nil {
 		return fmt.Errorf("loading keystore %q: %w", s.key.path, err)
 	}
-	cert, err := keystore.LoadCertificate(s.key.path, []byte(s.key.storePassword), []byte(s.key.keyPassword), s.key.alias)
+	ks, err := keystore.Open(s.key.path, []byte(s.key.storePassword))
+	if err != nil {
+		return err
+	}
+	cert, err := ks.TLSCertificate(s.key.alias, []byte(s.key.keyPassword))
 	if err != nil {
 		return err
 	}
 	s.stat = st
+	s.trusted.Store(trustedOf(ks))
 	s.cert.Store(&cert)
 	s.err.Store(nil)
 	return nil
+}
+
+// trustedCAs is a keystore's trusted certificate entries as a pool.
+type trustedCAs struct {
+	pool *x509.CertPool
+	n    int
+}
+
+func trustedOf(ks *keystore.Keystore) *trustedCAs {
+	t := &trustedCAs{pool: x509.NewCertPool()}
+	for _, e := range ks.Entries() {
+		if e.Kind == keystore.TrustedCertificate && len(e.Chain) > 0 {
+			t.pool.AddCert(e.Chain[0])
+			t.n++
+		}
+	}
+	return t
 }
 
 func (s *certSource) watch(every time.Duration, log *slog.Logger) {
@@ -153,7 +178,9 @@ func (c *certCache) release(s *certSource) {
 
 // tlsConfig builds a listener's TLS configuration around src. Client
 // certificates are checked against the keystore's trusted certificate
-// entries, as a Java truststore would.
+// entries, as a Java truststore would; like the certificate they follow the
+// keystore file, so a CA imported later (mailstack_certificate_import,
+// keytool -importcert) is trusted from the next handshake on.
 func tlsConfig(t config.TLS, src *certSource) (*tls.Config, error) {
 	cfg := &tls.Config{
 		GetCertificate: src.GetCertificate,
@@ -174,29 +201,42 @@ func tlsConfig(t config.TLS, src *certSource) (*tls.Config, error) {
 	case config.ClientAuthRequire:
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	pool, err := trustedPool(t)
-	if err != nil {
-		return nil, err
-	}
-	cfg.ClientCAs = pool
-	return cfg, nil
-}
-
-func trustedPool(t config.TLS) (*x509.CertPool, error) {
-	ks, err := keystore.Open(t.KeystorePath, []byte(t.KeystorePassword))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	n := 0
-	for _, e := range ks.Entries() {
-		if e.Kind == keystore.TrustedCertificate && len(e.Chain) > 0 {
-			pool.AddCert(e.Chain[0])
-			n++
-		}
-	}
-	if n == 0 {
+	if src.trusted.Load().n == 0 {
 		return nil, errors.New("tls.client_auth needs trusted certificate entries in keystore " + t.KeystorePath + ", and it has none")
 	}
-	return pool, nil
+	ca := &clientCAConfig{base: cfg, src: src}
+	// The handshake runs on a copy of cfg with the trusted entries of the
+	// keystore as loaded now; copies are made once per reload, not per
+	// handshake, and session tickets stay cfg's (crypto/tls keeps the
+	// original config's ticket keys), so resumption survives reloads.
+	return &tls.Config{
+		GetCertificate:     cfg.GetCertificate,
+		MinVersion:         cfg.MinVersion,
+		CipherSuites:       cfg.CipherSuites,
+		ClientAuth:         cfg.ClientAuth,
+		GetConfigForClient: ca.get,
+	}, nil
+}
+
+// clientCAConfig hands out cfg with the source's current client CAs.
+type clientCAConfig struct {
+	base *tls.Config
+	src  *certSource
+	cur  atomic.Pointer[clientCAVariant]
+}
+
+type clientCAVariant struct {
+	trusted *trustedCAs
+	cfg     *tls.Config
+}
+
+func (c *clientCAConfig) get(*tls.ClientHelloInfo) (*tls.Config, error) {
+	trusted := c.src.trusted.Load()
+	if v := c.cur.Load(); v != nil && v.trusted == trusted {
+		return v.cfg, nil
+	}
+	cfg := c.base.Clone()
+	cfg.ClientCAs = trusted.pool
+	c.cur.Store(&clientCAVariant{trusted: trusted, cfg: cfg})
+	return cfg, nil
 }

@@ -312,6 +312,9 @@ func (m *Manager) Status(id string) (control.ListenerStatus, bool) {
 			st.CertificateNotAfter = c.Leaf.NotAfter
 		}
 		st.LastError = l.cert.lastError()
+		if auth := l.cfg.TLS.ClientAuth; st.LastError == "" && (auth == config.ClientAuthRequest || auth == config.ClientAuthRequire) && l.cert.trusted.Load().n == 0 {
+			st.LastError = "keystore " + l.cfg.TLS.KeystorePath + " has no trusted certificate entries any more: no client certificate can be verified"
+		}
 	}
 	return st, true
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
@@ -719,5 +720,59 @@ func TestKeystoreChangeNotified(t *testing.T) {
 	c := mustDialTLS(t, l.Addr())
 	if got := c.fingerprint(); got != other.fingerprint {
 		t.Errorf("served %s, want %s", got, other.fingerprint)
+	}
+}
+
+// A CA imported into the keystore after the listener started (as
+// mailstack_certificate_import or keytool -importcert do) is trusted from
+// the next handshake on, without the listener being applied again.
+func TestClientAuthFollowsTrustedEntries(t *testing.T) {
+	t.Parallel()
+	first, later := newCA(t, "First CA"), newCA(t, "Later CA")
+	ks := newKeystore(t, t.TempDir(), "mail.jks", ecdsaKey, first.cert)
+	m, f := newManager(t, Options{})
+	l := tlsListener(freePort(t), config.TLSImplicit, ks)
+	l.TLS.ClientAuth = config.ClientAuthRequire
+	apply(t, m, "imaps", l)
+
+	try := func(cert tls.Certificate) error {
+		c, err := dialTLS(t, l.Addr(), &tls.Config{GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }})
+		if err == nil {
+			_, err = c.line()
+		}
+		return err
+	}
+	if err := try(first.clientCert(t, "alice")); err != nil {
+		t.Fatalf("certificate of the trusted CA: %v", err)
+	}
+	newcomer := later.clientCert(t, "bob")
+	if err := try(newcomer); err == nil {
+		t.Fatal("certificate of a CA not in the keystore was accepted")
+	}
+	err := keystore.Update(ks.path, []byte(testPassword), "", func(k *keystore.Keystore) error {
+		return k.SetTrustedCertificate("later", later.cert)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the imported CA to be trusted", func() bool { return try(newcomer) == nil })
+	if err := try(first.clientCert(t, "carol")); err != nil {
+		t.Errorf("the first CA is no longer trusted: %v", err)
+	}
+	// Sessions resume across the reload (the ticket keys stay).
+	cert := first.clientCert(t, "dave")
+	cfg := &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(4), GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }}
+	for i := range 2 {
+		c, err := dialTLS(t, l.Addr(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mustLine()
+		if resumed := c.nc.(*tls.Conn).ConnectionState().DidResume; resumed != (i == 1) {
+			t.Errorf("connection %d: resumed = %v", i+1, resumed)
+		}
+	}
+	if n := f.n.Load(); n != 1 {
+		t.Errorf("%d front ends built", n)
 	}
 }
