@@ -47,9 +47,10 @@ func SelfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// Memory is a process's resident set from /proc/<pid>/status, in KiB:
-// now (VmRSS) and at its peak (VmHWM).
-type Memory struct{ RSS, Peak int64 }
+// Memory is a process's resident set from /proc/<pid>/status, in KiB: now
+// (VmRSS), at its peak (VmHWM), and the anonymous part of now (RssAnon:
+// heap and stacks, without the executable's pages and mapped files).
+type Memory struct{ RSS, Peak, Anon int64 }
 
 // ProcessMemory reads pid's resident memory.
 func ProcessMemory(pid int) (Memory, error) {
@@ -59,7 +60,7 @@ func ProcessMemory(pid int) (Memory, error) {
 	}
 	var m Memory
 	for _, l := range bytes.Split(data, []byte("\n")) {
-		for prefix, dst := range map[string]*int64{"VmRSS:": &m.RSS, "VmHWM:": &m.Peak} {
+		for prefix, dst := range map[string]*int64{"VmRSS:": &m.RSS, "VmHWM:": &m.Peak, "RssAnon:": &m.Anon} {
 			if v, ok := bytes.CutPrefix(l, []byte(prefix)); ok {
 				*dst, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(string(v)), " kB"), 10, 64)
 			}
