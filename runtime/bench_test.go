@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/loadgen"
@@ -106,5 +107,31 @@ func BenchmarkHandshake(b *testing.B) {
 				})
 			})
 		}
+	}
+}
+
+// BenchmarkFetch fetches an INBOX of 2,000 messages of 1 KiB over implicit
+// TLS with UID FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[]), from 1 and 4
+// sessions; it reports messages fetched per second.
+func BenchmarkFetch(b *testing.B) {
+	_, addrs, ks, rcpts := benchRuntime(b)
+	user := rcpts[0]
+	if _, err := loadgen.RunSMTP(context.Background(), loadgen.SMTPLoad{
+		Addr: addrs["smtps"], TLS: ks.clientConfig(), Implicit: true, Size: 1 << 10,
+		Clients: 8, Recipients: []string{user}, Messages: 2000,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for _, sessions := range []int{1, 4} {
+		b.Run(fmt.Sprintf("sessions=%d", sessions), func(b *testing.B) {
+			r, err := loadgen.RunFetch(context.Background(), loadgen.FetchLoad{
+				Addr: addrs["imaps"], TLS: ks.clientConfig(), User: user, Password: alicePassword,
+				Clients: sessions, Duration: time.Duration(b.N) * time.Millisecond,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(r.PerSecond(), "msgs/s")
+		})
 	}
 }
