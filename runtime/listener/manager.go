@@ -1,10 +1,16 @@
 // Package listener owns the runtime's sockets: it binds each configured
-// address, applies the listener's TLS mode (implicit TLS wraps every
-// connection before the front end sees it; STARTTLS hands the front end a
-// TLS config to offer; none does neither), serves certificates from watched
-// keystore files, and swaps front ends in place when a listener changes, so
-// sockets that stay are never closed and reopened and connections in flight
-// drain in the background.
+// address, applies the listener's TLS mode (implicit TLS handshakes every
+// connection, within a timeout, before the front end sees it; STARTTLS
+// hands the front end a TLS config to offer; none does neither), serves
+// certificates and client CAs from watched keystore files, limits
+// connections per listener and per client address, and swaps front ends in
+// place when a listener changes, so sockets that stay are never closed and
+// reopened and connections in flight drain in the background.
+//
+// Handshakes take no lock and do no I/O for certificates: GetCertificate
+// loads an atomic pointer that a watcher replaces when the keystore file
+// changes (inotify where available, polling always). Session tickets are on
+// (crypto/tls's default, with its automatic key rotation).
 package listener
 
 import (
