@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -289,8 +290,30 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("logs: one line per session and delivery, no secrets", func(t *testing.T) {
+		// Failed logins too: the wrong password must not be logged either.
+		const wrong = "wrong-secret-3141"
+		imaps, pop3s, subs := listeners["imaps"], listeners["pop3s"], listeners["submissions"]
+		c := dialText(t, imaps.Addr(), ks.clientConfig())
+		c.line()
+		if got := c.imap("a", "LOGIN alice@example.com "+wrong); !strings.HasPrefix(got, "a NO") {
+			t.Errorf("IMAP LOGIN with a wrong password: %q", got)
+		}
+		c = dialText(t, pop3s.Addr(), ks.clientConfig())
+		c.line()
+		c.send("USER alice@example.com")
+		c.line()
+		c.send("PASS " + wrong)
+		if got := c.line(); !strings.HasPrefix(got, "-ERR") {
+			t.Errorf("POP3 PASS with a wrong password: %q", got)
+		}
+		plain := base64.StdEncoding.EncodeToString([]byte("\x00alice@example.com\x00" + wrong))
+		c = dialText(t, subs.Addr(), ks.clientConfig())
+		c.smtpReply()
+		c.smtp("250", "EHLO go.example")
+		c.smtp("535", "AUTH PLAIN %s", plain)
+
 		logs := h.logs.String()
-		for _, secret := range []string{keystorePassword, alicePassword, bobPassword, carolPassword, "dave-secret-5555", "erin-secret-7777", "not-the-password"} {
+		for _, secret := range []string{keystorePassword, alicePassword, bobPassword, carolPassword, "dave-secret-5555", "erin-secret-7777", "not-the-password", wrong, plain} {
 			if strings.Contains(logs, secret) {
 				t.Errorf("the log contains the secret %q", secret)
 			}
