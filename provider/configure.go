@@ -2,10 +2,12 @@ package provider
 
 import (
 	"fmt"
-
-	"github.com/mailstack/terraform-provider-mailstack/internal/host"
+	"path/filepath"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
 
 // configuredData extracts the provider's data in a resource's or data
@@ -25,3 +27,9 @@ func configuredData(raw any, diags *diag.Diagnostics) *providerData {
 
 // hostLocal is the host resources act on until SSH hosts exist.
 var hostLocal host.Local
+
+// client returns the control API client of the runtime of server serverID
+// (a mailstack_server id: its folder under the provider's state_dir).
+func (d *providerData) client(serverID string) *control.Client {
+	return control.NewClient(filepath.Join(d.stateDir, serverID))
+}

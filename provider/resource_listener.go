@@ -242,10 +242,6 @@ func unusualPort(protocol, mode string, port int) string {
 		"for the standard port will fail to connect.", port, protocol, other, mode)
 }
 
-func (r *listenerResource) client(serverID string) *control.Client {
-	return control.NewClient(filepath.Join(r.data.stateDir, serverID))
-}
-
 func (m *listenerModel) settings(ctx context.Context) (config.Listener, error) {
 	l := config.Listener{
 		Protocol: m.Protocol.ValueString(),
@@ -316,7 +312,7 @@ func (r *listenerResource) put(ctx context.Context, plan, prior *listenerModel, 
 		return
 	}
 	serverID, id, _ := splitListenerID(plan.ID.ValueString())
-	client := r.client(serverID)
+	client := r.data.client(serverID)
 	var obj control.ListenerObject
 	unchanged := false
 	if prior != nil && prior.Bound.ValueBool() {
@@ -364,7 +360,7 @@ func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, r
 		resp.Diagnostics.AddError("Invalid Listener ID", fmt.Sprintf("%q is not <server_id>/<listener id>. This is always a bug in the provider.", state.ID.ValueString()))
 		return
 	}
-	obj, err := r.client(serverID).Listener(ctx, id)
+	obj, err := r.data.client(serverID).Listener(ctx, id)
 	switch {
 	case control.IsNotFound(err):
 		resp.State.RemoveResource(ctx)
@@ -439,7 +435,7 @@ func (r *listenerResource) Delete(ctx context.Context, req resource.DeleteReques
 		return
 	}
 	serverID, id, _ := splitListenerID(state.ID.ValueString())
-	err := r.client(serverID).DeleteListener(ctx, id)
+	err := r.data.client(serverID).DeleteListener(ctx, id)
 	if err != nil && !control.IsNotFound(err) {
 		resp.Diagnostics.AddError("Unable to Delete Listener",
 			fmt.Sprintf("Server %q could not stop listener %s: %s", serverID, id, err))

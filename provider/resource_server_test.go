@@ -187,7 +187,7 @@ func (s *stack) mailRoundTrip(st *terraform.State, imap bool) error {
 	return nil
 }
 
-func (s *stack) client() *control.Client { return control.NewClient(s.dir()) }
+func (s *stack) client() *control.Client { return s.e.client() }
 
 // servesAgain waits until the runtime answers with a pid other than old
 // and every port accepts connections.

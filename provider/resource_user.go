@@ -122,10 +122,6 @@ func (r *userResource) Configure(_ context.Context, req resource.ConfigureReques
 	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
 }
 
-func (r *userResource) client(serverID string) *control.Client {
-	return control.NewClient(filepath.Join(r.data.stateDir, serverID))
-}
-
 // password returns the password to send: password from the plan, or the
 // write-only password_wo from the configuration (never in plan or state).
 func password(ctx context.Context, plan *userModel, cfg tfsdk.Config) (string, error) {
@@ -154,7 +150,7 @@ func (r *userResource) Create(ctx context.Context, req resource.CreateRequest, r
 		return
 	}
 	serverID, address := plan.ServerID.ValueString(), plan.Address.ValueString()
-	client := r.client(serverID)
+	client := r.data.client(serverID)
 	if _, err := client.User(ctx, address); err == nil {
 		resp.Diagnostics.AddError("User Already Exists",
 			fmt.Sprintf("Server %q already has a user %s. Import it with `terraform import <address> %s/%s`.", serverID, address, serverID, address))
@@ -183,7 +179,7 @@ func (r *userResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 		resp.Diagnostics.AddError("Invalid User ID", fmt.Sprintf("%q is not <server_id>/<address>. This is always a bug in the provider.", state.ID.ValueString()))
 		return
 	}
-	client := r.client(serverID)
+	client := r.data.client(serverID)
 	u, err := client.User(ctx, address)
 	switch {
 	case control.IsNotFound(err):
@@ -223,7 +219,7 @@ func (r *userResource) Update(ctx context.Context, req resource.UpdateRequest, r
 	}
 	serverID, address, _ := splitUserID(plan.ID.ValueString())
 	// The runtime stores users whole: the password goes with every change.
-	if _, err := r.client(serverID).PutUser(ctx, address, control.UserRequest{Password: pw, QuotaBytes: plan.QuotaBytes.ValueInt64()}); err != nil {
+	if _, err := r.data.client(serverID).PutUser(ctx, address, control.UserRequest{Password: pw, QuotaBytes: plan.QuotaBytes.ValueInt64()}); err != nil {
 		resp.Diagnostics.AddError("Unable to Update User", fmt.Sprintf("Server %q refused user %s: %s", serverID, address, err))
 		return
 	}
@@ -238,7 +234,7 @@ func (r *userResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 		return
 	}
 	serverID, address, _ := splitUserID(state.ID.ValueString())
-	err := r.client(serverID).DeleteUser(ctx, address)
+	err := r.data.client(serverID).DeleteUser(ctx, address)
 	if err == nil || control.IsNotFound(err) {
 		return
 	}
