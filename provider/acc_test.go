@@ -142,6 +142,12 @@ func (e *accEnv) Path(name string) string { return filepath.Join(e.StateDir, nam
 // is skipped when the tool is not installed.
 func runTool(t *testing.T, name string, args ...string) string {
 	t.Helper()
+	return runToolInput(t, "", name, args...)
+}
+
+// runToolInput is runTool with input on the tool's standard input.
+func runToolInput(t *testing.T, input, name string, args ...string) string {
+	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
 		t.Skipf("%s not on PATH", name)
 	}
@@ -149,7 +155,7 @@ func runTool(t *testing.T, name string, args ...string) string {
 	defer cancel()
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(input), &out, &out
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
 	}

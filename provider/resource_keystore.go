@@ -58,11 +58,12 @@ var (
 const (
 	sourceSelfSigned = "self_signed"
 	sourceCSR        = "csr"
+	sourceACME       = "acme"
 )
 
 // certificateSources lists the certificate source blocks, for validation
-// and its message (acme joins them in its own issue).
-var certificateSources = []string{sourceSelfSigned, sourceCSR}
+// and its message.
+var certificateSources = []string{sourceSelfSigned, sourceCSR, sourceACME}
 
 type keystoreModel struct {
 	ID                  types.String      `tfsdk:"id"`
@@ -74,6 +75,7 @@ type keystoreModel struct {
 	Key                 *keySpecModel     `tfsdk:"key"`
 	SelfSigned          []selfSignedModel `tfsdk:"self_signed"`
 	CSR                 []csrModel        `tfsdk:"csr"`
+	ACME                []acmeModel       `tfsdk:"acme"`
 	CertificateChainPEM types.String      `tfsdk:"certificate_chain_pem"`
 	CertificatePEM      types.String      `tfsdk:"certificate_pem"`
 	CSRPEM              types.String      `tfsdk:"csr_pem"`
@@ -120,10 +122,12 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A Java keystore (JKS or PKCS#12) on the target host holding one private key entry " +
 			"that this resource owns: `keytool -genkeypair` made declarative, with `keytool -certreq` and the " +
-			"installation of the CA reply (`csr` and `certificate_chain_pem`). Other entries in the file are kept.\n\n" +
+			"installation of the CA reply (`csr` and `certificate_chain_pem`), or a certificate from an ACME CA " +
+			"such as Let's Encrypt that the mail runtime obtains and renews (`acme`). Other entries in the file are kept.\n\n" +
 			"Read compares the entry on disk with what Terraform wrote: an entry deleted outside Terraform " +
 			"(`keytool -delete`) is planned for creation, a replaced certificate is planned for repair in place, " +
-			"and a replaced private key plans a replacement.",
+			"and a replaced private key plans a replacement. With `acme` the runtime owns the certificate: its " +
+			"renewals are refreshed into the state without a plan diff.",
 		Attributes: map[string]schema.Attribute{
 			// Required
 			"path": schema.StringAttribute{
@@ -152,7 +156,7 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			"key_password": schema.StringAttribute{
 				MarkdownDescription: "Password of the private key entry when it differs from `password` (keytool's " +
 					"`-keypass`; JKS only: PKCS#12 keys use the store password). Changing it re-encrypts the key in " +
-					"place (`keytool -keypasswd`).",
+					"place (`keytool -keypasswd`). Not with `acme`: the runtime protects that key with `password`.",
 				Optional:   true,
 				Sensitive:  true,
 				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
@@ -190,7 +194,8 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			"ready_for_renewal": schema.BoolAttribute{
 				MarkdownDescription: "`self_signed` only: true once the certificate is within `early_renewal_days` of " +
 					"`not_after`; plan then proposes a new certificate for the same key, as hashicorp/tls does with " +
-					"`early_renewal_hours`. Always false with `csr`: the CA renews, watch `not_after`.",
+					"`early_renewal_hours`. Always false with `csr` (the CA renews, watch `not_after`) and with `acme` " +
+					"(the runtime renews by itself).",
 				Computed: true,
 			},
 		},
@@ -198,7 +203,8 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			"key": schema.SingleNestedBlock{
 				MarkdownDescription: "The private key (keytool's `-keyalg` and `-keysize`). Defaults to RSA 2048. " +
 					"Changing the algorithm, the RSA size of an RSA key or the curve of an ECDSA key replaces the " +
-					"resource (a new key).",
+					"resource (a new key); with `acme` it changes in place: the runtime orders a certificate for a " +
+					"new key of that kind (it makes a fresh key for every certificate anyway).",
 				Attributes: map[string]schema.Attribute{
 					"algorithm": schema.StringAttribute{
 						MarkdownDescription: "Key algorithm: " + quoted(keyAlgorithms) + ". Defaults to `RSA`.",
@@ -249,6 +255,7 @@ func (r *keystoreResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 					Blocks: map[string]schema.Block{"subject": subjectBlock()},
 				},
 			},
+			sourceACME: acmeBlock(),
 			sourceCSR: schema.ListNestedBlock{
 				MarkdownDescription: "Have a CA sign the key: the resource generates the key with a self-signed " +
 					"placeholder certificate valid 90 days (as `keytool -genkeypair` does) and computes `csr_pem` " +
@@ -308,6 +315,8 @@ func (m *keystoreModel) source() string {
 		return sourceSelfSigned
 	case len(m.CSR) == 1:
 		return sourceCSR
+	case len(m.ACME) == 1:
+		return sourceACME
 	}
 	return ""
 }
@@ -354,6 +363,13 @@ func (r *keystoreResource) Create(ctx context.Context, req resource.CreateReques
 	var plan keystoreModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.source() == sourceACME {
+		r.createACME(ctx, &plan, resp.Private, &resp.Diagnostics)
+		if !resp.Diagnostics.HasError() {
+			resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		}
 		return
 	}
 	certReq, diags := plan.request(ctx)
@@ -465,7 +481,9 @@ func (r *keystoreResource) Read(ctx context.Context, req resource.ReadRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if a, diags := getApplied(ctx, req.Private); diags.HasError() {
+	if state.source() == sourceACME {
+		r.readACME(ctx, &state, leaf, resp.Private, &resp.Diagnostics)
+	} else if a, diags := getApplied(ctx, req.Private); diags.HasError() {
 		resp.Diagnostics.Append(diags...)
 		return
 	} else if a.Fingerprint == "" {
@@ -542,6 +560,13 @@ func (r *keystoreResource) Update(ctx context.Context, req resource.UpdateReques
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.source() == sourceACME {
+		r.updateACME(ctx, &plan, &state, resp.Private, &resp.Diagnostics)
+		if !resp.Diagnostics.HasError() {
+			resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		}
 		return
 	}
 	var (
@@ -650,6 +675,11 @@ func (r *keystoreResource) Delete(ctx context.Context, req resource.DeleteReques
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
+	}
+	if state.source() == sourceACME {
+		if r.deleteACME(ctx, &state, &resp.Diagnostics); resp.Diagnostics.HasError() {
+			return
+		}
 	}
 	ksPath, alias := state.Path.ValueString(), state.Alias.ValueString()
 	if !fileExists(ksPath) {

@@ -58,6 +58,9 @@ func (r *keystoreResource) ValidateConfig(ctx context.Context, req resource.Vali
 			}
 		}
 	}
+	if m.source() == sourceACME {
+		m.validateACME(ctx, &resp.Diagnostics)
+	}
 	if m.source() != sourceCSR && !m.CertificateChainPEM.IsNull() {
 		resp.Diagnostics.AddAttributeError(path.Root("certificate_chain_pem"), "CA Reply Without CSR",
 			"certificate_chain_pem is the CA's reply to a certificate signing request: it needs the csr block.")
@@ -100,6 +103,10 @@ func (r *keystoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	applied, diags := getApplied(ctx, req.Private)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.source() == sourceACME || state.source() == sourceACME {
+		modifyACMEPlan(ctx, &plan, &state, resp)
 		return
 	}
 	leaf := parseCertificatePEM(state.CertificatePEM.ValueString())
