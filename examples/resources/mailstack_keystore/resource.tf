@@ -59,3 +59,25 @@ resource "mailstack_keystore" "imap" {
 output "imap_csr_pem" {
   value = mailstack_keystore.imap.csr_pem
 }
+
+# A certificate from an ACME CA (Let's Encrypt), obtained and renewed by the
+# mail runtime of mailstack_server.mx, which writes every renewal into the
+# keystore: Apache James reading the same file gets it too. Try it against
+# staging first; mail.example.com must resolve to this host, and port 80
+# must reach the challenge listener.
+resource "mailstack_keystore" "acme" {
+  path     = "/etc/mail/acme.p12"
+  type     = "PKCS12"
+  password = var.keystore_password
+  alias    = "mail"
+
+  acme {
+    server_id         = mailstack_server.mx.id
+    domains           = ["mail.example.com", "smtp.example.com"]
+    email             = "postmaster@example.com"
+    directory_url     = "https://acme-staging-v02.api.letsencrypt.org/directory"
+    challenge         = "http-01"
+    challenge_address = ":80"
+    renew_before_days = 30
+  }
+}
