@@ -207,9 +207,9 @@ func updateKeystore(file string, oldPassword, newPassword []byte, t keystore.Typ
 	// internal/keystore reads and writes with one password; this is
 	// keystore.Update's protocol (same advisory lock, atomic replace,
 	// mode 0600) with two.
-	unlock, err := lockKeystore(file + ".lock")
+	unlock, err := keystore.Lock(file)
 	if err != nil {
-		return fmt.Errorf("locking keystore %q: %w", file, err)
+		return err
 	}
 	defer unlock()
 	data, err := os.ReadFile(file)

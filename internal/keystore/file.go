@@ -24,6 +24,18 @@ func Open(path string, storePassword []byte) (*Keystore, error) {
 	return k, nil
 }
 
+// Lock takes the advisory lock Update holds while it changes the keystore
+// file at path (an exclusive flock on "<path>.lock", created with mode
+// 0600 and left in place), for writers that read and write the file
+// themselves. It returns the function that releases the lock.
+func Lock(path string) (unlock func(), err error) {
+	unlock, err = lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("locking keystore %q: %w", path, err)
+	}
+	return unlock, nil
+}
+
 // Update changes the keystore file at path under an advisory lock (flock on
 // "<path>.lock", which it leaves in place): it loads the file, or starts
 // New(t) if there is none, calls fn, and when fn returns nil and changed
@@ -39,9 +51,9 @@ func Update(path string, storePassword []byte, t Type, fn func(*Keystore) error)
 	if len(storePassword) == 0 {
 		return withPath(newErr(ErrInvalidInput, "", nil, "empty store password"), path)
 	}
-	unlock, err := lockFile(path + ".lock")
+	unlock, err := Lock(path)
 	if err != nil {
-		return fmt.Errorf("locking keystore %q: %w", path, err)
+		return err
 	}
 	defer unlock()
 
