@@ -152,11 +152,8 @@ type AppendOptions struct {
 // mailbox's UIDVALIDITY and the message's UID. The file goes to cur/ with its
 // flags in the name.
 func (s *Store) Append(address, mailbox string, r io.Reader, size int64, opts AppendOptions) (uidValidity, uid uint32, err error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return 0, 0, err
-	}
-	if err := s.rlock(); err != nil {
 		return 0, 0, err
 	}
 	defer s.mu.RUnlock()

@@ -39,11 +39,8 @@ func (m *mbox) info() MailboxInfo {
 
 // Mailboxes returns the user's mailboxes ordered by name.
 func (s *Store) Mailboxes(address string) ([]MailboxInfo, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.rlock(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
@@ -67,11 +64,8 @@ func (s *Store) Mailboxes(address string) ([]MailboxInfo, error) {
 
 // Status returns a mailbox with its counters.
 func (s *Store) Status(address, mailbox string) (MailboxStatus, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return MailboxStatus{}, err
-	}
-	if err := s.rlock(); err != nil {
 		return MailboxStatus{}, err
 	}
 	defer s.mu.RUnlock()
@@ -373,11 +367,8 @@ func (s *Store) renameInboxLocked(addr, newName string) error {
 // Subscribe sets whether a mailbox is subscribed (IMAP SUBSCRIBE and
 // UNSUBSCRIBE; LSUB lists the subscribed ones).
 func (s *Store) Subscribe(address, name string, subscribed bool) error {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return err
-	}
-	if err := s.rlock(); err != nil {
 		return err
 	}
 	defer s.mu.RUnlock()

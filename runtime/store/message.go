@@ -62,11 +62,8 @@ type Snapshot struct {
 
 // Messages returns every message of the mailbox, in UID order.
 func (s *Store) Messages(address, mailbox string) (*Snapshot, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.rlock(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
@@ -97,11 +94,8 @@ func (s *Store) Messages(address, mailbox string) (*Snapshot, error) {
 // ModSeq returns the mailbox's change counter: if it is unchanged, so are
 // the mailbox's messages and their flags.
 func (s *Store) ModSeq(address, mailbox string) (uint64, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return 0, err
-	}
-	if err := s.rlock(); err != nil {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
@@ -122,11 +116,8 @@ func (s *Store) ModSeq(address, mailbox string) (uint64, error) {
 // Lookup returns the messages with the given UIDs, in the order given;
 // UIDs that do not exist (any more) are skipped.
 func (s *Store) Lookup(address, mailbox string, uids []uint32) ([]MessageInfo, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.rlock(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
@@ -161,11 +152,8 @@ func (s *Store) Lookup(address, mailbox string, uids []uint32) ([]MessageInfo, e
 // returns them with their new flags (missing UIDs are skipped). \Recent and
 // unknown system flags are ignored.
 func (s *Store) SetFlags(address, mailbox string, uids []uint32, op FlagOp, flags []string) ([]MessageInfo, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.rlock(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
@@ -212,11 +200,8 @@ func (s *Store) SetFlags(address, mailbox string, uids []uint32, op FlagOp, flag
 // Expunge permanently removes the messages flagged \Deleted, only among
 // uids if uids is not nil, and returns the UIDs removed in ascending order.
 func (s *Store) Expunge(address, mailbox string, uids []uint32) ([]uint32, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.rlock(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
@@ -356,11 +341,8 @@ func (s *Store) Move(address, src string, uids []uint32, dst string) (CopyResult
 }
 
 func (s *Store) transferPublic(address, src string, uids []uint32, dst string, move bool) (CopyResult, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return CopyResult{}, err
-	}
-	if err := s.rlock(); err != nil {
 		return CopyResult{}, err
 	}
 	defer s.mu.RUnlock()

@@ -159,6 +159,19 @@ func (s *Store) rlock() error {
 	return nil
 }
 
+// rlockAddress canonicalises address, then takes the read lock as rlock
+// does. On success the caller must call s.mu.RUnlock.
+func (s *Store) rlockAddress(address string) (string, error) {
+	addr, err := CanonicalAddress(address)
+	if err != nil {
+		return "", err
+	}
+	if err := s.rlock(); err != nil {
+		return "", err
+	}
+	return addr, nil
+}
+
 // wlock is rlock for structural operations.
 func (s *Store) wlock() error {
 	s.mu.Lock()

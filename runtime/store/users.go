@@ -158,11 +158,8 @@ func (s *Store) userRecord(addr string) (userRecord, error) {
 
 // User returns the user with that address, or ErrNotFound.
 func (s *Store) User(address string) (UserInfo, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return UserInfo{}, err
-	}
-	if err := s.rlock(); err != nil {
 		return UserInfo{}, err
 	}
 	defer s.mu.RUnlock()

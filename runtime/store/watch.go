@@ -52,11 +52,8 @@ func (ws *watchers) notify(keys []watchKey) {
 
 // Watch starts watching mailbox of address. The caller must Close it.
 func (s *Store) Watch(address, mailbox string) (*Watch, error) {
-	addr, err := CanonicalAddress(address)
+	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.rlock(); err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
