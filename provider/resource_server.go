@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -241,20 +242,29 @@ func (r *serverResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
+// desired returns the runtime settings and the supervisor plan asks for.
+func (m *serverModel) desired(ctx context.Context, diags *diag.Diagnostics) (config.Server, string, bool) {
+	settings, err := m.settings(ctx)
+	if err != nil {
+		diags.AddError("Invalid Server Settings", err.Error())
+		return settings, "", false
+	}
+	mode, err := resolveSupervisor(m.Supervisor.ValueString())
+	if err != nil {
+		diags.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
+		return settings, "", false
+	}
+	return settings, mode, true
+}
+
 func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan serverModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	settings, err := plan.settings(ctx)
-	if err != nil {
-		resp.Diagnostics.AddError("Invalid Server Settings", err.Error())
-		return
-	}
-	mode, err := resolveSupervisor(plan.Supervisor.ValueString())
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
+	settings, mode, ok := plan.desired(ctx, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	name := plan.Name.ValueString()
@@ -345,14 +355,8 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	settings, err := plan.settings(ctx)
-	if err != nil {
-		resp.Diagnostics.AddError("Invalid Server Settings", err.Error())
-		return
-	}
-	mode, err := resolveSupervisor(plan.Supervisor.ValueString())
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
+	settings, mode, ok := plan.desired(ctx, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	name := plan.Name.ValueString()
@@ -382,6 +386,7 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 	}
 
 	var st control.Status
+	var err error
 	switch {
 	case upgrade || current != mode:
 		// Install first, while the old runtime still serves, then drain
