@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -144,11 +145,6 @@ func (r *userResource) Create(ctx context.Context, req resource.CreateRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	pw, err := password(ctx, &plan, req.Config)
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("password"), "Missing Password", err.Error())
-		return
-	}
 	serverID, address := plan.ServerID.ValueString(), plan.Address.ValueString()
 	client := r.data.client(serverID)
 	if _, err := client.User(ctx, address); err == nil {
@@ -159,13 +155,27 @@ func (r *userResource) Create(ctx context.Context, req resource.CreateRequest, r
 		resp.Diagnostics.AddError("Unable to Create User", fmt.Sprintf("Server %q: %s", serverID, err))
 		return
 	}
-	if _, err := client.PutUser(ctx, address, control.UserRequest{Password: pw, QuotaBytes: plan.QuotaBytes.ValueInt64()}); err != nil {
-		resp.Diagnostics.AddError("Unable to Create User", fmt.Sprintf("Server %q refused user %s: %s", serverID, address, err))
+	if !r.put(ctx, &plan, req.Config, serverID, address, "Unable to Create User", &resp.Diagnostics) {
 		return
 	}
 	plan.ID = types.StringValue(serverID + "/" + address)
 	plan.PasswordWO = types.StringNull()
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// put sends the user to the runtime, which stores users whole: the
+// password goes with every change.
+func (r *userResource) put(ctx context.Context, plan *userModel, cfg tfsdk.Config, serverID, address, summary string, diags *diag.Diagnostics) bool {
+	pw, err := password(ctx, plan, cfg)
+	if err != nil {
+		diags.AddAttributeError(path.Root("password"), "Missing Password", err.Error())
+		return false
+	}
+	if _, err := r.data.client(serverID).PutUser(ctx, address, control.UserRequest{Password: pw, QuotaBytes: plan.QuotaBytes.ValueInt64()}); err != nil {
+		diags.AddError(summary, fmt.Sprintf("Server %q refused user %s: %s", serverID, address, err))
+		return false
+	}
+	return true
 }
 
 func (r *userResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -212,15 +222,8 @@ func (r *userResource) Update(ctx context.Context, req resource.UpdateRequest, r
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	pw, err := password(ctx, &plan, req.Config)
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(path.Root("password"), "Missing Password", err.Error())
-		return
-	}
 	serverID, address, _ := splitUserID(plan.ID.ValueString())
-	// The runtime stores users whole: the password goes with every change.
-	if _, err := r.data.client(serverID).PutUser(ctx, address, control.UserRequest{Password: pw, QuotaBytes: plan.QuotaBytes.ValueInt64()}); err != nil {
-		resp.Diagnostics.AddError("Unable to Update User", fmt.Sprintf("Server %q refused user %s: %s", serverID, address, err))
+	if !r.put(ctx, &plan, req.Config, serverID, address, "Unable to Update User", &resp.Diagnostics) {
 		return
 	}
 	plan.PasswordWO = types.StringNull()
