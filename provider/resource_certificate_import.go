@@ -167,6 +167,13 @@ func trustedAliases(alias string, n int) []string {
 	return out
 }
 
+// holdsImport reports whether the trusted group of alias is what
+// importing certs under alias makes: the same certificates under the same
+// aliases.
+func holdsImport(group []keystore.Entry, alias string, certs []*x509.Certificate) bool {
+	return sameCertificates(groupCertificates(group), certs) && slices.Equal(groupAliases(group), trustedAliases(alias, len(certs)))
+}
+
 // orderedGroup sorts a trusted group as ImportTrustedPEM numbers it:
 // alias, then alias-1, alias-2, ..., alias-10 (numerically).
 func orderedGroup(group []keystore.Entry, alias string) []keystore.Entry {
@@ -263,7 +270,7 @@ func (r *certificateImportResource) Create(ctx context.Context, req resource.Cre
 			return err
 		}
 		if group := orderedGroup(ks.TrustedGroup(alias), alias); len(group) > 0 {
-			if sameCertificates(groupCertificates(group), certs) && slices.Equal(groupAliases(group), trustedAliases(alias, len(certs))) {
+			if holdsImport(group, alias, certs) {
 				return errNoChange // already imported, by keytool say: adopt
 			}
 			return fmt.Errorf("the keystore already has trusted entries %s: adopt them with terraform import <address> %s:%s, or choose another alias",
@@ -355,7 +362,7 @@ func (r *certificateImportResource) Update(ctx context.Context, req resource.Upd
 			return err
 		}
 		group := orderedGroup(ks.TrustedGroup(alias), alias)
-		if sameCertificates(groupCertificates(group), certs) && slices.Equal(groupAliases(group), trustedAliases(alias, len(certs))) {
+		if holdsImport(group, alias, certs) {
 			return errNoChange // a new password or the same certificates in other PEM text
 		}
 		_, err = ks.ImportTrustedPEM(alias, []byte(plan.CertificatePEM.ValueString()))
