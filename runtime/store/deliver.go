@@ -158,12 +158,8 @@ func (s *Store) Append(address, mailbox string, r io.Reader, size int64, opts Ap
 	}
 	defer s.mu.RUnlock()
 	var dir string
-	err = s.db.View(func(tx *bolt.Tx) error {
-		m, err := openMbox(tx, addr, mailbox)
-		if err != nil {
-			return err
-		}
-		dir = filepath.Join(s.userDir(addr), m.meta.Dir)
+	err = s.viewMbox(addr, mailbox, func(tx *bolt.Tx, m *mbox) error {
+		dir = s.mboxDir(addr, m)
 		return checkQuota(tx, addr, size)
 	})
 	if err != nil {
@@ -190,11 +186,8 @@ func (s *Store) Append(address, mailbox string, r io.Reader, size int64, opts Ap
 	if date.IsZero() {
 		date = time.Now()
 	}
-	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
-		m, err := openMbox(tx, addr, mailbox)
-		if err != nil {
-			return err
-		}
+	err = s.updateMbox(addr, mailbox, func(tx *bolt.Tx, m *mbox, changed *[]watchKey) error {
+		var err error
 		if uid, err = m.add(&record{flags: flags, size: n, date: date, file: file}); err != nil {
 			return err
 		}

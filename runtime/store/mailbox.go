@@ -70,11 +70,7 @@ func (s *Store) Status(address, mailbox string) (MailboxStatus, error) {
 	}
 	defer s.mu.RUnlock()
 	var st MailboxStatus
-	err = s.db.View(func(tx *bolt.Tx) error {
-		m, err := openMbox(tx, addr, mailbox)
-		if err != nil {
-			return err
-		}
+	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		st.MailboxInfo, st.ModSeq = m.info(), m.meta.ModSeq
 		return m.msgs().ForEach(func(_, v []byte) error {
 			r, err := unmarshalRecord(v)
@@ -191,11 +187,7 @@ func (s *Store) DeleteMailbox(address, name string) error {
 	}
 	defer s.mu.Unlock()
 	var dir string
-	err = s.db.View(func(tx *bolt.Tx) error {
-		m, err := openMbox(tx, addr, name)
-		if err != nil {
-			return err
-		}
+	err = s.viewMbox(addr, name, func(tx *bolt.Tx, m *mbox) error {
 		dir = m.meta.Dir
 		c := userBoxes(tx, addr).Bucket(bucketNames).Cursor()
 		prefix := []byte(name + "/")
@@ -213,11 +205,7 @@ func (s *Store) DeleteMailbox(address, name string) error {
 		return fmt.Errorf("deleting mailbox %q: %w", name, err)
 	}
 	s.syncs.forget(filepath.Join(full, dirNew), filepath.Join(full, dirCur))
-	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
-		m, err := openMbox(tx, addr, name)
-		if err != nil {
-			return err
-		}
+	err = s.updateMbox(addr, name, func(tx *bolt.Tx, m *mbox, changed *[]watchKey) error {
 		*changed = append(*changed, watchKey{addr, m.id})
 		return deleteMbox(tx, addr, m)
 	})
@@ -372,11 +360,7 @@ func (s *Store) Subscribe(address, name string, subscribed bool) error {
 		return err
 	}
 	defer s.mu.RUnlock()
-	err = s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
-		m, err := openMbox(tx, addr, name)
-		if err != nil {
-			return err
-		}
+	err = s.updateMbox(addr, name, func(_ *bolt.Tx, m *mbox, _ *[]watchKey) error {
 		m.meta.Subscribed = subscribed
 		return m.saveMeta()
 	})

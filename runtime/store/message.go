@@ -68,13 +68,9 @@ func (s *Store) Messages(address, mailbox string) (*Snapshot, error) {
 	}
 	defer s.mu.RUnlock()
 	snap := &Snapshot{}
-	err = s.db.View(func(tx *bolt.Tx) error {
-		m, err := openMbox(tx, addr, mailbox)
-		if err != nil {
-			return err
-		}
+	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		snap.MailboxInfo, snap.ModSeq = m.info(), m.meta.ModSeq
-		dir := filepath.Join(s.userDir(addr), m.meta.Dir)
+		dir := s.mboxDir(addr, m)
 		snap.Messages = make([]MessageInfo, 0, m.msgs().Stats().KeyN)
 		return m.msgs().ForEach(func(k, v []byte) error {
 			r, err := unmarshalRecord(v)
@@ -100,12 +96,9 @@ func (s *Store) ModSeq(address, mailbox string) (uint64, error) {
 	}
 	defer s.mu.RUnlock()
 	var seq uint64
-	err = s.db.View(func(tx *bolt.Tx) error {
-		m, err := openMbox(tx, addr, mailbox)
-		if err == nil {
-			seq = m.meta.ModSeq
-		}
-		return err
+	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
+		seq = m.meta.ModSeq
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reading %q: %w", mailbox, err)
@@ -122,23 +115,17 @@ func (s *Store) Lookup(address, mailbox string, uids []uint32) ([]MessageInfo, e
 	}
 	defer s.mu.RUnlock()
 	out := make([]MessageInfo, 0, len(uids))
-	err = s.db.View(func(tx *bolt.Tx) error {
-		m, err := openMbox(tx, addr, mailbox)
-		if err != nil {
-			return err
-		}
-		dir := filepath.Join(s.userDir(addr), m.meta.Dir)
+	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
+		dir := s.mboxDir(addr, m)
 		msgs := m.msgs()
 		for _, uid := range uids {
-			v := msgs.Get(be32(uid))
-			if v == nil {
-				continue
-			}
-			r, err := unmarshalRecord(v)
+			r, ok, err := getRecord(msgs, uid)
 			if err != nil {
 				return fmt.Errorf("message %d: %w", uid, err)
 			}
-			out = append(out, r.info(uid, dir))
+			if ok {
+				out = append(out, r.info(uid, dir))
+			}
 		}
 		return nil
 	})
@@ -158,23 +145,18 @@ func (s *Store) SetFlags(address, mailbox string, uids []uint32, op FlagOp, flag
 	}
 	defer s.mu.RUnlock()
 	var out []MessageInfo
-	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+	err = s.updateMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox, changed *[]watchKey) error {
 		out = out[:0]
-		m, err := openMbox(tx, addr, mailbox)
-		if err != nil {
-			return err
-		}
-		dir := filepath.Join(s.userDir(addr), m.meta.Dir)
+		dir := s.mboxDir(addr, m)
 		msgs := m.msgs()
 		dirty := false
 		for _, uid := range uids {
-			v := msgs.Get(be32(uid))
-			if v == nil {
-				continue
-			}
-			r, err := unmarshalRecord(v)
+			r, ok, err := getRecord(msgs, uid)
 			if err != nil {
 				return fmt.Errorf("message %d: %w", uid, err)
+			}
+			if !ok {
+				continue
 			}
 			if nf := r.flags.apply(op, flags); !nf.equal(r.flags) {
 				r.flags, dirty = nf, true
@@ -222,12 +204,8 @@ func (s *Store) remove(addr, mailbox string, uids []uint32, onlyDeleted bool) ([
 		paths   []string
 		dir     string
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		m, err := openMbox(tx, addr, mailbox)
-		if err != nil {
-			return err
-		}
-		dir = filepath.Join(s.userDir(addr), m.meta.Dir)
+	err := s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
+		dir = s.mboxDir(addr, m)
 		return forRecords(m.msgs(), uids, func(uid uint32, r record) {
 			if !onlyDeleted || r.flags.has(FlagDeleted) {
 				victims = append(victims, uid)
@@ -257,22 +235,17 @@ func (s *Store) remove(addr, mailbox string, uids []uint32, onlyDeleted bool) ([
 		}
 	}
 	var removed []uint32
-	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+	err = s.updateMbox(addr, mailbox, func(tx *bolt.Tx, m *mbox, changed *[]watchKey) error {
 		removed = removed[:0]
-		m, err := openMbox(tx, addr, mailbox)
-		if err != nil {
-			return err
-		}
 		var freed int64
 		msgs := m.msgs()
 		for _, uid := range victims {
-			v := msgs.Get(be32(uid))
-			if v == nil {
-				continue
-			}
-			r, err := unmarshalRecord(v)
+			r, ok, err := getRecord(msgs, uid)
 			if err != nil {
 				return err
+			}
+			if !ok {
+				continue
 			}
 			if err := msgs.Delete(be32(uid)); err != nil {
 				return err
@@ -307,17 +280,25 @@ func forRecords(msgs *bolt.Bucket, uids []uint32, fn func(uid uint32, r record))
 		})
 	}
 	for _, uid := range uids {
-		v := msgs.Get(be32(uid))
-		if v == nil {
-			continue
-		}
-		r, err := unmarshalRecord(v)
+		r, ok, err := getRecord(msgs, uid)
 		if err != nil {
 			return err
 		}
-		fn(uid, r)
+		if ok {
+			fn(uid, r)
+		}
 	}
 	return nil
+}
+
+// getRecord reads the record of uid from msgs; ok is false if there is none.
+func getRecord(msgs *bolt.Bucket, uid uint32) (r record, ok bool, err error) {
+	v := msgs.Get(be32(uid))
+	if v == nil {
+		return record{}, false, nil
+	}
+	r, err = unmarshalRecord(v)
+	return r, true, err
 }
 
 // CopyResult tells where copied or moved messages went (IMAP COPYUID).
@@ -374,8 +355,7 @@ func (s *Store) transfer(addr, src string, uids []uint32, dst string, move bool)
 		if err != nil {
 			return err
 		}
-		srcDir = filepath.Join(s.userDir(addr), sm.meta.Dir)
-		dstDir = filepath.Join(s.userDir(addr), dm.meta.Dir)
+		srcDir, dstDir = s.mboxDir(addr, sm), s.mboxDir(addr, dm)
 		return forRecords(sm.msgs(), uids, func(uid uint32, r record) {
 			items = append(items, item{uid: uid, r: r})
 		})

@@ -187,3 +187,34 @@ func (s *Store) userDir(addr string) string {
 	local, domain, _ := strings.Cut(addr, "@")
 	return filepath.Join(s.dir, "mail", domain, local)
 }
+
+// viewMbox opens mailbox name of addr in a read transaction and runs fn on
+// it; the transaction ends when fn returns.
+func (s *Store) viewMbox(addr, name string, fn func(tx *bolt.Tx, m *mbox) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		m, err := openMbox(tx, addr, name)
+		if err != nil {
+			return err
+		}
+		return fn(tx, m)
+	})
+}
+
+// updateMbox opens mailbox name of addr in a write transaction of the
+// committer and runs fn on it. As with committer.update, fn may run more than
+// once and must reset its own results, and updateMbox returns when the
+// transaction is durable or failed.
+func (s *Store) updateMbox(addr, name string, fn func(tx *bolt.Tx, m *mbox, changed *[]watchKey) error) error {
+	return s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+		m, err := openMbox(tx, addr, name)
+		if err != nil {
+			return err
+		}
+		return fn(tx, m, changed)
+	})
+}
+
+// mboxDir is the Maildir directory of mailbox m of addr.
+func (s *Store) mboxDir(addr string, m *mbox) string {
+	return filepath.Join(s.userDir(addr), m.meta.Dir)
+}

@@ -58,11 +58,7 @@ func (s *Store) Watch(address, mailbox string) (*Watch, error) {
 	}
 	defer s.mu.RUnlock()
 	var id uint32
-	err = s.db.View(func(tx *bolt.Tx) error {
-		m, err := openMbox(tx, addr, mailbox)
-		if err != nil {
-			return err
-		}
+	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		id = m.id
 		return nil
 	})
