@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -116,23 +117,10 @@ func makeMaildir(dir string) error {
 }
 
 // writeSynced writes data to a new file at path in one write and fsyncs it.
+// It is copySynced from a bytes.Reader, whose WriteTo makes that one write.
 func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("creating message file: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("writing message file %s: %w", path, err)
-	}
-	return nil
+	_, err := copySynced(path, bytes.NewReader(data))
+	return err
 }
 
 // copySynced streams r into a new file at path, fsyncs it and returns the
