@@ -1,0 +1,101 @@
+// Package testutil holds the helpers that more than one test package of
+// the runtime needs: test certificates and keystores (pki.go), free ports
+// on 127.0.0.1, polling for a condition and a log buffer that goroutines
+// may write to while a test reads it.
+//
+// It is for tests only: nothing outside _test.go files imports it. Each
+// helper takes a testing.TB and fails the test itself, so callers need no
+// error handling; none of them knows about a particular protocol.
+package testutil
+
+import (
+	"bytes"
+	"crypto/tls"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SyncBuffer is a bytes.Buffer that is safe for concurrent use, for a
+// server's logs or a process's output that goroutines write while the test
+// reads them. The zero value is ready to use.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct TCP ports that were free on 127.0.0.1 a
+// moment ago: all are held open together, so none is returned twice.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// Dial connects to addr over TCP, with TLS (the handshake done) when
+// tlsConfig is not nil, and fails the test if that takes more than 5
+// seconds or fails. The connection is closed when the test ends.
+func Dial(t testing.TB, addr string, tlsConfig *tls.Config) net.Conn {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	var conn net.Conn
+	var err error
+	if tlsConfig != nil {
+		conn, err = tls.DialWithDialer(d, "tcp", addr, tlsConfig)
+	} else {
+		conn, err = d.Dial("tcp", addr)
+	}
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// Eventually polls cond every 10ms until it holds, and fails the test with
+// "timed out waiting for <what>" if it does not within 5 seconds.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
