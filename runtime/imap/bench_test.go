@@ -20,6 +20,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // BenchmarkFetch measures FETCH throughput over implicit TLS with the
@@ -40,7 +42,7 @@ func BenchmarkFetch(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	c, err := imapclient.DialTLS(env.tlsAddr, &imapclient.Options{TLSConfig: env.tls.client()})
+	c, err := imapclient.DialTLS(env.tlsAddr, &imapclient.Options{TLSConfig: env.tls.ClientConfig(testServerName)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,13 +116,13 @@ func TestHelperIMAPServer(t *testing.T) {
 // (VmRSS) in total and per session. DESIGN's target: 1,000 in ≤ 100 MiB.
 func BenchmarkIdleSessions(b *testing.B) {
 	const sessions = 1000
-	tt := newTestTLS(b)
+	tt := testutil.SelfSigned(b, "localhost", testServerName)
 	dir := b.TempDir()
-	keyDER, err := x509.MarshalPKCS8PrivateKey(tt.config.Certificates[0].PrivateKey)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(tt.TLS.PrivateKey)
 	if err != nil {
 		b.Fatal(err)
 	}
-	writeFile(b, dir, "cert.pem", tt.certPEM)
+	writeFile(b, dir, "cert.pem", tt.PEM())
 	writeFile(b, dir, "key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperIMAPServer$")
@@ -156,7 +158,7 @@ func BenchmarkIdleSessions(b *testing.B) {
 		}
 	}()
 	for i := range sessions {
-		c, err := tls.Dial("tcp", addr, tt.client())
+		c, err := tls.Dial("tcp", addr, tt.ClientConfig(testServerName))
 		if err != nil {
 			b.Fatalf("session %d: %v", i, err)
 		}

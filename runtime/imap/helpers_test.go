@@ -3,17 +3,10 @@ package imap
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
 
@@ -29,54 +23,14 @@ const (
 	testPass = "correct horse battery staple"
 )
 
-// testTLS is a self-signed certificate for 127.0.0.1 and localhost, with
-// the PEM of its certificate for clients to trust.
-type testTLS struct {
-	config  *tls.Config
-	certPEM []byte
-	pool    *x509.CertPool
-}
-
-func newTestTLS(t testing.TB) *testTLS {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testTLS{
-		config:  &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pool:    pool,
-	}
-}
-
-func (c *testTLS) client() *tls.Config {
-	return &tls.Config{RootCAs: c.pool, ServerName: "127.0.0.1"}
-}
+// testServerName is the name clients expect on the servers' certificate,
+// which testutil.SelfSigned makes for localhost and 127.0.0.1.
+const testServerName = "127.0.0.1"
 
 type testEnv struct {
 	store    *store.Store
 	dir      string
-	tls      *testTLS
+	tls      *testutil.Certificate
 	srv      *Server // STARTTLS, on addr
 	implicit *Server // implicit TLS, on tlsAddr
 	addr     string  // plain or STARTTLS listener
@@ -100,13 +54,13 @@ func newEnv(t testing.TB, dir string) *testEnv {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	env := &testEnv{dir: dir, tls: newTestTLS(t), store: openStore(t, dir)}
+	env := &testEnv{dir: dir, tls: testutil.SelfSigned(t, "localhost", testServerName), store: openStore(t, dir)}
 	if _, err := env.store.User(testUser); err != nil {
 		if err := env.store.PutUser(testUser, testPass, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	env.srv = New(Options{Store: env.store, TLSConfig: env.tls.config, Logger: slog.New(slog.DiscardHandler)})
+	env.srv = New(Options{Store: env.store, TLSConfig: env.tls.ServerConfig(), Logger: slog.New(slog.DiscardHandler)})
 	env.implicit = New(Options{Store: env.store, Logger: slog.New(slog.DiscardHandler)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -118,7 +72,7 @@ func newEnv(t testing.TB, dir string) *testEnv {
 	}
 	env.addr, env.tlsAddr = ln.Addr().String(), tln.Addr().String()
 	go env.srv.Serve(ln)
-	go env.implicit.Serve(tls.NewListener(tln, env.tls.config))
+	go env.implicit.Serve(tls.NewListener(tln, env.tls.ServerConfig()))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -139,19 +93,7 @@ type transcript struct {
 
 func dialTranscript(t testing.TB, addr string, tlsConfig *tls.Config) *transcript {
 	t.Helper()
-	var (
-		conn net.Conn
-		err  error
-	)
-	if tlsConfig != nil {
-		conn, err = tls.Dial("tcp", addr, tlsConfig)
-	} else {
-		conn, err = net.Dial("tcp", addr)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := testutil.Dial(t, addr, tlsConfig)
 	tc := &transcript{t: t, conn: conn, r: bufio.NewReader(conn)}
 	if g := tc.line(); !strings.HasPrefix(g, "* OK") {
 		t.Fatalf("greeting %q", g)

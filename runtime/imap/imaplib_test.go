@@ -18,7 +18,7 @@ func TestPythonImaplib(t *testing.T) {
 		t.Skip("python3 not installed")
 	}
 	env := newEnv(t, "")
-	ca := writeFile(t, t.TempDir(), "ca.pem", env.tls.certPEM)
+	ca := env.tls.WriteCAFile(t, t.TempDir())
 	script, _ := filepath.Abs("testdata/imaplib_client.py")
 	tests := []struct {
 		name, mode, addr string

@@ -39,7 +39,7 @@ func TestAuthRequiresTLS(t *testing.T) {
 	}
 	tc.status("NO [PRIVACYREQUIRED]", "LOGIN %s %q", testUser, testPass)
 	tc.status("NO [PRIVACYREQUIRED]", "AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==")
-	tc.startTLS(env.tls.client())
+	tc.startTLS(env.tls.ClientConfig(testServerName))
 	caps = tc.ok("CAPABILITY")
 	if contains(caps, "LOGINDISABLED") || contains(caps, "STARTTLS") || !contains(caps, "AUTH=PLAIN") {
 		t.Fatalf("capabilities after TLS: %q", caps)
@@ -58,7 +58,7 @@ func TestStartTLSInjection(t *testing.T) {
 	if l := tc.line(); !strings.HasPrefix(l, "t1 OK") {
 		t.Fatalf("STARTTLS: %q", l)
 	}
-	conn := tls.Client(tc.conn, env.tls.client())
+	conn := tls.Client(tc.conn, env.tls.ClientConfig(testServerName))
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if err := conn.Handshake(); err != nil {
 		return // the injected bytes broke the handshake: nothing was executed
@@ -75,7 +75,7 @@ func TestStartTLSInjection(t *testing.T) {
 
 func TestMailboxCommands(t *testing.T) {
 	env := newEnv(t, "")
-	tc := dialTranscript(t, env.tlsAddr, env.tls.client()).login()
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
 	tc.status("NO", "CREATE INBOX")                                                          // RFC 9051 6.3.4
 	tc.status("NO", "DELETE INBOX")                                                          // RFC 9051 6.3.5
 	tc.status("NO [NONEXISTENT]", "SELECT Nope")                                             // RFC 9051 7.1
@@ -108,7 +108,7 @@ func TestMailboxCommands(t *testing.T) {
 
 func TestMessageCommands(t *testing.T) {
 	env := newEnv(t, "")
-	tc := dialTranscript(t, env.tlsAddr, env.tls.client()).login()
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
 	for i := 1; i <= 3; i++ {
 		deliver(t, env, fmt.Sprint("msg", i))
 	}
@@ -180,8 +180,8 @@ func TestUpdatesFromOtherSessions(t *testing.T) {
 	env := newEnv(t, "")
 	deliver(t, env, "first")
 	deliver(t, env, "second")
-	a := dialTranscript(t, env.tlsAddr, env.tls.client()).login()
-	b := dialTranscript(t, env.tlsAddr, env.tls.client()).login()
+	a := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	b := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
 	a.ok("SELECT INBOX")
 	b.ok("SELECT INBOX")
 	b.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
@@ -221,7 +221,7 @@ func TestUIDsStableAcrossRestart(t *testing.T) {
 		env := newEnv(t, dir)
 		deliver(t, env, "a")
 		deliver(t, env, "b")
-		tc := dialTranscript(t, env.tlsAddr, env.tls.client()).login()
+		tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
 		before = tc.ok("SELECT INBOX")
 		before = append(before, tc.ok("UID FETCH 1:* UID")...)
 		tc.ok("LOGOUT")
@@ -231,7 +231,7 @@ func TestUIDsStableAcrossRestart(t *testing.T) {
 		env.store.Close()
 	}()
 	env := newEnv(t, dir)
-	tc := dialTranscript(t, env.tlsAddr, env.tls.client()).login()
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
 	after := append(tc.ok("SELECT INBOX"), tc.ok("UID FETCH 1:* UID")...)
 	if strings.Join(before, "\n") != strings.Join(after, "\n") {
 		t.Fatalf("before restart:\n%s\nafter:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
@@ -240,7 +240,7 @@ func TestUIDsStableAcrossRestart(t *testing.T) {
 
 func TestShutdownSaysByeToIdlers(t *testing.T) {
 	env := newEnv(t, "")
-	tc := dialTranscript(t, env.tlsAddr, env.tls.client()).login()
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
 	tc.ok("SELECT INBOX")
 	tc.send("i IDLE\r\n")
 	tc.line()

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // Real clients that no one here wrote, against the server on loopback.
@@ -54,7 +56,7 @@ func TestPythonPoplib(t *testing.T) {
 				kind = starttls
 			}
 			ts := startServer(t, kind)
-			stdout, _ := runTool(t, "", "python3", "testdata/poplib_client.py", mode, "127.0.0.1", port(t, ts.addr), getPKI(t).caFile)
+			stdout, _ := runTool(t, "", "python3", "testdata/poplib_client.py", mode, "127.0.0.1", port(t, ts.addr), caFile(t))
 
 			var got map[string]any
 			if err := json.Unmarshal([]byte(stdout), &got); err != nil {
@@ -79,7 +81,7 @@ func TestPythonPoplib(t *testing.T) {
 					t.Errorf("poplib %s = %#v, want %#v", k, got[k], w)
 				}
 			}
-			waitFor(t, "maildrop release", func() bool { _, closes, _ := ts.backend.stats(); return closes == 1 })
+			testutil.Eventually(t, "maildrop release", func() bool { _, closes, _ := ts.backend.stats(); return closes == 1 })
 			if _, _, commits := ts.backend.stats(); !slices.Equal(commits, []string{"uid-1"}) {
 				t.Errorf("after QUIT the backend removed %q, want uid-1", commits)
 			}
@@ -91,7 +93,7 @@ func TestCurl(t *testing.T) {
 	t.Parallel()
 	implicit := startServer(t, implicitTLS)
 	stls := startServer(t, starttls)
-	ca := getPKI(t).caFile
+	ca := caFile(t)
 	cases := []struct {
 		name   string
 		args   []string
@@ -144,7 +146,7 @@ func TestOpenSSLStartTLS(t *testing.T) {
 	// s_client reads stdin only after STLS and the handshake, so these
 	// commands travel over TLS; -quiet keeps reading until QUIT closes.
 	stdout, stderr := runTool(t, "CAPA\nUSER alice\nPASS secret\nSTAT\nQUIT\n", "openssl", "s_client",
-		"-starttls", "pop3", "-connect", ts.addr, "-CAfile", getPKI(t).caFile,
+		"-starttls", "pop3", "-connect", ts.addr, "-CAfile", caFile(t),
 		"-verify_return_error", "-crlf", "-quiet")
 	for _, want := range []string{"SASL PLAIN\r\n", "+OK maildrop has 3 messages (101 octets)\r\n", "+OK 3 101\r\n", "signing off"} {
 		if !strings.Contains(stdout, want) {

@@ -2,27 +2,19 @@ package pop3
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // memBackend is an in-memory Backend with one lockable maildrop per user.
@@ -133,105 +125,30 @@ func (d *memDrop) Close() error {
 	return nil
 }
 
-// testPKI is a self-signed certificate for 127.0.0.1 and localhost.
+// testPKI is the servers' certificate, self-signed for localhost and
+// 127.0.0.1 and made once per test binary, as TLS configs.
 type testPKI struct {
 	server *tls.Config
 	client *tls.Config
-	caFile string // PEM, for external clients
-}
-
-var (
-	pkiOnce sync.Once
-	pki     testPKI
-	pkiErr  error
-	pkiDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if pkiDir != "" {
-		os.RemoveAll(pkiDir)
-	}
-	os.Exit(code)
 }
 
 func getPKI(t testing.TB) testPKI {
 	t.Helper()
-	pkiOnce.Do(func() { pki, pkiErr = newPKI() })
-	if pkiErr != nil {
-		t.Fatal(pkiErr)
-	}
-	return pki
+	c := testutil.SelfSigned(t, "localhost", "127.0.0.1")
+	return testPKI{server: c.ServerConfig(), client: c.ClientConfig("127.0.0.1")}
 }
 
-func newPKI() (testPKI, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return testPKI{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return testPKI{}, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return testPKI{}, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	pkiDir, err = os.MkdirTemp("", "pop3-test-pki")
-	if err != nil {
-		return testPKI{}, err
-	}
-	caFile := filepath.Join(pkiDir, "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		return testPKI{}, err
-	}
-	return testPKI{
-		server: &tls.Config{
-			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}},
-			MinVersion:   tls.VersionTLS12,
-		},
-		client: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12},
-		caFile: caFile,
-	}, nil
-}
-
-// logBuffer collects log output safely across goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+// caFile writes the servers' certificate as PEM for external clients.
+func caFile(t testing.TB) string {
+	t.Helper()
+	return testutil.SelfSigned(t, "localhost", "127.0.0.1").WriteCAFile(t, t.TempDir())
 }
 
 // testServer is a running server on 127.0.0.1 with its backend and logs.
 type testServer struct {
 	srv     *Server
 	backend *memBackend
-	logs    *logBuffer
+	logs    *testutil.SyncBuffer
 	addr    string
 	done    chan error // Serve's result
 }
@@ -250,7 +167,7 @@ const (
 // Failed-login delays are shortened; adjust further with configure.
 func startServer(t testing.TB, kind listenerKind, configure ...func(*Server)) *testServer {
 	t.Helper()
-	ts := &testServer{backend: newMemBackend(), logs: &logBuffer{}, done: make(chan error, 1)}
+	ts := &testServer{backend: newMemBackend(), logs: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	opts := Options{
 		Backend:  ts.backend,
 		Hostname: "mail.test",
@@ -300,17 +217,7 @@ type testClient struct {
 // dial connects and reads the greeting; implicit TLS when tlsConf is set.
 func dial(t testing.TB, addr string, tlsConf *tls.Config) *testClient {
 	t.Helper()
-	var conn net.Conn
-	var err error
-	if tlsConf != nil {
-		conn, err = tls.Dial("tcp", addr, tlsConf)
-	} else {
-		conn, err = net.Dial("tcp", addr)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := testutil.Dial(t, addr, tlsConf)
 	c := &testClient{t: t, conn: conn, r: bufio.NewReader(conn)}
 	if g := c.line(); !strings.HasPrefix(g, "+OK") {
 		t.Fatalf("greeting = %q", g)
@@ -396,15 +303,4 @@ func (c *testClient) expectClosed() {
 	if len(rest) > 0 {
 		c.t.Fatalf("unexpected output before close: %q", rest)
 	}
-}
-
-// waitFor polls cond until it holds or a few seconds pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }

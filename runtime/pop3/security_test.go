@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // capabilities sends CAPA and returns the listed capabilities.
@@ -186,7 +188,7 @@ func TestFailedLoginDelayAndLimit(t *testing.T) {
 	}
 	c.expectClosed()
 
-	waitFor(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
+	testutil.Eventually(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
 	logs := ts.logs.String()
 	if !strings.Contains(logs, "auth_failures=3") {
 		t.Errorf("log does not count failures: %s", logs)
@@ -228,7 +230,7 @@ func TestIdleTimeout(t *testing.T) {
 		t.Errorf("after idling: %q", r)
 	}
 	c.expectClosed()
-	waitFor(t, "maildrop release", func() bool { _, closes, _ := ts.backend.stats(); return closes == 1 })
+	testutil.Eventually(t, "maildrop release", func() bool { _, closes, _ := ts.backend.stats(); return closes == 1 })
 	if _, _, commits := ts.backend.stats(); len(commits) != 0 {
 		t.Errorf("autologout committed %q", commits)
 	}
@@ -265,7 +267,7 @@ func TestClientNotReading(t *testing.T) {
 	c := dial(t, ts.addr, nil)
 	c.login("alice", "secret")
 	c.send("RETR 1\r\n")
-	waitFor(t, "session end", func() bool { _, closes, _ := ts.backend.stats(); return closes == 1 })
+	testutil.Eventually(t, "session end", func() bool { _, closes, _ := ts.backend.stats(); return closes == 1 })
 	if !strings.Contains(ts.logs.String(), "i/o timeout") {
 		t.Errorf("log does not say why the session ended: %s", ts.logs.String())
 	}
@@ -337,7 +339,7 @@ func TestBackendErrors(t *testing.T) {
 				t.Errorf("got %q, want %q", r, tc.want)
 			}
 			c.cmd("QUIT")
-			waitFor(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
+			testutil.Eventually(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
 			if logs := ts.logs.String(); !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, tc.log) {
 				t.Errorf("log lacks %q: %s", tc.log, logs)
 			}
@@ -354,7 +356,7 @@ func TestBackendPanic(t *testing.T) {
 	c.login("alice", "secret")
 	c.send("RETR 1\r\n")
 	c.expectClosed()
-	waitFor(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
+	testutil.Eventually(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
 	if _, closes, _ := ts.backend.stats(); closes != 1 {
 		t.Errorf("maildrop closed %d times, want 1", closes)
 	}
@@ -374,7 +376,7 @@ func TestSessionLogLine(t *testing.T) {
 	c.multi()
 	c.cmd("DELE 2")
 	c.cmd("QUIT")
-	waitFor(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
+	testutil.Eventually(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
 	logs := ts.logs.String()
 	if n := strings.Count(logs, "\n"); n != 1 {
 		t.Errorf("%d log lines, want 1: %s", n, logs)
@@ -402,7 +404,7 @@ func TestShutdown(t *testing.T) {
 
 		done := make(chan error, 1)
 		go func() { done <- ts.srv.Shutdown(context.Background()) }()
-		waitFor(t, "listener close", func() bool { _, err := net.Dial("tcp", ts.addr); return err != nil })
+		testutil.Eventually(t, "listener close", func() bool { _, err := net.Dial("tcp", ts.addr); return err != nil })
 		if r := c.cmd("QUIT"); !strings.HasPrefix(r, "+OK") {
 			t.Errorf("QUIT during shutdown = %q", r)
 		}

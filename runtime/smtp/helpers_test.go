@@ -3,24 +3,17 @@ package smtp
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 const (
@@ -83,53 +76,28 @@ func (b *memBackend) delivered() []delivered {
 	return append([]delivered(nil), b.messages...)
 }
 
-// testCert is a self-signed certificate for testHostname and 127.0.0.1,
-// made once per test binary.
-var testCert = sync.OnceValue(func() tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: testHostname},
-		DNSNames:     []string{testHostname},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		panic(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-})
+// testCert is the servers' certificate, self-signed for testHostname and
+// 127.0.0.1 and made once per test binary.
+func testCert(t testing.TB) *testutil.Certificate {
+	t.Helper()
+	return testutil.SelfSigned(t, testHostname, "127.0.0.1")
+}
 
-func serverTLSConfig() *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{testCert()}, MinVersion: tls.VersionTLS12}
+func serverTLSConfig(t testing.TB) *tls.Config {
+	t.Helper()
+	return testCert(t).ServerConfig()
 }
 
 // clientTLSConfig trusts testCert.
-func clientTLSConfig() *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(testCert().Leaf)
-	return &tls.Config{RootCAs: pool, ServerName: testHostname}
+func clientTLSConfig(t testing.TB) *tls.Config {
+	t.Helper()
+	return testCert(t).ClientConfig(testHostname)
 }
 
 // certFile writes testCert as PEM for external clients and returns its path.
 func certFile(t testing.TB) string {
-	path := filepath.Join(t.TempDir(), "cert.pem")
-	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: testCert().Certificate[0]})
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	t.Helper()
+	return testCert(t).WriteCAFile(t, t.TempDir())
 }
 
 // testServer is a Server on a free 127.0.0.1 port.
@@ -165,9 +133,9 @@ func startServer(t testing.TB, mode tlsMode, opts Options) *testServer {
 	}
 	switch mode {
 	case modeStartTLS:
-		opts.TLSConfig = serverTLSConfig()
+		opts.TLSConfig = serverTLSConfig(t)
 	case modeImplicit:
-		ln = tls.NewListener(ln, serverTLSConfig())
+		ln = tls.NewListener(ln, serverTLSConfig(t))
 	}
 	srv := New(opts)
 	srv.authDelay = time.Millisecond
@@ -195,17 +163,11 @@ type textConn struct {
 
 func dial(t testing.TB, addr string, implicit bool) *textConn {
 	t.Helper()
-	var nc net.Conn
-	var err error
+	var tlsConfig *tls.Config
 	if implicit {
-		nc, err = tls.Dial("tcp", addr, clientTLSConfig())
-	} else {
-		nc, err = net.Dial("tcp", addr)
+		tlsConfig = clientTLSConfig(t)
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := testutil.Dial(t, addr, tlsConfig)
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	return &textConn{t: t, nc: nc, r: bufio.NewReader(nc)}
 }
@@ -245,7 +207,7 @@ func (c *textConn) cmd(line string) string {
 // startTLS upgrades the connection after a 220 to STARTTLS.
 func (c *textConn) startTLS() {
 	c.t.Helper()
-	tc := tls.Client(c.nc, clientTLSConfig())
+	tc := tls.Client(c.nc, clientTLSConfig(c.t))
 	if err := tc.Handshake(); err != nil {
 		c.t.Fatal(err)
 	}

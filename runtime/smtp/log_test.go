@@ -1,36 +1,18 @@
 package smtp
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // TestLog: one line per delivery and one per session, with the fields the
 // issue names; no password and no message body in any line.
 func TestLog(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	logger := slog.New(slog.NewJSONHandler(&out, nil))
 	ts := startServer(t, modeImplicit, Options{Submission: true, Logger: logger})
 	c := dial(t, ts.addr, true)

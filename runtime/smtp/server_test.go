@@ -47,7 +47,7 @@ func newTestServer(t *testing.T, mode tlsMode) (*Server, net.Listener, chan erro
 	}
 	opts := Options{Backend: &memBackend{}, Hostname: testHostname, Logger: slog.New(slog.DiscardHandler)}
 	if mode == modeImplicit {
-		ln = tls.NewListener(ln, serverTLSConfig())
+		ln = tls.NewListener(ln, serverTLSConfig(t))
 	}
 	srv := New(opts)
 	served := make(chan error, 1)
