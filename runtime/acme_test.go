@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme/pebbletest"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
@@ -27,7 +28,7 @@ func TestACMEKeystoreOverControlAPI(t *testing.T) {
 	h := start(t, dir, 2*time.Second)
 	ctx := context.Background()
 
-	port := freePorts(t, 1)[0]
+	port := testutil.FreePort(t)
 	h.putListener("smtps", config.Listener{Protocol: config.ProtocolSMTP, Address: "127.0.0.1", Port: port, TLS: ks.tls(config.TLSImplicit)})
 	if fp := h.status().Listeners["smtps"].CertificateFingerprint; fp != ks.fingerprint {
 		t.Fatalf("listener serves %s before ACME, want the self-signed %s", fp, ks.fingerprint)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/loadgen"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
 
@@ -30,7 +31,7 @@ func benchRuntime(b *testing.B) (h *harness, addrs map[string]string, ks *testKe
 		h.putUser(rcpts[i], alicePassword)
 	}
 	addrs = map[string]string{}
-	ports := freePorts(b, 3)
+	ports := testutil.FreePorts(b, 3)
 	for i, l := range []struct{ id, protocol, mode string }{
 		{"smtp", config.ProtocolSMTP, config.TLSStartTLS},
 		{"smtps", config.ProtocolSMTP, config.TLSImplicit},

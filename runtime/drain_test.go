@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
 
@@ -20,7 +21,7 @@ func TestShutdownDrainsSessions(t *testing.T) {
 	ks := newKeystore(t, t.TempDir())
 	h := start(t, dir, drain)
 	h.putUser("alice@example.com", alicePassword)
-	ports := freePorts(t, 2)
+	ports := testutil.FreePorts(t, 2)
 	smtps := config.Listener{Protocol: config.ProtocolSMTP, Address: "127.0.0.1", Port: ports[0], TLS: ks.tls(config.TLSImplicit)}
 	imaps := config.Listener{Protocol: config.ProtocolIMAP, Address: "127.0.0.1", Port: ports[1], TLS: ks.tls(config.TLSImplicit)}
 	h.putListener("smtps", smtps)
@@ -46,7 +47,7 @@ func TestShutdownDrainsSessions(t *testing.T) {
 	go func() { stopped <- h.stop() }()
 
 	for _, l := range []config.Listener{smtps, imaps} {
-		eventually(t, l.Addr()+" to stop accepting", func() bool {
+		testutil.Eventually(t, l.Addr()+" to stop accepting", func() bool {
 			c, err := net.Dial("tcp", l.Addr())
 			if err == nil {
 				c.Close()
@@ -108,15 +109,4 @@ func TestShutdownDrainsSessions(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -170,7 +171,7 @@ func TestEndToEnd(t *testing.T) {
 		badPassword := listeners["pop3s"]
 		badPassword.TLS.KeystorePassword = "not-the-password"
 		newBadPassword := badPassword
-		newBadPassword.Port = freePorts(t, 1)[0]
+		newBadPassword.Port = testutil.FreePort(t)
 		badPort := listeners["imap"]
 		badPort.Port = busy.Addr().(*net.TCPAddr).Port
 		badAlias := listeners["smtps"]
@@ -247,7 +248,7 @@ func TestEndToEnd(t *testing.T) {
 		smtp.TLS.Mode = config.TLSStartTLS
 		h.putListener("smtp", smtp)
 		sub := listeners["submission"]
-		sub.Port = freePorts(t, 1)[0]
+		sub.Port = testutil.FreePort(t)
 		h.putListener("submission", sub)
 		listeners["submission"] = sub
 		if err := h.client.DeleteListener(context.Background(), "pop3"); err != nil {

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,11 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -36,29 +34,11 @@ const (
 
 var testServer = config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}}
 
-// logBuffer collects the runtime's JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is a runtime served in-process from a state directory.
 type harness struct {
 	t      testing.TB
 	dir    string
-	logs   *logBuffer
+	logs   *testutil.SyncBuffer
 	client *control.Client
 	cancel context.CancelFunc
 	done   chan error
@@ -77,7 +57,7 @@ func start(t testing.TB, dir string, drain time.Duration) *harness {
 			t.Fatal(err)
 		}
 	}
-	h := &harness{t: t, dir: dir, logs: &logBuffer{}, client: control.NewClient(dir), done: make(chan error, 1)}
+	h := &harness{t: t, dir: dir, logs: &testutil.SyncBuffer{}, client: control.NewClient(dir), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -150,34 +130,18 @@ func (h *harness) putUser(address, password string) {
 // and 127.0.0.1, and its certificate as a PEM file for external clients.
 type testKeystore struct {
 	path, caFile, fingerprint string
-	pool                      *x509.CertPool
+	cert                      *testutil.Certificate
 }
 
 func newKeystore(t testing.TB, dir string) *testKeystore {
 	t.Helper()
-	key, err := keystore.GenerateKey(keystore.KeySpec{Algorithm: "ECDSA"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := keystore.SelfSign(key, keystore.CertificateRequest{
-		Subject:     keystore.Subject{CommonName: "mail.example.com"},
-		DNSNames:    []string{"mail.example.com"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	ks := &testKeystore{path: filepath.Join(dir, "mail.jks")}
+	ks.cert = testutil.WriteKeystore(t, testutil.Keystore{
+		Path: ks.path, Password: keystorePassword, Format: keystore.JKS, Alias: "james",
+		Hosts: []string{"mail.example.com", "127.0.0.1"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks := &testKeystore{path: filepath.Join(dir, "mail.jks"), caFile: filepath.Join(dir, "ca.pem"), fingerprint: keystore.Fingerprint(cert), pool: x509.NewCertPool()}
-	ks.pool.AddCert(cert)
-	err = keystore.Update(ks.path, []byte(keystorePassword), keystore.JKS, func(k *keystore.Keystore) error {
-		return k.SetPrivateKeyEntry("james", key, []*x509.Certificate{cert}, nil)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(ks.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ks.caFile = ks.cert.WriteCAFile(t, dir)
+	ks.fingerprint = keystore.Fingerprint(ks.cert.TLS.Leaf)
 	return ks
 }
 
@@ -186,26 +150,7 @@ func (ks *testKeystore) tls(mode string) config.TLS {
 }
 
 func (ks *testKeystore) clientConfig() *tls.Config {
-	return &tls.Config{RootCAs: ks.pool, ServerName: "mail.example.com"}
-}
-
-// freePorts returns n distinct TCP ports that were free on 127.0.0.1.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
+	return ks.cert.ClientConfig("mail.example.com")
 }
 
 // stack is the listener set of a complete mail server: each protocol over
@@ -233,7 +178,7 @@ func configure(t testing.TB, h *harness, ks *testKeystore) map[string]config.Lis
 	h.putUser("alice@example.com", alicePassword)
 	h.putUser("bob@example.com", bobPassword)
 	h.putUser("carol@example.com", carolPassword)
-	ports := freePorts(t, len(stack))
+	ports := testutil.FreePorts(t, len(stack))
 	out := map[string]config.Listener{}
 	for i, s := range stack {
 		l := config.Listener{Protocol: s.protocol, Address: "127.0.0.1", Port: ports[i], TLS: ks.tls(s.mode)}
@@ -252,17 +197,7 @@ type textConn struct {
 
 func dialText(t testing.TB, addr string, tlsCfg *tls.Config) *textConn {
 	t.Helper()
-	var nc net.Conn
-	var err error
-	if tlsCfg != nil {
-		nc, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, tlsCfg)
-	} else {
-		nc, err = net.DialTimeout("tcp", addr, 5*time.Second)
-	}
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { nc.Close() })
+	nc := testutil.Dial(t, addr, tlsCfg)
 	nc.SetDeadline(time.Now().Add(20 * time.Second))
 	return &textConn{t: t, nc: nc, r: bufio.NewReader(nc)}
 }

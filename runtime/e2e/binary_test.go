@@ -1,22 +1,19 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -55,7 +52,7 @@ type process struct {
 	t      testing.TB
 	dir    string
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *testutil.SyncBuffer
 	exited chan struct{}
 	err    error // Wait's result, once exited is closed
 	client *control.Client
@@ -66,7 +63,7 @@ type process struct {
 // the test failed.
 func serve(t testing.TB, dir string) *process {
 	t.Helper()
-	p := &process{t: t, dir: dir, log: &syncBuffer{}, exited: make(chan struct{}), client: control.NewClient(dir)}
+	p := &process{t: t, dir: dir, log: &testutil.SyncBuffer{}, exited: make(chan struct{}), client: control.NewClient(dir)}
 	p.cmd = exec.Command(binary, "runtime", "serve", "--state-dir", dir)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -120,56 +117,11 @@ func setup(t testing.TB) (dir string, ks config.TLS, clientTLS *tls.Config) {
 	if err := runtime.SaveConfig(dir, &config.Document{Server: config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}}}); err != nil {
 		t.Fatal(err)
 	}
-	key, err := keystore.GenerateKey(keystore.KeySpec{Algorithm: "ECDSA"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := keystore.SelfSign(key, keystore.CertificateRequest{
-		Subject:  keystore.Subject{CommonName: "mail.example.com"},
-		DNSNames: []string{"mail.example.com"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "mail.p12")
-	err = keystore.Update(path, []byte(keystorePassword), keystore.PKCS12, func(k *keystore.Keystore) error {
-		return k.SetPrivateKeyEntry("mail", key, []*x509.Certificate{cert}, nil)
+	cert := testutil.WriteKeystore(t, testutil.Keystore{
+		Path: path, Password: keystorePassword, Format: keystore.PKCS12, Alias: "mail",
+		Hosts: []string{"mail.example.com"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
 	return dir, config.TLS{Mode: config.TLSImplicit, KeystorePath: path, KeystorePassword: keystorePassword},
-		&tls.Config{RootCAs: pool, ServerName: "mail.example.com"}
-}
-
-// freePort returns a TCP port that was free on 127.0.0.1.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's output goroutine and
-// the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+		cert.ClientConfig("mail.example.com")
 }

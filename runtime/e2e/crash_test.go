@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
@@ -37,8 +38,8 @@ func TestKill9LosesNoAcknowledgedMessage(t *testing.T) {
 		clients = 16
 	)
 	dir, tlsSettings, clientTLS := setup(t)
-	smtps := config.Listener{Protocol: config.ProtocolSMTP, Address: "127.0.0.1", Port: freePort(t), TLS: tlsSettings}
-	imaps := config.Listener{Protocol: config.ProtocolIMAP, Address: "127.0.0.1", Port: freePort(t), TLS: tlsSettings}
+	smtps := config.Listener{Protocol: config.ProtocolSMTP, Address: "127.0.0.1", Port: testutil.FreePort(t), TLS: tlsSettings}
+	imaps := config.Listener{Protocol: config.ProtocolIMAP, Address: "127.0.0.1", Port: testutil.FreePort(t), TLS: tlsSettings}
 
 	p := serve(t, dir)
 	ctx := context.Background()

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -24,7 +25,7 @@ import (
 // last session ends, removing its pid file and control socket.
 func TestSIGTERMDrainsInFlight(t *testing.T) {
 	dir, tlsSettings, clientTLS := setup(t)
-	smtps := config.Listener{Protocol: config.ProtocolSMTP, Address: "127.0.0.1", Port: freePort(t), TLS: tlsSettings}
+	smtps := config.Listener{Protocol: config.ProtocolSMTP, Address: "127.0.0.1", Port: testutil.FreePort(t), TLS: tlsSettings}
 	p := serve(t, dir)
 	ctx := context.Background()
 	if _, err := p.client.PutUser(ctx, user, control.UserRequest{Password: userPassword}); err != nil {
