@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/loadgen"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
 
@@ -62,7 +63,7 @@ func BenchmarkHandshake(b *testing.B) {
 	m, _ := newManager(b, Options{NewFrontend: func(config.Listener, *tls.Config) (Frontend, error) {
 		return &greetFrontend{}, nil
 	}})
-	l := tlsListener(freePort(b), config.TLSImplicit, ks)
+	l := tlsListener(testutil.FreePort(b), config.TLSImplicit, ks)
 	apply(b, m, "bench", l)
 
 	cert, err := keystore.LoadCertificate(ks.path, []byte(testPassword), nil, "")

@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
 
@@ -50,34 +50,13 @@ func newKeystore(t testing.TB, dir, name string, spec keystore.KeySpec, trusted 
 // (and the trusted entries with trusted), as a renewal would.
 func (ks *testKeystore) rewrite(t testing.TB, spec keystore.KeySpec, trusted ...*x509.Certificate) {
 	t.Helper()
-	key, err := keystore.GenerateKey(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := keystore.SelfSign(key, keystore.CertificateRequest{
-		Subject:     keystore.Subject{CommonName: "mail.example.com"},
-		DNSNames:    []string{"mail.example.com"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)},
+	c := testutil.WriteKeystore(t, testutil.Keystore{
+		Path: ks.path, Password: testPassword, Alias: testAlias, Key: spec,
+		Hosts:   []string{"mail.example.com", "127.0.0.1", "127.0.0.2"},
+		Trusted: trusted,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = keystore.Update(ks.path, []byte(testPassword), "", func(k *keystore.Keystore) error {
-		if err := k.SetPrivateKeyEntry(testAlias, key, []*x509.Certificate{cert}, nil); err != nil {
-			return err
-		}
-		for i, c := range trusted {
-			if err := k.SetTrustedCertificate("ca"+strconv.Itoa(i), c); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks.cert = cert
-	ks.fingerprint = keystore.Fingerprint(cert)
+	ks.cert = c.TLS.Leaf
+	ks.fingerprint = keystore.Fingerprint(ks.cert)
 }
 
 var ecdsaKey = keystore.KeySpec{Algorithm: "ECDSA"}
@@ -286,17 +265,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // tlsListener is a listener config on 127.0.0.1 with the keystore ks.
 func tlsListener(port int, mode string, ks *testKeystore) config.Listener {
 	l := config.Listener{Protocol: config.ProtocolIMAP, Address: "127.0.0.1", Port: port, TLS: config.TLS{Mode: mode}}
@@ -410,16 +378,4 @@ func (c *client) startTLS(cfg *tls.Config) error {
 	}
 	c.nc, c.r = tc, bufio.NewReader(tc)
 	return nil
-}
-
-// eventually polls cond until it holds or 5 seconds pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

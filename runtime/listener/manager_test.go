@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
@@ -32,7 +33,7 @@ func TestModes(t *testing.T) {
 		{config.TLSNone, "HELLO imap#3 plain"},
 	}
 	for _, tc := range tests {
-		port := freePort(t)
+		port := testutil.FreePort(t)
 		l := tlsListener(port, tc.mode, ks)
 		if tc.mode == config.TLSNone {
 			l.TLS = config.TLS{Mode: config.TLSNone}
@@ -91,7 +92,7 @@ func TestImplicitTLSPlainClientGetsNoGreeting(t *testing.T) {
 	t.Parallel()
 	ks := newKeystore(t, t.TempDir(), "mail.jks", ecdsaKey)
 	m, _ := newManager(t, Options{})
-	l := tlsListener(freePort(t), config.TLSImplicit, ks)
+	l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 	apply(t, m, "smtps", l)
 
 	c := dialPlain(t, l.Addr())
@@ -106,7 +107,7 @@ func TestImplicitTLSPlainClientGetsNoGreeting(t *testing.T) {
 	if strings.Contains(string(got), "HELLO") || (len(got) > 0 && got[0] != 0x15) {
 		t.Fatalf("a plain client got %q, want nothing or a TLS alert", got)
 	}
-	eventually(t, "the connection to be counted closed", func() bool {
+	testutil.Eventually(t, "the connection to be counted closed", func() bool {
 		st, _ := m.Status("smtps")
 		return st.OpenConnections == 0
 	})
@@ -119,7 +120,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	t.Parallel()
 	ks := newKeystore(t, t.TempDir(), "mail.jks", ecdsaKey)
 	m, f := newManager(t, Options{HandshakeTimeout: 300 * time.Millisecond})
-	l := tlsListener(freePort(t), config.TLSImplicit, ks)
+	l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 	apply(t, m, "imaps", l)
 
 	c := dialPlain(t, l.Addr())
@@ -131,7 +132,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("connection closed after %s, want about 300ms", d)
 	}
-	eventually(t, "the connection to be counted closed", func() bool {
+	testutil.Eventually(t, "the connection to be counted closed", func() bool {
 		st, _ := m.Status("imaps")
 		return st.OpenConnections == 0
 	})
@@ -152,8 +153,8 @@ func TestHotSwapModeKeepsSocketAndSessions(t *testing.T) {
 	t.Parallel()
 	ks := newKeystore(t, t.TempDir(), "mail.jks", ecdsaKey)
 	m, _ := newManager(t, Options{})
-	a := tlsListener(freePort(t), config.TLSImplicit, ks)
-	b := tlsListener(freePort(t), config.TLSStartTLS, ks)
+	a := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
+	b := tlsListener(testutil.FreePort(t), config.TLSStartTLS, ks)
 	apply(t, m, "a", a)
 	apply(t, m, "b", b)
 	sockBefore := m.listeners["a"].sock
@@ -232,7 +233,7 @@ func TestKeystoreHotReload(t *testing.T) {
 	t.Parallel()
 	ks := newKeystore(t, t.TempDir(), "mail.p12", ecdsaKey)
 	m, f := newManager(t, Options{})
-	l := tlsListener(freePort(t), config.TLSImplicit, ks)
+	l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 	apply(t, m, "imaps", l)
 
 	old := mustDialTLS(t, l.Addr())
@@ -245,7 +246,7 @@ func TestKeystoreHotReload(t *testing.T) {
 	if ks.fingerprint == first {
 		t.Fatal("rewrite made the same certificate")
 	}
-	eventually(t, "status to report the new certificate", func() bool {
+	testutil.Eventually(t, "status to report the new certificate", func() bool {
 		st, _ := m.Status("imaps")
 		return st.CertificateFingerprint == ks.fingerprint
 	})
@@ -270,7 +271,7 @@ func TestBadKeystoreOnReloadKeepsServing(t *testing.T) {
 	t.Parallel()
 	ks := newKeystore(t, t.TempDir(), "mail.jks", ecdsaKey)
 	m, _ := newManager(t, Options{})
-	l := tlsListener(freePort(t), config.TLSImplicit, ks)
+	l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 	apply(t, m, "imaps", l)
 	good := ks.fingerprint
 
@@ -299,7 +300,7 @@ func TestBadKeystoreOnReloadKeepsServing(t *testing.T) {
 	} {
 		bad.write()
 		var st control.ListenerStatus
-		eventually(t, bad.name+": status to report the error", func() bool {
+		testutil.Eventually(t, bad.name+": status to report the error", func() bool {
 			st, _ = m.Status("imaps")
 			return st.LastError != ""
 		})
@@ -323,7 +324,7 @@ func TestBadKeystoreOnReloadKeepsServing(t *testing.T) {
 		os.Remove(ks.path)
 		ks.rewrite(t, ecdsaKey)
 		good = ks.fingerprint
-		eventually(t, bad.name+": the error to clear", func() bool {
+		testutil.Eventually(t, bad.name+": the error to clear", func() bool {
 			st, _ = m.Status("imaps")
 			return st.LastError == "" && st.CertificateFingerprint == good
 		})
@@ -363,7 +364,7 @@ func TestPortInUse(t *testing.T) {
 	defer busy.Close()
 	busyPort := busy.Addr().(*net.TCPAddr).Port
 
-	a := tlsListener(freePort(t), config.TLSImplicit, ks)
+	a := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 	apply(t, m, "a", a)
 	inflight := mustDialTLS(t, a.Addr())
 	inflight.mustLine()
@@ -408,7 +409,7 @@ func TestBadKeystoreRefusedOnApply(t *testing.T) {
 	dir := t.TempDir()
 	ks := newKeystore(t, dir, "mail.jks", ecdsaKey)
 	m, _ := newManager(t, Options{})
-	a := tlsListener(freePort(t), config.TLSImplicit, ks)
+	a := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 	apply(t, m, "a", a)
 
 	for name, mutate := range map[string]func(*config.Listener){
@@ -446,7 +447,7 @@ func TestSamePortDifferentAddresses(t *testing.T) {
 	ks1 := newKeystore(t, dir, "one.jks", ecdsaKey)
 	ks2 := newKeystore(t, dir, "two.p12", ecdsaKey)
 	m, _ := newManager(t, Options{})
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	l1 := tlsListener(port, config.TLSImplicit, ks1)
 	l2 := tlsListener(port, config.TLSImplicit, ks2)
 	l2.Address = "127.0.0.2"
@@ -504,7 +505,7 @@ func TestClientAuth(t *testing.T) {
 			name += "untrusted certificate"
 		}
 		t.Run(name, func(t *testing.T) {
-			l := tlsListener(freePort(t), config.TLSImplicit, ks)
+			l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 			l.TLS.ClientAuth = tc.policy
 			apply(t, m, name, l)
 			cfg := &tls.Config{}
@@ -531,7 +532,7 @@ func TestClientAuth(t *testing.T) {
 
 	t.Run("no trusted entries", func(t *testing.T) {
 		plain := newKeystore(t, dir, "plain.jks", ecdsaKey)
-		l := tlsListener(freePort(t), config.TLSImplicit, plain)
+		l := tlsListener(testutil.FreePort(t), config.TLSImplicit, plain)
 		l.TLS.ClientAuth = config.ClientAuthRequire
 		err := m.Apply("no-trust", l)
 		if err == nil || !strings.Contains(err.Error(), "trusted certificate") || !strings.Contains(err.Error(), plain.path) {
@@ -546,7 +547,7 @@ func TestMinVersionAndCipherSuites(t *testing.T) {
 	m, _ := newManager(t, Options{})
 
 	t.Run("min_version 1.3 refuses a TLS 1.2 client", func(t *testing.T) {
-		l := tlsListener(freePort(t), config.TLSImplicit, ks)
+		l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 		l.TLS.MinVersion = "1.3"
 		apply(t, m, "v13", l)
 		if _, err := dialTLS(t, l.Addr(), &tls.Config{MaxVersion: tls.VersionTLS12}); err == nil {
@@ -561,14 +562,14 @@ func TestMinVersionAndCipherSuites(t *testing.T) {
 		}
 	})
 	t.Run("default min_version 1.2 refuses TLS 1.1", func(t *testing.T) {
-		l := tlsListener(freePort(t), config.TLSImplicit, ks)
+		l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 		apply(t, m, "v12", l)
 		if _, err := dialTLS(t, l.Addr(), &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
 			t.Error("a TLS 1.1 client was accepted")
 		}
 	})
 	t.Run("cipher_suites", func(t *testing.T) {
-		l := tlsListener(freePort(t), config.TLSStartTLS, ks)
+		l := tlsListener(testutil.FreePort(t), config.TLSStartTLS, ks)
 		l.TLS.CipherSuites = []string{"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"}
 		apply(t, m, "suites", l)
 		try := func(suites ...uint16) (uint16, error) {
@@ -594,7 +595,7 @@ func TestMaxConnections(t *testing.T) {
 	t.Parallel()
 	m, _ := newManager(t, Options{})
 	m.SetMaxConnections(2)
-	l := tlsListener(freePort(t), config.TLSNone, nil)
+	l := tlsListener(testutil.FreePort(t), config.TLSNone, nil)
 	apply(t, m, "smtp", l)
 
 	c1, c2 := dialPlain(t, l.Addr()), dialPlain(t, l.Addr())
@@ -605,7 +606,7 @@ func TestMaxConnections(t *testing.T) {
 		t.Fatalf("third connection got %q", got)
 	}
 	c1.cmd("QUIT")
-	eventually(t, "a slot to free up", func() bool {
+	testutil.Eventually(t, "a slot to free up", func() bool {
 		st, _ := m.Status("smtp")
 		return st.OpenConnections == 1
 	})
@@ -618,7 +619,7 @@ func TestMaxConnections(t *testing.T) {
 func TestMaxConnectionsPerIP(t *testing.T) {
 	t.Parallel()
 	m, _ := newManager(t, Options{})
-	l := tlsListener(freePort(t), config.TLSNone, nil)
+	l := tlsListener(testutil.FreePort(t), config.TLSNone, nil)
 	apply(t, m, "smtp", l)
 
 	from := func(src string) *client {
@@ -647,7 +648,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 		t.Error("another address was refused")
 	}
 	a1.cmd("QUIT")
-	eventually(t, "a slot for 127.0.0.1", func() bool { return greeted(from("127.0.0.1")) })
+	testutil.Eventually(t, "a slot for 127.0.0.1", func() bool { return greeted(from("127.0.0.1")) })
 
 	// The default exempts loopback clients.
 	m.SetMaxConnectionsPerIP(config.DefaultMaxConnectionsPerIP, true)
@@ -665,7 +666,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 func TestRemove(t *testing.T) {
 	t.Parallel()
 	m, _ := newManager(t, Options{DrainTimeout: 200 * time.Millisecond})
-	l := tlsListener(freePort(t), config.TLSNone, nil)
+	l := tlsListener(testutil.FreePort(t), config.TLSNone, nil)
 	apply(t, m, "pop3", l)
 	c := dialPlain(t, l.Addr())
 	c.mustLine()
@@ -697,7 +698,7 @@ func TestKeystoreChangeNotified(t *testing.T) {
 	dir := t.TempDir()
 	ks := newKeystore(t, dir, "mail.jks", ecdsaKey)
 	m, _ := newManager(t, Options{CertPollInterval: time.Hour})
-	l := tlsListener(freePort(t), config.TLSImplicit, ks)
+	l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 	apply(t, m, "imaps", l)
 	served := func() bool {
 		st, _ := m.Status("imaps")
@@ -705,7 +706,7 @@ func TestKeystoreChangeNotified(t *testing.T) {
 	}
 
 	ks.rewrite(t, ecdsaKey) // atomic rename
-	eventually(t, "the renamed keystore to be served", served)
+	testutil.Eventually(t, "the renamed keystore to be served", served)
 
 	other := newKeystore(t, t.TempDir(), "other.jks", ecdsaKey)
 	data, err := os.ReadFile(other.path)
@@ -716,7 +717,7 @@ func TestKeystoreChangeNotified(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks.fingerprint = other.fingerprint
-	eventually(t, "the keystore rewritten in place to be served", served)
+	testutil.Eventually(t, "the keystore rewritten in place to be served", served)
 	c := mustDialTLS(t, l.Addr())
 	if got := c.fingerprint(); got != other.fingerprint {
 		t.Errorf("served %s, want %s", got, other.fingerprint)
@@ -731,7 +732,7 @@ func TestClientAuthFollowsTrustedEntries(t *testing.T) {
 	first, later := newCA(t, "First CA"), newCA(t, "Later CA")
 	ks := newKeystore(t, t.TempDir(), "mail.jks", ecdsaKey, first.cert)
 	m, f := newManager(t, Options{})
-	l := tlsListener(freePort(t), config.TLSImplicit, ks)
+	l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
 	l.TLS.ClientAuth = config.ClientAuthRequire
 	apply(t, m, "imaps", l)
 
@@ -755,7 +756,7 @@ func TestClientAuthFollowsTrustedEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the imported CA to be trusted", func() bool { return try(newcomer) == nil })
+	testutil.Eventually(t, "the imported CA to be trusted", func() bool { return try(newcomer) == nil })
 	if err := try(first.clientCert(t, "carol")); err != nil {
 		t.Errorf("the first CA is no longer trusted: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/smtp"
 )
@@ -43,7 +44,7 @@ func TestSlowlorisSMTP(t *testing.T) {
 		}), nil
 	}})
 	m.SetMaxConnectionsPerIP(3, false)
-	l := tlsListener(freePort(t), config.TLSStartTLS, ks)
+	l := tlsListener(testutil.FreePort(t), config.TLSStartTLS, ks)
 	l.Protocol = config.ProtocolSMTP
 	apply(t, m, "smtp", l)
 
