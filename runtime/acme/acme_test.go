@@ -22,6 +22,7 @@ import (
 	xacme "golang.org/x/crypto/acme"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme/pebbletest"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
@@ -260,7 +261,7 @@ func serveKeystore(t *testing.T, cfg acme.Config) string {
 		DrainTimeout:     time.Second,
 		CertPollInterval: 50 * time.Millisecond,
 	})
-	port := pebbletest.FreePorts(t, 1)[0]
+	port := testutil.FreePorts(t, 1)[0]
 	err := m.Apply("smtps", config.Listener{
 		Protocol: config.ProtocolSMTP, Address: "127.0.0.1", Port: port,
 		TLS: config.TLS{Mode: config.TLSImplicit, KeystorePath: cfg.KeystorePath, KeystorePassword: cfg.KeystorePassword, Alias: cfg.Alias},
@@ -361,7 +362,7 @@ func keystoreBytes(t *testing.T, path string) []byte {
 func TestIssuanceErrorsLeaveKeystoreUnchanged(t *testing.T) {
 	t.Parallel()
 	p := pebbletest.Start(t, pebbletest.Options{Blocklist: []string{"blocked.example.test"}})
-	closed := pebbletest.FreePorts(t, 2)
+	closed := testutil.FreePorts(t, 2)
 	tests := []struct {
 		name        string
 		change      func(*acme.Config)

@@ -35,6 +35,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 var tools struct {
@@ -110,7 +112,7 @@ func Start(t testing.TB, opts Options) *Pebble {
 	writeFile(t, filepath.Join(dir, "cert.pem"), certPEM)
 	writeFile(t, filepath.Join(dir, "key.pem"), keyPEM)
 
-	ports := FreePorts(t, 5)
+	ports := testutil.FreePorts(t, 5)
 	listen, mgmt, dns := ports[0], ports[1], ports[2]
 	p := &Pebble{
 		DirectoryURL: fmt.Sprintf("https://127.0.0.1:%d/dir", listen),
@@ -151,7 +153,7 @@ func Start(t testing.TB, opts Options) *Pebble {
 	dnsAddr := fmt.Sprintf("127.0.0.1:%d", dns)
 	start(t, dir, "challtestsrv", nil, challtestsrvBin,
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "",
-		"-dnsserver", dnsAddr, "-management", fmt.Sprintf("127.0.0.1:%d", FreePorts(t, 1)[0]),
+		"-dnsserver", dnsAddr, "-management", fmt.Sprintf("127.0.0.1:%d", testutil.FreePorts(t, 1)[0]),
 		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
 	p.Stop = start(t, dir, "pebble", []string{
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once
@@ -240,25 +242,6 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// FreePorts returns n distinct TCP ports that were free on 127.0.0.1.
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
 }
 
 // Addr is 127.0.0.1:port.
