@@ -365,13 +365,7 @@ func modifyACMEPlan(ctx context.Context, plan, state *keystoreModel, resp *resou
 	p, s := plan.ACME[0], state.ACME[0]
 	newCert := !plan.Key.known() || plan.effectiveKey() != state.effectiveKey() ||
 		!p.Domains.Equal(s.Domains) || !p.DirectoryURL.Equal(s.DirectoryURL) || !s.Renewing.ValueBool()
-	if newCert {
-		plan.unknownCertificate()
-	} else {
-		plan.CertificatePEM, plan.Fingerprint = state.CertificatePEM, state.Fingerprint
-		plan.NotBefore, plan.NotAfter = state.NotBefore, state.NotAfter
-	}
-	plan.ReadyForRenewal = types.BoolValue(false)
+	plan.planCertificate(newCert, state)
 	plan.CSRPEM = types.StringNull()
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
 }

@@ -173,13 +173,7 @@ func (r *keystoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		certChanged = true
 	}
 
-	if certChanged {
-		plan.unknownCertificate()
-	} else {
-		plan.CertificatePEM, plan.Fingerprint = state.CertificatePEM, state.Fingerprint
-		plan.NotBefore, plan.NotAfter = state.NotBefore, state.NotAfter
-	}
-	plan.ReadyForRenewal = types.BoolValue(false)
+	plan.planCertificate(certChanged, &state)
 	switch {
 	case plan.source() != sourceCSR:
 		plan.CSRPEM = types.StringNull()
@@ -189,6 +183,17 @@ func (r *keystoreResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		plan.CSRPEM = state.CSRPEM
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// planCertificate plans a new certificate, or keeps the one in state.
+func (m *keystoreModel) planCertificate(renew bool, state *keystoreModel) {
+	if renew {
+		m.unknownCertificate()
+	} else {
+		m.CertificatePEM, m.Fingerprint = state.CertificatePEM, state.Fingerprint
+		m.NotBefore, m.NotAfter = state.NotBefore, state.NotAfter
+	}
+	m.ReadyForRenewal = types.BoolValue(false)
 }
 
 // unknownCertificate plans a new certificate.
