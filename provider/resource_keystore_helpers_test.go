@@ -220,19 +220,10 @@ func keytoolField(out, label string) []string {
 	return vals
 }
 
-// importableProviderBlock is the provider block with the provider's source
-// spelled out. Steps that import with ImportStatePersist run terraform
-// without a new init, which then needs the source to match the in-process
-// provider (TF_ACC_PROVIDER_NAMESPACE) rather than the implied
-// hashicorp/mailstack.
-func importableProviderBlock(e *accEnv) string {
-	return "terraform {\n  required_providers {\n    mailstack = { source = \"mailstack/mailstack\" }\n  }\n}\n" + e.ProviderBlock()
-}
-
 // initOnly is a first step with no resources: it initializes the working
 // folder, which an import step that persists its state needs first.
 func initOnly(e *accEnv) resource.TestStep {
-	return resource.TestStep{Config: importableProviderBlock(e)}
+	return resource.TestStep{Config: e.SourcedProviderBlock()}
 }
 
 // inDays is a time n days from now.

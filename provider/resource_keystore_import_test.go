@@ -44,7 +44,7 @@ func TestAccKeystore_importKeytoolKeystores(t *testing.T) {
 	snap := newSnapshot(t)
 	snap.Take(rsaJKS, ecP12, keypassJKS, twoKeys)
 
-	config := importableProviderBlock(e) + fmt.Sprintf(`
+	config := e.SourcedProviderBlock() + fmt.Sprintf(`
 resource "mailstack_keystore" "rsa" {
   path     = %[1]q
   password = "changeit"
@@ -141,7 +141,7 @@ func TestAccKeystore_importedCertificateDueForRenewal(t *testing.T) {
 	keytoolGenkeypair(t, file, "JKS", "changeit", "james", "EC", "-startdate", "-350d")
 	t.Setenv(KeystorePasswordEnv, "changeit")
 	var keytoolSPKI string
-	config := importableProviderBlock(e) + fmt.Sprintf(`
+	config := e.SourcedProviderBlock() + fmt.Sprintf(`
 resource "mailstack_keystore" "mx" {
   path     = %[1]q
   password = "changeit"
@@ -362,7 +362,7 @@ func TestAccKeystore_importCASignedKeytoolKeystore(t *testing.T) {
 	snap := newSnapshot(t)
 	snap.Take(file)
 
-	config := importableProviderBlock(e) + fmt.Sprintf(`
+	config := e.SourcedProviderBlock() + fmt.Sprintf(`
 resource "mailstack_keystore" "mx" {
   path     = %[1]q
   type     = "PKCS12"

@@ -92,7 +92,7 @@ func TestAccKeystore_badKeystoreFiles(t *testing.T) {
 	snap := newSnapshot(t)
 	snap.Take(good, pemFile, truncated, empty)
 	config := func(file, password string) string {
-		return importableProviderBlock(e) + fmt.Sprintf(`
+		return e.SourcedProviderBlock() + fmt.Sprintf(`
 resource "mailstack_keystore" "mx" {
   path     = %[1]q
   password = %[2]q
