@@ -319,6 +319,13 @@ func TestAccKeystore_acme(t *testing.T) {
 				ExpectError: errorNaming("urn:ietf:params:acme:error:rejectedIdentifier", s.ksPath, "bad"),
 			},
 			{
+				// A server whose runtime does not exist.
+				PreConfig: snap.Unchanged,
+				Config: moved.config(alpnCfg, true, strings.Replace(moved.badKeystore(httpCfg),
+					"mailstack_server.mx.id", `"nosuch"`, 1)),
+				ExpectError: regexp.MustCompile(`(?s)Mail Runtime Not Answering.*Keystore file:.*Alias: bad.*mailstack_server\s+"nosuch"`),
+			},
+			{
 				PreConfig: snap.Unchanged,
 				Config:    moved.config(alpnCfg, true, ""),
 				PlanOnly:  true,
