@@ -53,11 +53,12 @@ type Options struct {
 
 // Server is an IMAP server. It can serve several listeners at once.
 type Server struct {
-	store    *store.Store
-	log      *slog.Logger
-	limit    uint32
-	imap     *imapserver.Server
-	throttle *throttle
+	store       *store.Store
+	log         *slog.Logger
+	limit       uint32
+	imap        *imapserver.Server
+	throttle    *throttle
+	implicitTLS bool // no STARTTLS and no clear-text LOGIN: connections are *tls.Conn
 
 	// shutdown is closed by Shutdown; idling sessions say BYE on it.
 	shutdown chan struct{}
@@ -75,12 +76,13 @@ func New(opts Options) *Server {
 		panic("imap: Options.Store is required")
 	}
 	s := &Server{
-		store:     opts.Store,
-		log:       opts.Logger,
-		limit:     uint32(min(opts.MaxLiteralSize, 1<<32-1)),
-		throttle:  newThrottle(),
-		shutdown:  make(chan struct{}),
-		listeners: make(map[net.Listener]struct{}),
+		store:       opts.Store,
+		log:         opts.Logger,
+		limit:       uint32(min(opts.MaxLiteralSize, 1<<32-1)),
+		throttle:    newThrottle(),
+		implicitTLS: opts.TLSConfig == nil && !opts.AllowInsecureAuth,
+		shutdown:    make(chan struct{}),
+		listeners:   make(map[net.Listener]struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -89,11 +91,13 @@ func New(opts Options) *Server {
 		s.limit = DefaultMaxLiteralSize
 	}
 	s.imap = imapserver.New(&imapserver.Options{
-		NewSession:   s.newSession,
-		Caps:         capabilities,
-		Logger:       logAdapter{s.log},
-		TLSConfig:    opts.TLSConfig,
-		InsecureAuth: opts.AllowInsecureAuth && opts.TLSConfig == nil,
+		NewSession: s.newSession,
+		Caps:       capabilities,
+		Logger:     logAdapter{s.log},
+		TLSConfig:  opts.TLSConfig,
+		// Behind a coalescingConn imapserver cannot tell a TLS connection;
+		// on implicit TLS, coalescingListener lets only those through.
+		InsecureAuth: opts.TLSConfig == nil,
 	})
 	return s
 }
@@ -116,8 +120,9 @@ var capabilities = imap.CapSet{
 	imap.CapListExtended: {},
 }
 
-// Serve accepts connections on ln until Shutdown. For implicit TLS, ln
-// must yield *tls.Conn. It returns nil after Shutdown.
+// Serve accepts connections on ln until Shutdown. For implicit TLS (no
+// TLSConfig and no AllowInsecureAuth), ln must yield *tls.Conn; any other
+// connection is closed at once. It returns nil after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
@@ -126,7 +131,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
-	err := s.imap.Serve(ln)
+	err := s.imap.Serve(coalescingListener{Listener: ln, implicitTLS: s.implicitTLS, log: s.log})
 	s.mu.Lock()
 	delete(s.listeners, ln)
 	closing := s.closing
