@@ -15,11 +15,11 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
 
-// Fetch implements FETCH and UID FETCH (RFC 9051 6.4.5). A whole-message
-// BODY[] is streamed from the file; everything else that needs content
-// reads the message once into a buffer reused across messages. Fetching a
-// body section without .PEEK sets \Seen, and the new flags go into that
-// message's response.
+// Fetch implements FETCH and UID FETCH (RFC 9051 6.4.5). Whatever needs
+// content reads the message once into a buffer reused across messages,
+// except a whole-message BODY[] of a message larger than maxBufferedBody,
+// which is streamed from the file. Fetching a body section without .PEEK
+// sets \Seen, and the new flags go into that message's response.
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	sel := s.sel
 	uids := sel.uidsOf(sel.resolve(numSet))
@@ -55,7 +55,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			}
 		}
 	}
-	var buf bytes.Buffer
+	var buf []byte
 	for _, m := range infos {
 		i := sel.indexOf(m.UID)
 		if i < 0 {
@@ -70,6 +70,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 	return nil
 }
+
+// maxBufferedBody is the largest message whose whole-message BODY[] is
+// read into memory rather than streamed from its file: reading costs a
+// single system call, streaming bounds the memory a huge message takes.
+const maxBufferedBody = 1 << 20
 
 func marksSeen(options *imap.FetchOptions) bool {
 	for _, bs := range options.BodySection {
@@ -96,32 +101,32 @@ func wholeMessage(bs *imap.FetchItemBodySection) bool {
 // gone (expunged by another session, not yet reported) is skipped, which
 // RFC 9051 7.5.1 allows; the file is opened before anything is written so
 // that no response is left half-written.
-func fetchOne(w *imapserver.FetchWriter, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flagsChanged bool, buf *bytes.Buffer) (err error) {
+func fetchOne(w *imapserver.FetchWriter, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flagsChanged bool, buf *[]byte) (err error) {
 	needContent := options.Envelope || options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 	needFile := needContent
 	for _, bs := range options.BodySection {
-		needContent = needContent || !wholeMessage(bs)
+		needContent = needContent || !wholeMessage(bs) || m.Size <= maxBufferedBody
 		needFile = true
 	}
 	var (
 		f       *os.File
 		content []byte
 	)
-	if needFile {
-		if f, err = m.Open(); errors.Is(err, store.ErrNotFound) {
-			return nil
-		} else if err != nil {
-			return err
+	switch {
+	case needContent:
+		if content, err = m.Content(*buf); err == nil {
+			*buf = content
 		}
-		defer f.Close()
-		if needContent {
-			buf.Reset()
-			buf.Grow(int(m.Size))
-			if _, err := buf.ReadFrom(f); err != nil {
-				return fmt.Errorf("reading message %d: %w", m.UID, err)
-			}
-			content = buf.Bytes()
+	case needFile:
+		f, err = m.Open()
+		if err == nil {
+			defer f.Close()
 		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
 	}
 
 	rw := w.CreateMessage(seq)
@@ -154,7 +159,7 @@ func fetchOne(w *imapserver.FetchWriter, seq uint32, m store.MessageInfo, option
 		part := content
 		if !wholeMessage(bs) {
 			part = imapserver.ExtractBodySection(bytes.NewReader(content), bs)
-		} else if content == nil {
+		} else if f != nil {
 			// Stream: the literal's size is the indexed size, and the file
 			// never changes after delivery.
 			wc := rw.WriteBodySection(bs, m.Size)

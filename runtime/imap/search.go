@@ -36,7 +36,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data    imap.SearchData
 		seqs    imap.SeqSet
 		uids    imap.UIDSet
-		buf     bytes.Buffer
+		buf     []byte
 		maxUID  uint32
 		numMsgs = uint32(len(sel.msgs))
 	)
@@ -87,7 +87,7 @@ type candidate struct {
 	seq     uint32
 	numMsgs uint32
 	maxUID  uint32
-	buf     *bytes.Buffer
+	buf     *[]byte // storage reused across candidates
 
 	content []byte
 	loaded  bool
@@ -97,20 +97,14 @@ type candidate struct {
 func (c *candidate) load() []byte {
 	if !c.loaded {
 		c.loaded = true
-		f, err := c.info.Open()
+		content, err := c.info.Content(*c.buf)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
 				c.err = err
 			}
 			return nil
 		}
-		defer f.Close()
-		c.buf.Reset()
-		if _, err := c.buf.ReadFrom(f); err != nil {
-			c.err = err
-			return nil
-		}
-		c.content = c.buf.Bytes()
+		*c.buf, c.content = content, content
 	}
 	return c.content
 }

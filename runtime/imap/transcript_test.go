@@ -133,6 +133,15 @@ func TestMessageCommands(t *testing.T) {
 	if !contains(u, fmt.Sprintf("RFC822.SIZE %d", len(msg))) || !contains(u, `"appended"`) || !contains(u, `\Flagged`) || !contains(u, `BODYSTRUCTURE ("text" "plain"`) {
 		t.Fatalf("UID FETCH: %q", u)
 	}
+	// A message above maxBufferedBody is streamed from its file.
+	big := "Subject: big\r\n\r\n" + strings.Repeat("x", maxBufferedBody) + "\r\n"
+	tc.ok("CREATE Big")
+	tc.ok("APPEND Big {%d+}\r\n%s", len(big), big)
+	tc.ok("EXAMINE Big")
+	if u := tc.ok("FETCH 1 BODY.PEEK[]"); len(u) != 1 || !strings.HasSuffix(u[0], fmt.Sprintf("{%d}%s)", len(big), big)) {
+		t.Fatalf("FETCH of a %d-byte message: %d untagged, %.80q", len(big), len(u), u)
+	}
+	tc.ok("SELECT INBOX")
 	// RFC 9051 6.4.4.
 	if u := tc.ok("SEARCH UNSEEN"); !contains(u, "* SEARCH 2 3 4") {
 		t.Fatalf("SEARCH UNSEEN: %q", u)

@@ -694,3 +694,34 @@ func TestConcurrentDeliver(t *testing.T) {
 		t.Fatal("messages lost across reopen")
 	}
 }
+
+func TestContent(t *testing.T) {
+	s, _ := newTestStore(t, "a@example.com")
+	body := msg("content")
+	if err := s.Deliver(context.Background(), []string{"a@example.com"}, body); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Messages("a@example.com", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := snap.Messages[0]
+	buf := make([]byte, 0, 4096)
+	got, err := m.Content(buf)
+	if err != nil || !bytes.Equal(got, body) || &got[0] != &buf[:1][0] {
+		t.Fatalf("Content = %q, %v; want the message in buf's storage", got, err)
+	}
+
+	if err := os.Truncate(m.path, int64(len(body)-1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Content(nil); err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("Content of a file shorter than indexed: %v, want an error", err)
+	}
+	if err := os.Remove(m.path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Content(nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Content of a removed file: %v, want ErrNotFound", err)
+	}
+}
