@@ -225,8 +225,20 @@ func TestPasswordHashFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Contains(h, "correct horse") {
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=7168,t=5,p=1$") || strings.Contains(h, "correct horse") {
 		t.Fatalf("unexpected PHC string %q", h)
+	}
+	// Users created before the default changed keep their hashes: the PHC
+	// string carries its parameters.
+	old, err := hashPassword("correct horse", Argon2Params{Time: 2, MemoryKiB: 19 * 1024, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(old, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("unexpected PHC string %q", old)
+	}
+	if ok, err := verifyPassword(old, "correct horse"); err != nil || !ok {
+		t.Errorf("a hash made with m=19 MiB, t=2 does not verify: %v, %v", ok, err)
 	}
 	for pw, want := range map[string]bool{"correct horse": true, "correct hors": false, "": false} {
 		if ok, err := verifyPassword(h, pw); err != nil || ok != want {

@@ -65,7 +65,7 @@ func main() {
 	flag.StringVar(&o.key, "key", "RSA", "the certificate's key: RSA (2048 bits) or ECDSA (P-256)")
 	flag.StringVar(&o.sections, "sections", "smtp,handshake,fetch,idle", "what to measure")
 	flag.IntVar(&o.idle, "idle", 1000, "idle IMAP sessions for the memory measurement")
-	flag.IntVar(&o.idleParallel, "idle-parallel", 2, "idle sessions logging in at a time (each argon2id check takes 19 MiB)")
+	flag.IntVar(&o.idleParallel, "idle-parallel", 2, "idle sessions logging in at a time (each argon2id check takes store.DefaultArgon2.MemoryKiB)")
 	flag.DurationVar(&o.settle, "idle-settle", 150*time.Second, "how long the idle sessions stay before the runtime's memory is read again (Go collects at least every 2 minutes, then returns memory; 0: skip)")
 	flag.StringVar(&o.kinds, "handshakes", "full,resumed", "which handshakes to measure")
 	flag.IntVar(&o.reps, "reps", 3, "alternating repetitions of each handshake measurement (the median counts)")
@@ -521,7 +521,7 @@ func benchIdle(ctx context.Context, o options, rt *mailRuntime, ks *testKeystore
 	if err != nil {
 		return err
 	}
-	// Every login ran an argon2id check that allocated 19 MiB; that heap
+	// Every login ran an argon2id check (store.DefaultArgon2); its memory
 	// is garbage now but stays resident until a collection and the
 	// scavenger return it, which an idle process does after Go's forced
 	// collection (every 2 minutes).
