@@ -3,10 +3,15 @@ package imap
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 func deliver(t testing.TB, env *testEnv, subject string) {
@@ -46,6 +51,29 @@ func TestAuthRequiresTLS(t *testing.T) {
 	}
 	tc.status("NO [AUTHENTICATIONFAILED]", "LOGIN %s wrong", testUser) // RFC 9051 6.2.3
 	tc.login()
+}
+
+// TestImplicitTLSServerRefusesPlainConnections: a server for implicit TLS
+// lets imapserver allow LOGIN (it cannot see TLS under the write
+// coalescing), so a connection that is not TLS, which only a wiring bug
+// could hand it, must get nothing at all: no greeting, no LOGIN.
+func TestImplicitTLSServerRefusesPlainConnections(t *testing.T) {
+	env := newEnv(t, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go env.implicit.Serve(ln) // plain TCP: the wiring bug
+	conn := testutil.Dial(t, ln.Addr().String(), nil)
+	fmt.Fprintf(conn, "a LOGIN %s %q\r\n", testUser, testPass)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(conn) // EOF or a reset: closed either way
+	var nerr net.Error
+	if len(got) > 0 || errors.As(err, &nerr) && nerr.Timeout() {
+		t.Fatalf("a plain connection to the implicit-TLS server read %q, %v; want the connection closed with nothing sent", got, err)
+	}
+	// TLS connections to the same server still work.
+	dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
 }
 
 // TestStartTLSInjection checks the CVE-2011-0411 class: commands a client
