@@ -76,6 +76,9 @@ func Serve(ctx context.Context, opts Options) error {
 	}
 	defer rt.close()
 	rt.startListeners()
+	tuneCtx, stopTuning := context.WithCancel(ctx)
+	defer stopTuning()
+	go tuneGC(tuneCtx)
 	rt.acme.Start()
 
 	ln, err := control.Listen(dir)
