@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -60,7 +61,7 @@ func (s *Store) Deliver(ctx context.Context, recipients []string, body []byte) e
 
 	name := s.uniqueName(size)
 	tmp := filepath.Join(s.userDir(addrs[0]), dirTmp, name)
-	if err := writeSynced(tmp, body); err != nil {
+	if err := durable.WriteFile(tmp, body); err != nil {
 		return fmt.Errorf("delivering: %w", err)
 	}
 	file := dirNew + "/" + name
@@ -86,7 +87,7 @@ func (s *Store) Deliver(ctx context.Context, recipients []string, body []byte) e
 		linked = append(linked, dst)
 	}
 	for _, addr := range addrs {
-		if err := s.syncs.sync(filepath.Join(s.userDir(addr), dirNew)); err != nil {
+		if err := s.syncs.Sync(filepath.Join(s.userDir(addr), dirNew)); err != nil {
 			cleanup()
 			return fmt.Errorf("delivering to %s: %w", addr, err)
 		}
@@ -168,7 +169,7 @@ func (s *Store) Append(address, mailbox string, r io.Reader, size int64, opts Ap
 	flags := makeFlagSet(opts.Flags)
 	name := s.uniqueName(size)
 	tmp := filepath.Join(dir, dirTmp, name)
-	n, err := copySynced(tmp, io.LimitReader(r, size))
+	n, err := durable.CopyFile(tmp, io.LimitReader(r, size))
 	if err != nil {
 		return 0, 0, fmt.Errorf("appending to %q: %w", mailbox, err)
 	}
@@ -178,7 +179,7 @@ func (s *Store) Append(address, mailbox string, r io.Reader, size int64, opts Ap
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("appending to %q: %w", mailbox, err)
 	}
-	if err := s.syncs.sync(filepath.Join(dir, dirCur)); err != nil {
+	if err := s.syncs.Sync(filepath.Join(dir, dirCur)); err != nil {
 		os.Remove(dst)
 		return 0, 0, fmt.Errorf("appending to %q: %w", mailbox, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -147,7 +148,7 @@ func (s *Store) createLocked(addr, name string, mustBeNew bool) error {
 			return err
 		}
 	}
-	if err := fsyncDir(root); err != nil {
+	if err := durable.SyncDir(root); err != nil {
 		return err
 	}
 	return s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
@@ -204,7 +205,7 @@ func (s *Store) DeleteMailbox(address, name string) error {
 	if err != nil {
 		return fmt.Errorf("deleting mailbox %q: %w", name, err)
 	}
-	s.syncs.forget(filepath.Join(full, dirNew), filepath.Join(full, dirCur))
+	s.syncs.Forget(filepath.Join(full, dirNew), filepath.Join(full, dirCur))
 	err = s.updateMbox(addr, name, func(tx *bolt.Tx, m *mbox, changed *[]watchKey) error {
 		*changed = append(*changed, watchKey{addr, m.id})
 		return deleteMbox(tx, addr, m)
@@ -304,9 +305,9 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 		if err := os.Rename(from, filepath.Join(root, mv.to.Dir)); err != nil {
 			return fmt.Errorf("renaming mailbox %q: %w", mv.from.Name, err)
 		}
-		s.syncs.forget(filepath.Join(from, dirNew), filepath.Join(from, dirCur))
+		s.syncs.Forget(filepath.Join(from, dirNew), filepath.Join(from, dirCur))
 	}
-	if err := fsyncDir(root); err != nil {
+	if err := durable.SyncDir(root); err != nil {
 		return fmt.Errorf("renaming mailbox: %w", err)
 	}
 	err = s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {

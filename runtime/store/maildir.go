@@ -1,9 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -114,32 +112,4 @@ func makeMaildir(dir string) error {
 		}
 	}
 	return nil
-}
-
-// writeSynced writes data to a new file at path in one write and fsyncs it.
-// It is copySynced from a bytes.Reader, whose WriteTo makes that one write.
-func writeSynced(path string, data []byte) error {
-	_, err := copySynced(path, bytes.NewReader(data))
-	return err
-}
-
-// copySynced streams r into a new file at path, fsyncs it and returns the
-// number of bytes written.
-func copySynced(path string, r io.Reader) (int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("creating message file: %w", err)
-	}
-	n, err := io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return 0, fmt.Errorf("writing message file %s: %w", path, err)
-	}
-	return n, nil
 }

@@ -263,7 +263,7 @@ func (s *Store) remove(addr, mailbox string, uids []uint32, onlyDeleted bool) ([
 	}
 	for sub, need := range map[string]bool{dirNew: syncNew, dirCur: syncCur} {
 		if need {
-			if err := s.syncs.sync(filepath.Join(dir, sub)); err != nil {
+			if err := s.syncs.Sync(filepath.Join(dir, sub)); err != nil {
 				return nil, err
 			}
 		}
@@ -415,7 +415,7 @@ func (s *Store) transfer(addr, src string, uids []uint32, dst string, move bool)
 	if len(items) == 0 {
 		return res, nil
 	}
-	if err := s.syncs.sync(filepath.Join(dstDir, dirCur)); err != nil {
+	if err := s.syncs.Sync(filepath.Join(dstDir, dirCur)); err != nil {
 		return res, err
 	}
 	if move {
@@ -425,7 +425,7 @@ func (s *Store) transfer(addr, src string, uids []uint32, dst string, move bool)
 			}
 		}
 		for _, sub := range []string{dirNew, dirCur} {
-			if err := s.syncs.sync(filepath.Join(srcDir, sub)); err != nil {
+			if err := s.syncs.Sync(filepath.Join(srcDir, sub)); err != nil {
 				return res, err
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -64,7 +65,7 @@ type Store struct {
 	pid    int
 	seq    atomic.Uint64
 	commit *committer
-	syncs  dirSyncer
+	syncs  durable.DirSyncer
 	watch  watchers
 
 	// dummyHash is verified for unknown users so that Authenticate takes as

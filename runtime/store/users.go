@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -54,7 +55,7 @@ func (s *Store) PutUser(address, password string, quotaBytes int64) error {
 	}
 	// The user's directory chain must survive a crash before the user does.
 	for d := dir; d != s.dir; d = filepath.Dir(d) {
-		if err := fsyncDir(filepath.Dir(d)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(d)); err != nil {
 			return err
 		}
 	}
@@ -137,7 +138,7 @@ func (s *Store) moveToTrash(dir string) (string, error) {
 		}
 		return "", err
 	}
-	if err := fsyncDir(filepath.Dir(dir)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
 		return "", err
 	}
 	return dst, nil

@@ -1,4 +1,4 @@
-package store
+package durable
 
 import (
 	"fmt"
@@ -6,12 +6,12 @@ import (
 	"sync"
 )
 
-// dirSyncer makes directory entries durable, sharing fsyncs: a caller needs
+// DirSyncer makes directory entries durable, sharing fsyncs: a caller needs
 // an fsync of the directory that starts after its own link or rename; every
 // caller that arrives while one fsync runs is covered by the next single
 // one. With 32 clients delivering to one mailbox this turns 32 directory
-// fsyncs into about two.
-type dirSyncer struct {
+// fsyncs into about two. The zero value is ready to use.
+type DirSyncer struct {
 	mu   sync.Mutex
 	dirs map[string]*dirSync
 }
@@ -26,8 +26,8 @@ type dirSync struct {
 	running bool
 }
 
-// sync makes every entry linked into dir before the call durable.
-func (s *dirSyncer) sync(dir string) error {
+// Sync makes every entry linked into dir before the call durable.
+func (s *DirSyncer) Sync(dir string) error {
 	s.mu.Lock()
 	if s.dirs == nil {
 		s.dirs = make(map[string]*dirSync)
@@ -52,7 +52,7 @@ func (s *dirSyncer) sync(dir string) error {
 		d.started++
 		gen := d.started
 		d.mu.Unlock()
-		err := fsyncDir(dir)
+		err := SyncDir(dir)
 		d.mu.Lock()
 		d.running = false
 		d.done = gen
@@ -69,8 +69,8 @@ func (s *dirSyncer) sync(dir string) error {
 	return d.lastErr
 }
 
-// forget drops the state of directories under a removed mailbox.
-func (s *dirSyncer) forget(dirs ...string) {
+// Forget drops the state of directories that were removed.
+func (s *DirSyncer) Forget(dirs ...string) {
 	s.mu.Lock()
 	for _, d := range dirs {
 		delete(s.dirs, d)
@@ -78,7 +78,8 @@ func (s *dirSyncer) forget(dirs ...string) {
 	s.mu.Unlock()
 }
 
-func fsyncDir(dir string) error {
+// SyncDir fsyncs directory dir, making the entries linked into it durable.
+func SyncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("syncing directory: %w", err)

@@ -1,0 +1,79 @@
+package durable
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestCommitterIsolatesFailures runs many concurrent updates, some of
+// which fail: the others commit, each failure reaches only its caller.
+func TestCommitterIsolatesFailures(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := NewCommitter(db)
+	errBad := errors.New("bad operation")
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Go(func() {
+			errs[i] = c.Update(func(tx *bolt.Tx) error {
+				if i%7 == 0 {
+					return errBad
+				}
+				b, err := tx.CreateBucketIfNotExists([]byte("b"))
+				if err != nil {
+					return err
+				}
+				return b.Put([]byte{byte(i >> 8), byte(i)}, []byte("v"))
+			})
+		})
+	}
+	wg.Wait()
+	c.Close()
+	for i, err := range errs {
+		if want := i%7 == 0; want != errors.Is(err, errBad) || !want && err != nil {
+			t.Errorf("update %d: err = %v", i, err)
+		}
+	}
+	db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket([]byte("b")).Stats().KeyN; n != 200-29 {
+			t.Errorf("%d keys committed, want %d", n, 200-29)
+		}
+		return nil
+	})
+}
+
+func TestWriteFileAndSyncDir(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := WriteFile(p, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(p, []byte("again")); err == nil {
+		t.Error("WriteFile replaced an existing file")
+	}
+	if b, _ := os.ReadFile(p); string(b) != "hello" {
+		t.Errorf("file holds %q", b)
+	}
+	var s DirSyncer
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if err := s.Sync(dir); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Sync(filepath.Join(dir, "missing")); err == nil {
+		t.Error("Sync of a missing directory succeeded")
+	}
+}
