@@ -36,7 +36,7 @@ func frontendSettings(protocol string, s config.Server) any {
 // frontends builds protocol front ends on the shared store.
 type frontends struct {
 	log    *slog.Logger
-	store  *store.Store
+	store  store.Backend
 	server atomic.Pointer[config.Server]
 }
 

@@ -20,7 +20,7 @@ import (
 // from the server settings in force at each RCPT, so changing them needs
 // no new front end.
 type smtpBackend struct {
-	store  *store.Store
+	store  store.Backend
 	server *atomic.Pointer[config.Server]
 }
 
@@ -65,7 +65,7 @@ func authError(err, failed error) error {
 }
 
 // pop3Backend adapts the store to the POP3 front end.
-type pop3Backend struct{ store *store.Store }
+type pop3Backend struct{ store store.Backend }
 
 var _ pop3.Backend = pop3Backend{}
 
@@ -84,7 +84,7 @@ func (b pop3Backend) Login(ctx context.Context, username, password string) (pop3
 }
 
 // pop3Maildrop converts the store's message list to the POP3 type.
-type pop3Maildrop struct{ md *store.Maildrop }
+type pop3Maildrop struct{ md store.Maildrop }
 
 func (m pop3Maildrop) Messages() ([]pop3.Message, error) {
 	msgs, err := m.md.Messages()

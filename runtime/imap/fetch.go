@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -64,7 +63,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if options.Flags || seen[m.UID] {
 			sel.msgs[i].flags = m.Flags
 		}
-		if err := fetchOne(w, uint32(i+1), m, options, seen[m.UID], &buf); err != nil {
+		if err := fetchOne(w, s.srv.store, uint32(i+1), m, options, seen[m.UID], &buf); err != nil {
 			return err
 		}
 	}
@@ -101,7 +100,7 @@ func wholeMessage(bs *imap.FetchItemBodySection) bool {
 // gone (expunged by another session, not yet reported) is skipped, which
 // RFC 9051 7.5.1 allows; the file is opened before anything is written so
 // that no response is left half-written.
-func fetchOne(w *imapserver.FetchWriter, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flagsChanged bool, buf *[]byte) (err error) {
+func fetchOne(w *imapserver.FetchWriter, blobs store.Blobs, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flagsChanged bool, buf *[]byte) (err error) {
 	needContent := options.Envelope || options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 	needFile := needContent
 	for _, bs := range options.BodySection {
@@ -109,16 +108,16 @@ func fetchOne(w *imapserver.FetchWriter, seq uint32, m store.MessageInfo, option
 		needFile = true
 	}
 	var (
-		f       *os.File
+		f       io.ReadCloser
 		content []byte
 	)
 	switch {
 	case needContent:
-		if content, err = m.Content(*buf); err == nil {
+		if content, err = blobs.ReadBlob(m.Body, m.Size, *buf); err == nil {
 			*buf = content
 		}
 	case needFile:
-		f, err = m.Open()
+		f, err = blobs.OpenBlob(m.Body)
 		if err == nil {
 			defer f.Close()
 		}

@@ -48,7 +48,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		if i < 0 {
 			continue
 		}
-		c := &candidate{sel: sel, info: m, seq: uint32(i + 1), numMsgs: numMsgs, maxUID: maxUID, buf: &buf}
+		c := &candidate{sel: sel, blobs: s.srv.store, info: m, seq: uint32(i + 1), numMsgs: numMsgs, maxUID: maxUID, buf: &buf}
 		ok := c.match(criteria)
 		if c.err != nil {
 			return nil, s.imapError(c.err, imap.ResponseCodeNonExistent)
@@ -83,6 +83,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 // candidate is one message under test, with its content loaded lazily.
 type candidate struct {
 	sel     *selected
+	blobs   store.Blobs
 	info    store.MessageInfo
 	seq     uint32
 	numMsgs uint32
@@ -97,7 +98,7 @@ type candidate struct {
 func (c *candidate) load() []byte {
 	if !c.loaded {
 		c.loaded = true
-		content, err := c.info.Content(*c.buf)
+		content, err := c.blobs.ReadBlob(c.info.Body, c.info.Size, *c.buf)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
 				c.err = err

@@ -29,7 +29,7 @@ const DefaultMaxLiteralSize = 50 << 20
 // Options configures a Server. Store is the only required field.
 type Options struct {
 	// Store holds the users and their mail. Required.
-	Store *store.Store
+	Store store.Backend
 	// Logger receives one line per session and any server errors. Nil
 	// means slog.Default(). Passwords are never logged.
 	Logger *slog.Logger
@@ -53,7 +53,7 @@ type Options struct {
 
 // Server is an IMAP server. It can serve several listeners at once.
 type Server struct {
-	store       *store.Store
+	store       store.Backend
 	log         *slog.Logger
 	limit       uint32
 	imap        *imapserver.Server

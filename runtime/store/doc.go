@@ -1,6 +1,13 @@
 // Package store owns the runtime's durable mail: users and their password
 // hashes, mailboxes, and messages.
 //
+// # The interface
+//
+// The protocol front ends and the control API reach mail only through
+// Backend (backend.go), whose contracts every implementation keeps and whose
+// conformance table is storetest.Run. Store, below, is the embedded
+// implementation: one host, one process.
+//
 // # Layout on disk
 //
 // Every user has a Maildir at <dir>/mail/<domain>/<local>/ (tmp/, new/, cur/)

@@ -18,11 +18,9 @@ type MaildropMessage struct {
 	Size int64
 }
 
-// Maildrop is a user's INBOX as one POP3 session sees it (RFC 1939): the
-// messages present when it was opened, exclusively locked against other
-// POP3 sessions. IMAP sessions are not locked out; a message they expunge
-// meanwhile fails to Open.
-type Maildrop struct {
+// maildrop is the embedded store's Maildrop: the lock is held in memory,
+// which suffices for the one process that may open the store.
+type maildrop struct {
 	s    *Store
 	addr string
 	msgs []MaildropMessage
@@ -34,7 +32,7 @@ type Maildrop struct {
 // OpenMaildrop locks the user's maildrop and reads the INBOX. It fails with
 // ErrMaildropLocked if another session holds it and ErrNotFound for an
 // unknown user. The caller must Close it.
-func (s *Store) OpenMaildrop(address string) (*Maildrop, error) {
+func (s *Store) OpenMaildrop(address string) (Maildrop, error) {
 	addr, err := CanonicalAddress(address)
 	if err != nil {
 		return nil, err
@@ -51,7 +49,7 @@ func (s *Store) OpenMaildrop(address string) (*Maildrop, error) {
 		s.unlockDrop(addr)
 		return nil, fmt.Errorf("opening maildrop: %w", err)
 	}
-	d := &Maildrop{s: s, addr: addr, msgs: make([]MaildropMessage, len(snap.Messages)), byID: make(map[string]MessageInfo, len(snap.Messages))}
+	d := &maildrop{s: s, addr: addr, msgs: make([]MaildropMessage, len(snap.Messages)), byID: make(map[string]MessageInfo, len(snap.Messages))}
 	for i, m := range snap.Messages {
 		id := strconv.FormatUint(uint64(snap.UIDValidity), 10) + "." + strconv.FormatUint(uint64(m.UID), 10)
 		d.msgs[i] = MaildropMessage{UID: id, Size: m.Size}
@@ -67,22 +65,22 @@ func (s *Store) unlockDrop(addr string) {
 }
 
 // Messages returns the messages present at OpenMaildrop, oldest first.
-func (d *Maildrop) Messages() ([]MaildropMessage, error) {
+func (d *maildrop) Messages() ([]MaildropMessage, error) {
 	return d.msgs, nil
 }
 
 // Open returns the content of a message.
-func (d *Maildrop) Open(uid string) (io.ReadCloser, error) {
+func (d *maildrop) Open(uid string) (io.ReadCloser, error) {
 	m, ok := d.byID[uid]
 	if !ok {
 		return nil, fmt.Errorf("message %q: %w", uid, ErrNotFound)
 	}
-	return m.Open()
+	return d.s.OpenBlob(m.Body)
 }
 
 // Commit removes the given messages durably (the RFC 1939 UPDATE state).
 // Messages already gone are not an error.
-func (d *Maildrop) Commit(deleteUIDs []string) error {
+func (d *maildrop) Commit(deleteUIDs []string) error {
 	if len(deleteUIDs) == 0 {
 		return nil
 	}
@@ -105,7 +103,7 @@ func (d *Maildrop) Commit(deleteUIDs []string) error {
 }
 
 // Close releases the maildrop lock. It is safe to call more than once.
-func (d *Maildrop) Close() error {
+func (d *maildrop) Close() error {
 	d.once.Do(func() { d.s.unlockDrop(d.addr) })
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,47 +24,48 @@ type MessageInfo struct {
 	Size int64
 	// Date is the internal date: when it was delivered, or the APPEND date.
 	Date time.Time
-
-	path string
+	// Body is where Blobs reads the message from.
+	Body BlobRef
 }
 
-// Open opens the message file for reading. It fails with an error
+// OpenBlob opens the message file for reading. It fails with an error
 // satisfying errors.Is(err, ErrNotFound) if the message was expunged since
-// the MessageInfo was read.
-func (m MessageInfo) Open() (*os.File, error) {
-	f, err := os.Open(m.path)
+// its MessageInfo was read.
+func (s *Store) OpenBlob(ref BlobRef) (io.ReadCloser, error) {
+	f, err := os.Open(string(ref))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("message %d: %w", m.UID, ErrNotFound)
+		return nil, fmt.Errorf("message file: %w", ErrNotFound)
 	}
 	return f, err
 }
 
-// Content reads the whole message into buf's storage (grown if needed)
+// ReadBlob reads the whole message into buf's storage (grown if needed)
 // and returns it. It costs an open, one read of the indexed size and a
 // close: no os.File, whose poller registration costs more than reading a
-// small message. Like Open, it fails with ErrNotFound if the message was
-// expunged.
-func (m MessageInfo) Content(buf []byte) ([]byte, error) {
-	fd, err := unix.Open(m.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// small message. Like OpenBlob, it fails with ErrNotFound if the message
+// was expunged.
+func (s *Store) ReadBlob(ref BlobRef, size int64, buf []byte) ([]byte, error) {
+	path := string(ref)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	for err == unix.EINTR {
-		fd, err = unix.Open(m.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	}
 	if err == unix.ENOENT {
-		return nil, fmt.Errorf("message %d: %w", m.UID, ErrNotFound)
+		return nil, fmt.Errorf("message file: %w", ErrNotFound)
 	} else if err != nil {
-		return nil, &os.PathError{Op: "open", Path: m.path, Err: err}
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	b := slices.Grow(buf[:0], int(m.Size))[:m.Size]
+	b := slices.Grow(buf[:0], int(size))[:size]
 	for n := 0; n < len(b); {
 		k, err := unix.Read(fd, b[n:])
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			return nil, &os.PathError{Op: "read", Path: m.path, Err: err}
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
 		case k == 0:
-			return nil, fmt.Errorf("message %d: %s has %d bytes, the index says %d", m.UID, m.path, n, m.Size)
+			return nil, fmt.Errorf("%s has %d bytes, the index says %d", path, n, size)
 		}
 		n += k
 	}
@@ -82,7 +84,7 @@ func (m MessageInfo) HasFlag(flag string) bool {
 }
 
 func (r *record) info(uid uint32, dir string) MessageInfo {
-	return MessageInfo{UID: uid, Flags: r.flags.list(), Size: r.size, Date: r.date, path: filepath.Join(dir, r.file)}
+	return MessageInfo{UID: uid, Flags: r.flags.list(), Size: r.size, Date: r.date, Body: BlobRef(filepath.Join(dir, r.file))}
 }
 
 // Snapshot is the state of a mailbox at one moment.

@@ -66,7 +66,7 @@ type Store struct {
 	seq    atomic.Uint64
 	commit *committer
 	syncs  durable.DirSyncer
-	watch  watchers
+	watch  Hub
 
 	// dummyHash is verified for unknown users so that Authenticate takes as
 	// long as for a wrong password.
@@ -116,7 +116,6 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	// Maildir file names must not contain '/' or ':' (maildir(5)).
 	s.host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(s.host)
-	s.watch.init()
 	if err := db.Update(initIndex); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialising index: %w", err)

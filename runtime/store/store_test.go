@@ -5,13 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -58,16 +56,11 @@ func uidsOf(t *testing.T, s *Store, addr, mailbox string) []uint32 {
 	return out
 }
 
-func readAll(t *testing.T, m MessageInfo) []byte {
+func readAll(t *testing.T, s *Store, m MessageInfo) []byte {
 	t.Helper()
-	f, err := m.Open()
+	b, err := s.ReadBlob(m.Body, m.Size, nil)
 	if err != nil {
-		t.Fatalf("Open message %d: %v", m.UID, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("reading message %d: %v", m.UID, err)
 	}
 	return b
 }
@@ -168,58 +161,6 @@ func TestFlagsFromFilename(t *testing.T) {
 	}
 }
 
-func TestUsers(t *testing.T) {
-	s, _ := newTestStore(t)
-	if err := s.PutUser("Alice@Example.com", "pw1", 1000); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Authenticate("Alice@EXAMPLE.com", "pw1"); err != nil {
-		t.Fatalf("Authenticate with domain in other case: %v", err)
-	}
-	for _, tc := range []struct{ name, addr, pw string }{
-		{"wrong password", "Alice@example.com", "nope"},
-		{"unknown user", "mallory@example.com", "pw1"},
-		{"local part is case-sensitive", "alice@example.com", "pw1"},
-		{"invalid address", "nobody", "pw1"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := s.Authenticate(tc.addr, tc.pw); !errors.Is(err, ErrAuthFailed) {
-				t.Fatalf("Authenticate = %v, want ErrAuthFailed", err)
-			}
-		})
-	}
-	// Updating keeps the mail and changes the password.
-	if err := s.Deliver(context.Background(), []string{"Alice@example.com"}, msg("kept")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutUser("Alice@example.com", "pw2", 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Authenticate("Alice@example.com", "pw1"); !errors.Is(err, ErrAuthFailed) {
-		t.Fatalf("old password still works: %v", err)
-	}
-	info, err := s.User("Alice@example.com")
-	if err != nil || info.QuotaBytes != 0 || info.UsedBytes != int64(len(msg("kept"))) {
-		t.Fatalf("User = %+v, %v", info, err)
-	}
-	users, err := s.Users()
-	if err != nil || len(users) != 1 || users[0].Address != "Alice@example.com" {
-		t.Fatalf("Users = %+v, %v", users, err)
-	}
-	if err := s.DeleteUser("Alice@example.com"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.User("Alice@example.com"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("User after delete: %v", err)
-	}
-	if err := s.DeleteUser("Alice@example.com"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("second DeleteUser: %v", err)
-	}
-	if _, err := os.Stat(s.userDir("Alice@example.com")); !os.IsNotExist(err) {
-		t.Fatalf("mail directory survived DeleteUser: %v", err)
-	}
-}
-
 func TestPasswordHashFormat(t *testing.T) {
 	h, err := hashPassword("correct horse", DefaultArgon2)
 	if err != nil {
@@ -247,309 +188,6 @@ func TestPasswordHashFormat(t *testing.T) {
 	}
 	if _, err := verifyPassword("$2a$10$bcrypt", "x"); err == nil {
 		t.Error("non-argon2id hash accepted")
-	}
-}
-
-func TestDeliver(t *testing.T) {
-	s, dir := newTestStore(t, "a@example.com", "b@example.com")
-	ctx := context.Background()
-	body := msg("one")
-	if err := s.Deliver(ctx, []string{"a@example.com", "b@EXAMPLE.com", "a@example.com"}, body); err != nil {
-		t.Fatal(err)
-	}
-	for _, u := range []string{"a", "b"} {
-		snap, err := s.Messages(u+"@example.com", "inbox")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(snap.Messages) != 1 {
-			t.Fatalf("%s has %d messages, want 1 (duplicates must collapse)", u, len(snap.Messages))
-		}
-		m := snap.Messages[0]
-		if m.UID != 1 || m.Size != int64(len(body)) || len(m.Flags) != 0 || !bytes.Equal(readAll(t, m), body) {
-			t.Fatalf("%s: got %+v", u, m)
-		}
-		entries, _ := os.ReadDir(filepath.Join(dir, "mail", "example.com", u, "new"))
-		if len(entries) != 1 {
-			t.Fatalf("%s new/ holds %d files, want 1", u, len(entries))
-		}
-		if tmp, _ := os.ReadDir(filepath.Join(dir, "mail", "example.com", u, "tmp")); len(tmp) != 0 {
-			t.Fatalf("%s tmp/ not empty after delivery", u)
-		}
-	}
-
-	if err := s.Deliver(ctx, []string{"a@example.com", "nobody@example.com"}, msg("two")); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("delivery to unknown user: %v", err)
-	}
-	if got := uidsOf(t, s, "a@example.com", "INBOX"); len(got) != 1 {
-		t.Fatalf("partial delivery happened: %v", got)
-	}
-
-	if err := s.PutUser("small@example.com", "pw", 100); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Deliver(ctx, []string{"small@example.com"}, bytes.Repeat([]byte("x"), 60)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Deliver(ctx, []string{"small@example.com"}, bytes.Repeat([]byte("x"), 60)); !errors.Is(err, ErrQuotaExceeded) {
-		t.Fatalf("over quota: %v", err)
-	}
-	ctx2, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := s.Deliver(ctx2, []string{"a@example.com"}, body); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled delivery: %v", err)
-	}
-}
-
-func TestMailboxes(t *testing.T) {
-	const u = "u@example.com"
-	s, dir := newTestStore(t, u)
-	root := filepath.Join(dir, "mail", "example.com", "u")
-	if err := s.CreateMailbox(u, "Archive/2024"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateMailbox(u, "Archive"); !errors.Is(err, ErrExists) {
-		t.Fatalf("parent was not created with its child: %v", err)
-	}
-	if err := s.CreateMailbox(u, "bad/"+"/name"); !errors.Is(err, ErrInvalidMailbox) {
-		t.Fatalf("bad name: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(root, ".Archive.2024", "cur")); err != nil {
-		t.Fatalf("Maildir++ folder missing: %v", err)
-	}
-	names := func() []string {
-		boxes, err := s.Mailboxes(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, b := range boxes {
-			out = append(out, b.Name)
-		}
-		return out
-	}
-	if got := names(); !slices.Equal(got, []string{"Archive", "Archive/2024", "INBOX"}) {
-		t.Fatalf("Mailboxes = %v", got)
-	}
-	if err := s.DeleteMailbox(u, "Archive"); !errors.Is(err, ErrHasChildren) {
-		t.Fatalf("delete with children: %v", err)
-	}
-	if err := s.DeleteMailbox(u, "inbox"); !errors.Is(err, ErrInvalidMailbox) {
-		t.Fatalf("delete INBOX: %v", err)
-	}
-	if _, _, err := s.Append(u, "Archive/2024", bytes.NewReader(msg("old")), int64(len(msg("old"))), AppendOptions{Flags: []string{FlagSeen}}); err != nil {
-		t.Fatal(err)
-	}
-	before, _ := s.Status(u, "Archive/2024")
-	if err := s.RenameMailbox(u, "Archive", "Old/Stuff"); err != nil {
-		t.Fatal(err)
-	}
-	if got := names(); !slices.Equal(got, []string{"INBOX", "Old", "Old/Stuff", "Old/Stuff/2024"}) {
-		t.Fatalf("after rename: %v", got)
-	}
-	after, err := s.Status(u, "Old/Stuff/2024")
-	if err != nil || after.UIDValidity != before.UIDValidity || after.Messages != 1 || after.Unseen != 0 {
-		t.Fatalf("renamed mailbox status %+v (before %+v), %v", after, before, err)
-	}
-	if _, err := os.Stat(filepath.Join(root, ".Old.Stuff.2024", "cur")); err != nil {
-		t.Fatalf("renamed folder missing: %v", err)
-	}
-	if err := s.Subscribe(u, "Old/Stuff", true); err != nil {
-		t.Fatal(err)
-	}
-
-	// RENAME INBOX moves its messages and leaves it empty (RFC 9051 6.3.6).
-	if err := s.Deliver(context.Background(), []string{u}, msg("in inbox")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RenameMailbox(u, "INBOX", "Saved"); err != nil {
-		t.Fatal(err)
-	}
-	if got := uidsOf(t, s, u, "INBOX"); len(got) != 0 {
-		t.Fatalf("INBOX not empty after rename: %v", got)
-	}
-	if got := uidsOf(t, s, u, "Saved"); len(got) != 1 {
-		t.Fatalf("Saved has %v", got)
-	}
-
-	if err := s.DeleteMailbox(u, "Old/Stuff/2024"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CreateMailbox(u, "Old/Stuff/2024"); err != nil {
-		t.Fatal(err)
-	}
-	again, _ := s.Status(u, "Old/Stuff/2024")
-	if again.UIDValidity == before.UIDValidity {
-		t.Fatal("UIDVALIDITY reused after delete and create (RFC 9051 2.3.1.1)")
-	}
-
-	// Everything is the same after a restart.
-	boxes, _ := s.Mailboxes(u)
-	s.Close()
-	s2 := openTest(t, dir)
-	defer s2.Close()
-	boxes2, err := s2.Mailboxes(u)
-	if err != nil || !slices.Equal(boxes, boxes2) {
-		t.Fatalf("after reopen %+v, %v; before %+v", boxes2, err, boxes)
-	}
-	info, _ := s2.User(u)
-	if want := int64(len(msg("old")) + len(msg("in inbox"))); info.UsedBytes != int64(len(msg("in inbox"))) {
-		_ = want
-		t.Fatalf("usage after deletes = %d, want %d", info.UsedBytes, len(msg("in inbox")))
-	}
-}
-
-func TestFlagsCopyMoveExpunge(t *testing.T) {
-	const u = "u@example.com"
-	s, _ := newTestStore(t, u)
-	ctx := context.Background()
-	for i := range 4 {
-		if err := s.Deliver(ctx, []string{u}, msg(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.CreateMailbox(u, "Dst"); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.SetFlags(u, "INBOX", []uint32{1, 2, 99}, FlagsAdd, []string{`\seen`, "$Work"})
-	if err != nil || len(got) != 2 || !slices.Equal(got[0].Flags, []string{`\Seen`, "$Work"}) {
-		t.Fatalf("SetFlags = %+v, %v", got, err)
-	}
-	seq0, _ := s.ModSeq(u, "INBOX")
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, FlagsAdd, []string{`\Seen`}); err != nil {
-		t.Fatal(err)
-	}
-	if seq1, _ := s.ModSeq(u, "INBOX"); seq1 != seq0 {
-		t.Fatalf("no-op flag change moved ModSeq %d -> %d", seq0, seq1)
-	}
-	if _, err := s.SetFlags(u, "INBOX", []uint32{2}, FlagsRemove, []string{"$Work"}); err != nil {
-		t.Fatal(err)
-	}
-
-	cr, err := s.Copy(u, "INBOX", []uint32{1, 2}, "Dst")
-	if err != nil || !slices.Equal(cr.SourceUIDs, []uint32{1, 2}) || !slices.Equal(cr.DestUIDs, []uint32{1, 2}) {
-		t.Fatalf("Copy = %+v, %v", cr, err)
-	}
-	dst, _ := s.Messages(u, "Dst")
-	if !slices.Equal(dst.Messages[0].Flags, []string{`\Seen`, "$Work"}) || !bytes.Equal(readAll(t, dst.Messages[1]), msg("1")) {
-		t.Fatalf("copied message: %+v", dst.Messages[0])
-	}
-
-	mr, err := s.Move(u, "INBOX", []uint32{3}, "Dst")
-	if err != nil || !slices.Equal(mr.DestUIDs, []uint32{3}) {
-		t.Fatalf("Move = %+v, %v", mr, err)
-	}
-	if got := uidsOf(t, s, u, "INBOX"); !slices.Equal(got, []uint32{1, 2, 4}) {
-		t.Fatalf("INBOX after move: %v", got)
-	}
-
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1, 4}, FlagsAdd, []string{FlagDeleted}); err != nil {
-		t.Fatal(err)
-	}
-	removed, err := s.Expunge(u, "INBOX", []uint32{4, 2})
-	if err != nil || !slices.Equal(removed, []uint32{4}) {
-		t.Fatalf("UID EXPUNGE 2,4 = %v, %v", removed, err)
-	}
-	removed, err = s.Expunge(u, "INBOX", nil)
-	if err != nil || !slices.Equal(removed, []uint32{1}) {
-		t.Fatalf("EXPUNGE = %v, %v", removed, err)
-	}
-	if got := uidsOf(t, s, u, "INBOX"); !slices.Equal(got, []uint32{2}) {
-		t.Fatalf("INBOX after expunge: %v", got)
-	}
-	// The copy in Dst shares the file; expunging the original keeps it.
-	if !bytes.Equal(readAll(t, dst.Messages[0]), msg("0")) {
-		t.Fatal("copy lost its content when the original was expunged")
-	}
-	info, _ := s.User(u)
-	var want int64
-	for _, mb := range []string{"INBOX", "Dst"} {
-		st, _ := s.Status(u, mb)
-		want += st.Size
-	}
-	if info.UsedBytes != want {
-		t.Fatalf("usage %d, want %d", info.UsedBytes, want)
-	}
-	if _, err := s.Lookup(u, "Nope", []uint32{1}); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Lookup in missing mailbox: %v", err)
-	}
-}
-
-func TestWatch(t *testing.T) {
-	const u = "u@example.com"
-	s, _ := newTestStore(t, u)
-	w, err := s.Watch(u, "INBOX")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := s.Deliver(context.Background(), []string{u}, msg("x")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-w.C:
-	default:
-		t.Fatal("no notification by the time Deliver returned")
-	}
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, FlagsAdd, []string{FlagSeen}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-w.C:
-	case <-time.After(time.Second):
-		t.Fatal("no notification for a flag change")
-	}
-	w.Close()
-	w.Close()
-}
-
-func TestMaildrop(t *testing.T) {
-	const u = "u@example.com"
-	s, _ := newTestStore(t, u)
-	for i := range 3 {
-		if err := s.Deliver(context.Background(), []string{u}, msg(fmt.Sprint(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d, err := s.OpenMaildrop(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.OpenMaildrop("u@EXAMPLE.com"); !errors.Is(err, ErrMaildropLocked) {
-		t.Fatalf("second OpenMaildrop: %v", err)
-	}
-	if err := s.Deliver(context.Background(), []string{u}, msg("late")); err != nil {
-		t.Fatal(err)
-	}
-	msgs, _ := d.Messages()
-	if len(msgs) != 3 || msgs[0].Size != int64(len(msg("0"))) {
-		t.Fatalf("Messages = %+v", msgs)
-	}
-	rc, err := d.Open(msgs[1].UID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(rc)
-	rc.Close()
-	if !bytes.Equal(b, msg("1")) {
-		t.Fatalf("Open returned %q", b)
-	}
-	if _, err := d.Open("nope"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Open unknown: %v", err)
-	}
-	if err := d.Commit([]string{msgs[0].UID, msgs[2].UID}); err != nil {
-		t.Fatal(err)
-	}
-	d.Close()
-	d.Close()
-	d2, err := s.OpenMaildrop(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d2.Close()
-	msgs2, _ := d2.Messages()
-	if len(msgs2) != 2 || msgs2[0].UID != msgs[1].UID {
-		t.Fatalf("after commit: %+v (UIDL must be stable: %q)", msgs2, msgs[1].UID)
 	}
 }
 
@@ -590,7 +228,7 @@ func TestRecovery(t *testing.T) {
 	write("new/2000000000.M1P1Q9.test", msg("orphan new"))
 	write("cur/2000000001.M1P1Q9.test:2,FS", msg("orphan cur"))
 	// A message whose expunge unlinked the file but lost the index commit.
-	if err := os.Remove(before.Messages[1].path); err != nil {
+	if err := os.Remove(string(before.Messages[1].Body)); err != nil {
 		t.Fatal(err)
 	}
 	// A folder made by hand (or an interrupted rename), and one removed.
@@ -612,7 +250,7 @@ func TestRecovery(t *testing.T) {
 	}
 	var subjects []string
 	for _, m := range snap.Messages {
-		subjects = append(subjects, strings.TrimSpace(string(readAll(t, m)[strings.Index(string(readAll(t, m)), "Hello ")+6:])))
+		subjects = append(subjects, strings.TrimSpace(string(readAll(t, s, m)[strings.Index(string(readAll(t, s, m)), "Hello ")+6:])))
 	}
 	if want := []string{"0", "2", "orphan new", "orphan cur"}; !slices.Equal(subjects, want) {
 		t.Fatalf("INBOX after recovery = %v, want %v", subjects, want)
@@ -647,67 +285,62 @@ func TestRecovery(t *testing.T) {
 	}
 }
 
-// TestConcurrentDeliver runs deliveries, flag changes and reads at once;
-// run it with -race.
-func TestConcurrentDeliver(t *testing.T) {
-	users := []string{"a@example.com", "b@example.com", "c@example.com"}
-	s, dir := newTestStore(t, users...)
-	w, err := s.Watch("a@example.com", "INBOX")
-	if err != nil {
+// TestMaildirLayout checks what the embedded store leaves on disk: one
+// Maildir per user, Maildir++ folders, deliveries in new/, APPEND in cur/
+// with its flags in the name, nothing left in tmp/, mail gone with its
+// user, and all of it the same after reopening.
+func TestMaildirLayout(t *testing.T) {
+	s, dir := newTestStore(t, "a@example.com", "b@example.com")
+	root := func(u string) string { return filepath.Join(dir, "mail", "example.com", u) }
+	if err := s.Deliver(context.Background(), []string{"a@example.com", "b@example.com"}, msg("one")); err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
-	const workers, each = 16, 10
-	var wg sync.WaitGroup
-	errs := make(chan error, workers*each)
-	for i := range workers {
-		wg.Go(func() {
-			for j := range each {
-				rcpts := []string{users[(i+j)%3], users[(i+j+1)%3]}
-				if err := s.Deliver(context.Background(), rcpts, msg(fmt.Sprintf("%d-%d", i, j))); err != nil {
-					errs <- err
-				}
-				if _, err := s.SetFlags(users[i%3], "INBOX", []uint32{uint32(j + 1)}, FlagsAdd, []string{FlagSeen}); err != nil {
-					errs <- err
-				}
-				if _, err := s.Messages(users[j%3], "INBOX"); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	total := 0
-	for _, u := range users {
-		uids := uidsOf(t, s, u, "INBOX")
-		for i, uid := range uids {
-			if uid != uint32(i+1) {
-				t.Fatalf("%s: UIDs not dense and ascending: %v", u, uids)
-			}
+	for _, u := range []string{"a", "b"} {
+		if entries, _ := os.ReadDir(filepath.Join(root(u), "new")); len(entries) != 1 {
+			t.Fatalf("%s new/ holds %d files, want 1", u, len(entries))
 		}
-		total += len(uids)
+		if tmp, _ := os.ReadDir(filepath.Join(root(u), "tmp")); len(tmp) != 0 {
+			t.Fatalf("%s tmp/ not empty after delivery", u)
+		}
 	}
-	if total != workers*each*2 {
-		t.Fatalf("%d messages stored, want %d", total, workers*each*2)
+	if err := s.CreateMailbox("a@example.com", "Archive/2024"); err != nil {
+		t.Fatal(err)
 	}
-	select {
-	case <-w.C:
-	default:
-		t.Fatal("watch was never notified")
+	if _, _, err := s.Append("a@example.com", "Archive/2024", bytes.NewReader(msg("old")), int64(len(msg("old"))), AppendOptions{Flags: []string{FlagSeen, FlagFlagged}}); err != nil {
+		t.Fatal(err)
 	}
+	cur, _ := os.ReadDir(filepath.Join(root("a"), ".Archive.2024", "cur"))
+	if len(cur) != 1 || !strings.HasSuffix(cur[0].Name(), ":2,FS") {
+		t.Fatalf("APPEND left %v in the Maildir++ folder's cur/, want one file ending :2,FS", cur)
+	}
+	if err := s.RenameMailbox("a@example.com", "Archive", "Old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root("a"), ".Old.2024", "cur")); err != nil {
+		t.Fatalf("renamed folder missing: %v", err)
+	}
+	boxes, _ := s.Mailboxes("a@example.com")
+	snap, _ := s.Messages("a@example.com", "Old/2024")
 	s.Close()
 	s2 := openTest(t, dir)
 	defer s2.Close()
-	if got := len(uidsOf(t, s2, "b@example.com", "INBOX")); got == 0 {
-		t.Fatal("messages lost across reopen")
+	boxes2, err := s2.Mailboxes("a@example.com")
+	if err != nil || !slices.Equal(boxes, boxes2) {
+		t.Fatalf("after reopen %+v, %v; before %+v", boxes2, err, boxes)
+	}
+	snap2, err := s2.Messages("a@example.com", "Old/2024")
+	if err != nil || len(snap2.Messages) != 1 || snap2.Messages[0].UID != snap.Messages[0].UID || !slices.Equal(snap2.Messages[0].Flags, snap.Messages[0].Flags) {
+		t.Fatalf("after reopen %+v, %v; before %+v", snap2, err, snap)
+	}
+	if err := s2.DeleteUser("b@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(root("b")); !os.IsNotExist(err) {
+		t.Fatalf("mail directory survived DeleteUser: %v", err)
 	}
 }
 
-func TestContent(t *testing.T) {
+func TestReadBlobShortFile(t *testing.T) {
 	s, _ := newTestStore(t, "a@example.com")
 	body := msg("content")
 	if err := s.Deliver(context.Background(), []string{"a@example.com"}, body); err != nil {
@@ -718,22 +351,19 @@ func TestContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := snap.Messages[0]
-	buf := make([]byte, 0, 4096)
-	got, err := m.Content(buf)
-	if err != nil || !bytes.Equal(got, body) || &got[0] != &buf[:1][0] {
-		t.Fatalf("Content = %q, %v; want the message in buf's storage", got, err)
-	}
-
-	if err := os.Truncate(m.path, int64(len(body)-1)); err != nil {
+	if err := os.Truncate(string(m.Body), int64(len(body)-1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Content(nil); err == nil || errors.Is(err, ErrNotFound) {
-		t.Fatalf("Content of a file shorter than indexed: %v, want an error", err)
+	if _, err := s.ReadBlob(m.Body, m.Size, nil); err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("ReadBlob of a file shorter than indexed: %v, want an error", err)
 	}
-	if err := os.Remove(m.path); err != nil {
+	if err := os.Remove(string(m.Body)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Content(nil); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Content of a removed file: %v, want ErrNotFound", err)
+	if _, err := s.ReadBlob(m.Body, m.Size, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("ReadBlob of a removed file: %v, want ErrNotFound", err)
+	}
+	if _, err := s.OpenBlob(m.Body); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("OpenBlob of a removed file: %v, want ErrNotFound", err)
 	}
 }

@@ -7,7 +7,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// watchKey names a mailbox for change notification.
+// watchKey names a mailbox for change notification: its owner's canonical
+// address and its UIDVALIDITY, which no other mailbox of the store shares.
 type watchKey struct {
 	addr string
 	id   uint32
@@ -24,24 +25,50 @@ type Watch struct {
 
 	c   chan struct{}
 	key watchKey
-	ws  *watchers
+	hub *Hub
 }
 
-type watchers struct {
+// Hub fans change notifications out to the Watches of a process. A Backend
+// calls Notify after each commit that changed a mailbox; one that learns of
+// changes made by other processes (a database's change feed) calls Notify
+// for those too. The zero value is ready to use.
+type Hub struct {
 	mu sync.Mutex
 	m  map[watchKey]map[*Watch]struct{}
 }
 
-func (ws *watchers) init() { ws.m = make(map[watchKey]map[*Watch]struct{}) }
+// Watch starts watching the mailbox with that UIDVALIDITY of the canonical
+// address addr. The caller must Close it.
+func (h *Hub) Watch(addr string, uidValidity uint32) *Watch {
+	c := make(chan struct{}, 1)
+	w := &Watch{C: c, c: c, key: watchKey{addr, uidValidity}, hub: h}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = make(map[watchKey]map[*Watch]struct{})
+	}
+	set := h.m[w.key]
+	if set == nil {
+		set = make(map[*Watch]struct{})
+		h.m[w.key] = set
+	}
+	set[w] = struct{}{}
+	return w
+}
 
-func (ws *watchers) notify(keys []watchKey) {
+// Notify signals every Watch on the mailbox with that UIDVALIDITY of addr.
+func (h *Hub) Notify(addr string, uidValidity uint32) {
+	h.notify([]watchKey{{addr, uidValidity}})
+}
+
+func (h *Hub) notify(keys []watchKey) {
 	if len(keys) == 0 {
 		return
 	}
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, k := range keys {
-		for w := range ws.m[k] {
+		for w := range h.m[k] {
 			select {
 			case w.c <- struct{}{}:
 			default: // a notification is already pending
@@ -65,27 +92,17 @@ func (s *Store) Watch(address, mailbox string) (*Watch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watching %s: %w", address, err)
 	}
-	c := make(chan struct{}, 1)
-	w := &Watch{C: c, c: c, key: watchKey{addr, id}, ws: &s.watch}
-	s.watch.mu.Lock()
-	set := s.watch.m[w.key]
-	if set == nil {
-		set = make(map[*Watch]struct{})
-		s.watch.m[w.key] = set
-	}
-	set[w] = struct{}{}
-	s.watch.mu.Unlock()
-	return w, nil
+	return s.watch.Watch(addr, id), nil
 }
 
 // Close stops the notifications. It is safe to call more than once.
 func (w *Watch) Close() {
-	w.ws.mu.Lock()
-	defer w.ws.mu.Unlock()
-	if set := w.ws.m[w.key]; set != nil {
+	w.hub.mu.Lock()
+	defer w.hub.mu.Unlock()
+	if set := w.hub.m[w.key]; set != nil {
 		delete(set, w)
 		if len(set) == 0 {
-			delete(w.ws.m, w.key)
+			delete(w.hub.m, w.key)
 		}
 	}
 }

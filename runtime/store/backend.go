@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"io"
+)
+
+// Backend is the mail store as the protocol front ends and the control API
+// see it: users, delivery, mailboxes, messages, their bodies and POP3
+// maildrops. The embedded store (*Store: Maildir files and a bbolt index)
+// implements it; another implementation (PostgreSQL, several runtimes on
+// one database) must pass the same conformance table, storetest.Run.
+//
+// Contracts every implementation keeps:
+//
+//   - Addresses are canonicalised with CanonicalAddress; every method accepts
+//     any case of the domain. Mailbox names use Delimiter ('/') and INBOX in
+//     any case names INBOX.
+//   - Errors wrap the package's sentinel errors (ErrNotFound, ErrExists,
+//     ErrAuthFailed, ErrQuotaExceeded, ...) so that callers test them with
+//     errors.Is; anything else is an internal failure that a front end
+//     reports without detail.
+//   - A method that changes mail returns only when the change is durable
+//     (fsync, or a committed transaction with synchronous commit): no
+//     acknowledged message or flag is ever lost.
+//   - The store allocates UIDVALIDITY, UIDs and MODSEQs: UIDs in a mailbox
+//     strictly ascend and are never reused while its UIDVALIDITY stands,
+//     even with several processes on one store; a mailbox deleted and
+//     created again gets a new UIDVALIDITY (RFC 9051 2.3.1.1).
+//   - Every committed change to a mailbox's messages fires the Watches on
+//     that mailbox, whichever process made it.
+//
+// Implementations are safe for concurrent use.
+type Backend interface {
+	Users
+	Deliverer
+	Mailboxes
+	Messages
+	Blobs
+	Maildrops
+	// Close releases the store; every method fails with ErrClosed after.
+	Close() error
+}
+
+// Users holds accounts, their password hashes and quotas.
+type Users interface {
+	// PutUser creates the user (with INBOX) or changes the password and
+	// quota of an existing one, keeping their mail. The password is stored
+	// only as a strong hash. quotaBytes 0 means unlimited.
+	PutUser(address, password string, quotaBytes int64) error
+	// DeleteUser removes the user and all their mail (ErrNotFound if there
+	// is no such user, ErrMaildropLocked while a POP3 session holds it).
+	DeleteUser(address string) error
+	// User returns a user with their quota and current usage, or
+	// ErrNotFound.
+	User(address string) (UserInfo, error)
+	// Users returns every user, ordered by address.
+	Users() ([]UserInfo, error)
+	// Authenticate checks a password. Unknown users, invalid addresses and
+	// wrong passwords all fail with ErrAuthFailed (or ErrInvalidAddress),
+	// in about the same time, so a caller cannot tell which.
+	Authenticate(address, password string) error
+}
+
+// Deliverer stores mail that arrived over SMTP.
+type Deliverer interface {
+	// Deliver stores body in the INBOX of every recipient, all or nothing:
+	// an unknown recipient (ErrNotFound) or one over quota
+	// (ErrQuotaExceeded) fails the call before anything is stored.
+	// Duplicate recipients get one copy. It returns when the message is
+	// durable for every recipient. body is stored byte for byte.
+	Deliver(ctx context.Context, recipients []string, body []byte) error
+}
+
+// Mailboxes manages a user's mailbox list (the IMAP mailbox commands).
+type Mailboxes interface {
+	// Mailboxes returns the user's mailboxes ordered by name.
+	Mailboxes(address string) ([]MailboxInfo, error)
+	// Status returns a mailbox with its counters (IMAP STATUS).
+	Status(address, mailbox string) (MailboxStatus, error)
+	// CreateMailbox creates mailbox name and any missing parents (ErrExists
+	// if name exists, ErrInvalidMailbox for a name the store cannot hold).
+	CreateMailbox(address, name string) error
+	// DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
+	// deleted (ErrInvalidMailbox), nor a mailbox with children
+	// (ErrHasChildren).
+	DeleteMailbox(address, name string) error
+	// RenameMailbox renames a mailbox with its children, keeping their
+	// UIDVALIDITY, UIDs and flags, and creates missing parents of the new
+	// name. Renaming INBOX moves its messages into the new mailbox and
+	// leaves INBOX empty (RFC 9051 6.3.6).
+	RenameMailbox(address, oldName, newName string) error
+	// Subscribe sets whether a mailbox is subscribed (LSUB, LIST
+	// (SUBSCRIBED)).
+	Subscribe(address, name string, subscribed bool) error
+}
+
+// Messages reads and changes the messages of one mailbox.
+type Messages interface {
+	// Messages returns every message of the mailbox in UID order, with the
+	// mailbox's UIDVALIDITY, UIDNEXT and MODSEQ at that moment.
+	Messages(address, mailbox string) (*Snapshot, error)
+	// ModSeq returns the mailbox's change counter: while it is unchanged,
+	// so are the mailbox's messages and their flags. It is cheap; IMAP
+	// calls it after every command.
+	ModSeq(address, mailbox string) (uint64, error)
+	// Lookup returns the messages with the given UIDs in the order given,
+	// skipping UIDs that do not exist.
+	Lookup(address, mailbox string, uids []uint32) ([]MessageInfo, error)
+	// Append stores size bytes from r as a new message (IMAP APPEND) as
+	// durably as Deliver and returns the mailbox's UIDVALIDITY and the new
+	// UID. It fails with ErrQuotaExceeded over quota.
+	Append(address, mailbox string, r io.Reader, size int64, opts AppendOptions) (uidValidity, uid uint32, err error)
+	// SetFlags changes the flags of the messages with the given UIDs and
+	// returns them with their new flags (missing UIDs are skipped). \Recent
+	// and unknown system flags are not stored. A change that changes
+	// nothing leaves ModSeq as it was.
+	SetFlags(address, mailbox string, uids []uint32, op FlagOp, flags []string) ([]MessageInfo, error)
+	// Expunge removes the messages flagged \Deleted, only among uids if
+	// uids is not nil, and returns the UIDs removed in ascending order.
+	Expunge(address, mailbox string, uids []uint32) ([]uint32, error)
+	// Copy copies messages to dst with their flags and internal dates; they
+	// get new UIDs there (COPYUID).
+	Copy(address, src string, uids []uint32, dst string) (CopyResult, error)
+	// Move is Copy followed by removing the sources, atomically for an
+	// observer of src (RFC 6851).
+	Move(address, src string, uids []uint32, dst string) (CopyResult, error)
+	// Watch starts notifications of changes to a mailbox (IMAP IDLE). The
+	// caller must Close it. Implementations fan out through a Hub.
+	Watch(address, mailbox string) (*Watch, error)
+}
+
+// BlobRef names a message body inside its store: a file path in the
+// embedded store, a row or object key elsewhere. Outside the store it is
+// opaque; only the Blobs of the store that made it can read it.
+type BlobRef string
+
+// Blobs reads message bodies. A body never changes after it is stored.
+// Reading a body whose message was expunged (by this or another session)
+// may fail with ErrNotFound.
+type Blobs interface {
+	// ReadBlob reads the whole body, size bytes (MessageInfo.Size), into
+	// buf's storage, grown if needed, and returns it: the cheap path for
+	// the small messages that most are.
+	ReadBlob(ref BlobRef, size int64, buf []byte) ([]byte, error)
+	// OpenBlob streams a body, so that a large message is never held in
+	// memory whole.
+	OpenBlob(ref BlobRef) (io.ReadCloser, error)
+}
+
+// Maildrops serves POP3.
+type Maildrops interface {
+	// OpenMaildrop locks the user's INBOX against other POP3 sessions (of
+	// any process on the store) and lists it. It fails with
+	// ErrMaildropLocked while another session holds it, ErrNotFound for an
+	// unknown user. The caller must Close the maildrop.
+	OpenMaildrop(address string) (Maildrop, error)
+}
+
+// Maildrop is a user's INBOX as one POP3 session sees it (RFC 1939): the
+// messages present when it was opened. IMAP sessions are not locked out; a
+// message they expunge meanwhile fails to Open.
+type Maildrop interface {
+	// Messages returns the messages present at OpenMaildrop, oldest first.
+	Messages() ([]MaildropMessage, error)
+	// Open returns the content of a message (ErrNotFound for an unknown
+	// unique id).
+	Open(uid string) (io.ReadCloser, error)
+	// Commit removes the given messages durably (the RFC 1939 UPDATE
+	// state). Messages already gone are not an error.
+	Commit(deleteUIDs []string) error
+	// Close releases the lock. It is safe to call more than once.
+	Close() error
+}
+
+var _ Backend = (*Store)(nil)
