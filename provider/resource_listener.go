@@ -164,7 +164,8 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 					},
 					"cipher_suites": schema.ListAttribute{
 						MarkdownDescription: "TLS 1.2 cipher suites by IANA name, e.g. `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`. " +
-							"Defaults to Go's secure set. TLS 1.3 suites are not configurable.",
+							"Defaults to ECDHE with AES-GCM or ChaCha20-Poly1305 only (`" + strings.Join(config.DefaultCipherSuites, "`, `") + "`); " +
+							"the CBC-SHA suites Go also allows must be named here to be offered. TLS 1.3 suites are not configurable.",
 						Optional:    true,
 						ElementType: types.StringType,
 					},

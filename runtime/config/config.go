@@ -58,6 +58,22 @@ const (
 	DefaultMaxConnectionsPerIP = 50
 )
 
+// DefaultCipherSuites are the TLS 1.2 suites a listener offers when its
+// tls.cipher_suites is empty: forward-secret ECDHE key exchange with an
+// AEAD cipher only, strongest first. Go's own defaults add the CBC-SHA
+// suites, which testssl.sh and the Mozilla "intermediate" profile flag
+// (Lucky13-style padding oracles, SHA-1 MACs); every client that speaks
+// TLS 1.2 since 2013 has one of these. TLS 1.3 suites are all AEAD and not
+// configurable.
+var DefaultCipherSuites = []string{
+	"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+	"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+	"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+	"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+	"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+	"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}
+
 // Document is the whole runtime configuration: config.json.
 type Document struct {
 	// Server holds the settings shared by every listener.
@@ -123,7 +139,7 @@ type TLS struct {
 	// MinVersion is "1.2" or "1.3"; empty means DefaultMinTLSVersion.
 	MinVersion string `json:"min_version,omitempty"`
 	// CipherSuites restricts TLS 1.2 suites by their IANA names; empty
-	// means Go's secure defaults.
+	// means DefaultCipherSuites.
 	CipherSuites []string `json:"cipher_suites,omitempty"`
 	// ClientAuth is one of ClientAuthModes; empty means none.
 	ClientAuth string `json:"client_auth,omitempty"`

@@ -122,6 +122,24 @@ func (t *TLS) MinTLSVersion() uint16 {
 	return tls.VersionTLS12
 }
 
+// CipherSuiteIDs returns the crypto/tls IDs of the suites in force:
+// CipherSuites, or DefaultCipherSuites when it is empty.
+func (t *TLS) CipherSuiteIDs() ([]uint16, error) {
+	names := t.CipherSuites
+	if len(names) == 0 {
+		names = DefaultCipherSuites
+	}
+	ids := make([]uint16, 0, len(names))
+	for _, name := range names {
+		id, err := CipherSuiteID(name)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
 // CipherSuiteID maps an IANA cipher suite name to its crypto/tls ID. Only
 // suites crypto/tls considers secure are accepted.
 func CipherSuiteID(name string) (uint16, error) {

@@ -182,16 +182,14 @@ func (c *certCache) release(s *certSource) {
 // keystore file, so a CA imported later (mailstack_certificate_import,
 // keytool -importcert) is trusted from the next handshake on.
 func tlsConfig(t config.TLS, src *certSource) (*tls.Config, error) {
+	suites, err := t.CipherSuiteIDs()
+	if err != nil {
+		return nil, err
+	}
 	cfg := &tls.Config{
 		GetCertificate: src.GetCertificate,
 		MinVersion:     t.MinTLSVersion(),
-	}
-	for _, name := range t.CipherSuites {
-		id, err := config.CipherSuiteID(name)
-		if err != nil {
-			return nil, err
-		}
-		cfg.CipherSuites = append(cfg.CipherSuites, id)
+		CipherSuites:   suites,
 	}
 	switch t.ClientAuth {
 	case "", config.ClientAuthNone:

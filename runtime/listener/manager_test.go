@@ -777,3 +777,50 @@ func TestClientAuthFollowsTrustedEntries(t *testing.T) {
 		t.Errorf("%d front ends built", n)
 	}
 }
+
+// Without tls.cipher_suites a TLS 1.2 client is offered only ECDHE with an
+// AEAD cipher: one that knows nothing but the CBC-SHA suites Go also
+// allows is refused, and naming such a suite in cipher_suites brings it
+// back.
+func TestDefaultCipherSuitesAreAEADOnly(t *testing.T) {
+	t.Parallel()
+	ks := newKeystore(t, t.TempDir(), "mail.jks", ecdsaKey)
+	m, _ := newManager(t, Options{})
+	cbc := &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+	}}
+
+	l := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
+	apply(t, m, "default", l)
+	if _, err := dialTLS(t, l.Addr(), cbc); err == nil {
+		t.Error("a client offering only CBC-SHA suites was accepted under the defaults")
+	}
+	for _, name := range config.DefaultCipherSuites {
+		id, err := config.CipherSuiteID(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(name, "ECDSA") {
+			continue // the test keystore holds an ECDSA key
+		}
+		c, err := dialTLS(t, l.Addr(), &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{id}})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got := c.nc.(*tls.Conn).ConnectionState().CipherSuite; got != id {
+			t.Errorf("%s: negotiated %s", name, tls.CipherSuiteName(got))
+		}
+	}
+
+	l2 := tlsListener(testutil.FreePort(t), config.TLSImplicit, ks)
+	l2.TLS.CipherSuites = []string{"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"}
+	apply(t, m, "legacy", l2)
+	c, err := dialTLS(t, l2.Addr(), cbc)
+	if err != nil {
+		t.Fatalf("a CBC suite named in cipher_suites: %v", err)
+	}
+	if got := c.nc.(*tls.Conn).ConnectionState().CipherSuite; got != tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA {
+		t.Errorf("negotiated %s", tls.CipherSuiteName(got))
+	}
+}
