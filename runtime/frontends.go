@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/imap"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/listener"
@@ -33,11 +34,14 @@ func frontendSettings(protocol string, s config.Server) any {
 	return nil
 }
 
-// frontends builds protocol front ends on the shared store.
+// frontends builds protocol front ends on the shared store, with one AUTH
+// limiter for all of them: failed logins count per client address whatever
+// the protocol and listener.
 type frontends struct {
-	log    *slog.Logger
-	store  store.Backend
-	server atomic.Pointer[config.Server]
+	log     *slog.Logger
+	store   store.Backend
+	limiter *authlimit.Limiter
+	server  atomic.Pointer[config.Server]
 }
 
 func newFrontends(dir string, log *slog.Logger) (*frontends, error) {
@@ -45,7 +49,7 @@ func newFrontends(dir string, log *slog.Logger) (*frontends, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening mail store: %w", err)
 	}
-	return &frontends{log: log, store: st}, nil
+	return &frontends{log: log, store: st, limiter: authlimit.New(authlimit.DefaultPolicy, nil)}, nil
 }
 
 func (f *frontends) close() {
@@ -71,6 +75,7 @@ func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Fro
 			AllowInsecureAuth: insecure,
 			MaxMessageBytes:   srv.MaxMessageBytes,
 			MaxRecipients:     srv.MaxRecipients,
+			AuthLimiter:       f.limiter,
 			Logger:            log,
 		}), nil
 	case config.ProtocolIMAP:
@@ -80,6 +85,7 @@ func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Fro
 			TLSConfig:         starttls,
 			AllowInsecureAuth: insecure,
 			MaxLiteralSize:    srv.MaxMessageBytes,
+			AuthLimiter:       f.limiter,
 		}), nil
 	case config.ProtocolPOP3:
 		return pop3.New(pop3.Options{
@@ -87,6 +93,7 @@ func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Fro
 			Hostname:          srv.Hostname,
 			TLSConfig:         starttls,
 			AllowInsecureAuth: insecure,
+			AuthLimiter:       f.limiter,
 			Logger:            log,
 		}), nil
 	}

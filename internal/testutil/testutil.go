@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 )
 
 // SyncBuffer is a bytes.Buffer that is safe for concurrent use, for a
@@ -98,4 +100,13 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// NoAuthLimit is an AUTH limiter that never waits or refuses, for tests of
+// a protocol's login replies; the limiter's own tests and one test per
+// front end check the real pacing.
+func NoAuthLimit() *authlimit.Limiter {
+	p := authlimit.DefaultPolicy
+	p.Free, p.BlockAfter = 1<<30, 1<<30
+	return authlimit.New(p, nil)
 }

@@ -10,6 +10,12 @@ import (
 
 var errInternal = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "Internal server error"}
 
+// errAuthRefused answers a login from an address the AUTH limiter refuses:
+// UNAVAILABLE (RFC 5530), not AUTHENTICATIONFAILED, so that a client does
+// not ask its user for a new password.
+var errAuthRefused = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
+	Text: "Too many failed logins from your address, try again later"}
+
 var errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "READ-ONLY", Text: "Mailbox is open read-only (EXAMINE)"}
 
 // imapError turns a store error into the IMAP response a client can act

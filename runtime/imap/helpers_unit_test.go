@@ -1,39 +1,11 @@
 package imap
 
 import (
-	"net"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
-
-func TestThrottle(t *testing.T) {
-	th := newThrottle()
-	want := []time.Duration{0, 250 * time.Millisecond, 500 * time.Millisecond, time.Second}
-	for i, w := range want {
-		if got := th.delay("192.0.2.1"); got != w {
-			t.Fatalf("after %d failures: delay %v, want %v", i, got, w)
-		}
-		th.fail("192.0.2.1")
-	}
-	for range 20 {
-		th.fail("192.0.2.1")
-	}
-	if got := th.delay("192.0.2.1"); got != throttleMax {
-		t.Fatalf("delay %v, want cap %v", got, throttleMax)
-	}
-	if got := th.delay("192.0.2.2"); got != 0 {
-		t.Fatalf("other client delayed %v", got)
-	}
-	th.succeed("192.0.2.1")
-	if got := th.delay("192.0.2.1"); got != 0 {
-		t.Fatalf("delay after success %v", got)
-	}
-	if ip := ipOf(&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 993}); ip != "2001:db8::1" {
-		t.Fatalf("ipOf = %q", ip)
-	}
-}
 
 func TestResolve(t *testing.T) {
 	sel := &selected{msgs: []viewMsg{{uid: 3}, {uid: 5}, {uid: 7, gone: true}, {uid: 9}}}

@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
 
@@ -49,6 +50,10 @@ type Options struct {
 	// (advertised as APPENDLIMIT). Zero means DefaultMaxLiteralSize. Other
 	// literals are limited to 4 KiB by imapserver.
 	MaxLiteralSize int64
+	// AuthLimiter paces failed logins by client address; the runtime
+	// shares one between all its front ends. Nil means a limiter of this
+	// server's own with authlimit.DefaultPolicy.
+	AuthLimiter *authlimit.Limiter
 }
 
 // Server is an IMAP server. It can serve several listeners at once.
@@ -57,11 +62,14 @@ type Server struct {
 	log         *slog.Logger
 	limit       uint32
 	imap        *imapserver.Server
-	throttle    *throttle
+	limiter     *authlimit.Limiter
 	implicitTLS bool // no STARTTLS and no clear-text LOGIN: connections are *tls.Conn
 
-	// shutdown is closed by Shutdown; idling sessions say BYE on it.
+	// shutdown is closed by Shutdown; idling sessions say BYE on it, and
+	// logins waiting for the AUTH limiter give up (stop cancels ctx).
 	shutdown chan struct{}
+	ctx      context.Context
+	stop     context.CancelFunc
 
 	mu        sync.Mutex
 	closing   bool
@@ -79,7 +87,7 @@ func New(opts Options) *Server {
 		store:       opts.Store,
 		log:         opts.Logger,
 		limit:       uint32(min(opts.MaxLiteralSize, 1<<32-1)),
-		throttle:    newThrottle(),
+		limiter:     opts.AuthLimiter,
 		implicitTLS: opts.TLSConfig == nil && !opts.AllowInsecureAuth,
 		shutdown:    make(chan struct{}),
 		listeners:   make(map[net.Listener]struct{}),
@@ -87,6 +95,10 @@ func New(opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if s.limiter == nil {
+		s.limiter = authlimit.New(authlimit.DefaultPolicy, nil)
+	}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	if opts.MaxLiteralSize <= 0 {
 		s.limit = DefaultMaxLiteralSize
 	}
@@ -152,6 +164,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.closing {
 		s.closing = true
 		close(s.shutdown)
+		s.stop()
 	}
 	var err error
 	for ln := range s.listeners {

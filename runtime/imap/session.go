@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
 
@@ -40,23 +41,27 @@ func (s *session) Close() error {
 	return nil
 }
 
-// Login checks the password with the store. Failures are slowed down per
-// client IP and never say whether the user exists.
+// Login checks the password with the store once the client's address may
+// try again (the AUTH limiter paces failures across connections and
+// protocols). Failures never say whether the user exists.
 func (s *session) Login(username, password string) error {
-	ip := ipOf(s.remote)
-	if d := s.srv.throttle.delay(ip); d > 0 {
-		time.Sleep(d)
+	ip := authlimit.ClientIP(s.remote)
+	if err := s.srv.limiter.Wait(s.srv.ctx, "imap", ip); err != nil {
+		if errors.Is(err, authlimit.ErrRefused) {
+			s.srv.log.Warn("imap login refused: too many failures from this address", "remote", s.remote.String())
+			return errAuthRefused
+		}
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Server shutting down"}
 	}
 	if err := s.srv.store.Authenticate(username, password); err != nil {
 		if !errors.Is(err, store.ErrAuthFailed) {
 			s.srv.log.Error("imap login", "remote", s.remote.String(), "err", err)
 			return errInternal
 		}
-		s.srv.throttle.fail(ip)
+		s.srv.limiter.Failed("imap", ip)
 		s.srv.log.Info("imap login failed", "remote", s.remote.String())
 		return imapserver.ErrAuthFailed
 	}
-	s.srv.throttle.succeed(ip)
 	s.user, _ = store.CanonicalAddress(username)
 	return nil
 }

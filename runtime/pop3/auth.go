@@ -6,10 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-sasl"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 )
+
+// maxAuthFailures failed logins end a session. How fast a client address
+// may try passwords at all, over any number of connections and protocols,
+// is the AuthLimiter's business.
+const maxAuthFailures = 3
 
 // errInsecureAuth is the reply to credentials on a connection without TLS,
 // with the [AUTH] code of RFC 3206 section 4 (as Dovecot answers).
@@ -180,10 +186,19 @@ func decodeSASL(s string) ([]byte, bool) {
 	return b, err == nil
 }
 
-// login asks the backend for the maildrop and enters TRANSACTION (RFC 1939
-// section 4), answering with the response codes of RFC 2449 section 8 and
-// RFC 3206.
+// login asks the backend for the maildrop, once the client's address may
+// try again, and enters TRANSACTION (RFC 1939 section 4), answering with
+// the response codes of RFC 2449 section 8 and RFC 3206.
 func (s *session) login(user, pass string) error {
+	if err := s.srv.limiter.Wait(s.ctx, "pop3", s.clientIP); err != nil {
+		if !errors.Is(err, authlimit.ErrRefused) {
+			return err // the session is ending
+		}
+		s.srv.logger.Warn("login refused: too many failures from this address", "remote", s.raw.RemoteAddr().String())
+		// SYS/TEMP, not AUTH: the client must not ask for a new password.
+		s.reply("-ERR [SYS/TEMP] too many failed logins from your address, try again later")
+		return nil
+	}
 	if user == "" || pass == "" {
 		return s.authFailed()
 	}
@@ -237,19 +252,12 @@ func checkMessages(msgs []Message) error {
 	return nil
 }
 
-// authFailed answers a failed login after a delay that doubles with each
-// failure in the session, and ends the session after maxAuthFailures.
+// authFailed answers a failed login, counts it with the AUTH limiter and
+// ends the session after maxAuthFailures.
 func (s *session) authFailed() error {
 	s.authFailures++
-	delay := min(s.srv.authDelay<<min(s.authFailures-1, 16), s.srv.maxAuthDelay)
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.ctx.Done():
-		return s.ctx.Err()
-	}
-	if s.authFailures >= s.srv.maxAuthFailures {
+	s.srv.limiter.Failed("pop3", s.clientIP)
+	if s.authFailures >= maxAuthFailures {
 		s.reply("-ERR [AUTH] invalid credentials, too many failures")
 		return errQuit
 	}

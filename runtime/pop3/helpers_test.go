@@ -172,6 +172,8 @@ func startServer(t testing.TB, kind listenerKind, configure ...func(*Server)) *t
 		Backend:  ts.backend,
 		Hostname: "mail.test",
 		Logger:   slog.New(slog.NewTextHandler(ts.logs, nil)),
+
+		AuthLimiter: testutil.NoAuthLimit(),
 	}
 	switch kind {
 	case plainInsecure:
@@ -180,8 +182,6 @@ func startServer(t testing.TB, kind listenerKind, configure ...func(*Server)) *t
 		opts.TLSConfig = getPKI(t).server
 	}
 	ts.srv = New(opts)
-	ts.srv.authDelay = time.Millisecond
-	ts.srv.maxAuthDelay = 2 * time.Millisecond
 	for _, f := range configure {
 		f(ts.srv)
 	}

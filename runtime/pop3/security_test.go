@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 )
 
 // capabilities sends CAPA and returns the listed capabilities.
@@ -164,17 +165,18 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// Failed logins are answered later and later, and the third ends the
+// Failed logins are paced by the AUTH limiter, and the third ends the
 // session; the log line counts them and never contains a password.
 func TestFailedLoginDelayAndLimit(t *testing.T) {
 	t.Parallel()
 	const base = 30 * time.Millisecond
-	ts := startServer(t, implicitTLS, func(s *Server) {
-		s.authDelay, s.maxAuthDelay = base, 2*base
-	})
+	p := authlimit.DefaultPolicy
+	p.Free, p.Delay, p.MaxDelay = 0, base, 2*base
+	limiter := authlimit.New(p, nil)
+	ts := startServer(t, implicitTLS, func(s *Server) { s.limiter = limiter })
 	c := dial(t, ts.addr, getPKI(t).client)
 
-	wantDelays := []time.Duration{base, 2 * base, 2 * base}
+	wantDelays := []time.Duration{0, base, 2 * base}
 	for i, want := range wantDelays {
 		c.cmd("USER alice")
 		start := time.Now()

@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 )
 
 // Defaults and limits. The idle timeout is an option; RFC 1939 section 3
@@ -53,6 +55,10 @@ type Options struct {
 	// without entering the UPDATE state. Zero or negative means 10
 	// minutes, the minimum RFC 1939 section 3 allows for autologout.
 	IdleTimeout time.Duration
+	// AuthLimiter paces failed logins by client address; the runtime
+	// shares one between all its front ends. Nil means a limiter of this
+	// server's own with authlimit.DefaultPolicy.
+	AuthLimiter *authlimit.Limiter
 }
 
 // Server is a POP3 server. Create it with New; it may Serve several
@@ -62,13 +68,7 @@ type Server struct {
 	logger *slog.Logger
 	idle   time.Duration
 
-	// Failed-login policy: the n-th failure in a session is answered after
-	// authDelay<<(n-1), capped at maxAuthDelay, and the session is closed
-	// after maxAuthFailures. Fields rather than constants so tests can
-	// shorten them.
-	authDelay       time.Duration
-	maxAuthDelay    time.Duration
-	maxAuthFailures int
+	limiter *authlimit.Limiter
 
 	// ctx is the parent of every session's context; cancel ends them all
 	// when Shutdown runs out of time.
@@ -86,22 +86,23 @@ type Server struct {
 func New(opts Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:            opts,
-		logger:          opts.Logger,
-		idle:            opts.IdleTimeout,
-		authDelay:       time.Second,
-		maxAuthDelay:    4 * time.Second,
-		maxAuthFailures: 3,
-		ctx:             ctx,
-		cancel:          cancel,
-		listeners:       make(map[*net.Listener]struct{}),
-		sessions:        make(map[*session]struct{}),
+		opts:      opts,
+		logger:    opts.Logger,
+		idle:      opts.IdleTimeout,
+		limiter:   opts.AuthLimiter,
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[*net.Listener]struct{}),
+		sessions:  make(map[*session]struct{}),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
 	if s.idle <= 0 {
 		s.idle = defaultIdleTimeout
+	}
+	if s.limiter == nil {
+		s.limiter = authlimit.New(authlimit.DefaultPolicy, nil)
 	}
 	return s
 }

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 )
 
 // state is the RFC 1939 session state. UPDATE is not a state here: QUIT in
@@ -43,7 +46,8 @@ type session struct {
 	state  state
 
 	// AUTHORIZATION state.
-	pendingUser  string // USER argument awaiting PASS
+	clientIP     netip.Addr // the AUTH limiter's key
+	pendingUser  string     // USER argument awaiting PASS
 	authFailures int
 	badCommands  int
 
@@ -65,15 +69,16 @@ func newSession(srv *Server, c net.Conn) *session {
 	ctx, cancel := context.WithCancel(srv.ctx)
 	out := &connWriter{conn: c, timeout: srv.idle}
 	return &session{
-		srv:    srv,
-		raw:    c,
-		conn:   c,
-		r:      bufio.NewReaderSize(c, maxLineLength),
-		out:    out,
-		w:      bufio.NewWriterSize(out, writeBufferSize),
-		ctx:    ctx,
-		cancel: cancel,
-		start:  time.Now(),
+		srv:      srv,
+		raw:      c,
+		conn:     c,
+		r:        bufio.NewReaderSize(c, maxLineLength),
+		out:      out,
+		w:        bufio.NewWriterSize(out, writeBufferSize),
+		ctx:      ctx,
+		cancel:   cancel,
+		start:    time.Now(),
+		clientIP: authlimit.ClientIP(c.RemoteAddr()),
 	}
 }
 

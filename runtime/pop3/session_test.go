@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // FuzzSession drives whole sessions with arbitrary client input over an
@@ -26,8 +28,7 @@ func FuzzSession(f *testing.F) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.Fuzz(func(t *testing.T, input []byte) {
 		b := newMemBackend()
-		srv := New(Options{Backend: b, AllowInsecureAuth: true, Logger: discard, IdleTimeout: 50 * time.Millisecond})
-		srv.authDelay, srv.maxAuthDelay = 0, 0
+		srv := New(Options{Backend: b, AllowInsecureAuth: true, Logger: discard, IdleTimeout: 50 * time.Millisecond, AuthLimiter: testutil.NoAuthLimit()})
 		client, server := net.Pipe()
 		defer client.Close()
 		ended := make(chan struct{})

@@ -7,16 +7,14 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 )
 
-// Failed logins on one connection are answered after a delay that starts at
-// defaultAuthDelay and doubles up to maxAuthDelay; after maxAuthFailures the
-// connection is closed with 421 4.7.0 (RFC 5321 section 3.8).
-const (
-	defaultAuthDelay = 500 * time.Millisecond
-	maxAuthDelay     = 4 * time.Second
-	maxAuthFailures  = 5
-)
+// maxAuthFailures failed logins end a connection with 421 4.7.0 (RFC 5321
+// section 3.8). How fast a client address may try passwords at all, over
+// any number of connections and protocols, is the AuthLimiter's business.
+const maxAuthFailures = 5
 
 // AuthMechanisms implements go-smtp's AuthSession. go-smtp advertises them
 // only where AUTH is allowed: over TLS, or with AllowInsecureAuth.
@@ -47,34 +45,34 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	return nil, gosmtp.ErrAuthUnknownMechanism
 }
 
-// authenticate checks a login with the backend and records the
-// authenticated address.
+// authenticate checks a login with the backend, once the client's address
+// may try again, and records the authenticated address.
 func (s *session) authenticate(username, password string) error {
+	if err := s.srv.limiter.Wait(s.srv.ctx, s.srv.protocol(), s.clientIP); err != nil {
+		if errors.Is(err, authlimit.ErrRefused) {
+			s.srv.log.Warn("login refused: too many failures from this address", "user", username, "remote", s.remote)
+			return replyAuthRefused
+		}
+		return replyAuthTempFailure
+	}
 	err := s.srv.opts.Backend.Authenticate(s.srv.ctx, username, password)
 	switch {
 	case err == nil:
 		s.user = username
 		return nil
 	case errors.Is(err, ErrAuthFailed):
+		s.srv.limiter.Failed(s.srv.protocol(), s.clientIP)
 		return s.authFailed(username)
 	}
 	s.srv.log.Error("checking login", "user", username, "remote", s.remote, "error", err)
 	return replyAuthTempFailure
 }
 
-// authFailed slows the client down after a failed login and hangs up after
-// maxAuthFailures of them.
+// authFailed counts a failed login and hangs up after maxAuthFailures of
+// them on one connection.
 func (s *session) authFailed(username string) error {
 	s.authFailures++
 	s.srv.log.Warn("login failed", "user", username, "remote", s.remote, "failures", s.authFailures)
-
-	t := time.NewTimer(min(s.srv.authDelay<<(s.authFailures-1), maxAuthDelay))
-	select {
-	case <-t.C:
-	case <-s.srv.ctx.Done():
-		t.Stop()
-	}
-
 	if s.authFailures >= maxAuthFailures {
 		// go-smtp cannot close a connection after its reply, so this
 		// reply is written here and the connection closed under it.

@@ -2,9 +2,12 @@ package smtp
 
 import (
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 )
 
 func TestLoginServer(t *testing.T) {
@@ -41,5 +44,41 @@ func TestLoginServer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Failed logins are paced by client address across connections: once the
+// free failures are spent, a fresh connection does not start afresh, and
+// after the block even the right password is answered 454 4.7.0 without
+// being checked.
+func TestAuthLimiterSpansConnections(t *testing.T) {
+	const spacing = 150 * time.Millisecond
+	p := authlimit.DefaultPolicy
+	p.Free, p.Delay, p.MaxDelay, p.BlockAfter = 1, spacing, spacing, 4
+	ts := startServer(t, modeImplicit, Options{Submission: true, AuthLimiter: authlimit.New(p, nil)})
+
+	var last time.Time     // when the previous reply came
+	var took time.Duration // the last AUTH command alone
+	try := func(password string) (reply string, sinceLast time.Duration) {
+		c := dial(t, ts.addr, true)
+		c.reply()
+		c.cmd(ehlo)
+		start := time.Now()
+		r := c.cmd("AUTH PLAIN " + plain("alice@example.com", password))
+		now := time.Now()
+		took, sinceLast, last = now.Sub(start), now.Sub(last), now
+		return r, sinceLast
+	}
+	try("wrong") // free
+	if r, gap := try("wrong"); !strings.HasPrefix(r, "535 5.7.8") {
+		t.Fatalf("second failure: %q after %v", r, gap)
+	}
+	for i := range 2 {
+		if r, gap := try("wrong"); !strings.HasPrefix(r, "535 5.7.8") || gap < spacing {
+			t.Fatalf("paced failure %d on a new connection: %q %v after the previous one, want at least %v", i+1, r, gap, spacing)
+		}
+	}
+	if r, _ := try(testPassword); !strings.HasPrefix(r, "454 4.7.0") || took >= spacing {
+		t.Fatalf("right password from a blocked address: %q after %v", r, took)
 	}
 }

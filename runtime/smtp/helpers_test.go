@@ -137,8 +137,10 @@ func startServer(t testing.TB, mode tlsMode, opts Options) *testServer {
 	case modeImplicit:
 		ln = tls.NewListener(ln, serverTLSConfig(t))
 	}
+	if opts.AuthLimiter == nil {
+		opts.AuthLimiter = testutil.NoAuthLimit()
+	}
 	srv := New(opts)
-	srv.authDelay = time.Millisecond
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {

@@ -36,6 +36,10 @@ var (
 	// RFC 4954 section 6.
 	replyAuthTempFailure = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0},
 		Message: "Temporary authentication failure"}
+	// RFC 4954 section 6: the client's address tried too many wrong
+	// passwords; it is not told whether this one was right.
+	replyAuthRefused = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0},
+		Message: "Too many failed logins from your address, try again later"}
 	// RFC 4954 section 4: a response that cannot be decoded.
 	replyAuthMalformed = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 5, 2},
 		Message: "Malformed authentication data"}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 )
 
 // Defaults for the zero values of [Options] fields.
@@ -69,6 +71,11 @@ type Options struct {
 	// means DefaultWriteTimeout (1 minute).
 	ReadTimeout, WriteTimeout time.Duration
 
+	// AuthLimiter paces failed logins by client address; the runtime shares
+	// one between all its front ends. Nil means a limiter of this server's
+	// own with authlimit.DefaultPolicy.
+	AuthLimiter *authlimit.Limiter
+
 	// Logger receives one line per delivery and per session; nil means
 	// slog.Default(). Passwords and message bodies are never logged.
 	Logger *slog.Logger
@@ -95,9 +102,7 @@ type Server struct {
 	shutdownOnce sync.Once
 	drained      chan struct{} // closed when every connection has ended
 
-	// authDelay is the pause after the first failed login of a connection;
-	// it doubles with every further failure up to maxAuthDelay.
-	authDelay time.Duration
+	limiter *authlimit.Limiter
 }
 
 // New returns a server for opts. It panics if opts.Backend is nil or
@@ -130,11 +135,14 @@ func New(opts Options) *Server {
 	}
 
 	s := &Server{
-		opts:      opts,
-		log:       opts.Logger,
-		conns:     connSet{conns: make(map[uint64]func() net.Conn)},
-		drained:   make(chan struct{}),
-		authDelay: defaultAuthDelay,
+		opts:    opts,
+		log:     opts.Logger,
+		conns:   connSet{conns: make(map[uint64]func() net.Conn)},
+		drained: make(chan struct{}),
+		limiter: opts.AuthLimiter,
+	}
+	if s.limiter == nil {
+		s.limiter = authlimit.New(authlimit.DefaultPolicy, nil)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
@@ -150,6 +158,14 @@ func New(opts Options) *Server {
 	gs.ErrorLog = errorLog{opts.Logger}
 	s.gs = gs
 	return s
+}
+
+// protocol names the service for the AUTH limiter's observer.
+func (s *Server) protocol() string {
+	if s.opts.Submission {
+		return "submission"
+	}
+	return "smtp"
 }
 
 // Serve answers the connections ln accepts until ln is closed or Shutdown is

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 )
 
 var (
@@ -27,9 +30,10 @@ type session struct {
 	// conn.Conn() for a *tls.Conn before it ends the session on STARTTLS.
 	netConn net.Conn
 
-	remote   string // remote address, for logs
-	remoteIP string // address literal for Received:, "[192.0.2.1]" or "[IPv6:...]"
-	tls      string // "TLS 1.3 TLS_AES_128_GCM_SHA256"; empty without TLS
+	remote   string     // remote address, for logs
+	clientIP netip.Addr // the AUTH limiter's key
+	remoteIP string     // address literal for Received:, "[192.0.2.1]" or "[IPv6:...]"
+	tls      string     // "TLS 1.3 TLS_AES_128_GCM_SHA256"; empty without TLS
 	started  time.Time
 
 	user         string // authenticated address; empty before AUTH
@@ -45,11 +49,12 @@ type session struct {
 func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	nc := c.Conn()
 	sess := &session{
-		srv:     s,
-		conn:    c,
-		netConn: nc,
-		remote:  nc.RemoteAddr().String(),
-		started: time.Now(),
+		srv:      s,
+		conn:     c,
+		netConn:  nc,
+		remote:   nc.RemoteAddr().String(),
+		clientIP: authlimit.ClientIP(nc.RemoteAddr()),
+		started:  time.Now(),
 	}
 	sess.remoteIP = addressLiteral(nc.RemoteAddr())
 	if state, ok := c.TLSConnectionState(); ok {
