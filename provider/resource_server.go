@@ -133,11 +133,14 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Validators:          []validator.Int64{int64validator.AtLeast(1)},
 			},
 			"max_connections": schema.Int64Attribute{
-				MarkdownDescription: "Most open connections per listener; `0` (the default) means no limit.",
-				Optional:            true,
-				Computed:            true,
-				Default:             int64default.StaticInt64(0),
-				Validators:          []validator.Int64{int64validator.AtLeast(0)},
+				MarkdownDescription: fmt.Sprintf("Most open connections per listener; `0` (the default) means %d. "+
+					"A client over the limit gets the protocol's refusal (SMTP `421`, IMAP `* BYE`, POP3 `-ERR`) and is "+
+					"disconnected. Each client address may also hold at most %d connections per listener (loopback "+
+					"clients excepted).", config.DefaultMaxConnections, config.DefaultMaxConnectionsPerIP),
+				Optional:   true,
+				Computed:   true,
+				Default:    int64default.StaticInt64(0),
+				Validators: []validator.Int64{int64validator.AtLeast(0)},
 			},
 			"delete_mail_on_destroy": schema.BoolAttribute{
 				MarkdownDescription: "Delete the mail store with the server. Defaults to `false`: destroy stops the runtime and keeps the mail.",

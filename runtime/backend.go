@@ -68,7 +68,7 @@ func (rt *mailRuntime) close() {
 
 // setLimits applies the server's connection limits to every listener.
 func (rt *mailRuntime) setLimits(s config.Server) {
-	rt.listeners.SetMaxConnections(s.MaxConnections)
+	rt.listeners.SetMaxConnections(s.Connections())
 	rt.listeners.SetMaxConnectionsPerIP(s.ConnectionsPerIP())
 }
 

@@ -34,6 +34,13 @@ func frontendSettings(protocol string, s config.Server) any {
 	return nil
 }
 
+// Every front end tells a client refused by a connection limit why.
+var (
+	_ listener.Refuser = (*smtp.Server)(nil)
+	_ listener.Refuser = (*imap.Server)(nil)
+	_ listener.Refuser = (*pop3.Server)(nil)
+)
+
 // frontends builds protocol front ends on the shared store, with one AUTH
 // limiter for all of them: failed logins count per client address whatever
 // the protocol and listener.

@@ -1,12 +1,15 @@
 package runtime_test
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
 
 // Failed logins count per client address across protocols and
@@ -57,5 +60,49 @@ func TestAuthLimiterSharedAcrossProtocols(t *testing.T) {
 	s2.smtp("235", "AUTH PLAIN %s", plain("alice@example.com", alicePassword))
 	if took := time.Since(failed); took < 900*time.Millisecond {
 		t.Errorf("the login after the 4th failure came %v after it; want it paced at 1 s", took)
+	}
+}
+
+// A client over a connection limit hears the protocol's refusal, over TLS
+// on implicit-TLS ports, and is hung up on; the session already open keeps
+// working.
+func TestConnectionLimitReplies(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := start(t, dir, 5*time.Second)
+	ks := newKeystore(t, dir)
+	ls := configure(t, h, ks)
+	limited := testServer
+	limited.MaxConnections = 1
+	if _, err := h.client.SetServer(context.Background(), limited); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		config.ProtocolSMTP:       "421 4.7.0 mail.example.com Too many connections",
+		config.ProtocolSubmission: "421 4.7.0 mail.example.com Too many connections",
+		config.ProtocolIMAP:       "* BYE [UNAVAILABLE] Too many connections",
+		config.ProtocolPOP3:       "-ERR [SYS/TEMP] too many connections",
+	}
+	for _, s := range stack {
+		t.Run(s.id, func(t *testing.T) {
+			l := ls[s.id]
+			var cfg *tls.Config
+			if s.mode == config.TLSImplicit {
+				cfg = ks.clientConfig()
+			}
+			first := dialText(t, l.Addr(), cfg)
+			greeting := first.line()
+			second := dialText(t, l.Addr(), cfg)
+			if got := second.line(); !strings.HasPrefix(got, want[s.protocol]) {
+				t.Errorf("refused client got %q, want %q", got, want[s.protocol])
+			}
+			if rest := readAllQuiet(second.nc); rest != "" {
+				t.Errorf("after the refusal: %q", rest)
+			}
+			if strings.HasPrefix(greeting, want[s.protocol]) {
+				t.Errorf("the first client was refused: %q", greeting)
+			}
+			first.nc.Close()
+		})
 	}
 }

@@ -192,6 +192,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// Refusal is the reply for a client turned away by a connection limit (the
+// listener writes it and hangs up): a BYE greeting, RFC 9051 section 7.1.5,
+// with RFC 5530's UNAVAILABLE.
+func (s *Server) Refusal(perClient bool) string {
+	if perClient {
+		return "* BYE [UNAVAILABLE] Too many connections from your address, try again later\r\n"
+	}
+	return "* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
+}
+
 // logAdapter sends imapserver's messages to slog.
 type logAdapter struct{ log *slog.Logger }
 

@@ -3,6 +3,7 @@ package listener
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -34,13 +35,11 @@ func (m *Manager) acceptLoop(l *listener) {
 		delay = 0
 		ip := remoteIP(c)
 		if limit := m.maxConns.Load(); limit > 0 && l.conns.Load() >= limit {
-			l.refused.report(m, l, "listener at max_connections", ip)
-			c.Close()
+			l.refuse(c, ip, false)
 			continue
 		}
 		if !l.perIP.acquire(ip, m.perIPLimit(ip)) {
-			l.refused.report(m, l, "client at max_connections_per_ip", ip)
-			c.Close()
+			l.refuse(c, ip, true)
 			continue
 		}
 		l.conns.Add(1)
@@ -185,6 +184,77 @@ func (c *ipCounter) release(ip netip.Addr) {
 		return
 	}
 	c.n[ip]--
+}
+
+// Refuser is a Frontend that has a reply for a client turned away by a
+// connection limit: SMTP's 421, IMAP's "* BYE", POP3's "-ERR". The manager
+// writes it (over TLS on an implicit-TLS listener) and hangs up; front ends
+// that are not Refusers are hung up on without a word.
+type Refuser interface {
+	// Refusal returns the whole reply line, CRLF included. perClient says
+	// that the client's address, not the listener, is at its limit.
+	Refusal(perClient bool) string
+}
+
+// Bounds on refusing a connection politely: a connection flood must not
+// turn into a flood of goroutines writing replies.
+const (
+	// maxRefusing is how many refusals a listener writes at once; the
+	// connections beyond it are closed without a reply.
+	maxRefusing = 64
+	// refuseTimeout bounds a refusal, TLS handshake included.
+	refuseTimeout = 5 * time.Second
+)
+
+// refuse turns c away: with the front end's refusal line where it has one
+// and the listener is not already writing maxRefusing of them, else by
+// closing it. c is not counted as open.
+func (l *listener) refuse(c net.Conn, ip netip.Addr, perClient bool) {
+	why := "listener at max_connections"
+	if perClient {
+		why = "client at max_connections_per_ip"
+	}
+	l.refused.report(l.m, l, why, ip)
+	g := l.gen.Load()
+	r, ok := g.fe.(Refuser)
+	if !ok || l.refusing.Add(1) > maxRefusing {
+		if ok {
+			l.refusing.Add(-1)
+		}
+		c.Close()
+		return
+	}
+	go func() {
+		defer l.refusing.Add(-1)
+		writeRefusal(c, g.implicit, r.Refusal(perClient))
+	}()
+}
+
+// writeRefusal writes line to c, after a TLS handshake when implicit is
+// set, and closes c. Whatever the client sent is read and dropped for a
+// moment after the reply, so that closing does not reset the connection
+// under a reply the client has not read yet.
+func writeRefusal(c net.Conn, implicit *tls.Config, line string) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(refuseTimeout))
+	raw := c
+	if implicit != nil {
+		tc := tls.Server(c, implicit)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		c = tc
+	}
+	if _, err := io.WriteString(c, line); err != nil {
+		return
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		tc.CloseWrite()
+	} else if tcp, ok := raw.(*net.TCPConn); ok {
+		tcp.CloseWrite()
+	}
+	raw.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 }
 
 // refusals reports refused connections without flooding the log under a

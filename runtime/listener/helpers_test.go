@@ -140,6 +140,13 @@ func (f *lineFactory) build(l config.Listener, starttls *tls.Config) (Frontend, 
 	return &lineFrontend{tag: fmt.Sprintf("%s#%d", l.Protocol, n), starttls: starttls, conns: map[net.Conn]struct{}{}}, nil
 }
 
+func (fe *lineFrontend) Refusal(perClient bool) string {
+	if perClient {
+		return "FULL " + fe.tag + " per-client\r\n"
+	}
+	return "FULL " + fe.tag + "\r\n"
+}
+
 func (fe *lineFrontend) Serve(ln net.Listener) error {
 	fe.mu.Lock()
 	fe.lns = append(fe.lns, ln)

@@ -142,7 +142,8 @@ type listener struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
-	refused refusals
+	refused  refusals
+	refusing atomic.Int32 // refusal replies being written
 }
 
 // generation is one front end and the TLS settings it was built with.

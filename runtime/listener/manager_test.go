@@ -602,8 +602,11 @@ func TestMaxConnections(t *testing.T) {
 	c1.mustLine()
 	c2.mustLine()
 	c3 := dialPlain(t, l.Addr())
+	if got := c3.mustLine(); got != "FULL imap#1" {
+		t.Fatalf("third connection got %q, want the front end's refusal", got)
+	}
 	if got, err := c3.line(); err == nil {
-		t.Fatalf("third connection got %q", got)
+		t.Fatalf("the refused connection stays open: %q", got)
 	}
 	c1.cmd("QUIT")
 	testutil.Eventually(t, "a slot to free up", func() bool {
@@ -633,6 +636,9 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	}
 	greeted := func(c *client) bool {
 		line, err := c.line()
+		if err == nil && strings.HasPrefix(line, "FULL") && line != "FULL imap#1 per-client" {
+			t.Errorf("refusal %q, want the per-client one", line)
+		}
 		return err == nil && strings.HasPrefix(line, "HELLO")
 	}
 

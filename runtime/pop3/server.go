@@ -107,6 +107,16 @@ func New(opts Options) *Server {
 	return s
 }
 
+// Refusal is the reply for a client turned away by a connection limit (the
+// listener writes it instead of the greeting and hangs up): -ERR with RFC
+// 3206's SYS/TEMP, a temporary condition to retry later.
+func (s *Server) Refusal(perClient bool) string {
+	if perClient {
+		return "-ERR [SYS/TEMP] too many connections from your address, try again later\r\n"
+	}
+	return "-ERR [SYS/TEMP] too many connections, try again later\r\n"
+}
+
 // Serve accepts connections on ln and runs a session for each. It returns
 // nil once ln is closed or Shutdown is called (at once, closing ln, if
 // Shutdown already was), and an error only if the server cannot run at all,

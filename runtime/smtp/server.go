@@ -222,6 +222,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Refusal is the reply for a client turned away by a connection limit (the
+// listener writes it and hangs up): 421 as a greeting, RFC 5321 section
+// 3.1, with Postfix's enhanced code.
+func (s *Server) Refusal(perClient bool) string {
+	if perClient {
+		return "421 4.7.0 " + s.opts.Hostname + " Too many connections from your address, try again later\r\n"
+	}
+	return "421 4.7.0 " + s.opts.Hostname + " Too many connections, try again later\r\n"
+}
+
 // errorLog routes go-smtp's internal error reports to slog. Failed TLS
 // handshakes and dropped connections are routine on a public port and go to
 // Debug; anything else (accept errors, panics) is an Error.
