@@ -49,7 +49,7 @@ func (m *Manager) acceptLoop(l *listener) {
 			go m.handshake(l, g, tracked)
 			continue
 		}
-		l.hand(g, tracked, false)
+		l.hand(g, tracked, tracked, false)
 	}
 }
 
@@ -65,18 +65,22 @@ func (m *Manager) handshake(l *listener, g *generation, c *trackedConn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
-	l.hand(g, tc, true)
+	l.hand(g, tc, c, true)
 }
 
-// hand gives c to the front end of generation g, or of whichever generation
-// replaced it meanwhile. A connection already handshaken for implicit TLS
-// is closed when the listener no longer does implicit TLS, and every
-// connection is closed when the listener stops.
-func (l *listener) hand(g *generation, c net.Conn, handshaken bool) {
+// hand gives c, which is raw or the TLS connection over it, to the front
+// end of generation g, or of whichever generation replaced it meanwhile,
+// and records raw as that generation's to close at its drain deadline. A
+// connection already handshaken for implicit TLS is closed when the
+// listener no longer does implicit TLS, and every connection is closed
+// when the listener stops.
+func (l *listener) hand(g *generation, c net.Conn, raw *trackedConn, handshaken bool) {
 	for {
+		g.conns.add(raw)
 		if g.queue.push(c, l.stopping) {
 			return
 		}
+		g.conns.remove(raw)
 		next := l.gen.Load()
 		select {
 		case <-l.stopping:
@@ -91,7 +95,7 @@ func (l *listener) hand(g *generation, c net.Conn, handshaken bool) {
 		if !handshaken && next.implicit != nil {
 			// The listener switched to implicit TLS between Accept and
 			// now: this connection gets the new mode like any other.
-			go l.m.handshake(l, next, c.(*trackedConn))
+			go l.m.handshake(l, next, raw)
 			return
 		}
 		g = next
@@ -114,6 +118,7 @@ type trackedConn struct {
 	ip      netip.Addr
 	once    sync.Once
 	readErr atomic.Pointer[error]
+	set     atomic.Pointer[connSet] // the generation's set it is in, if any
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
@@ -134,8 +139,56 @@ func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.l.conns.Add(-1)
 		c.l.perIP.release(c.ip)
+		if s := c.set.Load(); s != nil {
+			s.remove(c)
+		}
 	})
 	return c.Conn.Close()
+}
+
+// connSet is the connections a generation's front end was handed and has
+// not closed: at the drain deadline the manager closes them, whatever the
+// front end does. They are the raw connections the listener accepted, so
+// closing one does not wait for a TLS write in progress.
+type connSet struct {
+	mu sync.Mutex
+	m  map[*trackedConn]struct{}
+}
+
+func (s *connSet) add(c *trackedConn) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[*trackedConn]struct{}{}
+	}
+	s.m[c] = struct{}{}
+	s.mu.Unlock()
+	c.set.Store(s)
+}
+
+func (s *connSet) remove(c *trackedConn) {
+	c.set.CompareAndSwap(s, nil)
+	s.mu.Lock()
+	delete(s.m, c)
+	s.mu.Unlock()
+}
+
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// closeAll closes every connection in the set.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	open := make([]*trackedConn, 0, len(s.m))
+	for c := range s.m {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
 }
 
 // remoteIP is c's client address; the zero Addr when it has none (not TCP).

@@ -146,11 +146,13 @@ type listener struct {
 	refusing atomic.Int32 // refusal replies being written
 }
 
-// generation is one front end and the TLS settings it was built with.
+// generation is one front end, the TLS settings it was built with and the
+// connections it was handed.
 type generation struct {
 	queue    *connQueue
 	fe       Frontend
 	implicit *tls.Config // non-nil for implicit TLS
+	conns    connSet
 }
 
 // Apply creates or changes listener id and returns when it is live: bound
@@ -241,7 +243,8 @@ func (m *Manager) newGeneration(cfg config.Listener, addr net.Addr, tlsCfg *tls.
 }
 
 // drain retires a front end: it gets no new connections and its sessions
-// may finish within the drain timeout.
+// may finish within the drain timeout; the connections still open then are
+// closed here, so no front end can hold a session past the deadline.
 func (m *Manager) drain(g *generation) {
 	g.queue.Close()
 	m.drains.Add(1)
@@ -249,7 +252,20 @@ func (m *Manager) drain(g *generation) {
 		defer m.drains.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), m.opts.DrainTimeout)
 		defer cancel()
-		_ = g.fe.Shutdown(ctx)
+		shut := make(chan struct{})
+		go func() {
+			defer close(shut)
+			_ = g.fe.Shutdown(ctx)
+		}()
+		select {
+		case <-shut:
+		case <-ctx.Done():
+		}
+		if n := g.conns.len(); n > 0 {
+			m.log.Info("closing sessions still open after the drain", "address", g.queue.Addr().String(), "sessions", n)
+			g.conns.closeAll()
+		}
+		<-shut
 	}()
 }
 

@@ -93,8 +93,6 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	conns connSet
-
 	mu        sync.Mutex
 	closed    bool
 	listeners []net.Listener
@@ -137,7 +135,6 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:    opts,
 		log:     opts.Logger,
-		conns:   connSet{conns: make(map[uint64]func() net.Conn)},
 		drained: make(chan struct{}),
 		limiter: opts.AuthLimiter,
 	}
@@ -181,7 +178,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
 
-	err := s.gs.Serve(&trackingListener{Listener: ln, conns: &s.conns})
+	err := s.gs.Serve(ln)
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -190,9 +187,11 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting connections and waits for the open sessions to
 // end (the client QUITs or its ReadTimeout runs out), then returns nil.
-// When ctx is done first it closes the remaining connections, cancels the
-// context of deliveries still running and returns ctx.Err(). It may be
-// called more than once, and concurrently.
+// When ctx is done first it cancels the context of deliveries still running
+// and returns ctx.Err(); the connections still open are closed by whoever
+// accepted them (runtime/listener closes every connection it handed over
+// at the drain deadline), which ends their sessions. It may be called more
+// than once, and concurrently.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		s.mu.Lock()
@@ -217,7 +216,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		s.cancel()
-		s.conns.closeAll()
 		return ctx.Err()
 	}
 }
