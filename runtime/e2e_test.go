@@ -19,6 +19,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/connid"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
 
@@ -312,7 +313,18 @@ func TestEndToEnd(t *testing.T) {
 		c.smtpReply()
 		c.smtp("250", "EHLO go.example")
 		c.smtp("535", "AUTH PLAIN %s", plain)
-
+		c.smtp("221", "QUIT")
+		// Every line about a connection names its session, and the lines
+		// of one session share the id: the submission's failed login and
+		// its session line (written once QUIT is processed).
+		testutil.Eventually(t, "the submission's session line", func() bool {
+			for _, msgs := range logSessions(t, h.logs.String()) {
+				if slices.Contains(msgs, "login failed") && slices.Contains(msgs, "session closed") {
+					return true
+				}
+			}
+			return false
+		})
 		logs := h.logs.String()
 		for _, secret := range []string{keystorePassword, alicePassword, bobPassword, carolPassword, "dave-secret-5555", "erin-secret-7777", "not-the-password", wrong, plain} {
 			if strings.Contains(logs, secret) {
@@ -402,4 +414,28 @@ func assertServing(t *testing.T, h *harness, listeners map[string]config.Listene
 		}
 		c.nc.Close()
 	}
+}
+
+// logSessions reads a runtime's JSON log and returns the messages of the
+// lines about connections by session id; a line that is not JSON, or a
+// connection's line without a session id, fails the test.
+func logSessions(t *testing.T, logs string) map[string][]string {
+	t.Helper()
+	sessions := map[string][]string{}
+	for line := range strings.Lines(logs) {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		msg, _ := rec["msg"].(string)
+		switch msg {
+		case "message delivered", "session closed", "imap session", "pop3 session", "login failed", "imap login failed":
+			id, _ := rec[connid.Key].(string)
+			if len(id) != 12 {
+				t.Fatalf("%q line without a session id: %s", msg, line)
+			}
+			sessions[id] = append(sessions[id], msg)
+		}
+	}
+	return sessions
 }

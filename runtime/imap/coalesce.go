@@ -69,6 +69,9 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 }
 
 // Read writes what is pending, then reads from the client.
+// NetConn returns the connection beneath, where connid finds the session id.
+func (c *coalescingConn) NetConn() net.Conn { return c.Conn }
+
 func (c *coalescingConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	err := c.flushLocked()

@@ -41,6 +41,6 @@ func (s *session) imapError(err error, notFound imap.ResponseCode) error {
 	case errors.Is(err, store.ErrClosed):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Server shutting down"}
 	}
-	s.srv.log.Error("imap command failed", "remote", s.remote.String(), "user", s.user, "err", err)
+	s.log.Error("imap command failed", "remote", s.remote.String(), "user", s.user, "err", err)
 	return errInternal
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/connid"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
 
@@ -220,5 +221,6 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	if closing {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
-	return &session{srv: s, conn: c, start: time.Now(), remote: c.NetConn().RemoteAddr()}, nil, nil
+	nc := c.NetConn()
+	return &session{srv: s, conn: c, log: s.log.With(connid.Key, connid.Of(nc)), start: time.Now(), remote: nc.RemoteAddr()}, nil, nil
 }

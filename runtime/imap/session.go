@@ -2,6 +2,7 @@ package imap
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 type session struct {
 	srv    *Server
 	conn   *imapserver.Conn
+	log    *slog.Logger // the server's, with the connection's session id
 	remote net.Addr
 	start  time.Time
 
@@ -36,7 +38,7 @@ func (s *session) Close() error {
 		s.sel.close()
 		s.sel = nil
 	}
-	s.srv.log.Info("imap session", "remote", s.remote.String(), "user", s.user, "duration", time.Since(s.start).Round(time.Millisecond))
+	s.log.Info("imap session", "remote", s.remote.String(), "user", s.user, "duration", time.Since(s.start).Round(time.Millisecond))
 	s.srv.sessions.Done()
 	return nil
 }
@@ -48,18 +50,18 @@ func (s *session) Login(username, password string) error {
 	ip := authlimit.ClientIP(s.remote)
 	if err := s.srv.limiter.Wait(s.srv.ctx, "imap", ip); err != nil {
 		if errors.Is(err, authlimit.ErrRefused) {
-			s.srv.log.Warn("imap login refused: too many failures from this address", "remote", s.remote.String())
+			s.log.Warn("imap login refused: too many failures from this address", "remote", s.remote.String())
 			return errAuthRefused
 		}
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Server shutting down"}
 	}
 	if err := s.srv.store.Authenticate(username, password); err != nil {
 		if !errors.Is(err, store.ErrAuthFailed) {
-			s.srv.log.Error("imap login", "remote", s.remote.String(), "err", err)
+			s.log.Error("imap login", "remote", s.remote.String(), "err", err)
 			return errInternal
 		}
 		s.srv.limiter.Failed("imap", ip)
-		s.srv.log.Info("imap login failed", "remote", s.remote.String())
+		s.log.Info("imap login failed", "remote", s.remote.String())
 		return imapserver.ErrAuthFailed
 	}
 	s.user, _ = store.CanonicalAddress(username)

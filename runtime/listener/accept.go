@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/connid"
 )
 
 // acceptLoop takes connections from the socket, applies the connection
@@ -43,7 +45,7 @@ func (m *Manager) acceptLoop(l *listener) {
 			continue
 		}
 		l.conns.Add(1)
-		tracked := &trackedConn{Conn: c, l: l, ip: ip}
+		tracked := &trackedConn{Conn: c, l: l, ip: ip, id: connid.New()}
 		g := l.gen.Load()
 		if g.implicit != nil {
 			go m.handshake(l, g, tracked)
@@ -60,7 +62,7 @@ func (m *Manager) handshake(l *listener, g *generation, c *trackedConn) {
 	tc := tls.Server(c, g.implicit)
 	c.SetDeadline(time.Now().Add(m.opts.HandshakeTimeout))
 	if err := tc.HandshakeContext(l.ctx); err != nil {
-		m.log.Debug("TLS handshake failed", "address", l.sock.Addr().String(), "remote", c.RemoteAddr().String(), "err", err)
+		m.log.Debug("TLS handshake failed", connid.Key, c.id, "address", l.sock.Addr().String(), "remote", c.RemoteAddr().String(), "err", err)
 		c.Close()
 		return
 	}
@@ -103,7 +105,7 @@ func (l *listener) hand(g *generation, c net.Conn, raw *trackedConn, handshaken 
 }
 
 // trackedConn counts a listener's open connections, in total and per client
-// address, and makes read timeouts final.
+// address, names its session for the logs, and makes read timeouts final.
 //
 // A read that times out ends the connection for reading: every later Read
 // fails with the same error. go-smtp reads commands with net/textproto,
@@ -116,10 +118,14 @@ type trackedConn struct {
 	net.Conn
 	l       *listener
 	ip      netip.Addr
+	id      string // session id (connid)
 	once    sync.Once
 	readErr atomic.Pointer[error]
 	set     atomic.Pointer[connSet] // the generation's set it is in, if any
 }
+
+// SessionID implements connid.Named.
+func (c *trackedConn) SessionID() string { return c.id }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	if err := c.readErr.Load(); err != nil {

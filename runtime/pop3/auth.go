@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/connid"
 )
 
 // maxAuthFailures failed logins end a session. How fast a client address
@@ -194,7 +195,7 @@ func (s *session) login(user, pass string) error {
 		if !errors.Is(err, authlimit.ErrRefused) {
 			return err // the session is ending
 		}
-		s.srv.logger.Warn("login refused: too many failures from this address", "remote", s.raw.RemoteAddr().String())
+		s.srv.logger.Warn("login refused: too many failures from this address", connid.Key, s.id, "remote", s.raw.RemoteAddr().String())
 		// SYS/TEMP, not AUTH: the client must not ask for a new password.
 		s.reply("-ERR [SYS/TEMP] too many failed logins from your address, try again later")
 		return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/connid"
 )
 
 // state is the RFC 1939 session state. UPDATE is not a state here: QUIT in
@@ -46,6 +47,7 @@ type session struct {
 	state  state
 
 	// AUTHORIZATION state.
+	id           string     // session id for the logs (connid)
 	clientIP     netip.Addr // the AUTH limiter's key
 	pendingUser  string     // USER argument awaiting PASS
 	authFailures int
@@ -79,6 +81,7 @@ func newSession(srv *Server, c net.Conn) *session {
 		cancel:   cancel,
 		start:    time.Now(),
 		clientIP: authlimit.ClientIP(c.RemoteAddr()),
+		id:       connid.Of(c),
 	}
 }
 
@@ -218,6 +221,7 @@ func (s *session) internal(err error) {
 func (s *session) log(end error) {
 	level := slog.LevelInfo
 	attrs := []slog.Attr{
+		slog.String(connid.Key, s.id),
 		slog.String("remote", s.raw.RemoteAddr().String()),
 		slog.String("user", s.user),
 		slog.Bool("tls", s.isTLS),

@@ -50,7 +50,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 func (s *session) authenticate(username, password string) error {
 	if err := s.srv.limiter.Wait(s.srv.ctx, s.srv.protocol(), s.clientIP); err != nil {
 		if errors.Is(err, authlimit.ErrRefused) {
-			s.srv.log.Warn("login refused: too many failures from this address", "user", username, "remote", s.remote)
+			s.log.Warn("login refused: too many failures from this address", "user", username, "remote", s.remote)
 			return replyAuthRefused
 		}
 		return replyAuthTempFailure
@@ -64,7 +64,7 @@ func (s *session) authenticate(username, password string) error {
 		s.srv.limiter.Failed(s.srv.protocol(), s.clientIP)
 		return s.authFailed(username)
 	}
-	s.srv.log.Error("checking login", "user", username, "remote", s.remote, "error", err)
+	s.log.Error("checking login", "user", username, "remote", s.remote, "error", err)
 	return replyAuthTempFailure
 }
 
@@ -72,7 +72,7 @@ func (s *session) authenticate(username, password string) error {
 // them on one connection.
 func (s *session) authFailed(username string) error {
 	s.authFailures++
-	s.srv.log.Warn("login failed", "user", username, "remote", s.remote, "failures", s.authFailures)
+	s.log.Warn("login failed", "user", username, "remote", s.remote, "failures", s.authFailures)
 	if s.authFailures >= maxAuthFailures {
 		// go-smtp cannot close a connection after its reply, so this
 		// reply is written here and the connection closed under it.

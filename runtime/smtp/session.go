@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/connid"
 )
 
 var (
@@ -26,6 +28,7 @@ var (
 type session struct {
 	srv  *Server
 	conn *gosmtp.Conn
+	log  *slog.Logger // the server's, with the connection's session id
 	// netConn is the connection the session started on; go-smtp swaps
 	// conn.Conn() for a *tls.Conn before it ends the session on STARTTLS.
 	netConn net.Conn
@@ -51,6 +54,7 @@ func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	sess := &session{
 		srv:      s,
 		conn:     c,
+		log:      s.log.With(connid.Key, connid.Of(nc)),
 		netConn:  nc,
 		remote:   nc.RemoteAddr().String(),
 		clientIP: authlimit.ClientIP(nc.RemoteAddr()),
@@ -89,7 +93,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	}
 	reply, ok := rcptReply(err, s.srv.opts.Submission)
 	if !ok {
-		s.srv.log.Error("checking recipient", "recipient", to, "remote", s.remote, "error", err)
+		s.log.Error("checking recipient", "recipient", to, "remote", s.remote, "error", err)
 	}
 	return reply
 }
@@ -118,14 +122,14 @@ func (s *session) Data(r io.Reader) error {
 	if err := s.srv.opts.Backend.Deliver(s.srv.ctx, s.from, s.rcpts, b); err != nil {
 		reply, ok := deliverReply(err)
 		if !ok {
-			s.srv.log.Error("delivering message", "from", s.from, "recipients", len(s.rcpts),
+			s.log.Error("delivering message", "from", s.from, "recipients", len(s.rcpts),
 				"size", len(b), "remote", s.remote, "error", err)
 		}
 		return reply
 	}
 	s.messages++
 	s.bytes += int64(len(b))
-	s.srv.log.Info("message delivered", "from", s.from, "recipients", len(s.rcpts),
+	s.log.Info("message delivered", "from", s.from, "recipients", len(s.rcpts),
 		"size", len(b), "remote", s.remote, "tls", s.tls != "", "user", s.user)
 	return nil
 }
@@ -172,7 +176,7 @@ func (s *session) Logout() error {
 	if s.conn.Conn() != s.netConn {
 		return nil // STARTTLS: the TLS session that follows logs the connection
 	}
-	s.srv.log.Info("session closed", "remote", s.remote, "helo", s.conn.Hostname(),
+	s.log.Info("session closed", "remote", s.remote, "helo", s.conn.Hostname(),
 		"tls", s.tls, "user", s.user, "messages", s.messages, "bytes", s.bytes,
 		"duration", time.Since(s.started).Round(time.Millisecond))
 	return nil
