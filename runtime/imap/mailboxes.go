@@ -4,9 +4,9 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+	"github.com/mailstack/terraform-provider-mailstack/third_party/go-imap/imapserver"
 )
 
 // Create implements CREATE (RFC 9051 6.3.4); parents are created too.

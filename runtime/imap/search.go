@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+	"github.com/mailstack/terraform-provider-mailstack/third_party/go-imap/imapserver"
 )
 
 // Search implements SEARCH and UID SEARCH (RFC 9051 6.4.4) with ESEARCH

@@ -7,9 +7,9 @@ import (
 	"sort"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+	"github.com/mailstack/terraform-provider-mailstack/third_party/go-imap/imapserver"
 )
 
 // selected is the session's view of its selected mailbox: the messages the

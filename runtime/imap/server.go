@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/connid"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+	"github.com/mailstack/terraform-provider-mailstack/third_party/go-imap/imapserver"
 )
 
 // DefaultMaxLiteralSize is the APPEND size limit when Options.MaxLiteralSize
@@ -106,6 +106,7 @@ func New(opts Options) *Server {
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,
 		Caps:       capabilities,
+		ID:         &imap.IDData{Name: "mailstack"},
 		Logger:     logAdapter{s.log},
 		TLSConfig:  opts.TLSConfig,
 		// Behind a coalescingConn imapserver cannot tell a TLS connection;
@@ -131,6 +132,7 @@ var capabilities = imap.CapSet{
 	imap.CapLiteralPlus:  {},
 	imap.CapChildren:     {},
 	imap.CapListExtended: {},
+	imap.CapID:           {},
 }
 
 // Serve accepts connections on ln until Shutdown. For implicit TLS (no

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+	"github.com/mailstack/terraform-provider-mailstack/third_party/go-imap/imapserver"
 )
 
 // session is one IMAP connection. imapserver calls its methods one at a

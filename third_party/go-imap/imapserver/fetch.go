@@ -437,7 +437,12 @@ func (w *FetchResponseWriter) WriteBinarySection(section *imap.FetchItemBinarySe
 
 	enc.Atom("BINARY").Special('[')
 	writeSectionPart(enc, section.Part)
-	enc.Special(']').SP()
+	enc.Special(']')
+	if partial := section.Partial; partial != nil {
+		// RFC 3516 4.2: the origin octet of a partial fetch.
+		enc.Special('<').Number(uint32(partial.Offset)).Special('>')
+	}
+	enc.SP()
 	enc.Special('~') // indicates literal8
 	return w.enc.Literal(size)
 }
@@ -563,9 +568,12 @@ func writeAddressList(enc *imapwire.Encoder, l []imap.Address) {
 
 	enc.List(len(l), func(i int) {
 		addr := l[i]
+		name, route, _ := strings.Cut(addr.Name, routeSep)
 		enc.Special('(')
-		writeNString(enc, mime.QEncoding.Encode("utf-8", addr.Name))
-		enc.SP().NIL().SP()
+		writeNString(enc, mime.QEncoding.Encode("utf-8", name))
+		enc.SP()
+		writeNString(enc, route)
+		enc.SP()
 		writeNString(enc, addr.Mailbox)
 		enc.SP()
 		writeNString(enc, addr.Host)

@@ -206,7 +206,14 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 			return "", dec.Err()
 		}
 	}
-	return utf7.Decode(mailbox)
+	decoded, err := utf7.Decode(mailbox)
+	if err != nil {
+		// Not modified UTF-7 (RFC 3501 5.1.3): a pattern with '&' that
+		// no mailbox name can match. It is the client's pattern, not a
+		// server failure.
+		return mailbox, nil
+	}
+	return decoded, nil
 }
 
 func isListChar(ch byte) bool {

@@ -49,6 +49,9 @@ type Options struct {
 	// InsecureAuth allows clients to authenticate without TLS. In this mode,
 	// the server is susceptible to man-in-the-middle attacks.
 	InsecureAuth bool
+	// ID is what the server says of itself in answer to ID (RFC 2971);
+	// nil answers NIL. ID is advertised when imap.CapID is in Caps.
+	ID *imap.IDData
 	// Raw ingress and egress data will be written to this writer, if any.
 	// Note, this may include sensitive information such as credentials used
 	// during authentication.
