@@ -79,8 +79,10 @@ type Mailboxes interface {
 	// Status returns a mailbox with its counters (IMAP STATUS).
 	Status(address, mailbox string) (MailboxStatus, error)
 	// CreateMailbox creates mailbox name and any missing parents (ErrExists
-	// if name exists, ErrInvalidMailbox for a name the store cannot hold).
-	CreateMailbox(address, name string) error
+	// if name exists, ErrInvalidMailbox for a name the store cannot hold,
+	// ErrSpecialUse for a special use not in SpecialUses). PutUser creates
+	// DefaultMailboxes for every new user.
+	CreateMailbox(address, name string, opts CreateOptions) error
 	// DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
 	// deleted (ErrInvalidMailbox), nor a mailbox with children
 	// (ErrHasChildren).
@@ -90,15 +92,22 @@ type Mailboxes interface {
 	// name. Renaming INBOX moves its messages into the new mailbox and
 	// leaves INBOX empty (RFC 9051 6.3.6).
 	RenameMailbox(address, oldName, newName string) error
-	// Subscribe sets whether a mailbox is subscribed (LSUB, LIST
-	// (SUBSCRIBED)).
+	// Subscribe adds a mailbox name to the user's subscriptions or removes
+	// it (LSUB, LIST (SUBSCRIBED)). A subscription is a name: it may name
+	// a mailbox that does not exist, and outlives a deleted one (RFC 9051
+	// 6.3.7). INBOX starts subscribed. MailboxInfo.Subscribed reflects it.
 	Subscribe(address, name string, subscribed bool) error
+	// Subscriptions returns the subscribed names, sorted.
+	Subscriptions(address string) ([]string, error)
 }
 
 // Messages reads and changes the messages of one mailbox.
 type Messages interface {
 	// Messages returns every message of the mailbox in UID order, with the
-	// mailbox's UIDVALIDITY, UIDNEXT and MODSEQ at that moment.
+	// mailbox's UIDVALIDITY, UIDNEXT and MODSEQ at that moment. MODSEQ
+	// values (mailbox and message) are at least 1, grow with every change
+	// and are never reused while the UIDVALIDITY stands; a message's is the
+	// mailbox's at its last change.
 	Messages(address, mailbox string) (*Snapshot, error)
 	// ModSeq returns the mailbox's change counter: while it is unchanged,
 	// so are the mailbox's messages and their flags. It is cheap; IMAP
@@ -111,11 +120,25 @@ type Messages interface {
 	// durably as Deliver and returns the mailbox's UIDVALIDITY and the new
 	// UID. It fails with ErrQuotaExceeded over quota.
 	Append(address, mailbox string, r io.Reader, size int64, opts AppendOptions) (uidValidity, uid uint32, err error)
-	// SetFlags changes the flags of the messages with the given UIDs and
-	// returns them with their new flags (missing UIDs are skipped). \Recent
-	// and unknown system flags are not stored. A change that changes
-	// nothing leaves ModSeq as it was.
-	SetFlags(address, mailbox string, uids []uint32, op FlagOp, flags []string) ([]MessageInfo, error)
+	// SetFlags applies a flag change to the messages with the given UIDs
+	// (missing UIDs are skipped) and reports what it did. \Recent and
+	// unknown system flags are not stored. A change that changes nothing
+	// leaves ModSeq as it was; otherwise the mailbox's ModSeq grows and
+	// every message changed takes the new value (RFC 7162 3.1.3), in one
+	// atomic step with the UNCHANGEDSINCE test.
+	SetFlags(address, mailbox string, uids []uint32, ch FlagChange) (FlagResult, error)
+	// ClaimRecent hands this session the \Recent messages (RFC 3501
+	// 2.3.2): every message with first <= UID < next was claimed by no
+	// session before and is recent for the caller alone (next is the
+	// UIDNEXT of that moment). Atomic across sessions and processes; it
+	// does not change ModSeq or fire Watches.
+	ClaimRecent(address, mailbox string) (first, next uint32, err error)
+	// Vanished returns the UIDs expunged (or moved away) after MODSEQ
+	// since, for QRESYNC (RFC 7162 3.2.10), in ascending ranges. It may
+	// also return UIDs expunged earlier, or that never existed below
+	// UIDNEXT, when it no longer knows that far back; never a UID that
+	// exists.
+	Vanished(address, mailbox string, since uint64) ([]UIDRange, error)
 	// Expunge removes the messages flagged \Deleted, only among uids if
 	// uids is not nil, and returns the UIDs removed in ascending order.
 	Expunge(address, mailbox string, uids []uint32) ([]uint32, error)

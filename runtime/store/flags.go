@@ -148,3 +148,24 @@ func (f flagSet) apply(op FlagOp, flags []string) flagSet {
 	}
 	return f
 }
+
+// FlagChange is one STORE: how to combine Flags with each message's flags
+// and, with CONDSTORE, the condition.
+type FlagChange struct {
+	Op    FlagOp
+	Flags []string
+	// UnchangedSince, if not 0, changes only messages whose ModSeq is at
+	// most this value (RFC 7162 3.1.3 UNCHANGEDSINCE); the others are
+	// left alone and listed in FlagResult.Modified.
+	UnchangedSince uint64
+}
+
+// FlagResult is what SetFlags did.
+type FlagResult struct {
+	// Messages are the messages the change applied to, with their flags
+	// and ModSeq afterwards (also those whose flags it left as they were),
+	// in the order of the UIDs given. Missing UIDs are skipped.
+	Messages []MessageInfo
+	// Modified lists the UIDs UnchangedSince kept from changing.
+	Modified []uint32
+}

@@ -18,7 +18,9 @@ import (
 //	users                      address -> userRecord (JSON)
 //	usage                      address -> bytes stored (int64)
 //	boxes/<address>/names      mailbox name -> mailbox id (uint32)
-//	boxes/<address>/ids/<id>   "meta" -> mailboxMeta (JSON); msgs/<uid> -> message record
+//	boxes/<address>/subscriptions  mailbox name -> nothing (IMAP SUBSCRIBE)
+//	boxes/<address>/ids/<id>   "meta" -> mailboxMeta (JSON); msgs/<uid> -> message record;
+//	                           vanished/<uid> -> internal ModSeq of its expunge (QRESYNC)
 //
 // A mailbox id is its UIDVALIDITY: drawn from one store-wide counter, so it is
 // unique and a mailbox deleted and created again gets a new one (RFC 9051
@@ -31,6 +33,8 @@ var (
 	bucketNames = []byte("names")
 	bucketIDs   = []byte("ids")
 	bucketMsgs  = []byte("msgs")
+	bucketGone  = []byte("vanished")
+	bucketSubs  = []byte("subscriptions")
 	keyUIDVal   = []byte("uidvalidity")
 	keyMeta     = []byte("meta")
 )
@@ -66,24 +70,38 @@ type mailboxMeta struct {
 	Subscribed bool   `json:"subscribed,omitempty"`
 	// ModSeq grows with every change to the mailbox's messages (new,
 	// flags, expunged), so a session can tell in one read that nothing moved.
+	// It is one less than the MODSEQ the store reports (see publicModSeq).
 	ModSeq uint64 `json:"modseq"`
+	// RecentFrom is the lowest UID no session has seen as \Recent yet
+	// (RFC 3501 2.3.2); 0 in mailboxes made before it was kept.
+	RecentFrom uint32 `json:"recent_from,omitempty"`
+	// SpecialUse is the RFC 6154 attribute, such as \Sent, or "".
+	SpecialUse string `json:"special_use,omitempty"`
+	// Vanished counts the entries of the vanished bucket; VanishedFloor is
+	// the highest internal ModSeq of an expunge whose entry was pruned.
+	Vanished      int    `json:"vanished,omitempty"`
+	VanishedFloor uint64 `json:"vanished_floor,omitempty"`
 }
 
 // record is one message in the index.
 type record struct {
-	flags flagSet
-	size  int64
-	date  time.Time
-	file  string // "new/<name>" or "cur/<name>", relative to the mailbox directory
+	flags  flagSet
+	size   int64
+	date   time.Time
+	modseq uint64 // internal ModSeq of its last change; 0 before version 2
+	file   string // "new/<name>" or "cur/<name>", relative to the mailbox directory
 }
 
-const recordVersion = 1
+// recordVersion 2 added modseq after the date; version 1 records read with
+// modseq 0.
+const recordVersion = 2
 
 func (r *record) marshal() []byte {
 	b := make([]byte, 0, 32+len(r.file))
 	b = append(b, recordVersion, byte(r.flags.sys))
 	b = binary.AppendUvarint(b, uint64(r.size))
 	b = binary.AppendVarint(b, r.date.UnixNano())
+	b = binary.AppendUvarint(b, r.modseq)
 	b = binary.AppendUvarint(b, uint64(len(r.file)))
 	b = append(b, r.file...)
 	b = binary.AppendUvarint(b, uint64(len(r.flags.keywords)))
@@ -98,9 +116,10 @@ var errBadRecord = errors.New("corrupt message record")
 
 func unmarshalRecord(b []byte) (record, error) {
 	var r record
-	if len(b) < 2 || b[0] != recordVersion {
+	if len(b) < 2 || b[0] != 1 && b[0] != recordVersion {
 		return r, errBadRecord
 	}
+	version := b[0]
 	r.flags.sys = sysFlags(b[1])
 	b = b[2:]
 	size, n := binary.Uvarint(b)
@@ -114,6 +133,12 @@ func unmarshalRecord(b []byte) (record, error) {
 	}
 	b = b[n:]
 	r.size, r.date = int64(size), time.Unix(0, date)
+	if version >= 2 {
+		if r.modseq, n = binary.Uvarint(b); n <= 0 {
+			return r, errBadRecord
+		}
+		b = b[n:]
+	}
 	str := func() (string, bool) {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || uint64(len(b)-n) < l {
@@ -212,7 +237,48 @@ func (m *mbox) add(r *record) (uint32, error) {
 	uid := m.meta.UIDNext
 	m.meta.UIDNext++
 	m.meta.ModSeq++
+	r.modseq = m.meta.ModSeq
 	return uid, m.msgs().Put(be32(uid), r.marshal())
+}
+
+// publicModSeq is the MODSEQ the store reports for an internal counter:
+// one more, so that it is never 0 (RFC 7162 3: mod-sequences are positive)
+// even in a new mailbox or for records written before version 2.
+func publicModSeq(internal uint64) uint64 { return internal + 1 }
+
+// maxVanished bounds the vanished entries a mailbox keeps; beyond it the
+// oldest half is pruned and VanishedFloor rises.
+const maxVanished = 20000
+
+// noteVanished records that uids were expunged at the mailbox's current
+// ModSeq, for QRESYNC's VANISHED (RFC 7162 3.2.10). The caller saves meta.
+func (m *mbox) noteVanished(uids []uint32) error {
+	gone, err := m.b.CreateBucketIfNotExists(bucketGone)
+	if err != nil {
+		return err
+	}
+	seq := binary.AppendUvarint(nil, m.meta.ModSeq)
+	for _, uid := range uids {
+		if err := gone.Put(be32(uid), seq); err != nil {
+			return err
+		}
+	}
+	m.meta.Vanished += len(uids)
+	if m.meta.Vanished <= maxVanished {
+		return nil
+	}
+	// UIDs ascend with time, so the lowest are the oldest expunges.
+	c := gone.Cursor()
+	for k, v := c.First(); k != nil && m.meta.Vanished > maxVanished/2; k, v = c.First() {
+		if s, n := binary.Uvarint(v); n > 0 && s > m.meta.VanishedFloor {
+			m.meta.VanishedFloor = s
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		m.meta.Vanished--
+	}
+	return nil
 }
 
 // createMbox adds mailbox name (with directory dir) to addr's mailboxes.
@@ -232,7 +298,7 @@ func createMbox(tx *bolt.Tx, ub *bolt.Bucket, name, dir string) (*mbox, error) {
 	if err := ub.Bucket(bucketNames).Put([]byte(name), be32(id)); err != nil {
 		return nil, err
 	}
-	m := &mbox{id: id, b: b, meta: mailboxMeta{Name: name, Dir: dir, UIDNext: 1, Subscribed: name == inboxName}}
+	m := &mbox{id: id, b: b, meta: mailboxMeta{Name: name, Dir: dir, UIDNext: 1, RecentFrom: 1, Subscribed: name == inboxName}}
 	return m, m.saveMeta()
 }
 

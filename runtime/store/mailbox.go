@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
@@ -18,6 +19,15 @@ type MailboxInfo struct {
 	UIDValidity uint32
 	UIDNext     uint32
 	Subscribed  bool
+	// SpecialUse is the mailbox's RFC 6154 attribute (\Sent, \Trash, ...)
+	// or "".
+	SpecialUse string
+}
+
+// CreateOptions are the optional parts of CreateMailbox.
+type CreateOptions struct {
+	// SpecialUse is an RFC 6154 attribute from SpecialUses, or "".
+	SpecialUse string
 }
 
 // MailboxStatus is a mailbox with its counters (IMAP STATUS).
@@ -26,8 +36,11 @@ type MailboxStatus struct {
 	Messages uint32
 	Unseen   uint32
 	Deleted  uint32
-	Size     int64
-	// ModSeq changes whenever the mailbox's messages change.
+	// Recent counts the messages no session has claimed as \Recent yet.
+	Recent uint32
+	Size   int64
+	// ModSeq changes whenever the mailbox's messages change: IMAP's
+	// HIGHESTMODSEQ (RFC 7162), at least 1.
 	ModSeq uint64
 }
 
@@ -35,7 +48,7 @@ type MailboxStatus struct {
 const Delimiter = '/'
 
 func (m *mbox) info() MailboxInfo {
-	return MailboxInfo{Name: m.meta.Name, UIDValidity: m.id, UIDNext: m.meta.UIDNext, Subscribed: m.meta.Subscribed}
+	return MailboxInfo{Name: m.meta.Name, UIDValidity: m.id, UIDNext: m.meta.UIDNext, Subscribed: m.meta.Subscribed, SpecialUse: m.meta.SpecialUse}
 }
 
 // Mailboxes returns the user's mailboxes ordered by name.
@@ -52,8 +65,11 @@ func (s *Store) Mailboxes(address string) ([]MailboxInfo, error) {
 			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
 		}
 		all, err := allMboxes(ub)
+		subs := subscriptions(ub)
 		for _, m := range all {
-			out = append(out, m.info())
+			info := m.info()
+			_, info.Subscribed = slices.BinarySearch(subs, info.Name)
+			out = append(out, info)
 		}
 		return err
 	})
@@ -72,13 +88,16 @@ func (s *Store) Status(address, mailbox string) (MailboxStatus, error) {
 	defer s.mu.RUnlock()
 	var st MailboxStatus
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
-		st.MailboxInfo, st.ModSeq = m.info(), m.meta.ModSeq
-		return m.msgs().ForEach(func(_, v []byte) error {
+		st.MailboxInfo, st.ModSeq = m.info(), publicModSeq(m.meta.ModSeq)
+		return m.msgs().ForEach(func(k, v []byte) error {
 			r, err := unmarshalRecord(v)
 			if err != nil {
 				return err
 			}
 			st.Messages++
+			if binary.BigEndian.Uint32(k) >= m.meta.RecentFrom {
+				st.Recent++
+			}
 			st.Size += r.size
 			if !r.flags.has(FlagSeen) {
 				st.Unseen++
@@ -97,7 +116,7 @@ func (s *Store) Status(address, mailbox string) (MailboxStatus, error) {
 
 // CreateMailbox creates mailbox name, and any missing parents of it
 // (RFC 9051 6.3.4). It fails with ErrExists if name exists.
-func (s *Store) CreateMailbox(address, name string) error {
+func (s *Store) CreateMailbox(address, name string, opts CreateOptions) error {
 	addr, err := CanonicalAddress(address)
 	if err != nil {
 		return err
@@ -106,19 +125,23 @@ func (s *Store) CreateMailbox(address, name string) error {
 	if err := validMailboxName(name); err != nil {
 		return err
 	}
+	if err := validSpecialUse(opts.SpecialUse); err != nil {
+		return err
+	}
 	if err := s.wlock(); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	if err := s.createLocked(addr, name, true); err != nil {
+	if err := s.createLocked(addr, name, true, opts.SpecialUse); err != nil {
 		return fmt.Errorf("creating mailbox: %w", err)
 	}
 	return nil
 }
 
-// createLocked creates name and its missing parents; with mustBeNew it
-// fails if name itself exists. The caller holds s.mu for writing.
-func (s *Store) createLocked(addr, name string, mustBeNew bool) error {
+// createLocked creates name, with special use use, and its missing
+// parents; with mustBeNew it fails if name itself exists. The caller holds
+// s.mu for writing.
+func (s *Store) createLocked(addr, name string, mustBeNew bool, use string) error {
 	var missing []string
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ub := userBoxes(tx, addr)
@@ -154,8 +177,15 @@ func (s *Store) createLocked(addr, name string, mustBeNew bool) error {
 	return s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
 		ub := userBoxes(tx, addr)
 		for _, n := range missing {
-			if _, err := createMbox(tx, ub, n, folderDir(n)); err != nil {
+			m, err := createMbox(tx, ub, n, folderDir(n))
+			if err != nil {
 				return err
+			}
+			if n == name && use != "" {
+				m.meta.SpecialUse = use
+				if err := m.saveMeta(); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -295,7 +325,7 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 		return fmt.Errorf("renaming mailbox: %w", err)
 	}
 	if p := parentName(newName); p != "" {
-		if err := s.createLocked(addr, p, false); err != nil {
+		if err := s.createLocked(addr, p, false, ""); err != nil {
 			return fmt.Errorf("renaming mailbox: %w", err)
 		}
 	}
@@ -344,7 +374,7 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 // renameInboxLocked implements RENAME INBOX: a new mailbox receives every
 // INBOX message.
 func (s *Store) renameInboxLocked(addr, newName string) error {
-	if err := s.createLocked(addr, newName, true); err != nil {
+	if err := s.createLocked(addr, newName, true, ""); err != nil {
 		return fmt.Errorf("renaming INBOX: %w", err)
 	}
 	if _, err := s.transfer(addr, inboxName, nil, newName, true); err != nil {
@@ -353,20 +383,96 @@ func (s *Store) renameInboxLocked(addr, newName string) error {
 	return nil
 }
 
-// Subscribe sets whether a mailbox is subscribed (IMAP SUBSCRIBE and
-// UNSUBSCRIBE; LSUB lists the subscribed ones).
+// Subscribe adds a name to the user's subscriptions or removes it (IMAP
+// SUBSCRIBE and UNSUBSCRIBE). Subscriptions are names: one may name a
+// mailbox that does not exist (yet, or any more), and deleting a mailbox
+// keeps its subscription (RFC 9051 6.3.7, 6.3.9).
 func (s *Store) Subscribe(address, name string, subscribed bool) error {
 	addr, err := s.rlockAddress(address)
 	if err != nil {
 		return err
 	}
 	defer s.mu.RUnlock()
-	err = s.updateMbox(addr, name, func(_ *bolt.Tx, m *mbox, _ *[]watchKey) error {
-		m.meta.Subscribed = subscribed
-		return m.saveMeta()
+	name = normalizeName(name)
+	if err := validMailboxName(name); err != nil {
+		return err
+	}
+	err = s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
+		ub := userBoxes(tx, addr)
+		if ub == nil {
+			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
+		}
+		subs, err := ub.CreateBucketIfNotExists(bucketSubs)
+		if err != nil {
+			return err
+		}
+		// Before subscriptions had their own bucket, the flag lived in
+		// the mailbox's meta; clear it so that it cannot resubscribe.
+		if idb := ub.Bucket(bucketNames).Get([]byte(name)); idb != nil {
+			m, err := openMboxID(ub, binary.BigEndian.Uint32(idb))
+			if err != nil {
+				return err
+			}
+			if m.meta.Subscribed {
+				m.meta.Subscribed = false
+				if err := m.saveMeta(); err != nil {
+					return err
+				}
+				if err := subs.Put([]byte(name), nil); err != nil {
+					return err
+				}
+			}
+		}
+		if subscribed {
+			return subs.Put([]byte(name), nil)
+		}
+		return subs.Delete([]byte(name))
 	})
 	if err != nil {
 		return fmt.Errorf("subscribing to %q: %w", name, err)
 	}
 	return nil
+}
+
+// Subscriptions returns the names the user subscribed to, sorted, whether
+// or not such mailboxes exist.
+func (s *Store) Subscriptions(address string) ([]string, error) {
+	addr, err := s.rlockAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var out []string
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ub := userBoxes(tx, addr)
+		if ub == nil {
+			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
+		}
+		out = subscriptions(ub)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading subscriptions: %w", err)
+	}
+	return out, nil
+}
+
+// subscriptions lists a user's subscribed names: the subs bucket and the
+// mailboxes still flagged in their meta from before it existed.
+func subscriptions(ub *bolt.Bucket) []string {
+	var out []string
+	if subs := ub.Bucket(bucketSubs); subs != nil {
+		subs.ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	}
+	ub.Bucket(bucketNames).ForEach(func(k, v []byte) error {
+		if m, err := openMboxID(ub, binary.BigEndian.Uint32(v)); err == nil && m.meta.Subscribed {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return slices.Compact(out)
 }

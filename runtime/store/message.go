@@ -24,6 +24,9 @@ type MessageInfo struct {
 	Size int64
 	// Date is the internal date: when it was delivered, or the APPEND date.
 	Date time.Time
+	// ModSeq is the mailbox's MODSEQ when the message was added or its
+	// flags last changed (RFC 7162), at least 1.
+	ModSeq uint64
 	// Body is where Blobs reads the message from.
 	Body BlobRef
 }
@@ -84,13 +87,16 @@ func (m MessageInfo) HasFlag(flag string) bool {
 }
 
 func (r *record) info(uid uint32, dir string) MessageInfo {
-	return MessageInfo{UID: uid, Flags: r.flags.list(), Size: r.size, Date: r.date, Body: BlobRef(filepath.Join(dir, r.file))}
+	return MessageInfo{UID: uid, Flags: r.flags.list(), Size: r.size, Date: r.date, ModSeq: publicModSeq(r.modseq), Body: BlobRef(filepath.Join(dir, r.file))}
 }
 
 // Snapshot is the state of a mailbox at one moment.
 type Snapshot struct {
 	MailboxInfo
 	ModSeq uint64
+	// RecentFrom is the lowest UID no session has claimed as \Recent:
+	// the recent messages of a session that claims none (EXAMINE).
+	RecentFrom uint32
 	// Messages are ordered by UID; a message's IMAP sequence number is its
 	// index plus one.
 	Messages []MessageInfo
@@ -105,7 +111,7 @@ func (s *Store) Messages(address, mailbox string) (*Snapshot, error) {
 	defer s.mu.RUnlock()
 	snap := &Snapshot{}
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
-		snap.MailboxInfo, snap.ModSeq = m.info(), m.meta.ModSeq
+		snap.MailboxInfo, snap.ModSeq, snap.RecentFrom = m.info(), publicModSeq(m.meta.ModSeq), m.meta.RecentFrom
 		dir := s.mboxDir(addr, m)
 		snap.Messages = make([]MessageInfo, 0, m.msgs().Stats().KeyN)
 		return m.msgs().ForEach(func(k, v []byte) error {
@@ -133,7 +139,7 @@ func (s *Store) ModSeq(address, mailbox string) (uint64, error) {
 	defer s.mu.RUnlock()
 	var seq uint64
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
-		seq = m.meta.ModSeq
+		seq = publicModSeq(m.meta.ModSeq)
 		return nil
 	})
 	if err != nil {
@@ -171,20 +177,19 @@ func (s *Store) Lookup(address, mailbox string, uids []uint32) ([]MessageInfo, e
 	return out, nil
 }
 
-// SetFlags changes the flags of the messages with the given UIDs and
-// returns them with their new flags (missing UIDs are skipped). \Recent and
-// unknown system flags are ignored.
-func (s *Store) SetFlags(address, mailbox string, uids []uint32, op FlagOp, flags []string) ([]MessageInfo, error) {
+// SetFlags changes the flags of the messages with the given UIDs.
+func (s *Store) SetFlags(address, mailbox string, uids []uint32, ch FlagChange) (FlagResult, error) {
 	addr, err := s.rlockAddress(address)
 	if err != nil {
-		return nil, err
+		return FlagResult{}, err
 	}
 	defer s.mu.RUnlock()
-	var out []MessageInfo
+	var res FlagResult
 	err = s.updateMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox, changed *[]watchKey) error {
-		out = out[:0]
+		res = FlagResult{}
 		dir := s.mboxDir(addr, m)
 		msgs := m.msgs()
+		next := m.meta.ModSeq + 1
 		dirty := false
 		for _, uid := range uids {
 			r, ok, err := getRecord(msgs, uid)
@@ -194,25 +199,29 @@ func (s *Store) SetFlags(address, mailbox string, uids []uint32, op FlagOp, flag
 			if !ok {
 				continue
 			}
-			if nf := r.flags.apply(op, flags); !nf.equal(r.flags) {
-				r.flags, dirty = nf, true
+			if ch.UnchangedSince != 0 && publicModSeq(r.modseq) > ch.UnchangedSince {
+				res.Modified = append(res.Modified, uid)
+				continue
+			}
+			if nf := r.flags.apply(ch.Op, ch.Flags); !nf.equal(r.flags) {
+				r.flags, r.modseq, dirty = nf, next, true
 				if err := msgs.Put(be32(uid), r.marshal()); err != nil {
 					return err
 				}
 			}
-			out = append(out, r.info(uid, dir))
+			res.Messages = append(res.Messages, r.info(uid, dir))
 		}
 		if !dirty {
 			return nil
 		}
-		m.meta.ModSeq++
+		m.meta.ModSeq = next
 		*changed = append(*changed, watchKey{addr, m.id})
 		return m.saveMeta()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("setting flags in %q: %w", mailbox, err)
+		return FlagResult{}, fmt.Errorf("setting flags in %q: %w", mailbox, err)
 	}
-	return out, nil
+	return res, nil
 }
 
 // Expunge permanently removes the messages flagged \Deleted, only among
@@ -294,6 +303,9 @@ func (s *Store) remove(addr, mailbox string, uids []uint32, onlyDeleted bool) ([
 		}
 		m.meta.ModSeq++
 		*changed = append(*changed, watchKey{addr, m.id})
+		if err := m.noteVanished(removed); err != nil {
+			return err
+		}
 		if err := m.saveMeta(); err != nil {
 			return err
 		}
@@ -442,7 +454,10 @@ func (s *Store) transfer(addr, src string, uids []uint32, dst string, move bool)
 		if err != nil {
 			return err
 		}
-		var added, freed int64
+		var (
+			added, freed int64
+			moved        []uint32
+		)
 		for _, it := range items {
 			if move {
 				v := sm.msgs().Get(be32(it.uid))
@@ -453,6 +468,7 @@ func (s *Store) transfer(addr, src string, uids []uint32, dst string, move bool)
 					return err
 				}
 				freed += it.r.size
+				moved = append(moved, it.uid)
 			}
 			uid, err := dm.add(&it.r)
 			if err != nil {
@@ -469,6 +485,9 @@ func (s *Store) transfer(addr, src string, uids []uint32, dst string, move bool)
 		*changed = append(*changed, watchKey{addr, dm.id})
 		if move && sm.id != dm.id {
 			sm.meta.ModSeq++
+			if err := sm.noteVanished(moved); err != nil {
+				return err
+			}
 			if err := sm.saveMeta(); err != nil {
 				return err
 			}

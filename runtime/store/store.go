@@ -37,6 +37,9 @@ var (
 	ErrInvalidMailbox = errors.New("invalid mailbox name")
 	// ErrHasChildren: a mailbox with inferior mailboxes cannot be deleted.
 	ErrHasChildren = errors.New("mailbox has child mailboxes")
+	// ErrSpecialUse: a special-use attribute the store does not offer
+	// (IMAP's [USEATTR], RFC 6154 6).
+	ErrSpecialUse = errors.New("unsupported special use")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
 )

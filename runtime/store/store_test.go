@@ -205,7 +205,7 @@ func TestRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateMailbox(u, "Gone"); err != nil {
+	if err := s.CreateMailbox(u, "Gone", CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := s.Messages(u, "INBOX")
@@ -269,7 +269,7 @@ func TestRecovery(t *testing.T) {
 	for _, b := range boxes {
 		names = append(names, b.Name)
 	}
-	if !slices.Equal(names, []string{"Hand/Made", "INBOX"}) {
+	if !slices.Equal(names, []string{"Archive", "Drafts", "Hand/Made", "INBOX", "Junk", "Sent", "Trash"}) {
 		t.Fatalf("mailboxes after recovery: %v", names)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "trash")); !os.IsNotExist(err) {
@@ -303,7 +303,7 @@ func TestMaildirLayout(t *testing.T) {
 			t.Fatalf("%s tmp/ not empty after delivery", u)
 		}
 	}
-	if err := s.CreateMailbox("a@example.com", "Archive/2024"); err != nil {
+	if err := s.CreateMailbox("a@example.com", "Archive/2024", CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.Append("a@example.com", "Archive/2024", bytes.NewReader(msg("old")), int64(len(msg("old"))), AppendOptions{Flags: []string{FlagSeen, FlagFlagged}}); err != nil {

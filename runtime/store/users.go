@@ -73,6 +73,11 @@ func (s *Store) PutUser(address, password string, quotaBytes int64) error {
 		if err := s.recoverUser(addr); err != nil {
 			return fmt.Errorf("creating mailboxes of %s: %w", addr, err)
 		}
+		for _, mb := range DefaultMailboxes {
+			if err := s.createLocked(addr, mb.Name, false, mb.SpecialUse); err != nil {
+				return fmt.Errorf("creating mailboxes of %s: %w", addr, err)
+			}
+		}
 	}
 	return nil
 }

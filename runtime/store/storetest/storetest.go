@@ -42,6 +42,10 @@ func Run(t *testing.T, open Factory) {
 		{"CopyMoveExpunge", testCopyMoveExpunge},
 		{"Append", testAppend},
 		{"Watch", testWatch},
+		{"ModSeq", testModSeq},
+		{"Vanished", testVanished},
+		{"Recent", testRecent},
+		{"Subscriptions", testSubscriptions},
 		{"Blobs", testBlobs},
 		{"Maildrop", testMaildrop},
 	}
@@ -242,7 +246,7 @@ func testQuota(t *testing.T, s store.Backend) {
 		t.Fatalf("User = %+v, want 60 of 100 bytes used", info)
 	}
 	// Expunging frees quota.
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagsAdd, []string{store.FlagDeleted}); err != nil {
+	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Expunge(u, "INBOX", nil); err != nil {
@@ -260,22 +264,52 @@ func testQuota(t *testing.T, s store.Backend) {
 func testMailboxes(t *testing.T, s store.Backend) {
 	const u = "u@example.com"
 	putUser(t, s, u, 0)
-	if got := names(t, s, u); !slices.Equal(got, []string{"INBOX"}) {
-		t.Fatalf("a new user's mailboxes: %v", got)
-	}
-	if err := s.CreateMailbox(u, "Archive/2024"); err != nil {
+	boxes, err := s.Mailboxes(u)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateMailbox(u, "Archive"); !errors.Is(err, store.ErrExists) {
+	var uses []string
+	for _, b := range boxes {
+		if b.SpecialUse != "" {
+			uses = append(uses, b.Name+" "+b.SpecialUse)
+		}
+	}
+	if want := []string{"Archive \\Archive", "Drafts \\Drafts", "Junk \\Junk", "Sent \\Sent", "Trash \\Trash"}; len(boxes) != 6 || !slices.Equal(uses, want) {
+		t.Fatalf("a new user's mailboxes: %+v; want INBOX and %v (RFC 6154)", boxes, want)
+	}
+	for _, mb := range store.DefaultMailboxes {
+		if err := s.DeleteMailbox(u, mb.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateMailbox(u, "Outbox", store.CreateOptions{SpecialUse: `\All`}); !errors.Is(err, store.ErrSpecialUse) {
+		t.Fatalf("CREATE with an unsupported special use: %v, want ErrSpecialUse", err)
+	}
+	if err := s.CreateMailbox(u, "Papierkorb", store.CreateOptions{SpecialUse: `\Trash`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenameMailbox(u, "Papierkorb", "Bin"); err != nil {
+		t.Fatal(err)
+	}
+	if boxes, _ := s.Mailboxes(u); len(boxes) != 2 || boxes[0].Name != "Bin" || boxes[0].SpecialUse != `\Trash` {
+		t.Fatalf("after CREATE (USE (\\Trash)) and RENAME: %+v", boxes)
+	}
+	if err := s.DeleteMailbox(u, "Bin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateMailbox(u, "Archive/2024", store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateMailbox(u, "Archive", store.CreateOptions{}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("the parent was not created with its child: %v", err)
 	}
-	if err := s.CreateMailbox(u, "inbox"); !errors.Is(err, store.ErrExists) {
+	if err := s.CreateMailbox(u, "inbox", store.CreateOptions{}); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("CREATE inbox: %v", err)
 	}
-	if err := s.CreateMailbox(u, "bad//name"); !errors.Is(err, store.ErrInvalidMailbox) {
+	if err := s.CreateMailbox(u, "bad//name", store.CreateOptions{}); !errors.Is(err, store.ErrInvalidMailbox) {
 		t.Fatalf("CREATE with an empty level: %v", err)
 	}
-	if err := s.CreateMailbox("nobody@example.com", "X"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.CreateMailbox("nobody@example.com", "X", store.CreateOptions{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("CREATE for an unknown user: %v", err)
 	}
 	if got := names(t, s, u); !slices.Equal(got, []string{"Archive", "Archive/2024", "INBOX"}) {
@@ -318,7 +352,7 @@ func testMailboxes(t *testing.T, s store.Backend) {
 	if err := s.Subscribe(u, "Old/Stuff", true); err != nil {
 		t.Fatal(err)
 	}
-	boxes, _ := s.Mailboxes(u)
+	boxes, _ = s.Mailboxes(u)
 	for _, b := range boxes {
 		if want := b.Name == "INBOX" || b.Name == "Old/Stuff"; b.Subscribed != want {
 			t.Fatalf("%s subscribed = %v, want %v", b.Name, b.Subscribed, want)
@@ -332,7 +366,7 @@ func testMailboxes(t *testing.T, s store.Backend) {
 	if err := s.DeleteMailbox(u, "Old/Stuff/2024"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateMailbox(u, "Old/Stuff/2024"); err != nil {
+	if err := s.CreateMailbox(u, "Old/Stuff/2024", store.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if again := status(t, s, u, "Old/Stuff/2024"); again.UIDValidity == before.UIDValidity || again.Messages != 0 || again.UIDNext != 1 {
@@ -347,7 +381,7 @@ func testRenameInbox(t *testing.T, s store.Backend) {
 	const u = "u@example.com"
 	putUser(t, s, u, 0)
 	deliver(t, s, Msg("in inbox"), u)
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagsAdd, []string{store.FlagFlagged}); err != nil {
+	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagFlagged}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RenameMailbox(u, "INBOX", "Saved"); err != nil {
@@ -382,7 +416,7 @@ func testUIDs(t *testing.T, s store.Backend) {
 		t.Fatalf("Append = %d, %d, %v; want UIDVALIDITY %d, UID 4", uv, uid, err, st0.UIDValidity)
 	}
 	// Expunging the highest UID does not free it.
-	if _, err := s.SetFlags(u, "INBOX", []uint32{4}, store.FlagsAdd, []string{store.FlagDeleted}); err != nil {
+	if _, err := s.SetFlags(u, "INBOX", []uint32{4}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
 		t.Fatal(err)
 	}
 	if removed, err := s.Expunge(u, "INBOX", nil); err != nil || !slices.Equal(removed, []uint32{4}) {
@@ -401,7 +435,7 @@ func testUIDs(t *testing.T, s store.Backend) {
 		t.Fatalf("Status %+v after four messages; first %+v", st, st0)
 	}
 	// UIDVALIDITY is unique among a user's mailboxes.
-	if err := s.CreateMailbox(u, "Other"); err != nil {
+	if err := s.CreateMailbox(u, "Other", store.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if other := status(t, s, u, "Other"); other.UIDValidity == st0.UIDValidity {
@@ -424,7 +458,7 @@ func testConcurrentDeliver(t *testing.T, s store.Backend) {
 				if err := s.Deliver(context.Background(), rcpts, Msg(fmt.Sprintf("%d-%d", i, j))); err != nil {
 					errs <- err
 				}
-				if _, err := s.SetFlags(users[i%3], "INBOX", []uint32{uint32(j + 1)}, store.FlagsAdd, []string{store.FlagSeen}); err != nil {
+				if _, err := s.SetFlags(users[i%3], "INBOX", []uint32{uint32(j + 1)}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagSeen}}); err != nil {
 					errs <- err
 				}
 				if _, err := s.Messages(users[j%3], "INBOX"); err != nil {
@@ -459,24 +493,26 @@ func testFlags(t *testing.T, s store.Backend) {
 	for i := range 3 {
 		deliver(t, s, Msg(fmt.Sprint(i)), u)
 	}
-	got, err := s.SetFlags(u, "INBOX", []uint32{1, 2, 99}, store.FlagsAdd, []string{`\seen`, "$Work", `\Recent`, `\Unknown`})
+	res, err := s.SetFlags(u, "INBOX", []uint32{1, 2, 99}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{`\seen`, "$Work", `\Recent`, `\Unknown`}})
+	got := res.Messages
 	if err != nil || len(got) != 2 || !slices.Equal(got[0].Flags, []string{store.FlagSeen, "$Work"}) {
 		t.Fatalf("SetFlags(+) = %+v, %v; want \\Seen $Work on 1 and 2 (99 skipped, \\Recent not stored)", got, err)
 	}
 	seq0, _ := s.ModSeq(u, "INBOX")
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagsAdd, []string{store.FlagSeen}); err != nil {
+	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagSeen}}); err != nil {
 		t.Fatal(err)
 	}
 	if seq1, _ := s.ModSeq(u, "INBOX"); seq1 != seq0 {
 		t.Fatalf("a flag change that changed nothing moved ModSeq %d -> %d", seq0, seq1)
 	}
-	if _, err := s.SetFlags(u, "INBOX", []uint32{2}, store.FlagsRemove, []string{"$Work", `\SEEN`}); err != nil {
+	if _, err := s.SetFlags(u, "INBOX", []uint32{2}, store.FlagChange{Op: store.FlagsRemove, Flags: []string{"$Work", `\SEEN`}}); err != nil {
 		t.Fatal(err)
 	}
 	if seq2, _ := s.ModSeq(u, "INBOX"); seq2 <= seq0 {
 		t.Fatalf("ModSeq %d did not grow past %d on a flag change", seq2, seq0)
 	}
-	got, err = s.SetFlags(u, "INBOX", []uint32{3}, store.FlagsReplace, []string{store.FlagDraft, store.FlagAnswered, "b", "a"})
+	res, err = s.SetFlags(u, "INBOX", []uint32{3}, store.FlagChange{Op: store.FlagsReplace, Flags: []string{store.FlagDraft, store.FlagAnswered, "b", "a"}})
+	got = res.Messages
 	if err != nil || len(got) != 1 || !got[0].HasFlag(`\draft`) || !got[0].HasFlag(store.FlagAnswered) || !got[0].HasFlag("a") || got[0].HasFlag("A") {
 		t.Fatalf("SetFlags(replace) = %+v, %v", got, err)
 	}
@@ -497,7 +533,7 @@ func testFlags(t *testing.T, s store.Backend) {
 	if _, err := s.Lookup(u, "Nope", []uint32{1}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Lookup in a missing mailbox: %v", err)
 	}
-	if _, err := s.SetFlags(u, "Nope", []uint32{1}, store.FlagsAdd, []string{store.FlagSeen}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.SetFlags(u, "Nope", []uint32{1}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagSeen}}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("SetFlags in a missing mailbox: %v", err)
 	}
 }
@@ -508,10 +544,10 @@ func testCopyMoveExpunge(t *testing.T, s store.Backend) {
 	for i := range 4 {
 		deliver(t, s, Msg(fmt.Sprint(i)), u)
 	}
-	if err := s.CreateMailbox(u, "Dst"); err != nil {
+	if err := s.CreateMailbox(u, "Dst", store.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagsAdd, []string{store.FlagSeen, "$Work"}); err != nil {
+	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagSeen, "$Work"}}); err != nil {
 		t.Fatal(err)
 	}
 	dstStatus := status(t, s, u, "Dst")
@@ -535,7 +571,7 @@ func testCopyMoveExpunge(t *testing.T, s store.Backend) {
 	if got := uids(t, s, u, "INBOX"); !slices.Equal(got, []uint32{1, 2, 4}) {
 		t.Fatalf("INBOX after MOVE: %v", got)
 	}
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1, 4}, store.FlagsAdd, []string{store.FlagDeleted}); err != nil {
+	if _, err := s.SetFlags(u, "INBOX", []uint32{1, 4}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
 		t.Fatal(err)
 	}
 	if st := status(t, s, u, "INBOX"); st.Deleted != 2 {
@@ -592,7 +628,7 @@ func testAppend(t *testing.T, s store.Backend) {
 func testWatch(t *testing.T, s store.Backend) {
 	const u = "u@example.com"
 	putUser(t, s, u, 0)
-	if err := s.CreateMailbox(u, "Other"); err != nil {
+	if err := s.CreateMailbox(u, "Other", store.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	w, err := s.Watch(u, "INBOX")
@@ -618,7 +654,7 @@ func testWatch(t *testing.T, s store.Backend) {
 	}
 	deliver(t, s, Msg("x"), u)
 	expect("a delivery")
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagsAdd, []string{store.FlagDeleted}); err != nil {
+	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
 		t.Fatal(err)
 	}
 	expect("a flag change")
@@ -677,7 +713,7 @@ func testBlobs(t *testing.T, s store.Backend) {
 		t.Fatalf("OpenBlob streamed %d bytes, %v; want %d", len(streamed), err, len(large))
 	}
 	// An expunged message's body is gone or still the same, never another.
-	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagsAdd, []string{store.FlagDeleted}); err != nil {
+	if _, err := s.SetFlags(u, "INBOX", []uint32{1}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Expunge(u, "INBOX", nil); err != nil {
@@ -740,5 +776,201 @@ func testMaildrop(t *testing.T, s store.Backend) {
 	}
 	if got := uids(t, s, u, "INBOX"); !slices.Equal(got, []uint32{2, 4}) {
 		t.Fatalf("IMAP sees %v after the POP3 deletions, want 2 4", got)
+	}
+}
+
+// testModSeq checks CONDSTORE's mod-sequences (RFC 7162 3): positive,
+// growing with every change, per message, and UNCHANGEDSINCE.
+func testModSeq(t *testing.T, s store.Backend) {
+	const u = "u@example.com"
+	putUser(t, s, u, 0)
+	empty := status(t, s, u, "INBOX").ModSeq
+	if empty == 0 {
+		t.Fatal("HIGHESTMODSEQ of an empty mailbox is 0; mod-sequences are positive")
+	}
+	for i := range 3 {
+		deliver(t, s, Msg(fmt.Sprint(i)), u)
+	}
+	snap := snapshot(t, s, u, "INBOX")
+	prev := empty
+	for _, m := range snap.Messages {
+		if m.ModSeq <= prev || m.ModSeq > snap.ModSeq {
+			t.Fatalf("message %d MODSEQ %d: want above %d and at most HIGHESTMODSEQ %d", m.UID, m.ModSeq, prev, snap.ModSeq)
+		}
+		prev = m.ModSeq
+	}
+	high := snap.ModSeq
+	res, err := s.SetFlags(u, "INBOX", []uint32{1, 2}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagFlagged}})
+	if err != nil || len(res.Messages) != 2 || len(res.Modified) != 0 {
+		t.Fatalf("SetFlags = %+v, %v", res, err)
+	}
+	after := res.Messages[0].ModSeq
+	if after <= high || res.Messages[1].ModSeq != after {
+		t.Fatalf("changed messages have MODSEQ %d and %d, want one value above %d", after, res.Messages[1].ModSeq, high)
+	}
+	if got := status(t, s, u, "INBOX").ModSeq; got != after {
+		t.Fatalf("HIGHESTMODSEQ %d after the change, want %d", got, after)
+	}
+	m3, _ := s.Lookup(u, "INBOX", []uint32{3})
+	if m3[0].ModSeq != snap.Messages[2].ModSeq {
+		t.Fatal("an untouched message's MODSEQ changed")
+	}
+	// UNCHANGEDSINCE: 1 and 2 changed after high, 3 did not (RFC 7162 3.1.3).
+	res, err = s.SetFlags(u, "INBOX", []uint32{1, 2, 3}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{"$Cond"}, UnchangedSince: high})
+	if err != nil || !slices.Equal(res.Modified, []uint32{1, 2}) || len(res.Messages) != 1 || res.Messages[0].UID != 3 || !res.Messages[0].HasFlag("$Cond") {
+		t.Fatalf("UNCHANGEDSINCE %d = %+v, %v; want 3 changed, 1 and 2 MODIFIED", high, res, err)
+	}
+	if m1, _ := s.Lookup(u, "INBOX", []uint32{1}); m1[0].HasFlag("$Cond") {
+		t.Fatal("UNCHANGEDSINCE changed a message modified since")
+	}
+	// An expunge moves HIGHESTMODSEQ too.
+	before := status(t, s, u, "INBOX").ModSeq
+	if _, err := s.SetFlags(u, "INBOX", []uint32{3}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(u, "INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(t, s, u, "INBOX").ModSeq; got <= before {
+		t.Fatalf("HIGHESTMODSEQ %d after EXPUNGE, want above %d", got, before)
+	}
+}
+
+// testVanished checks what QRESYNC needs (RFC 7162 3.2.10): the UIDs
+// expunged since a MODSEQ, never one that exists.
+func testVanished(t *testing.T, s store.Backend) {
+	const u = "u@example.com"
+	putUser(t, s, u, 0)
+	if err := s.CreateMailbox(u, "Dst", store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		deliver(t, s, Msg(fmt.Sprint(i)), u)
+	}
+	expunge := func(uids ...uint32) {
+		t.Helper()
+		if _, err := s.SetFlags(u, "INBOX", uids, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Expunge(u, "INBOX", uids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expunge(2)
+	mark := status(t, s, u, "INBOX").ModSeq
+	expunge(4, 5)
+	if _, err := s.Move(u, "INBOX", []uint32{6}, "Dst"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Vanished(u, "INBOX", mark)
+	if err != nil || !slices.Equal(got, []store.UIDRange{{Start: 4, Stop: 6}}) {
+		t.Fatalf("Vanished since %d = %v, %v; want 4:6", mark, got, err)
+	}
+	all, err := s.Vanished(u, "INBOX", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func(rs []store.UIDRange, uid uint32) bool {
+		for _, r := range rs {
+			if uid >= r.Start && uid <= r.Stop {
+				return true
+			}
+		}
+		return false
+	}
+	for _, uid := range []uint32{2, 4, 5, 6} {
+		if !has(all, uid) {
+			t.Fatalf("Vanished since 1 = %v lacks %d", all, uid)
+		}
+	}
+	for _, uid := range []uint32{1, 3} {
+		if has(all, uid) {
+			t.Fatalf("Vanished since 1 = %v names %d, which exists", all, uid)
+		}
+	}
+	if now, err := s.Vanished(u, "INBOX", status(t, s, u, "INBOX").ModSeq); err != nil || len(now) != 0 {
+		t.Fatalf("Vanished since HIGHESTMODSEQ = %v, %v; want none", now, err)
+	}
+}
+
+// testRecent checks \Recent (RFC 3501 2.3.2): each new message is recent
+// in exactly one session.
+func testRecent(t *testing.T, s store.Backend) {
+	const u = "u@example.com"
+	putUser(t, s, u, 0)
+	deliver(t, s, Msg("a"), u)
+	deliver(t, s, Msg("b"), u)
+	if st := status(t, s, u, "INBOX"); st.Recent != 2 {
+		t.Fatalf("STATUS RECENT = %d before any claim, want 2", st.Recent)
+	}
+	if snap := snapshot(t, s, u, "INBOX"); snap.RecentFrom != 1 {
+		t.Fatalf("Snapshot.RecentFrom = %d before any claim, want 1", snap.RecentFrom)
+	}
+	first, next, err := s.ClaimRecent(u, "INBOX")
+	if err != nil || first != 1 || next != 3 {
+		t.Fatalf("first ClaimRecent = %d, %d, %v; want 1, 3", first, next, err)
+	}
+	if again, next, err := s.ClaimRecent(u, "INBOX"); err != nil || again != next {
+		t.Fatalf("second ClaimRecent = %d, %d, %v; want nothing new", again, next, err)
+	}
+	if st := status(t, s, u, "INBOX"); st.Recent != 0 {
+		t.Fatalf("STATUS RECENT = %d after the claim, want 0", st.Recent)
+	}
+	deliver(t, s, Msg("c"), u)
+	var wg sync.WaitGroup
+	claims := make([]uint32, 8)
+	for i := range claims {
+		wg.Go(func() {
+			var err error
+			if claims[i], _, err = s.ClaimRecent(u, "INBOX"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got := 0
+	for _, c := range claims {
+		if c == 3 {
+			got++
+		} else if c != 4 {
+			t.Fatalf("concurrent claims returned %v", claims)
+		}
+	}
+	if got != 1 {
+		t.Fatalf("message 3 is recent in %d sessions, want exactly one (claims %v)", got, claims)
+	}
+}
+
+// testSubscriptions checks that subscriptions are names (RFC 9051 6.3.7):
+// they may name no mailbox and outlive a deleted one.
+func testSubscriptions(t *testing.T, s store.Backend) {
+	const u = "u@example.com"
+	putUser(t, s, u, 0)
+	if err := s.CreateMailbox(u, "Lists/Go", store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Lists/Go", "Not/Yet"} {
+		if err := s.Subscribe(u, name, true); err != nil {
+			t.Fatalf("SUBSCRIBE %s: %v", name, err)
+		}
+	}
+	if err := s.DeleteMailbox(u, "Lists/Go"); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := s.Subscriptions(u)
+	if err != nil || !slices.Equal(subs, []string{"INBOX", "Lists/Go", "Not/Yet"}) {
+		t.Fatalf("Subscriptions = %v, %v; want INBOX Lists/Go Not/Yet", subs, err)
+	}
+	if err := s.Subscribe(u, "inbox", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateMailbox(u, "Not/Yet", store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	boxes, _ := s.Mailboxes(u)
+	for _, b := range boxes {
+		if want := b.Name == "Not/Yet"; b.Subscribed != want {
+			t.Fatalf("%s subscribed = %v, want %v", b.Name, b.Subscribed, want)
+		}
 	}
 }
