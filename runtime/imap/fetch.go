@@ -3,6 +3,7 @@ package imap
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -38,12 +39,12 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			}
 		}
 		if len(unseen) > 0 {
-			updated, err := s.srv.store.SetFlags(s.user, sel.name, unseen, store.FlagsAdd, []string{store.FlagSeen})
+			res, err := s.srv.store.SetFlags(s.user, sel.name, unseen, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
 			if err != nil {
 				return s.imapError(err, imap.ResponseCodeNonExistent)
 			}
-			flags := make(map[uint32][]string, len(updated))
-			for _, m := range updated {
+			flags := make(map[uint32][]string, len(res.Messages))
+			for _, m := range res.Messages {
 				flags[m.UID] = m.Flags
 				seen[m.UID] = true
 			}
@@ -60,10 +61,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if i < 0 {
 			continue
 		}
+		var flags []imap.Flag
 		if options.Flags || seen[m.UID] {
 			sel.msgs[i].flags = m.Flags
+			if err := sel.announceKeywords(w.Updates(), m.Flags); err != nil {
+				return err
+			}
+			flags = sel.imapFlags(m.UID, m.Flags)
 		}
-		if err := fetchOne(w, s.srv.store, uint32(i+1), m, options, seen[m.UID], &buf); err != nil {
+		if err := fetchOne(w, s.srv.store, uint32(i+1), m, options, flags, &buf); err != nil {
 			return err
 		}
 	}
@@ -96,11 +102,12 @@ func wholeMessage(bs *imap.FetchItemBodySection) bool {
 		len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0
 }
 
-// fetchOne writes one message's FETCH response. A message whose file is
+// fetchOne writes one message's FETCH response, with FLAGS when flags is
+// not nil. A message whose file is
 // gone (expunged by another session, not yet reported) is skipped, which
 // RFC 9051 7.5.1 allows; the file is opened before anything is written so
 // that no response is left half-written.
-func fetchOne(w *imapserver.FetchWriter, blobs store.Blobs, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flagsChanged bool, buf *[]byte) (err error) {
+func fetchOne(w *imapserver.FetchWriter, blobs store.Blobs, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flags []imap.Flag, buf *[]byte) (err error) {
 	needContent := options.Envelope || options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 	needFile := needContent
 	for _, bs := range options.BodySection {
@@ -135,8 +142,8 @@ func fetchOne(w *imapserver.FetchWriter, blobs store.Blobs, seq uint32, m store.
 		}
 	}()
 	rw.WriteUID(imap.UID(m.UID)) // required for UID FETCH, useful for FETCH
-	if options.Flags || flagsChanged {
-		rw.WriteFlags(imapFlags(m.Flags))
+	if flags != nil {
+		rw.WriteFlags(flags)
 	}
 	if options.InternalDate {
 		rw.WriteInternalDate(m.Date)
@@ -171,6 +178,12 @@ func fetchOne(w *imapserver.FetchWriter, blobs store.Blobs, seq uint32, m store.
 			}
 			continue
 		}
+		if !wholeMessage(bs) && bytes.IndexByte(part, 0) >= 0 {
+			// BODY[] cannot carry NUL (RFC 3501 4.3); content APPENDed as
+			// binary (RFC 3516) is sent base64-encoded there, and as it
+			// is in BINARY[].
+			part = base64Lines(part)
+		}
 		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(part))), part); err != nil {
 			return err
 		}
@@ -193,4 +206,16 @@ func writeLiteral(wc io.WriteCloser, b []byte) error {
 		err = cerr
 	}
 	return err
+}
+
+// base64Lines encodes b as MIME base64 in lines of 76 characters.
+func base64Lines(b []byte) []byte {
+	enc := base64.StdEncoding.EncodeToString(b)
+	out := make([]byte, 0, len(enc)+len(enc)/76*2+2)
+	for len(enc) > 76 {
+		out = append(out, enc[:76]...)
+		out = append(out, "\r\n"...)
+		enc = enc[76:]
+	}
+	return append(append(out, enc...), "\r\n"...)
 }

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -11,7 +12,7 @@ import (
 
 // Create implements CREATE (RFC 9051 6.3.4); parents are created too.
 func (s *session) Create(name string, _ *imap.CreateOptions) error {
-	if err := s.srv.store.CreateMailbox(s.user, name); err != nil {
+	if err := s.srv.store.CreateMailbox(s.user, name, store.CreateOptions{}); err != nil {
 		return s.imapError(err, imap.ResponseCodeNonExistent)
 	}
 	return nil
@@ -49,9 +50,9 @@ func (s *session) Unsubscribe(name string) error {
 	return nil
 }
 
-// List implements LIST (RFC 9051 6.3.9) with the LIST-EXTENDED selection
-// and return options, and LSUB (imapserver calls List with
-// SelectSubscribed).
+// List implements LIST (RFC 9051 6.3.9) with LIST-EXTENDED's selection
+// and return options (RFC 5258), SPECIAL-USE (RFC 6154) and LIST-STATUS
+// (RFC 5819), and LSUB (imapserver calls List with SelectSubscribed).
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	if len(patterns) == 0 || len(patterns) == 1 && patterns[0] == "" {
 		// The hierarchy delimiter request (RFC 9051 6.3.9).
@@ -61,37 +62,52 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return s.imapError(err, imap.ResponseCodeNonExistent)
 	}
-	hasChildren := make(map[string]bool)
-	for _, b := range boxes {
-		if i := strings.LastIndexByte(b.Name, store.Delimiter); i > 0 {
-			hasChildren[b.Name[:i]] = true
-		}
+	subs, err := s.srv.store.Subscriptions(s.user)
+	if err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
 	}
-	for _, b := range boxes {
-		if options.SelectSubscribed && !b.Subscribed {
-			continue
-		}
-		match := false
+	match := func(name string) bool {
 		for _, p := range patterns {
-			if imapserver.MatchList(b.Name, store.Delimiter, ref, p) {
-				match = true
-				break
+			if imapserver.MatchList(name, store.Delimiter, ref, p) {
+				return true
 			}
 		}
-		if !match {
+		return false
+	}
+	l := newListing(boxes, subs)
+	if w.LSub() {
+		return l.lsub(w, match)
+	}
+	for _, name := range l.names(options.SelectSubscribed) {
+		b, exists := l.boxes[name]
+		subscribed := l.subscribed[name]
+		childInfo := options.SelectRecursiveMatch && l.hasSubscribedChild(name, match)
+		if !match(name) || options.SelectSubscribed && !subscribed && !childInfo {
 			continue
 		}
-		data := imap.ListData{Mailbox: b.Name, Delim: store.Delimiter}
-		if hasChildren[b.Name] {
+		if options.SelectSpecialUse && b.SpecialUse == "" {
+			continue
+		}
+		data := imap.ListData{Mailbox: name, Delim: store.Delimiter}
+		if !exists {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent)
+		} else if l.parents[name] {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
 		} else {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
 		}
-		if b.Subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
+		if subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
 			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
 		}
-		if options.ReturnStatus != nil {
-			st, err := s.Status(b.Name, options.ReturnStatus)
+		if b.SpecialUse != "" {
+			// RFC 6154 2: servers may return them without being asked.
+			data.Attrs = append(data.Attrs, imap.MailboxAttr(b.SpecialUse))
+		}
+		if childInfo {
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		}
+		if options.ReturnStatus != nil && exists {
+			st, err := s.Status(name, options.ReturnStatus)
 			if err != nil {
 				return err
 			}
@@ -102,6 +118,102 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 		}
 	}
 	return nil
+}
+
+// listing is a user's mailboxes and subscriptions, for LIST and LSUB.
+type listing struct {
+	boxes      map[string]store.MailboxInfo
+	subscribed map[string]bool
+	parents    map[string]bool // names with an existing child
+	sorted     []string        // existing names
+	subsSorted []string
+}
+
+func newListing(boxes []store.MailboxInfo, subs []string) *listing {
+	l := &listing{boxes: make(map[string]store.MailboxInfo, len(boxes)), subscribed: make(map[string]bool, len(subs)), parents: make(map[string]bool), subsSorted: subs}
+	for _, b := range boxes {
+		l.boxes[b.Name] = b
+		l.sorted = append(l.sorted, b.Name)
+		if i := strings.LastIndexByte(b.Name, store.Delimiter); i > 0 {
+			l.parents[b.Name[:i]] = true
+		}
+	}
+	for _, n := range subs {
+		l.subscribed[n] = true
+	}
+	return l
+}
+
+// names returns the names LIST considers: the existing mailboxes, and with
+// subscribed, the subscriptions too (which may name no mailbox) and the
+// parents of subscriptions (for RECURSIVEMATCH).
+func (l *listing) names(subscribed bool) []string {
+	if !subscribed {
+		return l.sorted
+	}
+	out := slices.Clone(l.sorted)
+	for _, n := range l.subsSorted {
+		out = append(out, n)
+		for p := parentOf(n); p != ""; p = parentOf(p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// hasSubscribedChild reports whether a subscribed descendant of name
+// does not match the pattern itself, which RECURSIVEMATCH reports as
+// CHILDINFO ("SUBSCRIBED") on name (RFC 5258 3.5).
+func (l *listing) hasSubscribedChild(name string, match func(string) bool) bool {
+	prefix := name + string(store.Delimiter)
+	for _, n := range l.subsSorted {
+		if strings.HasPrefix(n, prefix) && !match(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// lsub answers LSUB (RFC 3501 6.3.9): the subscriptions that match, and,
+// where a "%" stops above a subscription, its unsubscribed ancestor marked
+// \Noselect.
+func (l *listing) lsub(w *imapserver.ListWriter, match func(string) bool) error {
+	out := make(map[string]bool)
+	for _, n := range l.subsSorted {
+		if match(n) {
+			out[n] = l.subscribed[n]
+		}
+		for p := parentOf(n); p != ""; p = parentOf(p) {
+			if match(p) && !l.subscribed[p] && !match(n) {
+				out[p] = false
+			}
+		}
+	}
+	names := make([]string, 0, len(out))
+	for n := range out {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		data := imap.ListData{Mailbox: n, Delim: store.Delimiter}
+		if _, exists := l.boxes[n]; !out[n] || !exists {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
+		}
+		if err := w.WriteList(&data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parentOf returns the parent of a mailbox name, or "".
+func parentOf(name string) string {
+	i := strings.LastIndexByte(name, store.Delimiter)
+	if i < 0 {
+		return ""
+	}
+	return name[:i]
 }
 
 // Status implements STATUS (RFC 9051 6.3.11).
@@ -130,8 +242,7 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 		data.Size = &st.Size
 	}
 	if options.NumRecent {
-		var zero uint32 // \Recent is not kept (removed in IMAP4rev2)
-		data.NumRecent = &zero
+		data.NumRecent = &st.Recent
 	}
 	if options.AppendLimit {
 		data.AppendLimit = &s.srv.limit

@@ -31,22 +31,25 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	for i, f := range flags.Flags {
 		names[i] = string(f)
 	}
-	infos, err := s.srv.store.SetFlags(s.user, sel.name, uids, op, names)
+	res, err := s.srv.store.SetFlags(s.user, sel.name, uids, store.FlagChange{Op: op, Flags: names})
 	if err != nil {
 		return s.imapError(err, imap.ResponseCodeNonExistent)
 	}
-	for _, m := range infos {
+	for _, m := range res.Messages {
 		i := sel.indexOf(m.UID)
 		if i < 0 {
 			continue
 		}
 		sel.msgs[i].flags = m.Flags
+		if err := sel.announceKeywords(w.Updates(), m.Flags); err != nil {
+			return err
+		}
 		if flags.Silent {
 			continue
 		}
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
-		rw.WriteFlags(imapFlags(m.Flags))
+		rw.WriteFlags(sel.imapFlags(m.UID, m.Flags))
 		if err := rw.Close(); err != nil {
 			return err
 		}

@@ -92,6 +92,7 @@ type candidate struct {
 
 	content []byte
 	loaded  bool
+	env     *imap.Envelope
 	err     error
 }
 
@@ -138,12 +139,12 @@ func (c *candidate) match(criteria *imap.SearchCriteria) bool {
 		return false
 	}
 	for _, f := range criteria.Flag {
-		if !c.info.HasFlag(string(f)) {
+		if !c.hasFlag(f) {
 			return false
 		}
 	}
 	for _, f := range criteria.NotFlag {
-		if c.info.HasFlag(string(f)) {
+		if c.hasFlag(f) {
 			return false
 		}
 	}
@@ -156,7 +157,7 @@ func (c *candidate) match(criteria *imap.SearchCriteria) bool {
 	if len(criteria.Header) > 0 || !criteria.SentSince.IsZero() || !criteria.SentBefore.IsZero() {
 		h := c.header()
 		for _, hf := range criteria.Header {
-			if !matchFields(h.FieldsByKey(hf.Key), hf.Value) {
+			if !matchFields(h.FieldsByKey(hf.Key), hf.Value) && !c.matchAddresses(h, hf.Key, hf.Value) {
 				return false
 			}
 		}
@@ -272,4 +273,57 @@ func matchEntity(e *gomessage.Entity, text string, header bool) bool {
 		return false
 	}
 	return bytes.Contains(bytes.ToLower(body), []byte(text))
+}
+
+// hasFlag tests a flag, \Recent included (SEARCH RECENT, NEW and OLD).
+func (c *candidate) hasFlag(f imap.Flag) bool {
+	if strings.EqualFold(string(f), string(flagRecent)) {
+		return c.sel.isRecent(c.info.UID)
+	}
+	return c.info.HasFlag(string(f))
+}
+
+// matchAddresses matches an address header (FROM, TO, CC, BCC, ...) by its
+// parsed addresses as "Name <mailbox@host>", so that comments, quoting and
+// encoded names in the field do not hide an address (RFC 9051 6.4.4).
+func (c *candidate) matchAddresses(h mail.Header, key, value string) bool {
+	env := c.envelope(h)
+	var list []imap.Address
+	switch strings.ToLower(key) {
+	case "from":
+		list = env.From
+	case "sender":
+		list = env.Sender
+	case "reply-to":
+		list = env.ReplyTo
+	case "to":
+		list = env.To
+	case "cc":
+		list = env.Cc
+	case "bcc":
+		list = env.Bcc
+	default:
+		return false
+	}
+	value = strings.ToLower(value)
+	for _, a := range list {
+		if a.Host == "" {
+			continue // group markers
+		}
+		s := a.Mailbox + "@" + a.Host
+		if a.Name != "" {
+			s = a.Name + " <" + s + ">"
+		}
+		if strings.Contains(strings.ToLower(s), value) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *candidate) envelope(h mail.Header) *imap.Envelope {
+	if c.env == nil {
+		c.env = imapserver.ExtractEnvelope(h.Header.Header)
+	}
+	return c.env
 }

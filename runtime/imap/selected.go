@@ -31,6 +31,13 @@ type selected struct {
 	// searchRes is the result saved by SEARCH RETURN (SAVE), as UIDs
 	// (RFC 5182).
 	searchRes imap.UIDSet
+	// recent are the UIDs that are \Recent in this session (RFC 3501
+	// 2.3.2): claimed from the store by SELECT and by each update that
+	// brings new messages; for EXAMINE, those nobody claimed.
+	recent []store.UIDRange
+	// keywords are the keywords the client was told of in FLAGS; a
+	// message with another one makes a new FLAGS response first.
+	keywords map[string]bool
 }
 
 type viewMsg struct {
@@ -60,15 +67,21 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		watch.Close()
 		return nil, s.imapError(err, imap.ResponseCodeNonExistent)
 	}
-	sel := &selected{name: snap.Name, readOnly: options.ReadOnly, uidValidity: snap.UIDValidity, modSeq: snap.ModSeq, watch: watch}
+	sel := &selected{name: snap.Name, readOnly: options.ReadOnly, uidValidity: snap.UIDValidity, modSeq: snap.ModSeq, watch: watch, keywords: make(map[string]bool)}
+	if options.ReadOnly {
+		// EXAMINE shows what nobody claimed and claims nothing.
+		sel.addRecent(snap.RecentFrom, snap.UIDNext)
+	} else if err := s.claimRecent(sel); err != nil {
+		watch.Close()
+		return nil, err
+	}
 	sel.msgs = make([]viewMsg, len(snap.Messages))
-	keywords := make(map[string]bool)
 	var firstUnseen uint32
 	for i, m := range snap.Messages {
 		sel.msgs[i] = viewMsg{uid: m.UID, flags: m.Flags}
 		for _, f := range m.Flags {
 			if f[0] != '\\' {
-				keywords[f] = true
+				sel.keywords[f] = true
 			}
 		}
 		if firstUnseen == 0 && !m.HasFlag(store.FlagSeen) {
@@ -76,23 +89,104 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		}
 	}
 	s.sel = sel
-	flags := slices.Clone(systemFlags)
-	for k := range keywords {
-		flags = append(flags, imap.Flag(k))
-	}
-	sort.Slice(flags[len(systemFlags):], func(i, j int) bool { return flags[len(systemFlags)+i] < flags[len(systemFlags)+j] })
-	permanent := []imap.Flag{}
-	if !options.ReadOnly {
-		permanent = append(slices.Clone(flags), imap.FlagWildcard)
-	}
+	flags, permanent := sel.flagLists()
 	return &imap.SelectData{
 		Flags:             flags,
 		PermanentFlags:    permanent,
 		NumMessages:       uint32(len(sel.msgs)),
+		NumRecent:         sel.numRecent(),
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(snap.UIDNext),
 		UIDValidity:       snap.UIDValidity,
 	}, nil
+}
+
+// claimRecent takes the messages no session has seen as this session's
+// \Recent ones.
+func (s *session) claimRecent(sel *selected) error {
+	first, next, err := s.srv.store.ClaimRecent(s.user, sel.name)
+	if err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	sel.addRecent(first, next)
+	return nil
+}
+
+// addRecent makes UIDs first to next-1 recent in the session.
+func (sel *selected) addRecent(first, next uint32) {
+	if first == 0 {
+		first = 1 // a mailbox from before \Recent was kept
+	}
+	if first < next {
+		sel.recent = append(sel.recent, store.UIDRange{Start: first, Stop: next - 1})
+	}
+}
+
+func (sel *selected) isRecent(uid uint32) bool {
+	for _, r := range sel.recent {
+		if uid >= r.Start && uid <= r.Stop {
+			return true
+		}
+	}
+	return false
+}
+
+// numRecent counts the recent messages in the view.
+func (sel *selected) numRecent() uint32 {
+	var n uint32
+	for _, m := range sel.msgs {
+		if !m.gone && sel.isRecent(m.uid) {
+			n++
+		}
+	}
+	return n
+}
+
+// flagLists returns FLAGS and PERMANENTFLAGS: the system flags and every
+// keyword the client was told of.
+func (sel *selected) flagLists() (flags, permanent []imap.Flag) {
+	flags = slices.Clone(systemFlags)
+	for k := range sel.keywords {
+		flags = append(flags, imap.Flag(k))
+	}
+	sort.Slice(flags[len(systemFlags):], func(i, j int) bool { return flags[len(systemFlags)+i] < flags[len(systemFlags)+j] })
+	permanent = []imap.Flag{}
+	if !sel.readOnly {
+		permanent = append(slices.Clone(flags), imap.FlagWildcard)
+	}
+	return flags, permanent
+}
+
+// announceKeywords sends FLAGS (and PERMANENTFLAGS) before a message with
+// a keyword the client has not been told of is shown to it (RFC 3501
+// 7.2.6: FLAGS lists the flags the mailbox uses).
+func (sel *selected) announceKeywords(w *imapserver.UpdateWriter, flags []string) error {
+	fresh := false
+	for _, f := range flags {
+		if f[0] != '\\' && !sel.keywords[f] {
+			sel.keywords[f], fresh = true, true
+		}
+	}
+	if !fresh {
+		return nil
+	}
+	all, permanent := sel.flagLists()
+	if err := w.WriteMailboxFlags(all); err != nil {
+		return err
+	}
+	return w.WritePermanentFlags(permanent)
+}
+
+// imapFlags returns a message's flags for the client, \Recent included.
+func (sel *selected) imapFlags(uid uint32, flags []string) []imap.Flag {
+	out := make([]imap.Flag, len(flags), len(flags)+1)
+	for i, f := range flags {
+		out[i] = imap.Flag(f)
+	}
+	if sel.isRecent(uid) {
+		out = append(out, flagRecent)
+	}
+	return out
 }
 
 // Unselect implements UNSELECT and the end of CLOSE.
@@ -126,13 +220,13 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	} else if err != nil {
 		return s.imapError(err, imap.ResponseCodeNonExistent)
 	}
-	return sel.update(w, snap, allowExpunge)
+	return s.update(sel, w, snap, allowExpunge)
 }
 
 // update compares the view with snap and writes EXPUNGE (highest sequence
 // number first, so no number shifts under the client), FETCH FLAGS and
 // EXISTS responses.
-func (sel *selected) update(w *imapserver.UpdateWriter, snap *store.Snapshot, allowExpunge bool) error {
+func (s *session) update(sel *selected, w *imapserver.UpdateWriter, snap *store.Snapshot, allowExpunge bool) error {
 	sel.modSeq = snap.ModSeq
 	cur := snap.Messages
 	changed := make(map[uint32]bool)
@@ -170,23 +264,37 @@ func (sel *selected) update(w *imapserver.UpdateWriter, snap *store.Snapshot, al
 	} else {
 		sel.stale = slices.ContainsFunc(sel.msgs, isGone)
 	}
-	for i, m := range sel.msgs {
-		if changed[m.uid] {
-			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.uid), imapFlags(m.flags)); err != nil {
-				return err
-			}
-		}
-	}
 	n := len(sel.msgs)
 	for _, m := range cur {
 		if m.UID > last {
 			sel.msgs = append(sel.msgs, viewMsg{uid: m.UID, flags: m.Flags})
+			if err := sel.announceKeywords(w, m.Flags); err != nil {
+				return err
+			}
 		}
 	}
-	if len(sel.msgs) != n {
-		return w.WriteNumMessages(uint32(len(sel.msgs)))
+	for i, m := range sel.msgs[:n] {
+		if changed[m.uid] {
+			if err := sel.announceKeywords(w, m.flags); err != nil {
+				return err
+			}
+			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.uid), sel.imapFlags(m.uid, m.flags)); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	if len(sel.msgs) == n {
+		return nil
+	}
+	if !sel.readOnly {
+		if err := s.claimRecent(sel); err != nil {
+			return err
+		}
+	}
+	if err := w.WriteNumMessages(uint32(len(sel.msgs))); err != nil {
+		return err
+	}
+	return w.WriteNumRecent(sel.numRecent())
 }
 
 // Idle implements IDLE (RFC 2177, RFC 9051 6.3.13): it sends updates as
@@ -288,10 +396,5 @@ func (sel *selected) indexOf(uid uint32) int {
 	return i
 }
 
-func imapFlags(flags []string) []imap.Flag {
-	out := make([]imap.Flag, len(flags))
-	for i, f := range flags {
-		out[i] = imap.Flag(f)
-	}
-	return out
-}
+// flagRecent is IMAP4rev1's \Recent, which go-imap v2 (IMAP4rev2) dropped.
+const flagRecent imap.Flag = `\Recent`

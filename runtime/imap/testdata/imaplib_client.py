@@ -98,6 +98,9 @@ if mode == "implicit":
     check(line.endswith(b"EXISTS\r\n"), "woken by delivery: %r" % line)
     m.send(b"DONE\r\n")
     line = m.readline()
+    # RFC 3501 7.3.2: an IMAP4rev1 client is told how many are \Recent.
+    check(line.endswith(b"RECENT\r\n"), "recent count: %r" % line)
+    line = m.readline()
     check(line.startswith(tag.encode() + b" OK"), "idle done: %r" % line)
 
 m.logout()

@@ -105,7 +105,11 @@ func parseMailbox(s string) (imap.Address, bool) {
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil {
-		return imap.Address{}, false
+		// Comments inside the address ("<user (c)@ (c) host>") defeat
+		// the parser; without them the address is plain.
+		if a, err = mail.ParseAddress(squeezeAngle(stripComments(s))); err != nil {
+			return imap.Address{}, false
+		}
 	}
 	mailbox, host, ok := strings.Cut(a.Address, "@")
 	if !ok {
@@ -140,4 +144,14 @@ func unquote(s string) string {
 		return strings.ReplaceAll(strings.ReplaceAll(s[1:len(s)-1], `\"`, `"`), `\\`, `\`)
 	}
 	return s
+}
+
+// squeezeAngle removes the white space inside <...>, which RFC 5322's
+// obsolete syntax allows around the '@' of an addr-spec.
+func squeezeAngle(s string) string {
+	i, j := strings.IndexByte(s, '<'), strings.LastIndexByte(s, '>')
+	if i < 0 || j < i {
+		return s
+	}
+	return s[:i] + strings.Join(strings.Fields(s[i:j]), "") + s[j:]
 }

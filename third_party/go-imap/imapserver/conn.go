@@ -618,3 +618,9 @@ func (w *UpdateWriter) WriteMessageFlags(seqNum uint32, uid imap.UID, flags []im
 	respWriter.WriteFlags(flags)
 	return respWriter.Close()
 }
+
+// WritePermanentFlags writes a PERMANENTFLAGS response code, as after a
+// FLAGS update that added a keyword.
+func (w *UpdateWriter) WritePermanentFlags(flags []imap.Flag) error {
+	return w.conn.writePermanentFlags(flags)
+}

@@ -721,3 +721,11 @@ func writeBodyFldLang(enc *imapwire.Encoder, l []string) {
 		})
 	}
 }
+
+// Updates returns a writer for the untagged responses that must precede a
+// message's FETCH response, such as FLAGS when the message carries a
+// keyword the client was not told of (RFC 3501 7.2.6). It cannot write
+// EXPUNGE.
+func (cmd *FetchWriter) Updates() *UpdateWriter {
+	return &UpdateWriter{conn: cmd.conn}
+}

@@ -334,3 +334,8 @@ func matchList(name, delim, pattern string) bool {
 
 	return matchList(name[j:], delim, rest)
 }
+
+// LSub reports whether the writer answers LSUB rather than LIST: LSUB
+// marks unsubscribed parents of subscribed mailboxes \Noselect (RFC 3501
+// 6.3.9), where LIST (SUBSCRIBED RECURSIVEMATCH) uses CHILDINFO.
+func (w *ListWriter) LSub() bool { return w.lsub }

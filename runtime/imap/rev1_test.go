@@ -1,0 +1,140 @@
+package imap
+
+import (
+	"strings"
+	"testing"
+)
+
+// Transcript tests of what IMAP4rev1 clients rely on and IMAP4rev2
+// dropped or left to extensions, each citing the section it checks.
+
+func (tc *transcript) session(env *testEnv) *transcript {
+	return dialTranscript(tc.t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+}
+
+func TestRecent(t *testing.T) {
+	env := newEnv(t, "")
+	deliver(t, env, "one")
+	deliver(t, env, "two")
+	a := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	b := a.session(env)
+	// RFC 3501 6.3.2: EXAMINE reports \Recent without claiming it.
+	if u := b.ok("EXAMINE INBOX"); !contains(u, "* 2 RECENT") {
+		t.Fatalf("EXAMINE: %q", u)
+	}
+	// RFC 3501 6.3.10: STATUS RECENT counts messages no session claimed.
+	if u := b.ok("STATUS INBOX (RECENT MESSAGES)"); !contains(u, "RECENT 2") {
+		t.Fatalf("STATUS: %q", u)
+	}
+	// RFC 3501 2.3.2: the first session to SELECT gets them.
+	if u := a.ok("SELECT INBOX"); !contains(u, "* 2 RECENT") {
+		t.Fatalf("SELECT: %q", u)
+	}
+	if u := a.ok("FETCH 1 FLAGS"); !contains(u, `FLAGS (\Recent)`) {
+		t.Fatalf("FETCH FLAGS: %q", u)
+	}
+	// RFC 3501 6.4.4: RECENT, NEW (recent and unseen), OLD.
+	a.ok(`STORE 2 +FLAGS (\Seen)`)
+	if u := a.ok("SEARCH RECENT"); !contains(u, "* SEARCH 1 2") {
+		t.Fatalf("SEARCH RECENT: %q", u)
+	}
+	if u := a.ok("SEARCH NEW"); !contains(u, "* SEARCH 1") || contains(u, "* SEARCH 1 2") {
+		t.Fatalf("SEARCH NEW: %q", u)
+	}
+	if u := a.ok("SEARCH OLD"); !contains(u, "* SEARCH") || contains(u, "* SEARCH 1") {
+		t.Fatalf("SEARCH OLD: %q", u)
+	}
+	c := a.session(env)
+	if u := c.ok("SELECT INBOX"); !contains(u, "* 0 RECENT") {
+		t.Fatalf("second SELECT: %q", u)
+	}
+	// RFC 3501 7.3.2: a delivery is recent in one session, told with RECENT.
+	deliver(t, env, "three")
+	ua, uc := a.ok("NOOP"), c.ok("NOOP")
+	if !contains(ua, "* 3 EXISTS") || !contains(uc, "* 3 EXISTS") {
+		t.Fatalf("NOOP after delivery: %q, %q", ua, uc)
+	}
+	if n := strings.Count(strings.Join(append(ua, uc...), "\n"), "* 3 RECENT"); n != 1 && !(contains(ua, "* 3 RECENT") || contains(uc, "* 1 RECENT")) {
+		t.Fatalf("the new message is recent in %d sessions: %q, %q", n, ua, uc)
+	}
+	// IMAP4rev2 has no \Recent (RFC 9051 appendix E).
+	d := a.session(env)
+	d.ok("ENABLE IMAP4rev2")
+	if u := d.ok("SELECT INBOX"); contains(u, "RECENT") {
+		t.Fatalf("SELECT after ENABLE IMAP4rev2: %q", u)
+	}
+}
+
+func TestFlagsAnnounceNewKeywords(t *testing.T) {
+	env := newEnv(t, "")
+	deliver(t, env, "one")
+	a := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	b := a.session(env)
+	a.ok("SELECT INBOX")
+	b.ok("SELECT INBOX")
+	// RFC 3501 7.2.6: FLAGS lists the flags in use; a client is told
+	// before it sees a message with a keyword it does not know.
+	u := b.ok("STORE 1 +FLAGS ($Label1)")
+	if len(u) < 3 || !strings.HasPrefix(u[0], "* FLAGS (") || !strings.Contains(u[0], "$Label1") || !strings.Contains(u[1], "PERMANENTFLAGS") {
+		t.Fatalf("STORE with a new keyword: %q", u)
+	}
+	u = a.ok("NOOP")
+	if len(u) < 3 || !strings.HasPrefix(u[0], "* FLAGS (") || !strings.Contains(u[0], "$Label1") || !strings.Contains(u[2], "$Label1") {
+		t.Fatalf("NOOP in the other session: %q", u)
+	}
+	if u := a.ok(`STORE 1 -FLAGS ($Label1)`); contains(u, "* FLAGS") {
+		t.Fatalf("FLAGS sent again for a known keyword: %q", u)
+	}
+}
+
+func TestID(t *testing.T) {
+	env := newEnv(t, "")
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName))
+	// RFC 2971 3.1: ID works in any state, with NIL or field pairs.
+	if u := tc.ok(`ID ("name" "imaptest" "version" NIL)`); !contains(u, `* ID ("name" "mailstack")`) {
+		t.Fatalf("ID: %q", u)
+	}
+	if u := tc.ok("ID NIL"); !contains(u, "* ID (") {
+		t.Fatalf("ID NIL: %q", u)
+	}
+	tc.status("BAD", `ID ("name")`)
+	if u := tc.ok("CAPABILITY"); !strings.Contains(u[0], " ID") {
+		t.Fatalf("ID not advertised: %q", u)
+	}
+}
+
+func TestListSubscriptionsAndSpecialUse(t *testing.T) {
+	env := newEnv(t, "")
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	// RFC 6154 2: a new user's special-use mailboxes carry their attribute.
+	u := tc.ok(`LIST "" "%%"`)
+	for _, want := range []string{`\Sent) "/" "Sent"`, `\Drafts) "/" "Drafts"`, `\Trash) "/" "Trash"`, `\Junk) "/" "Junk"`, `\Archive) "/" "Archive"`} {
+		if !contains(u, want) {
+			t.Fatalf("LIST %%: %q lacks %q", u, want)
+		}
+	}
+	tc.ok("CREATE a/b/c")
+	tc.ok("SUBSCRIBE a/b/c")
+	tc.ok("SUBSCRIBE gone")
+	// RFC 3501 6.3.9: LSUB marks an unsubscribed parent \Noselect where
+	// "%" stops above a subscription.
+	if u := tc.ok(`LSUB "" "%%"`); !contains(u, `LSUB (\Noselect) "/" "a"`) || !contains(u, `"gone"`) {
+		t.Fatalf("LSUB %%: %q", u)
+	}
+	if u := tc.ok(`LSUB "" "*"`); contains(u, `"a"`) || !contains(u, `"a/b/c"`) {
+		t.Fatalf("LSUB *: %q", u)
+	}
+	// RFC 5258 3.1, 3.5: a subscription outlives its mailbox and shows
+	// \NonExistent; RECURSIVEMATCH reports subscribed children as CHILDINFO.
+	if u := tc.ok(`LIST (SUBSCRIBED) "" "*"`); !contains(u, `\NonExistent`) || !contains(u, `"gone"`) {
+		t.Fatalf("LIST (SUBSCRIBED): %q", u)
+	}
+	if u := tc.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%%"`); !contains(u, `"a" (CHILDINFO ("SUBSCRIBED"))`) {
+		t.Fatalf("LIST (SUBSCRIBED RECURSIVEMATCH): %q", u)
+	}
+	// RFC 3501 5.1.3: a pattern that is not modified UTF-7 matches nothing
+	// and is no server error.
+	if u := tc.ok(`LIST "" "&-x&"`); len(u) != 0 {
+		t.Fatalf("LIST with a bad pattern: %q", u)
+	}
+}
