@@ -664,7 +664,7 @@ func installedRoots(chain []*x509.Certificate) []*x509.Certificate {
 	if len(chain) < 2 {
 		return nil
 	}
-	if top := chain[len(chain)-1]; isSelfSigned(top) {
+	if top := chain[len(chain)-1]; keystore.IsSelfSigned(top) {
 		return []*x509.Certificate{top}
 	}
 	return nil

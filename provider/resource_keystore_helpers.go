@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -152,23 +151,6 @@ func keyDescription(pub crypto.PublicKey) (algorithm string, bits int) {
 func spkiSHA256(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:])
-}
-
-// isSelfSigned reports whether c is issued by itself: issuer and subject
-// are the same name and c's own key verifies its signature. keytool
-// -genkeypair makes such certificates; a CA reply is never one.
-func isSelfSigned(c *x509.Certificate) bool {
-	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
-		return false
-	}
-	return c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
-}
-
-// validityDays is a certificate's validity period in whole days (at least
-// one), as keytool's -validity counts it.
-func validityDays(c *x509.Certificate) int64 {
-	d := int64(math.Round(c.NotAfter.Sub(c.NotBefore).Hours() / 24))
-	return max(d, 1)
 }
 
 // dueForRenewal reports whether, at now, a certificate ending at notAfter

@@ -74,11 +74,11 @@ func (m *keystoreModel) adopt(ctx context.Context, ks *keystore.Keystore, e keys
 	diags.Append(d...)
 	m.CSRPEM = types.StringNull()
 	m.CertificateChainPEM = types.StringNull()
-	if isSelfSigned(leaf) {
+	if keystore.IsSelfSigned(leaf) {
 		m.SelfSigned = []selfSignedModel{{
 			Subject:          subjectFrom(leaf, nil),
 			DNSNames:         names,
-			ValidityDays:     types.Int64Value(validityDays(leaf)),
+			ValidityDays:     types.Int64Value(keystore.ValidityDays(leaf)),
 			EarlyRenewalDays: types.Int64Value(defaultEarlyRenewal),
 		}}
 		return diags

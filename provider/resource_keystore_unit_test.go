@@ -181,17 +181,17 @@ func TestSelfSignedValidityAndReplyLeaf(t *testing.T) {
 	// Same issuer name as subject, but signed by another key.
 	fake := testCert(t, "CA", otherKey, caKey, ca, nb, nb.Add(24*time.Hour))
 
-	if !isSelfSigned(ca) || isSelfSigned(leaf) || isSelfSigned(fake) {
-		t.Errorf("isSelfSigned: ca %v leaf %v fake %v; want true false false", isSelfSigned(ca), isSelfSigned(leaf), isSelfSigned(fake))
+	if !keystore.IsSelfSigned(ca) || keystore.IsSelfSigned(leaf) || keystore.IsSelfSigned(fake) {
+		t.Errorf("isSelfSigned: ca %v leaf %v fake %v; want true false false", keystore.IsSelfSigned(ca), keystore.IsSelfSigned(leaf), keystore.IsSelfSigned(fake))
 	}
-	if got := validityDays(ca); got != 365 {
-		t.Errorf("validityDays(ca) = %d, want 365", got)
+	if got := keystore.ValidityDays(ca); got != 365 {
+		t.Errorf("keystore.ValidityDays(ca) = %d, want 365", got)
 	}
-	if got := validityDays(leaf); got != 90 {
-		t.Errorf("validityDays(leaf) = %d, want 90 (rounded)", got)
+	if got := keystore.ValidityDays(leaf); got != 90 {
+		t.Errorf("keystore.ValidityDays(leaf) = %d, want 90 (rounded)", got)
 	}
-	if got := validityDays(testCert(t, "short", otherKey, nil, nil, nb, nb.Add(time.Hour))); got != 1 {
-		t.Errorf("validityDays(one hour) = %d, want 1", got)
+	if got := keystore.ValidityDays(testCert(t, "short", otherKey, nil, nil, nb, nb.Add(time.Hour))); got != 1 {
+		t.Errorf("keystore.ValidityDays(one hour) = %d, want 1", got)
 	}
 
 	if got := installedRoots([]*x509.Certificate{leaf, ca}); len(got) != 1 || !got[0].Equal(ca) {

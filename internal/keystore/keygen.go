@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"math"
 	"math/big"
 	"net"
 	"strings"
@@ -181,6 +183,24 @@ func CreateCSR(key crypto.Signer, req CertificateRequest) ([]byte, error) {
 		return nil, newErr(ErrInvalidInput, "", err, "creating CSR")
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+// IsSelfSigned reports whether c is issued by itself: issuer and subject
+// are the same name and c's own key verifies its signature (with an
+// algorithm Go considers secure). keytool -genkeypair makes such
+// certificates; a CA reply is never one.
+func IsSelfSigned(c *x509.Certificate) bool {
+	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
+		return false
+	}
+	return c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
+}
+
+// ValidityDays is a certificate's validity period in whole days (at least
+// one), as keytool's -validity counts it.
+func ValidityDays(c *x509.Certificate) int64 {
+	d := int64(math.Round(c.NotAfter.Sub(c.NotBefore).Hours() / 24))
+	return max(d, 1)
 }
 
 // Fingerprint is the SHA-256 fingerprint of cert as keytool -list prints it:
