@@ -3,7 +3,9 @@
 // provider; `terraform-provider-mailstack runtime serve --state-dir DIR`
 // runs the bundled mail runtime in the foreground, and
 // `terraform-provider-mailstack runtime supervise --state-dir DIR` keeps
-// such a serve process alive (restarts with backoff, drains on SIGTERM).
+// such a serve process alive (restarts with backoff, drains on SIGTERM), and
+// `terraform-provider-mailstack james import CONF_DIR -out DIR` writes the
+// Terraform configuration that takes an Apache James server over.
 // The provider copies this same executable onto the target host and starts
 // the supervisor, so nothing else needs installing.
 package main
@@ -22,6 +24,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/james"
 	"github.com/mailstack/terraform-provider-mailstack/provider"
 	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
@@ -40,6 +43,9 @@ func main() {
 func run(args []string, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "runtime" {
 		return runRuntime(args[1:], stderr)
+	}
+	if len(args) > 0 && args[0] == "james" {
+		return james.Main(args[1:], os.Stdout, stderr)
 	}
 	fs := flag.NewFlagSet("terraform-provider-mailstack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
