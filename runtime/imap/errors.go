@@ -36,6 +36,8 @@ func (s *session) imapError(err error, notFound imap.ResponseCode) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeHasChildren, Text: "Mailbox has children; delete them first"}
 	case errors.Is(err, store.ErrInvalidMailbox):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Not allowed for this mailbox name"}
+	case errors.Is(err, store.ErrSpecialUse):
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: responseCodeUseAttr, Text: "This special use is not supported"}
 	case errors.Is(err, store.ErrQuotaExceeded):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeOverQuota, Text: "Mailbox quota exceeded"}
 	case errors.Is(err, store.ErrClosed):

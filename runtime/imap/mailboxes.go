@@ -10,13 +10,25 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/third_party/go-imap/imapserver"
 )
 
-// Create implements CREATE (RFC 9051 6.3.4); parents are created too.
-func (s *session) Create(name string, _ *imap.CreateOptions) error {
-	if err := s.srv.store.CreateMailbox(s.user, name, store.CreateOptions{}); err != nil {
+// Create implements CREATE (RFC 9051 6.3.4), with CREATE-SPECIAL-USE's
+// USE (RFC 6154 3); parents are created too.
+func (s *session) Create(name string, options *imap.CreateOptions) error {
+	var opts store.CreateOptions
+	switch len(options.SpecialUse) {
+	case 0:
+	case 1:
+		opts.SpecialUse = string(options.SpecialUse[0])
+	default:
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: responseCodeUseAttr, Text: "One special use per mailbox"}
+	}
+	if err := s.srv.store.CreateMailbox(s.user, name, opts); err != nil {
 		return s.imapError(err, imap.ResponseCodeNonExistent)
 	}
 	return nil
 }
+
+// responseCodeUseAttr refuses a special-use attribute (RFC 6154 6).
+const responseCodeUseAttr imap.ResponseCode = "USEATTR"
 
 // Delete implements DELETE (RFC 9051 6.3.5).
 func (s *session) Delete(name string) error {

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -138,3 +139,59 @@ func TestListSubscriptionsAndSpecialUse(t *testing.T) {
 		t.Fatalf("LIST with a bad pattern: %q", u)
 	}
 }
+
+func TestQuota(t *testing.T) {
+	env := newEnv(t, "")
+	if err := env.store.PutUser(testUser, testPass, 10<<10); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, env, "one")
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	if u := tc.ok("CAPABILITY"); !strings.Contains(u[0], " QUOTA ") || !strings.Contains(u[0], "QUOTA=RES-STORAGE") {
+		t.Fatalf("QUOTA not advertised: %q", u)
+	}
+	// RFC 9208 4.3.2: the roots of a mailbox, then each root's resources.
+	u := tc.ok("GETQUOTAROOT INBOX")
+	if len(u) != 2 || u[0] != `* QUOTAROOT INBOX ""` || u[1] != `* QUOTA "" (STORAGE 1 10)` {
+		t.Fatalf("GETQUOTAROOT: %q", u)
+	}
+	// RFC 9208 4.3.1.
+	if u := tc.ok(`GETQUOTA ""`); len(u) != 1 || u[0] != `* QUOTA "" (STORAGE 1 10)` {
+		t.Fatalf("GETQUOTA: %q", u)
+	}
+	tc.status("NO [NONEXISTENT]", `GETQUOTA "other"`)
+	tc.status("NO [NONEXISTENT]", "GETQUOTAROOT Nope")
+	// RFC 9208 4.1: no QUOTASET, so SETQUOTA is refused.
+	tc.status("NO", `SETQUOTA "" (STORAGE 100)`)
+	// RFC 9208 5.1: APPEND beyond the limit is refused with OVERQUOTA.
+	big := strings.Repeat("x", 12<<10)
+	tc.send("a1 APPEND INBOX {" + itoa(len(big)) + "+}\r\n" + big + "\r\n")
+	if _, st := tc.readUntil("a1"); !strings.HasPrefix(st, "NO [OVERQUOTA]") {
+		t.Fatalf("APPEND over quota: %q", st)
+	}
+	// A user without a limit has no quota root.
+	if err := env.store.PutUser(testUser, testPass, 0); err != nil {
+		t.Fatal(err)
+	}
+	if u := tc.ok("GETQUOTAROOT INBOX"); len(u) != 1 || u[0] != "* QUOTAROOT INBOX" {
+		t.Fatalf("GETQUOTAROOT without a limit: %q", u)
+	}
+}
+
+func TestCreateSpecialUse(t *testing.T) {
+	env := newEnv(t, "")
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	tc.ok("DELETE Trash")
+	// RFC 6154 3: CREATE with USE.
+	tc.ok(`CREATE Papierkorb (USE (\Trash))`)
+	if u := tc.ok(`LIST (SPECIAL-USE) "" "*"`); !contains(u, `(\HasNoChildren \Trash) "/" "Papierkorb"`) || contains(u, `"Work"`) {
+		t.Fatalf("LIST (SPECIAL-USE): %q", u)
+	}
+	// RFC 6154 6: a use the server does not offer.
+	tc.status("NO [USEATTR]", `CREATE Everything (USE (\All))`)
+	if u := tc.ok("CAPABILITY"); !strings.Contains(u[0], "CREATE-SPECIAL-USE") || !strings.Contains(u[0], "SPECIAL-USE") {
+		t.Fatalf("not advertised: %q", u)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -77,6 +77,8 @@ type Store struct {
 	// hashSlots bounds concurrent argon2 computations (each needs
 	// Argon2.MemoryKiB of memory).
 	hashSlots chan struct{}
+	// authCache spares repeated logins the argon2 hash.
+	authCache *AuthCache
 
 	// mu is held for reading by every operation and for writing by Close
 	// and by operations that change mailbox or user structure on disk.
@@ -109,6 +111,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		host:      opts.Hostname,
 		pid:       os.Getpid(),
 		hashSlots: make(chan struct{}, maxConcurrentHashes()),
+		authCache: NewAuthCache(DefaultAuthCacheTTL, DefaultAuthCacheSize),
 		drops:     make(map[string]bool),
 	}
 	if s.log == nil {

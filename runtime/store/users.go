@@ -123,6 +123,7 @@ func (s *Store) DeleteUser(address string) error {
 	if err != nil {
 		return fmt.Errorf("deleting user %s: %w", addr, err)
 	}
+	s.authCache.Forget(addr)
 	if err := os.RemoveAll(trashed); err != nil {
 		return fmt.Errorf("removing mail of %s: %w", addr, err)
 	}
@@ -212,7 +213,8 @@ func userInfo(tx *bolt.Tx, addr string, v []byte) (UserInfo, error) {
 // against a dummy hash of the same cost.
 func (s *Store) Authenticate(address, password string) error {
 	hash := ""
-	if addr, err := CanonicalAddress(address); err == nil {
+	addr, err := CanonicalAddress(address)
+	if err == nil {
 		if err := s.rlock(); err != nil {
 			return err
 		}
@@ -224,6 +226,9 @@ func (s *Store) Authenticate(address, password string) error {
 		hash = rec.Hash
 	}
 	known := hash != ""
+	if known && s.authCache.Verified(addr, hash, password) {
+		return nil
+	}
 	if !known {
 		hash = s.dummyHash
 	}
@@ -236,6 +241,7 @@ func (s *Store) Authenticate(address, password string) error {
 	if !ok || !known {
 		return ErrAuthFailed
 	}
+	s.authCache.Remember(addr, hash, password)
 	return nil
 }
 

@@ -93,6 +93,8 @@ func (c *Conn) availableCaps() []imap.Cap {
 		addAvailableCaps(&caps, available, []imap.Cap{
 			imap.CapSpecialUse,
 			imap.CapCreateSpecialUse,
+			imap.CapQuota,
+			"QUOTA=RES-STORAGE",
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
 		})

@@ -235,6 +235,12 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleEnable(dec)
 	case "ID":
 		err = c.handleID(dec)
+	case "GETQUOTAROOT":
+		err = c.handleGetQuotaRoot(dec)
+	case "GETQUOTA":
+		err = c.handleGetQuota(dec)
+	case "SETQUOTA":
+		err = c.handleSetQuota(dec)
 	case "CREATE":
 		err = c.handleCreate(dec)
 	case "DELETE":
