@@ -195,3 +195,28 @@ func TestCreateSpecialUse(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestClientInputIsNeverServerBug sends input that once reached the
+// server's internals: deep nesting and LIST patterns with special
+// characters get BAD or a normal answer, never NO [SERVERBUG] (RFC 9051
+// 7.1: SERVERBUG is for the server's own faults).
+func TestClientInputIsNeverServerBug(t *testing.T) {
+	env := newEnv(t, "")
+	deliver(t, env, "one")
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	tc.ok("SELECT INBOX")
+	for _, tcase := range []struct{ name, cmd, want string }{
+		{"nested parentheses", "SEARCH " + strings.Repeat("(", 2000) + "ALL" + strings.Repeat(")", 2000), "BAD"},
+		{"nested NOT", "SEARCH " + strings.Repeat("NOT ", 2000) + "ALL", "OK"},
+		{"nested OR", "SEARCH " + strings.Repeat("OR ", 2000) + strings.Repeat("ALL ", 2000) + "ALL", "OK"},
+		{"pattern with specials", `LIST "" !#$&'+,-.0123456789:;<=>?@^_` + "`" + `|[}%*`, "OK"},
+		{"mailbox name not modified UTF-7", `SELECT !#$&'+,-.0123456789:;<=>?@^_` + "`" + `|[}`, "NO [CANNOT]"},
+	} {
+		t.Run(tcase.name, func(t *testing.T) {
+			_, st := tc.cmd("%s", tcase.cmd)
+			if !strings.HasPrefix(st, tcase.want) || strings.Contains(st, "SERVERBUG") {
+				t.Fatalf("%.60s...: %q, want %s", tcase.cmd, st, tcase.want)
+			}
+		})
+	}
+}

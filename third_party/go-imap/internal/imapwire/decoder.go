@@ -471,7 +471,7 @@ func (dec *Decoder) List(f func() error) (isList bool, err error) {
 	}()
 
 	if dec.listDepth >= maxListDepth {
-		return false, fmt.Errorf("imapwire: exceeded max depth")
+		return false, &DecoderExpectError{Message: "lists nested too deeply"}
 	}
 
 	for {
@@ -518,10 +518,13 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		return true
 	}
 	name, err := utf7.Decode(name)
-	if err == nil {
-		*ptr = name
+	if err != nil {
+		// No mailbox has such a name (RFC 3501 5.1.3): the client's
+		// mistake, answered NO as for any missing mailbox.
+		return dec.returnErr(&imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Mailbox name is not valid modified UTF-7"})
 	}
-	return dec.returnErr(err)
+	*ptr = name
+	return true
 }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
