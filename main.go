@@ -27,6 +27,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/james"
 	"github.com/mailstack/terraform-provider-mailstack/provider"
 	"github.com/mailstack/terraform-provider-mailstack/runtime"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
@@ -96,7 +97,7 @@ func runSupervisor(ctx context.Context, dir string, logger *slog.Logger) error {
 		StateDir:      dir,
 		Command:       []string{exe, "runtime", "serve", "--state-dir", dir},
 		Logger:        logger.With("component", "supervisor"),
-		ServeLockFile: runtime.LockFile,
-		ServePIDFile:  runtime.PIDFile,
+		ServeLockFile: statedir.LockFile,
+		ServePIDFile:  statedir.PIDFile,
 	})
 }

@@ -16,7 +16,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
-	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
@@ -33,6 +34,10 @@ import (
 var providerFactories = map[string]func() (tfprotov6.ProviderServer, error){
 	"mailstack": providerserver.NewProtocol6WithError(New("test")()),
 }
+
+// hostLocal is the host the local acceptance tests check behind the
+// provider's back.
+var hostLocal host.Local
 
 // runtimeExe is the provider executable TestMain built for the runtime.
 var runtimeExe string
@@ -96,7 +101,7 @@ func newAccEnv(t *testing.T) *accEnv {
 // state directory, so no daemon outlives the test even when it failed
 // half-way. Supervisors go first: a runtime stopped alone is restarted.
 func (e *accEnv) stopRuntimes() {
-	for _, name := range []string{supervise.PIDFile, mailruntime.PIDFile} {
+	for _, name := range []string{supervise.PIDFile, statedir.PIDFile} {
 		pids, _ := filepath.Glob(filepath.Join(e.StateDir, "*", name))
 		for _, p := range pids {
 			pid, err := hostLocal.ReadPID(p)
@@ -240,11 +245,11 @@ func processesUnder(dir string) []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		args, err := hostLocal.CommandLine(pid)
-		if err != nil || !hostLocal.Alive(pid) {
+		proc, err := hostLocal.Process(context.Background(), pid)
+		if err != nil || !proc.Alive {
 			continue
 		}
-		for _, a := range args {
+		for _, a := range proc.Args {
 			if a == dir || strings.HasPrefix(a, dir+"/") {
 				pids = append(pids, pid)
 				break

@@ -1,14 +1,31 @@
 package provider
 
 import (
+	"context"
 	"fmt"
-	"path/filepath"
+	"path"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
+
+// providerData is what resources and data sources receive from Configure:
+// the one door to the provider's host. Nothing in provider/ reaches a
+// target path other than through host, and a running runtime other than
+// through its control API (statedir.Dir.Client).
+type providerData struct {
+	version string
+	host    host.Host
+	// stateDir is the state_dir attribute, absolute on the local host;
+	// on another host it may be relative to the login's home (see
+	// stateDirPath).
+	stateDir string
+	// runtimeExe is the executable installed on the host as the runtime.
+	runtimeExe string
+}
 
 // configuredData extracts the provider's data in a resource's or data
 // source's Configure; nil (with no error) before the provider is configured.
@@ -25,11 +42,43 @@ func configuredData(raw any, diags *diag.Diagnostics) *providerData {
 	return data
 }
 
-// hostLocal is the host resources act on until SSH hosts exist.
-var hostLocal host.Local
+// server is the state directory of server serverID (a mailstack_server
+// id: its folder under the provider's state_dir) on the provider's host.
+func (d *providerData) server(serverID string) statedir.Dir {
+	return statedir.Dir{Host: d.host, Path: path.Join(d.stateDir, serverID)}
+}
 
-// client returns the control API client of the runtime of server serverID
-// (a mailstack_server id: its folder under the provider's state_dir).
+// client returns the control API client of the runtime of server
+// serverID.
 func (d *providerData) client(serverID string) *control.Client {
-	return control.NewClient(filepath.Join(d.stateDir, serverID))
+	return d.server(serverID).Client()
+}
+
+// file is a keystore file on the provider's host, as internal/keystore
+// reads and writes it.
+func (d *providerData) file(p string) host.File { return host.File{Host: d.host, Path: p} }
+
+// abs makes a path absolute on the provider's host, for the runtime,
+// which runs in its own folder.
+func (d *providerData) abs(p string) (string, error) { return d.host.Abs(p) }
+
+// onHost names a path with the provider's host when it is not the local
+// one, for messages.
+func (d *providerData) onHost(p string) string {
+	if _, local := d.host.(host.Local); local {
+		return p
+	}
+	return p + " on " + d.host.String()
+}
+
+// exists reports whether a regular file exists at p on the host.
+func (d *providerData) exists(ctx context.Context, p string) bool {
+	st, err := d.host.Stat(ctx, p)
+	return err == nil && st.Mode.IsRegular()
+}
+
+// mkdirFor creates the folder of file p on the host (mode 0700) where it
+// is missing.
+func (d *providerData) mkdirFor(ctx context.Context, p string) error {
+	return d.host.MkdirAll(ctx, path.Dir(p), 0o700)
 }

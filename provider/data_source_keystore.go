@@ -133,7 +133,7 @@ func (d *keystoreDataSource) Read(ctx context.Context, req datasource.ReadReques
 		return
 	}
 	file := m.Path.ValueString()
-	ks, err := keystore.Open(file, []byte(m.Password.ValueString()))
+	ks, err := keystore.Open(ctx, d.data.file(file), []byte(m.Password.ValueString()))
 	if err != nil {
 		addKeystoreError(&resp.Diagnostics, "Unable to Read Keystore", file, "(all entries)", err)
 		return

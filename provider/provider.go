@@ -1,8 +1,11 @@
 // Package provider is the mailstack Terraform provider: one file per
 // resource and data source, built on terraform-plugin-framework. Resources
-// write keystores through internal/keystore and drive the mail runtime
-// through its control API (runtime/control); Read always asks the keystore
-// file or the runtime what is really there, so drift shows in plan.
+// reach their host only through internal/host (the Host in providerData):
+// they write keystores through internal/keystore on a host.File, change a
+// stopped runtime's state directory through runtime/statedir and a running
+// runtime through its control API (runtime/control); Read always asks the
+// keystore file or the runtime what is really there, so drift shows in
+// plan.
 package provider
 
 import (
@@ -16,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 )
 
 // Address is the provider's registry address.
@@ -39,15 +43,6 @@ func New(version string) func() provider.Provider {
 
 type providerModel struct {
 	StateDir types.String `tfsdk:"state_dir"`
-}
-
-// providerData is what resources receive from Configure.
-type providerData struct {
-	version  string
-	stateDir string
-
-	// runtimeExe is the executable installed on the host as the runtime.
-	runtimeExe string
 }
 
 func (p *mailstackProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -98,7 +93,7 @@ func (p *mailstackProvider) Configure(ctx context.Context, req provider.Configur
 			return
 		}
 	}
-	data := &providerData{version: p.version, stateDir: abs, runtimeExe: exe}
+	data := &providerData{version: p.version, host: host.Local{}, stateDir: abs, runtimeExe: exe}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }

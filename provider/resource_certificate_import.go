@@ -5,8 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -257,13 +257,13 @@ func (r *certificateImportResource) Create(ctx context.Context, req resource.Cre
 		return
 	}
 	file, alias := plan.KeystorePath.ValueString(), plan.Alias.ValueString()
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+	if err := r.data.mkdirFor(ctx, file); err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("keystore_path"), "Unable to Create Keystore Folder", err.Error())
 		return
 	}
 	var typ keystore.Type
 	var certs []*x509.Certificate
-	err := keystore.Update(file, []byte(plan.KeystorePassword.ValueString()), keystore.Type(plan.KeystoreType.ValueString()), func(ks *keystore.Keystore) error {
+	err := keystore.Update(ctx, r.data.file(file), []byte(plan.KeystorePassword.ValueString()), keystore.Type(plan.KeystoreType.ValueString()), func(ks *keystore.Keystore) error {
 		typ = ks.Type()
 		var err error
 		if certs, err = keystore.ParseCertificatesPEM([]byte(plan.CertificatePEM.ValueString())); err != nil {
@@ -295,9 +295,9 @@ func (r *certificateImportResource) Read(ctx context.Context, req resource.ReadR
 		return
 	}
 	file, alias := state.KeystorePath.ValueString(), state.Alias.ValueString()
-	ks, err := keystore.Open(file, []byte(state.KeystorePassword.ValueString()))
+	ks, err := keystore.Open(ctx, r.data.file(file), []byte(state.KeystorePassword.ValueString()))
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
 		resp.State.RemoveResource(ctx)
 		return
 	case errors.Is(err, keystore.ErrWrongStorePassword) && !state.CertificatePEM.IsNull():
@@ -329,13 +329,13 @@ func (r *certificateImportResource) Read(ctx context.Context, req resource.ReadR
 // updateTrusted runs fn in keystore.Update with the planned password, or
 // with the prior one when the file still has it: this resource never
 // changes the file's password, and the keystore that does may apply later.
-func updateTrusted(file string, passwords []string, fn func(*keystore.Keystore) error) error {
+func updateTrusted(ctx context.Context, file keystore.File, passwords []string, fn func(*keystore.Keystore) error) error {
 	var err error
 	for i, pw := range passwords {
 		if i > 0 && pw == passwords[i-1] {
 			continue
 		}
-		if err = keystore.Update(file, []byte(pw), "", fn); !errors.Is(err, keystore.ErrWrongStorePassword) {
+		if err = keystore.Update(ctx, file, []byte(pw), "", fn); !errors.Is(err, keystore.ErrWrongStorePassword) {
 			break
 		}
 	}
@@ -355,7 +355,7 @@ func (r *certificateImportResource) Update(ctx context.Context, req resource.Upd
 	file, alias := plan.KeystorePath.ValueString(), plan.Alias.ValueString()
 	var certs []*x509.Certificate
 	var typ keystore.Type
-	err := updateTrusted(file, []string{plan.KeystorePassword.ValueString(), state.KeystorePassword.ValueString()}, func(ks *keystore.Keystore) error {
+	err := updateTrusted(ctx, r.data.file(file), []string{plan.KeystorePassword.ValueString(), state.KeystorePassword.ValueString()}, func(ks *keystore.Keystore) error {
 		typ = ks.Type()
 		var err error
 		if certs, err = keystore.ParseCertificatesPEM([]byte(plan.CertificatePEM.ValueString())); err != nil {
@@ -384,7 +384,7 @@ func (r *certificateImportResource) Delete(ctx context.Context, req resource.Del
 		return
 	}
 	file, alias := state.KeystorePath.ValueString(), state.Alias.ValueString()
-	if !fileExists(file) {
+	if !r.data.exists(ctx, file) {
 		return
 	}
 	var owned []string
@@ -393,7 +393,7 @@ func (r *certificateImportResource) Delete(ctx context.Context, req resource.Del
 		return
 	}
 	empty := false
-	err := updateTrusted(file, []string{state.KeystorePassword.ValueString()}, func(ks *keystore.Keystore) error {
+	err := updateTrusted(ctx, r.data.file(file), []string{state.KeystorePassword.ValueString()}, func(ks *keystore.Keystore) error {
 		for _, a := range owned {
 			if e, ok := ks.Entry(a); ok && e.Kind == keystore.TrustedCertificate {
 				if err := ks.DeleteEntry(a); err != nil {
@@ -412,7 +412,7 @@ func (r *certificateImportResource) Delete(ctx context.Context, req resource.Del
 		// Nothing else lives in the file: remove it and its lock file, as
 		// mailstack_keystore does.
 		for _, p := range []string{file, file + ".lock"} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := r.data.host.Remove(ctx, p); err != nil {
 				resp.Diagnostics.AddError("Unable to Delete Keystore", err.Error())
 			}
 		}
@@ -435,7 +435,7 @@ func (r *certificateImportResource) ImportState(ctx context.Context, req resourc
 			fmt.Sprintf("terraform import cannot read the configuration, so it takes the store password of %s from the environment: set %s.", file, KeystorePasswordEnv))
 		return
 	}
-	ks, err := keystore.Open(file, []byte(password))
+	ks, err := keystore.Open(ctx, r.data.file(file), []byte(password))
 	if err != nil {
 		addKeystoreError(&resp.Diagnostics, "Unable to Import Trusted Certificate", file, alias, err)
 		return

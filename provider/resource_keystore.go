@@ -9,8 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -383,13 +382,13 @@ func (r *keystoreResource) Create(ctx context.Context, req resource.CreateReques
 			replyBeforeKeyDetail(ksPath, alias))
 		return
 	}
-	if err := os.MkdirAll(filepath.Dir(ksPath), 0o700); err != nil {
+	if err := r.data.mkdirFor(ctx, ksPath); err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("path"), "Unable to Create Keystore Folder", err.Error())
 		return
 	}
 	var cert *x509.Certificate
 	var csrPEM []byte
-	err := keystore.Update(ksPath, []byte(plan.Password.ValueString()), keystore.Type(plan.Type.ValueString()), func(ks *keystore.Keystore) error {
+	err := keystore.Update(ctx, r.data.file(ksPath), []byte(plan.Password.ValueString()), keystore.Type(plan.Type.ValueString()), func(ks *keystore.Keystore) error {
 		if _, exists := ks.Entry(alias); exists {
 			return fmt.Errorf("the keystore already has an entry %q: adopt it with terraform import <address> %s, or choose another alias", alias, ksPath)
 		}
@@ -446,9 +445,9 @@ func (r *keystoreResource) Read(ctx context.Context, req resource.ReadRequest, r
 		return
 	}
 	ksPath, alias := state.Path.ValueString(), state.Alias.ValueString()
-	ks, err := keystore.Open(ksPath, []byte(state.Password.ValueString()))
+	ks, err := keystore.Open(ctx, r.data.file(ksPath), []byte(state.Password.ValueString()))
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
 		resp.State.RemoveResource(ctx)
 		return
 	case errors.Is(err, keystore.ErrWrongStorePassword) && !state.Type.IsNull():
@@ -592,7 +591,7 @@ func (r *keystoreResource) Update(ctx context.Context, req resource.UpdateReques
 	installReply := plan.source() == sourceCSR && !plan.CertificateChainPEM.IsNull() && (certChanged || replyChanged)
 	var leaf *x509.Certificate
 	var csrPEM []byte
-	err := updateKeystore(ksPath, []byte(state.Password.ValueString()), []byte(plan.Password.ValueString()), keystore.Type(plan.Type.ValueString()), func(ks *keystore.Keystore) error {
+	err := updateKeystore(ctx, r.data.file(ksPath), []byte(state.Password.ValueString()), []byte(plan.Password.ValueString()), keystore.Type(plan.Type.ValueString()), func(ks *keystore.Keystore) error {
 		// The key opens with the old key password, or with the new one if
 		// it was changed outside Terraform (or the keystore was imported);
 		// after keytool -storepasswd a JKS key keeps the old store password.
@@ -682,11 +681,11 @@ func (r *keystoreResource) Delete(ctx context.Context, req resource.DeleteReques
 		}
 	}
 	ksPath, alias := state.Path.ValueString(), state.Alias.ValueString()
-	if !fileExists(ksPath) {
+	if !r.data.exists(ctx, ksPath) {
 		return // Already gone; Update would create an empty keystore.
 	}
 	empty := false
-	err := keystore.Update(ksPath, []byte(state.Password.ValueString()), "", func(ks *keystore.Keystore) error {
+	err := keystore.Update(ctx, r.data.file(ksPath), []byte(state.Password.ValueString()), "", func(ks *keystore.Keystore) error {
 		if _, ok := ks.Entry(alias); !ok {
 			return nil
 		}
@@ -696,14 +695,14 @@ func (r *keystoreResource) Delete(ctx context.Context, req resource.DeleteReques
 		empty = len(ks.Entries()) == 0
 		return nil
 	})
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		addKeystoreError(&resp.Diagnostics, "Unable to Delete Keystore Entry", ksPath, alias, err)
 		return
 	}
 	if empty {
 		// Nothing else lives in the file: remove it and its lock file.
 		for _, p := range []string{ksPath, ksPath + ".lock"} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := r.data.host.Remove(ctx, p); err != nil {
 				resp.Diagnostics.AddError("Unable to Delete Keystore", err.Error())
 			}
 		}

@@ -16,8 +16,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"reflect"
 	"strings"
 
@@ -140,11 +139,13 @@ func acmeBlock() schema.ListNestedBlock {
 // acmeConfig is the runtime's config for the acme block: what PUT
 // /v1/acme/{id} takes. Unset optional fields stay zero (the runtime's
 // defaults).
-func (m *keystoreModel) acmeConfig(ctx context.Context) (acme.Config, diag.Diagnostics) {
+//
+// abs makes the keystore path absolute on the host, as the runtime needs.
+func (m *keystoreModel) acmeConfig(ctx context.Context, abs func(string) (string, error)) (acme.Config, diag.Diagnostics) {
 	a := m.ACME[0]
 	var domains []string
 	diags := a.Domains.ElementsAs(ctx, &domains, false)
-	ksPath, err := filepath.Abs(m.Path.ValueString())
+	ksPath, err := abs(m.Path.ValueString())
 	if err != nil {
 		diags.AddAttributeError(path.Root("path"), "Invalid Keystore Path", err.Error())
 	}
@@ -204,7 +205,7 @@ func (m *keystoreModel) validateACME(ctx context.Context, diags *diag.Diagnostic
 			return
 		}
 	}
-	cfg, cd := m.acmeConfig(ctx)
+	cfg, cd := m.acmeConfig(ctx, func(p string) (string, error) { return p, nil })
 	if cd.HasError() {
 		return
 	}
@@ -220,15 +221,15 @@ func (m *keystoreModel) validateACME(ctx context.Context, diags *diag.Diagnostic
 // be new, as with the other sources: an existing entry is adopted with
 // terraform import, not overwritten.
 func (r *keystoreResource) createACME(ctx context.Context, plan *keystoreModel, private privateState, diags *diag.Diagnostics) {
-	cfg, d := plan.acmeConfig(ctx)
+	cfg, d := plan.acmeConfig(ctx, r.data.abs)
 	if diags.Append(d...); diags.HasError() {
 		return
 	}
 	ksPath, alias := plan.Path.ValueString(), plan.Alias.ValueString()
-	ks, err := keystore.Open(ksPath, []byte(cfg.KeystorePassword))
+	ks, err := keystore.Open(ctx, r.data.file(ksPath), []byte(cfg.KeystorePassword))
 	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(filepath.Dir(ksPath), 0o700); err != nil {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := r.data.mkdirFor(ctx, ksPath); err != nil {
 			diags.AddAttributeError(path.Root("path"), "Unable to Create Keystore Folder", err.Error())
 			return
 		}
@@ -262,7 +263,7 @@ func (r *keystoreResource) putACME(ctx context.Context, plan *keystoreModel, cfg
 			fmt.Sprintf("%s\n\nKeystore file: %s\nAlias: %s%s\n\nThe keystore file was left as it was.", err, ksPath, alias, hint))
 		return
 	}
-	leaf, err := acmeLeaf(cfg)
+	leaf, err := acmeLeaf(ctx, r.data.file(cfg.KeystorePath), cfg)
 	if err != nil {
 		addKeystoreError(diags, "Unable to Read ACME Certificate", ksPath, alias, err)
 		return
@@ -275,8 +276,8 @@ func (r *keystoreResource) putACME(ctx context.Context, plan *keystoreModel, cfg
 }
 
 // acmeLeaf reads the certificate the runtime wrote into the keystore.
-func acmeLeaf(cfg acme.Config) (*x509.Certificate, error) {
-	ks, err := keystore.Open(cfg.KeystorePath, []byte(cfg.KeystorePassword))
+func acmeLeaf(ctx context.Context, f keystore.File, cfg acme.Config) (*x509.Certificate, error) {
+	ks, err := keystore.Open(ctx, f, []byte(cfg.KeystorePassword))
 	if err != nil {
 		return nil, err
 	}
@@ -291,13 +292,13 @@ func acmeLeaf(cfg acme.Config) (*x509.Certificate, error) {
 // into the file first (the key entry re-protected with it), so that the
 // runtime opens the keystore with the password it is then given.
 func (r *keystoreResource) updateACME(ctx context.Context, plan, state *keystoreModel, private privateState, diags *diag.Diagnostics) {
-	cfg, d := plan.acmeConfig(ctx)
+	cfg, d := plan.acmeConfig(ctx, r.data.abs)
 	if diags.Append(d...); diags.HasError() {
 		return
 	}
 	ksPath, alias := plan.Path.ValueString(), plan.Alias.ValueString()
 	if !plan.Password.Equal(state.Password) {
-		err := updateKeystore(ksPath, []byte(state.Password.ValueString()), []byte(cfg.KeystorePassword), keystore.Type(cfg.KeystoreType), func(ks *keystore.Keystore) error {
+		err := updateKeystore(ctx, r.data.file(ksPath), []byte(state.Password.ValueString()), []byte(cfg.KeystorePassword), keystore.Type(cfg.KeystoreType), func(ks *keystore.Keystore) error {
 			key, chain, err := ks.PrivateKeyEntry(alias, nil)
 			if err != nil {
 				return err
@@ -316,7 +317,7 @@ func (r *keystoreResource) updateACME(ctx context.Context, plan, state *keystore
 // the keystore with the settings in state. The certificate it renewed is
 // the one Terraform expects, so it becomes the applied one.
 func (r *keystoreResource) readACME(ctx context.Context, state *keystoreModel, leaf *x509.Certificate, private privateState, diags *diag.Diagnostics) {
-	cfg, d := state.acmeConfig(ctx)
+	cfg, d := state.acmeConfig(ctx, r.data.abs)
 	if diags.Append(d...); diags.HasError() {
 		return
 	}
@@ -330,7 +331,7 @@ func (r *keystoreResource) readACME(ctx context.Context, state *keystoreModel, l
 // write into the file again. When the runtime does not answer, its saved
 // state for the keystore is removed, so that it does not resume it.
 func (r *keystoreResource) deleteACME(ctx context.Context, state *keystoreModel, diags *diag.Diagnostics) {
-	cfg, d := state.acmeConfig(ctx)
+	cfg, d := state.acmeConfig(ctx, r.data.abs)
 	if diags.Append(d...); diags.HasError() {
 		return
 	}
@@ -342,8 +343,7 @@ func (r *keystoreResource) deleteACME(ctx context.Context, state *keystoreModel,
 	case errors.As(err, &apiErr):
 		diags.AddError("Unable to Stop ACME Renewal", fmt.Sprintf("%s\n\nKeystore file: %s\nAlias: %s", err, cfg.KeystorePath, cfg.Alias))
 	default:
-		dir := filepath.Join(r.data.stateDir, serverID, acme.Dir, acmeID(cfg))
-		if err := os.RemoveAll(dir); err != nil {
+		if err := r.data.server(serverID).RemoveACME(ctx, acmeID(cfg)); err != nil {
 			diags.AddError("Unable to Remove ACME State", fmt.Sprintf("The runtime of mailstack_server %q does not "+
 				"answer, and its ACME state for keystore %s (alias %q) could not be removed: %v", serverID, cfg.KeystorePath, cfg.Alias, err))
 		}

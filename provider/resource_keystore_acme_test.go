@@ -25,6 +25,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme/pebbletest"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // The acme source against a real ACME CA: Pebble, with
@@ -419,7 +420,7 @@ func TestAccKeystore_acmeRenewal(t *testing.T) {
 }
 
 // client is the control API of the test's default server.
-func (e *accEnv) client() *control.Client { return control.NewClient(e.Path("default")) }
+func (e *accEnv) client() *control.Client { return statedir.Local(e.Path("default")).Client() }
 
 // smtpExchange writes cmd (if any) and reads one reply line, which must
 // start with want.

@@ -8,6 +8,7 @@ package provider
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -20,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -28,7 +28,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 
-	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
 
@@ -103,11 +102,6 @@ func splitImportID(id string, exists func(string) bool) (file, alias string) {
 	return id, ""
 }
 
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
-}
-
 // keytoolDN prints a distinguished name as keytool -list -v does ("Owner:"
 // and "Issuer:"): most specific attribute first, joined by ", ".
 func keytoolDN(rawDN []byte) string {
@@ -178,23 +172,24 @@ var errNoChange = errors.New("keystore already as planned")
 // keep their own protection, as keytool -storepasswd leaves JKS key
 // passwords alone. A fn that returns errNoChange leaves the file as it is
 // and updateKeystore returns nil.
-func updateKeystore(file string, oldPassword, newPassword []byte, t keystore.Type, fn func(*keystore.Keystore) error) error {
+func updateKeystore(ctx context.Context, f keystore.File, oldPassword, newPassword []byte, t keystore.Type, fn func(*keystore.Keystore) error) error {
+	file := f.Name()
 	if bytes.Equal(oldPassword, newPassword) {
-		err := keystore.Update(file, newPassword, t, fn)
+		err := keystore.Update(ctx, f, newPassword, t, fn)
 		if errors.Is(err, errNoChange) {
 			return nil
 		}
 		return err
 	}
 	// internal/keystore reads and writes with one password; this is
-	// keystore.Update's protocol (same advisory lock, atomic replace,
-	// mode 0600) with two.
-	unlock, err := keystore.Lock(file)
+	// keystore.Update's protocol (same advisory lock, atomic replace)
+	// with two.
+	unlock, err := f.Lock(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("locking keystore %q: %w", file, err)
 	}
 	defer unlock()
-	data, err := os.ReadFile(file)
+	data, err := f.Read(ctx)
 	if err != nil {
 		return fmt.Errorf("reading keystore %q: %w", file, err)
 	}
@@ -220,7 +215,7 @@ func updateKeystore(file string, oldPassword, newPassword []byte, t keystore.Typ
 	if err != nil {
 		return withFile(err, file)
 	}
-	if err := atomicfile.WriteFile(file, out, 0o600); err != nil {
+	if err := f.Write(ctx, out); err != nil {
 		return fmt.Errorf("writing keystore %q: %w", file, err)
 	}
 	return nil

@@ -21,7 +21,7 @@ import (
 // and a distinct JKS key password from MAILSTACK_KEYSTORE_KEY_PASSWORD.
 // Read then describes the entry (adopt); nothing is written.
 func (r *keystoreResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	file, alias := splitImportID(req.ID, fileExists)
+	file, alias := splitImportID(req.ID, func(p string) bool { return r.data.exists(ctx, p) })
 	shownAlias := alias
 	if shownAlias == "" {
 		shownAlias = "(the only private key entry)"
@@ -33,7 +33,7 @@ func (r *keystoreResource) ImportState(ctx context.Context, req resource.ImportS
 				"the environment: set %s (and %s when a JKS key has its own password).", file, KeystorePasswordEnv, KeystoreKeyPasswordEnv))
 		return
 	}
-	ks, err := keystore.Open(file, []byte(password))
+	ks, err := keystore.Open(ctx, r.data.file(file), []byte(password))
 	if err != nil {
 		addKeystoreError(&resp.Diagnostics, "Unable to Import Keystore", file, shownAlias, err)
 		return

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
 
@@ -288,7 +290,7 @@ func TestUpdateKeystoreChangesPassword(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "ks.jks")
 			writeKeystore(t, file, tc.fileAt)
-			err := updateKeystore(file, []byte("old-pass"), []byte("new-pass"), keystore.JKS, func(ks *keystore.Keystore) error {
+			err := updateKeystore(context.Background(), host.LocalFile(file), []byte("old-pass"), []byte("new-pass"), keystore.JKS, func(ks *keystore.Keystore) error {
 				key, chain, used, err := openPrivateKey(ks, "ours", "", "old-pass")
 				if err != nil {
 					return err
@@ -304,10 +306,10 @@ func TestUpdateKeystoreChangesPassword(t *testing.T) {
 			if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
 				t.Errorf("mode %v, %v; want 0600", st.Mode(), err)
 			}
-			if _, err := keystore.Open(file, []byte("old-pass")); !errors.Is(err, keystore.ErrWrongStorePassword) {
+			if _, err := keystore.Open(context.Background(), host.LocalFile(file), []byte("old-pass")); !errors.Is(err, keystore.ErrWrongStorePassword) {
 				t.Errorf("old password still opens the file: %v", err)
 			}
-			ks, err := keystore.Open(file, []byte("new-pass"))
+			ks, err := keystore.Open(context.Background(), host.LocalFile(file), []byte("new-pass"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -340,7 +342,7 @@ func TestUpdateKeystoreLeavesFileAlone(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "ks.jks")
 			writeKeystore(t, file, "pass")
 			before := readTestFile(t, file)
-			err := updateKeystore(file, []byte("pass"), []byte(tc.newPass), "", func(*keystore.Keystore) error { return tc.fnErr })
+			err := updateKeystore(context.Background(), host.LocalFile(file), []byte("pass"), []byte(tc.newPass), "", func(*keystore.Keystore) error { return tc.fnErr })
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
 			}
@@ -354,7 +356,7 @@ func TestUpdateKeystoreLeavesFileAlone(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "ks.jks")
 	writeKeystore(t, file, "pass")
-	if err := updateKeystore(file, []byte("pass"), []byte("other"), keystore.PKCS12, func(*keystore.Keystore) error { return nil }); !errors.Is(err, keystore.ErrTypeMismatch) {
+	if err := updateKeystore(context.Background(), host.LocalFile(file), []byte("pass"), []byte("other"), keystore.PKCS12, func(*keystore.Keystore) error { return nil }); !errors.Is(err, keystore.ErrTypeMismatch) {
 		t.Errorf("type mismatch: err = %v", err)
 	}
 }

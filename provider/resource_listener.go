@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -243,7 +242,9 @@ func unusualPort(protocol, mode string, port int) string {
 		"for the standard port will fail to connect.", port, protocol, other, mode)
 }
 
-func (m *listenerModel) settings(ctx context.Context) (config.Listener, error) {
+// abs makes the keystore path absolute on the host: the runtime runs in its
+// own folder.
+func (m *listenerModel) settings(ctx context.Context, abs func(string) (string, error)) (config.Listener, error) {
 	l := config.Listener{
 		Protocol: m.Protocol.ValueString(),
 		Address:  m.Address.ValueString(),
@@ -263,13 +264,12 @@ func (m *listenerModel) settings(ctx context.Context) (config.Listener, error) {
 		if diags := t.CipherSuites.ElementsAs(ctx, &l.TLS.CipherSuites, false); diags.HasError() {
 			return l, fmt.Errorf("tls.cipher_suites must be a list of strings")
 		}
-		// The runtime runs in its own folder: give it an absolute path.
 		if l.TLS.KeystorePath != "" {
-			abs, err := filepath.Abs(l.TLS.KeystorePath)
+			p, err := abs(l.TLS.KeystorePath)
 			if err != nil {
 				return l, fmt.Errorf("tls.keystore_path: %w", err)
 			}
-			l.TLS.KeystorePath = abs
+			l.TLS.KeystorePath = p
 		}
 	}
 	return l, l.Validate()
@@ -307,7 +307,7 @@ func (r *listenerResource) Update(ctx context.Context, req resource.UpdateReques
 // listener is live and serves the certificate it should, and records what
 // the runtime reports. prior is the state before an update, nil on create.
 func (r *listenerResource) put(ctx context.Context, plan, prior *listenerModel, state *tfsdk.State, diags *diag.Diagnostics) {
-	settings, err := plan.settings(ctx)
+	settings, err := plan.settings(ctx, r.data.abs)
 	if err != nil {
 		diags.AddError("Invalid Listener", err.Error())
 		return
@@ -318,7 +318,7 @@ func (r *listenerResource) put(ctx context.Context, plan, prior *listenerModel, 
 	unchanged := false
 	if prior != nil && prior.Bound.ValueBool() {
 		// Only the expected fingerprint changed: nothing to send.
-		before, err := prior.settings(ctx)
+		before, err := prior.settings(ctx, r.data.abs)
 		unchanged = err == nil && settingsEqual(before, settings)
 	}
 	if unchanged {
@@ -379,9 +379,9 @@ func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, r
 	state.Port = types.Int64Value(int64(obj.Config.Port))
 	prior := state.TLS
 	if prior == nil && obj.Config.TLS.Mode != config.TLSNone {
-		prior = r.storedSecrets(serverID, id)
+		prior = r.storedSecrets(ctx, serverID, id)
 	}
-	state.TLS = readTLS(ctx, obj.Config.TLS, prior, &resp.Diagnostics)
+	state.TLS = readTLS(ctx, obj.Config.TLS, prior, r.data.abs, &resp.Diagnostics)
 	state.Bound = types.BoolValue(obj.Status.Bound)
 	served := obj.Status.CertificateFingerprint
 	state.ServedFingerprint = types.StringValue(served)
@@ -396,7 +396,7 @@ func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, r
 // readTLS maps the runtime's TLS settings into the model. The runtime
 // never returns passwords, so those stay as they were in prior; optional
 // attributes the runtime reports as empty stay null.
-func readTLS(ctx context.Context, t config.TLS, prior *tlsModel, diags *diag.Diagnostics) *tlsModel {
+func readTLS(ctx context.Context, t config.TLS, prior *tlsModel, abs func(string) (string, error), diags *diag.Diagnostics) *tlsModel {
 	m := &tlsModel{
 		Mode:         types.StringValue(t.Mode),
 		KeystorePath: optionalString(t.KeystorePath),
@@ -408,7 +408,7 @@ func readTLS(ctx context.Context, t config.TLS, prior *tlsModel, diags *diag.Dia
 	if prior != nil {
 		m.KeystorePassword, m.KeyPassword, m.Expected = prior.KeystorePassword, prior.KeyPassword, prior.Expected
 		// The runtime holds the absolute form of a relative path.
-		if abs, err := filepath.Abs(prior.KeystorePath.ValueString()); err == nil && abs == t.KeystorePath {
+		if p, err := abs(prior.KeystorePath.ValueString()); err == nil && p == t.KeystorePath {
 			m.KeystorePath = prior.KeystorePath
 		}
 	} else {

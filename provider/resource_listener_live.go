@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
-	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
@@ -36,7 +34,7 @@ const certificateWait = 10 * time.Second
 // own certificate when want is empty.
 func (r *listenerResource) awaitCertificate(ctx context.Context, client *control.Client, id string, t config.TLS, want string, obj control.ListenerObject) (control.ListenerObject, error) {
 	if want == "" {
-		cert, err := keystore.LoadCertificate(t.KeystorePath, []byte(t.KeystorePassword), []byte(t.KeyPassword), t.Alias)
+		cert, err := keystore.LoadCertificate(ctx, r.data.file(t.KeystorePath), []byte(t.KeystorePassword), []byte(t.KeyPassword), t.Alias)
 		if err != nil {
 			return obj, fmt.Errorf("reading the certificate listener %s should serve: %w", id, err)
 		}
@@ -110,8 +108,8 @@ func addressesOverlap(a, b string) bool {
 // config.json (mode 0600, on the host the provider manages): the control
 // API never returns them, and without them the plan after an import would
 // not be empty. nil if they cannot be read.
-func (r *listenerResource) storedSecrets(serverID, id string) *tlsModel {
-	doc, err := mailruntime.LoadConfig(filepath.Join(r.data.stateDir, serverID))
+func (r *listenerResource) storedSecrets(ctx context.Context, serverID, id string) *tlsModel {
+	doc, err := r.data.server(serverID).LoadConfig(ctx)
 	if err != nil {
 		return nil
 	}

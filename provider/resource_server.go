@@ -2,16 +2,10 @@ package provider
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"regexp"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -28,10 +22,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
-	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
 var (
@@ -196,8 +189,6 @@ func (r *serverResource) Configure(_ context.Context, req resource.ConfigureRequ
 	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
 }
 
-func (r *serverResource) dir(name string) string { return filepath.Join(r.data.stateDir, name) }
-
 func (m *serverModel) settings(ctx context.Context) (config.Server, error) {
 	s := config.Server{
 		Hostname:        m.Hostname.ValueString(),
@@ -223,12 +214,12 @@ func (r *serverResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		return
 	}
 	if !plan.Supervisor.IsUnknown() {
-		if _, err := resolveSupervisor(plan.Supervisor.ValueString()); err != nil {
+		if _, err := resolveSupervisor(ctx, r.data.host, plan.Supervisor.ValueString()); err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
 			return
 		}
 	}
-	want, err := fileSHA256(r.data.runtimeExe)
+	want, err := host.FileSHA256(r.data.runtimeExe)
 	if err != nil {
 		resp.Diagnostics.AddError("Unable to Read the Runtime Executable", err.Error())
 		return
@@ -246,13 +237,13 @@ func (r *serverResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 }
 
 // desired returns the runtime settings and the supervisor plan asks for.
-func (m *serverModel) desired(ctx context.Context, diags *diag.Diagnostics) (config.Server, string, bool) {
+func (m *serverModel) desired(ctx context.Context, h host.Host, diags *diag.Diagnostics) (config.Server, string, bool) {
 	settings, err := m.settings(ctx)
 	if err != nil {
 		diags.AddError("Invalid Server Settings", err.Error())
 		return settings, "", false
 	}
-	mode, err := resolveSupervisor(m.Supervisor.ValueString())
+	mode, err := resolveSupervisor(ctx, h, m.Supervisor.ValueString())
 	if err != nil {
 		diags.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
 		return settings, "", false
@@ -266,23 +257,19 @@ func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	settings, mode, ok := plan.desired(ctx, &resp.Diagnostics)
+	settings, mode, ok := plan.desired(ctx, r.data.host, &resp.Diagnostics)
 	if !ok {
 		return
 	}
 	name := plan.Name.ValueString()
-	dir := r.dir(name)
-	if _, err := control.NewClient(dir).Status(ctx); err == nil {
+	dir := r.data.server(name)
+	if _, err := dir.Client().Status(ctx); err == nil {
 		resp.Diagnostics.AddError("Server Already Running",
 			fmt.Sprintf("A mail runtime already serves %s. Import it with `terraform import <address> %s`, or choose another name.", dir, name))
 		return
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		resp.Diagnostics.AddError("Unable to Create State Directory", err.Error())
-		return
-	}
 	doc := &config.Document{Server: settings, Listeners: map[string]config.Listener{}}
-	if err := mailruntime.SaveConfig(dir, doc); err != nil {
+	if err := dir.Create(ctx, doc); err != nil {
 		resp.Diagnostics.AddError("Unable to Write Runtime Config", err.Error())
 		return
 	}
@@ -293,7 +280,7 @@ func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest,
 		return
 	}
 	plan.ID = types.StringValue(name)
-	plan.StateDir = types.StringValue(dir)
+	plan.StateDir = types.StringValue(dir.Path)
 	plan.setStatus(st)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
@@ -312,10 +299,9 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 		return
 	}
 	name := state.ID.ValueString()
-	dir := r.dir(name)
 	rs := r.runtimeOf(name)
 	obs, err := rs.observe(ctx)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) {
 		resp.State.RemoveResource(ctx)
 		return
 	}
@@ -328,7 +314,7 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 	}
 	settings := obs.settings
 	state.Name = types.StringValue(name)
-	state.StateDir = types.StringValue(dir)
+	state.StateDir = types.StringValue(rs.dir.Path)
 	state.Running = types.BoolValue(obs.running)
 	if obs.status != nil {
 		state.Version = types.StringValue(obs.status.Version)
@@ -358,15 +344,14 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	settings, mode, ok := plan.desired(ctx, &resp.Diagnostics)
+	settings, mode, ok := plan.desired(ctx, r.data.host, &resp.Diagnostics)
 	if !ok {
 		return
 	}
 	name := plan.Name.ValueString()
-	dir := r.dir(name)
 	rs := r.runtimeOf(name)
-	client := control.NewClient(dir)
-	current := rs.currentSupervisor()
+	client := rs.dir.Client()
+	current := rs.currentSupervisor(ctx)
 	upgrade := state.ExecutableSHA256.ValueString() != plan.ExecutableSHA256.ValueString()
 
 	// Settings first: live if the runtime answers (validated and
@@ -377,11 +362,10 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 			return
 		}
 	} else {
-		doc, err := mailruntime.LoadConfig(dir)
-		if err == nil {
+		err := rs.dir.EditConfig(ctx, func(doc *config.Document) error {
 			doc.Server = settings
-			err = mailruntime.SaveConfig(dir, doc)
-		}
+			return nil
+		})
 		if err != nil {
 			resp.Diagnostics.AddError("Unable to Update Server Settings", err.Error())
 			return
@@ -395,7 +379,7 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 		// Install first, while the old runtime still serves, then drain
 		// it and start the new one: the downtime is the drain plus a
 		// start, and mail accepted before the drain is on disk.
-		if _, err := rs.install(); err != nil {
+		if _, err := rs.install(ctx); err != nil {
 			resp.Diagnostics.AddError("Unable to Install the Runtime Executable", err.Error())
 			return
 		}
@@ -412,7 +396,7 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 		resp.Diagnostics.AddError("Unable to Start the Mail Runtime", err.Error())
 		return
 	}
-	plan.StateDir = types.StringValue(dir)
+	plan.StateDir = types.StringValue(rs.dir.Path)
 	plan.setStatus(st)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
@@ -423,25 +407,13 @@ func (r *serverResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	name := state.ID.ValueString()
-	dir := r.dir(name)
-	rs := r.runtimeOf(name)
-	if err := rs.stop(ctx, rs.currentSupervisor()); err != nil {
+	rs := r.runtimeOf(state.ID.ValueString())
+	if err := rs.stop(ctx, rs.currentSupervisor(ctx)); err != nil {
 		resp.Diagnostics.AddError("Unable to Stop the Mail Runtime", err.Error())
 		return
 	}
-	if state.DeleteMailOnDestroy.ValueBool() {
-		if err := os.RemoveAll(dir); err != nil {
-			resp.Diagnostics.AddError("Unable to Delete Server State", err.Error())
-		}
-		return
-	}
-	for _, f := range []string{mailruntime.ConfigFile, runtimeBinary, mailruntime.LockFile,
-		supervise.StatusFile, supervise.LockFile} {
-		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			resp.Diagnostics.AddError("Unable to Delete Server State", err.Error())
-			return
-		}
+	if err := rs.dir.Remove(ctx, state.DeleteMailOnDestroy.ValueBool()); err != nil {
+		resp.Diagnostics.AddError("Unable to Delete Server State", err.Error())
 	}
 }
 
@@ -453,43 +425,3 @@ func (r *serverResource) ImportState(ctx context.Context, req resource.ImportSta
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
 }
-
-// tail returns the last n lines of a file, for error messages.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// fileSHA256 hashes a file once per content version (path, size, mtime):
-// plan hashes the provider's executable for every server.
-func fileSHA256(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	key := fmt.Sprintf("%s\x00%d\x00%d", path, st.Size(), st.ModTime().UnixNano())
-	if v, ok := sha256Cache.Load(key); ok {
-		return v.(string), nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	sha256Cache.Store(key, sum)
-	return sum, nil
-}
-
-var sha256Cache sync.Map

@@ -14,7 +14,7 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/probe"
-	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
@@ -243,7 +243,7 @@ func serveFingerprint(host, want string, ports ...int) error {
 // stopAllUnder stops supervisors, then runtimes, whose pid files are in
 // the server folders under stateDir.
 func stopAllUnder(stateDir string) {
-	for _, name := range []string{supervise.PIDFile, mailruntime.PIDFile} {
+	for _, name := range []string{supervise.PIDFile, statedir.PIDFile} {
 		files, _ := filepath.Glob(filepath.Join(stateDir, "*", name))
 		for _, f := range files {
 			if pid, err := hostLocal.ReadPID(f); err == nil && pid > 0 && hostLocal.Runs(pid, "--state-dir", filepath.Dir(f)) {

@@ -2,47 +2,51 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"path/filepath"
+	"strings"
 	"time"
 
-	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
 // serverRuntime is one server's runtime on the host: its executable, its
 // supervisor (builtin or systemd) and its control API. The server
-// resource decides what should happen; this file makes it happen.
+// resource decides what should happen; this file makes it happen, on the
+// provider's host and through its state directory (runtime/statedir).
 type serverRuntime struct {
-	name, dir string
+	name string
+	dir  statedir.Dir
+	h    host.Host
 	// src is the executable installed as the runtime (the provider's own).
 	src string
 }
 
 func (r *serverResource) runtimeOf(name string) *serverRuntime {
-	return &serverRuntime{name: name, dir: r.dir(name), src: r.data.runtimeExe}
+	return &serverRuntime{name: name, dir: r.data.server(name), h: r.data.host, src: r.data.runtimeExe}
 }
 
-func (s *serverRuntime) exe() string     { return filepath.Join(s.dir, runtimeBinary) }
-func (s *serverRuntime) logPath() string { return filepath.Join(s.dir, runtimeLog) }
+func (s *serverRuntime) exe() string     { return s.dir.Join(statedir.Executable) }
+func (s *serverRuntime) logPath() string { return s.dir.Join(statedir.LogFile) }
 func (s *serverRuntime) unit() string    { return supervise.UnitName(s.name) }
 
 // resolveSupervisor turns the supervisor attribute into the supervisor
-// used on this host: builtin or systemd.
-func resolveSupervisor(configured string) (string, error) {
-	_, systemd := hostLocal.Systemd()
+// used on host h: builtin or systemd.
+func resolveSupervisor(ctx context.Context, h host.Host, configured string) (string, error) {
+	if configured == supervisorBuiltin {
+		return supervisorBuiltin, nil
+	}
+	_, systemd := host.DetectSystemd(ctx, h)
 	switch configured {
 	case supervisorSystemd:
 		if !systemd {
-			return "", errors.New(`supervisor = "systemd" needs systemd running as PID 1 on the target host ` +
-				`(and, for a user other than root, their user manager), and this host has none; use "builtin" or "auto"`)
+			return "", fmt.Errorf(`supervisor = "systemd" needs systemd running as PID 1 on the target host `+
+				`(and, for a user other than root, their user manager), and %s has none; use "builtin" or "auto"`, h)
 		}
 		return supervisorSystemd, nil
-	case supervisorBuiltin:
-		return supervisorBuiltin, nil
 	}
 	if systemd {
 		return supervisorSystemd, nil
@@ -52,33 +56,34 @@ func resolveSupervisor(configured string) (string, error) {
 
 // currentSupervisor is the supervisor this server was started under: its
 // systemd unit if one is installed, else builtin.
-func (s *serverRuntime) currentSupervisor() string {
-	if sd, ok := hostLocal.Systemd(); ok && sd.Installed(s.unit()) {
+func (s *serverRuntime) currentSupervisor(ctx context.Context) string {
+	if sd, ok := host.DetectSystemd(ctx, s.h); ok && sd.Installed(ctx, s.unit()) {
 		return supervisorSystemd
 	}
 	return supervisorBuiltin
 }
 
-// install copies the provider's executable into the state directory.
-func (s *serverRuntime) install() (bool, error) {
-	return hostLocal.InstallExecutable(s.src, s.exe())
+// install copies the runtime executable into the state directory unless
+// it is there already.
+func (s *serverRuntime) install(ctx context.Context) (bool, error) {
+	return host.InstallExecutable(ctx, s.h, s.src, s.exe())
 }
 
 // supervisorPID is the pid of this server's live builtin supervisor, or 0.
 // The pid must run `supervise` for this state directory: a stale pid file
 // may name a process that reused the number.
-func (s *serverRuntime) supervisorPID() int {
-	pid, err := hostLocal.ReadPID(filepath.Join(s.dir, supervise.PIDFile))
-	if err != nil || pid == 0 || !hostLocal.Runs(pid, "supervise", "--state-dir", s.dir) {
+func (s *serverRuntime) supervisorPID(ctx context.Context) int {
+	pid, err := host.ReadPID(ctx, s.h, s.dir.Join(supervise.PIDFile))
+	if err != nil || pid == 0 || !host.Runs(ctx, s.h, pid, "supervise", "--state-dir", s.dir.Path) {
 		return 0
 	}
 	return pid
 }
 
 // servePID is the pid of this server's live serve process, or 0.
-func (s *serverRuntime) servePID() int {
-	pid, err := hostLocal.ReadPID(filepath.Join(s.dir, mailruntime.PIDFile))
-	if err != nil || pid == 0 || !hostLocal.Runs(pid, "serve", "--state-dir", s.dir) {
+func (s *serverRuntime) servePID(ctx context.Context) int {
+	pid, err := host.ReadPID(ctx, s.h, s.dir.Join(statedir.PIDFile))
+	if err != nil || pid == 0 || !host.Runs(ctx, s.h, pid, "serve", "--state-dir", s.dir.Path) {
 		return 0
 	}
 	return pid
@@ -87,25 +92,28 @@ func (s *serverRuntime) servePID() int {
 // start makes sure the runtime runs under mode and returns its status once
 // the control API answers (listeners are bound before it does).
 func (s *serverRuntime) start(ctx context.Context, mode string) (control.Status, error) {
-	if _, err := s.install(); err != nil {
+	if _, err := s.install(ctx); err != nil {
 		return control.Status{}, err
 	}
 	if mode == supervisorSystemd {
 		return s.startSystemd(ctx)
 	}
-	client := control.NewClient(s.dir)
-	if pid := s.supervisorPID(); pid != 0 {
+	client := s.dir.Client()
+	if pid := s.supervisorPID(ctx); pid != 0 {
 		if st, err := client.Status(ctx); err == nil && st.Supervisor != nil && st.Supervisor.PID == pid {
 			return st, nil // running and supervised
 		}
 		// A supervisor whose runtime does not answer is backing off after
 		// failures: restart it so a repaired config is used now, not
 		// after the backoff.
-		if err := hostLocal.Stop(pid, stopTimeout); err != nil {
+		if err := host.Stop(ctx, s.h, pid, stopTimeout); err != nil {
 			return control.Status{}, err
 		}
 	}
-	pid, err := hostLocal.StartDetached(s.exe(), []string{"runtime", "supervise", "--state-dir", s.dir}, s.logPath())
+	pid, err := s.h.Start(ctx, host.Command{
+		Path: s.exe(), Args: []string{"runtime", "supervise", "--state-dir", s.dir.Path},
+		Dir: s.dir.Path, LogFile: s.logPath(),
+	})
 	if err != nil {
 		return control.Status{}, err
 	}
@@ -115,19 +123,19 @@ func (s *serverRuntime) start(ctx context.Context, mode string) (control.Status,
 		if err == nil && st.Supervisor != nil && st.Supervisor.PID == pid {
 			return st, nil
 		}
-		if !hostLocal.Alive(pid) {
-			return control.Status{}, fmt.Errorf("the supervisor exited during start-up; the end of %s says:\n%s", s.logPath(), tail(s.logPath(), 10))
+		if !host.Alive(ctx, s.h, pid) {
+			return control.Status{}, fmt.Errorf("the supervisor exited during start-up; the end of %s says:\n%s", s.where(s.logPath()), s.tail(ctx))
 		}
-		if sup, err := supervise.ReadStatus(s.dir); err == nil && sup.PID == pid && sup.LastExit != nil {
+		if sup, err := s.dir.SupervisorStatus(ctx); err == nil && sup.PID == pid && sup.LastExit != nil {
 			// The runtime exited before it answered: a start-up failure
 			// (config, store, lock) that restarting will not fix.
-			_ = hostLocal.Stop(pid, 5*time.Second)
+			_ = host.Stop(ctx, s.h, pid, 5*time.Second)
 			return control.Status{}, fmt.Errorf("the runtime %s during start-up; the end of %s says:\n%s",
-				sup.LastExit, s.logPath(), tail(s.logPath(), 10))
+				sup.LastExit, s.where(s.logPath()), s.tail(ctx))
 		}
 		if time.Now().After(deadline) {
-			_ = hostLocal.Stop(pid, stopTimeout)
-			return control.Status{}, fmt.Errorf("the runtime did not answer on its control socket within %s; see %s", startTimeout, s.logPath())
+			_ = host.Stop(ctx, s.h, pid, stopTimeout)
+			return control.Status{}, fmt.Errorf("the runtime did not answer on its control socket within %s; see %s", startTimeout, s.where(s.logPath()))
 		}
 		select {
 		case <-ctx.Done():
@@ -138,18 +146,18 @@ func (s *serverRuntime) start(ctx context.Context, mode string) (control.Status,
 }
 
 func (s *serverRuntime) startSystemd(ctx context.Context) (control.Status, error) {
-	sd, _ := hostLocal.Systemd()
+	sd, _ := host.DetectSystemd(ctx, s.h)
 	// A builtin supervisor or a runtime it left would hold the directory.
 	if err := s.stop(ctx, supervisorBuiltin); err != nil {
 		return control.Status{}, err
 	}
 	unit := supervise.SystemdUnit(supervise.Unit{
-		Name: s.name, Executable: s.exe(), StateDir: s.dir, LogFile: s.logPath(), User: sd.User,
+		Name: s.name, Executable: s.exe(), StateDir: s.dir.Path, LogFile: s.logPath(), User: sd.User,
 	})
 	if err := sd.Install(ctx, s.unit(), []byte(unit)); err != nil {
 		return control.Status{}, err
 	}
-	client := control.NewClient(s.dir)
+	client := s.dir.Client()
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if st, err := client.Status(ctx); err == nil {
@@ -157,7 +165,7 @@ func (s *serverRuntime) startSystemd(ctx context.Context) (control.Status, error
 		}
 		if time.Now().After(deadline) {
 			return control.Status{}, fmt.Errorf("the runtime (systemd unit %s) did not answer on its control socket within %s; "+
-				"see `systemctl status %s` and the end of %s:\n%s", s.unit(), startTimeout, s.unit(), s.logPath(), tail(s.logPath(), 10))
+				"see `systemctl status %s` and the end of %s:\n%s", s.unit(), startTimeout, s.unit(), s.where(s.logPath()), s.tail(ctx))
 		}
 		select {
 		case <-ctx.Done():
@@ -171,17 +179,17 @@ func (s *serverRuntime) startSystemd(ctx context.Context) (control.Status, error
 // left without its supervisor, if any.
 func (s *serverRuntime) stop(ctx context.Context, mode string) error {
 	if mode == supervisorSystemd {
-		sd, _ := hostLocal.Systemd()
+		sd, _ := host.DetectSystemd(ctx, s.h)
 		if err := sd.Remove(ctx, s.unit()); err != nil {
 			return err
 		}
-	} else if pid := s.supervisorPID(); pid != 0 {
-		if err := hostLocal.Stop(pid, stopTimeout); err != nil {
+	} else if pid := s.supervisorPID(ctx); pid != 0 {
+		if err := host.Stop(ctx, s.h, pid, stopTimeout); err != nil {
 			return err
 		}
 	}
-	if pid := s.servePID(); pid != 0 {
-		return hostLocal.Stop(pid, stopTimeout)
+	if pid := s.servePID(ctx); pid != 0 {
+		return host.Stop(ctx, s.h, pid, stopTimeout)
 	}
 	return nil
 }
@@ -199,15 +207,15 @@ type observation struct {
 
 // observe reads the server settings in force and whether the runtime runs
 // as it should: from the runtime when it answers, else from its config
-// file. An error wrapping os.ErrNotExist means there is no server.
+// file. An error wrapping fs.ErrNotExist means there is no server.
 func (s *serverRuntime) observe(ctx context.Context) (observation, error) {
-	client := control.NewClient(s.dir)
+	client := s.dir.Client()
 	if st, err := client.Status(ctx); err == nil {
 		if settings, err := client.Server(ctx); err == nil {
 			obs := observation{settings: settings, status: &st}
-			switch s.currentSupervisor() {
+			switch s.currentSupervisor(ctx) {
 			case supervisorSystemd:
-				sd, _ := hostLocal.Systemd()
+				sd, _ := host.DetectSystemd(ctx, s.h)
 				obs.running = sd.Active(ctx, s.unit())
 			default:
 				obs.running = st.Supervisor != nil
@@ -219,16 +227,32 @@ func (s *serverRuntime) observe(ctx context.Context) (observation, error) {
 			return obs, nil
 		}
 	}
-	doc, err := mailruntime.LoadConfig(s.dir)
+	doc, err := s.dir.LoadConfig(ctx)
 	if err != nil {
 		return observation{}, err
 	}
 	obs := observation{settings: doc.Server}
-	if sup, err := supervise.ReadStatus(s.dir); err == nil && s.supervisorPID() == sup.PID &&
+	if sup, err := s.dir.SupervisorStatus(ctx); err == nil && s.supervisorPID(ctx) == sup.PID &&
 		(sup.State == supervise.StateCrashLoop || sup.State == supervise.StateBackoff) {
 		obs.warning = fmt.Sprintf("The runtime in %s keeps exiting: its supervisor (pid %d) is in state %q after %d "+
 			"restarts; the last run %s. The end of %s says:\n%s", s.dir, sup.PID, sup.State, sup.Restarts,
-			sup.LastExit, s.logPath(), tail(s.logPath(), 10))
+			sup.LastExit, s.where(s.logPath()), s.tail(ctx))
 	}
 	return obs, nil
+}
+
+// where names a path on the server's host.
+func (s *serverRuntime) where(p string) string { return statedir.Dir{Host: s.h, Path: p}.String() }
+
+// tail returns the last lines of the runtime's log, for error messages.
+func (s *serverRuntime) tail(ctx context.Context) string {
+	b, err := s.h.ReadFile(ctx, s.logPath())
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if n := 10; len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

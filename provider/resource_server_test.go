@@ -22,10 +22,12 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/probe"
 	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
@@ -149,7 +151,7 @@ func (s *stack) pids() (sup, serve int, err error) {
 	if sup, err = hostLocal.ReadPID(filepath.Join(s.dir(), supervise.PIDFile)); err != nil {
 		return
 	}
-	if serve, err = hostLocal.ReadPID(filepath.Join(s.dir(), mailruntime.PIDFile)); err != nil {
+	if serve, err = hostLocal.ReadPID(filepath.Join(s.dir(), statedir.PIDFile)); err != nil {
 		return
 	}
 	if !hostLocal.Alive(sup) || !hostLocal.Alive(serve) {
@@ -259,7 +261,7 @@ func TestAccStack_fullLifecycle(t *testing.T) {
 						"mailstack_keystore.mx", tfjsonpath.New("fingerprint_sha256"), compare.ValuesSame())),
 				ConfigPlanChecks: emptyAfterApply,
 				Check: func(st *terraform.State) error {
-					exe, err := fileSHA256(runtimeExe)
+					exe, err := host.FileSHA256(runtimeExe)
 					if err != nil {
 						return err
 					}
@@ -489,7 +491,7 @@ resource "mailstack_listener" "clash" {
 // pop3ID is the runtime's id of the POP3 listener, from its config.json.
 func (s *stack) pop3ID(t *testing.T) string {
 	t.Helper()
-	doc, err := mailruntime.LoadConfig(s.dir())
+	doc, err := statedir.Local(s.dir()).LoadConfig(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +568,7 @@ resource "mailstack_user" "alice" {
 }
 `, port)
 	dir := e.Path("default")
-	client := control.NewClient(dir)
+	client := statedir.Local(dir).Client()
 	var before control.Status
 	var newerSHA string
 	var watch func() time.Duration
@@ -596,7 +598,7 @@ resource "mailstack_user" "alice" {
 					if err := os.WriteFile(newer, append(b, []byte("\nnewer build\n")...), 0o755); err != nil {
 						t.Fatal(err)
 					}
-					if newerSHA, err = fileSHA256(newer); err != nil {
+					if newerSHA, err = host.FileSHA256(newer); err != nil {
 						t.Fatal(err)
 					}
 					os.Setenv(RuntimeExecutableEnv, newer)
@@ -654,7 +656,7 @@ func sendPlain(port int, rcpt string) error {
 // "auto" picks the builtin supervisor (the other tests).
 func TestAccServer_systemdSupervisorNeedsSystemd(t *testing.T) {
 	e := newAccEnv(t)
-	if _, ok := hostLocal.Systemd(); ok {
+	if _, ok := host.DetectSystemd(context.Background(), hostLocal); ok {
 		t.Skip("systemd runs here; this test covers hosts without it")
 	}
 	resource.ParallelTest(t, resource.TestCase{

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -22,7 +20,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
-	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
@@ -245,7 +242,7 @@ func (r *userResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 	if !errors.As(err, &apiErr) {
 		// The runtime does not answer. A server that is gone took its
 		// users with it; otherwise the user cannot be deleted now.
-		if _, statErr := os.Stat(filepath.Join(r.data.stateDir, serverID, mailruntime.ConfigFile)); errors.Is(statErr, os.ErrNotExist) {
+		if exists, statErr := r.data.server(serverID).Exists(ctx); statErr == nil && !exists {
 			return
 		}
 	}

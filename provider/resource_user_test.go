@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // userConfig is a server and one user whose password settings are body.
@@ -62,7 +63,7 @@ func checkQuota(c *control.Client, address string, want int64) resource.TestChec
 
 func TestAccUser_passwordQuotaAndDrift(t *testing.T) {
 	e := newAccEnv(t)
-	c := control.NewClient(e.Path("default"))
+	c := statedir.Local(e.Path("default")).Client()
 	const alice = "alice@Example.TEST" // the runtime lower-cases the domain
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: providerFactories,
@@ -149,7 +150,7 @@ resource "mailstack_user" "bob" {
 // bumping password_wo_version sets the new one.
 func TestAccUser_writeOnlyPassword(t *testing.T) {
 	e := newAccEnv(t)
-	c := control.NewClient(e.Path("default"))
+	c := statedir.Local(e.Path("default")).Client()
 	const carol = "carol@example.test"
 	noSecretInState := []statecheck.StateCheck{
 		statecheck.ExpectKnownValue("mailstack_user.u", tfjsonpath.New("password_wo"), knownvalue.Null()),

@@ -12,11 +12,13 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/listener"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // mailRuntime is the control API's view of a running runtime.
 type mailRuntime struct {
 	dir       string
+	state     *statedir.Locked // config.json, under the lock held for life
 	opts      Options
 	log       *slog.Logger
 	started   time.Time
@@ -33,9 +35,10 @@ type mailRuntime struct {
 
 var _ control.Backend = (*mailRuntime)(nil)
 
-func newRuntime(dir string, doc *config.Document, opts Options) (*mailRuntime, error) {
+func newRuntime(dir string, state *statedir.Locked, doc *config.Document, opts Options) (*mailRuntime, error) {
 	rt := &mailRuntime{
 		dir:       dir,
+		state:     state,
 		opts:      opts,
 		log:       opts.Logger,
 		started:   time.Now(),
@@ -125,7 +128,7 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 	if err := next.Validate(); err != nil {
 		return control.Invalid(err)
 	}
-	if err := SaveConfig(rt.dir, next); err != nil {
+	if err := rt.state.SaveConfig(ctx, next); err != nil {
 		return err
 	}
 	prev := rt.doc.Server
@@ -170,7 +173,7 @@ func (rt *mailRuntime) PutListener(ctx context.Context, id string, l config.List
 	if err := rt.listeners.Apply(id, l); err != nil {
 		return control.ListenerObject{}, err
 	}
-	if err := SaveConfig(rt.dir, next); err != nil {
+	if err := rt.state.SaveConfig(ctx, next); err != nil {
 		rt.rollback(id, prev, existed)
 		return control.ListenerObject{}, err
 	}
@@ -201,7 +204,7 @@ func (rt *mailRuntime) DeleteListener(ctx context.Context, id string) error {
 	}
 	next := rt.doc.Clone()
 	delete(next.Listeners, id)
-	if err := SaveConfig(rt.dir, next); err != nil {
+	if err := rt.state.SaveConfig(ctx, next); err != nil {
 		return err
 	}
 	rt.doc = next

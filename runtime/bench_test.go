@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/loadgen"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
@@ -77,7 +78,7 @@ func BenchmarkSMTP(b *testing.B) {
 // in the same process.
 func BenchmarkHandshake(b *testing.B) {
 	_, addrs, ks, _ := benchRuntime(b)
-	cert, err := keystore.LoadCertificate(ks.path, []byte(keystorePassword), nil, "")
+	cert, err := keystore.LoadCertificate(context.Background(), host.LocalFile(ks.path), []byte(keystorePassword), nil, "")
 	if err != nil {
 		b.Fatal(err)
 	}

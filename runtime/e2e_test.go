@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
-	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/connid"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // TestEndToEnd configures a whole runtime through the control API, as the
@@ -153,7 +153,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("bad changes leave everything serving", func(t *testing.T) {
-		before, err := os.ReadFile(filepath.Join(dir, runtime.ConfigFile))
+		before, err := os.ReadFile(filepath.Join(dir, statedir.ConfigFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +199,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("%s: the error shows a password: %s", tc.name, apiErr.Message)
 			}
 		}
-		after, err := os.ReadFile(filepath.Join(dir, runtime.ConfigFile))
+		after, err := os.ReadFile(filepath.Join(dir, statedir.ConfigFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +340,7 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("restart comes back the same", func(t *testing.T) {
 		statusBefore := h.status()
-		path := filepath.Join(dir, runtime.ConfigFile)
+		path := filepath.Join(dir, statedir.ConfigFile)
 		fi, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
@@ -348,7 +348,7 @@ func TestEndToEnd(t *testing.T) {
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("config.json mode %v, want 0600", fi.Mode().Perm())
 		}
-		doc, err := runtime.LoadConfig(dir)
+		doc, err := statedir.Local(dir).LoadConfig(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

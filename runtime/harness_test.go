@@ -22,6 +22,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // Secrets of the test setup. The log test looks for each of them.
@@ -49,15 +50,15 @@ type harness struct {
 // when the test ends; its log is shown if the test failed.
 func start(t testing.TB, dir string, drain time.Duration) *harness {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(dir, runtime.ConfigFile)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, statedir.ConfigFile)); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := runtime.SaveConfig(dir, &config.Document{Server: testServer}); err != nil {
+		if err := statedir.Local(dir).Create(context.Background(), &config.Document{Server: testServer}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h := &harness{t: t, dir: dir, logs: &testutil.SyncBuffer{}, client: control.NewClient(dir), done: make(chan error, 1)}
+	h := &harness{t: t, dir: dir, logs: &testutil.SyncBuffer{}, client: statedir.Local(dir).Client(), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

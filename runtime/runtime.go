@@ -8,7 +8,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,18 +16,9 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
-	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
-)
-
-// File names in a state directory.
-const (
-	ConfigFile = "config.json"
-	PIDFile    = "runtime.pid"
-	LockFile   = "runtime.lock"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // Options configure Serve. StateDir is the only required field.
@@ -60,17 +50,17 @@ func Serve(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating state directory: %w", err)
 	}
-	unlock, err := lockDir(dir)
+	state, err := statedir.Local(dir).Lock(ctx)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer state.Unlock()
 
-	doc, err := LoadConfig(dir)
+	doc, err := statedir.Local(dir).LoadConfig(ctx)
 	if err != nil {
 		return err
 	}
-	rt, err := newRuntime(dir, doc, opts)
+	rt, err := newRuntime(dir, state, doc, opts)
 	if err != nil {
 		return err
 	}
@@ -81,13 +71,13 @@ func Serve(ctx context.Context, opts Options) error {
 	go tuneGC(tuneCtx)
 	rt.acme.Start()
 
-	ln, err := control.Listen(dir)
+	ln, err := control.Listen(filepath.Join(dir, statedir.SocketFile))
 	if err != nil {
 		return err
 	}
 	go executableSHA256() // ready before the provider's first status call
 	srv := &http.Server{Handler: control.Handler(observedRuntime{rt}, log), ReadHeaderTimeout: 10 * time.Second}
-	pidPath := filepath.Join(dir, PIDFile)
+	pidPath := filepath.Join(dir, statedir.PIDFile)
 	if err := atomicfile.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		ln.Close()
 		return err
@@ -106,54 +96,9 @@ func Serve(ctx context.Context, opts Options) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.DrainTimeout)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
-	os.Remove(filepath.Join(dir, control.SocketName))
+	os.Remove(filepath.Join(dir, statedir.SocketFile))
 	if err := rt.listeners.Shutdown(shutdownCtx); err != nil {
 		log.Warn("sessions still open at the drain deadline were closed", "err", err)
 	}
 	return nil
-}
-
-// LoadConfig reads and validates dir's config.json.
-func LoadConfig(dir string) (*config.Document, error) {
-	path := filepath.Join(dir, ConfigFile)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("loading runtime config: %w", err)
-	}
-	defer f.Close()
-	doc, err := config.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("loading runtime config %s: %w", path, err)
-	}
-	return doc, nil
-}
-
-// SaveConfig validates doc and writes it atomically as dir's config.json.
-func SaveConfig(dir string, doc *config.Document) error {
-	if err := doc.Validate(); err != nil {
-		return err
-	}
-	data, err := doc.Encode()
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(dir, ConfigFile), data, 0o600)
-}
-
-// lockDir holds an exclusive advisory lock on dir for the process's life:
-// one runtime per state directory.
-func lockDir(dir string) (func(), error) {
-	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("locking state directory: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("state directory %s is in use by another runtime", dir)
-		}
-		return nil, fmt.Errorf("locking state directory %s: %w", dir, err)
-	}
-	return func() { f.Close() }, nil
 }

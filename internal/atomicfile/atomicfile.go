@@ -10,7 +10,13 @@ import (
 )
 
 // WriteFile atomically replaces path with data, with mode perm.
-func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return WriteFileOwned(path, data, perm, -1, -1)
+}
+
+// WriteFileOwned is WriteFile that also gives the file owner uid and group
+// gid before it takes path's name; -1 keeps the writer's own.
+func WriteFileOwned(path string, data []byte, perm os.FileMode, uid, gid int) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -25,6 +31,11 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	}()
 	if err = f.Chmod(perm); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if uid != -1 || gid != -1 {
+		if err = f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
 	}
 	if _, err = f.Write(data); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

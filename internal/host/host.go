@@ -1,181 +1,138 @@
-// Package host owns the provider's access to the target host: starting and
-// stopping the detached runtime, installing its executable, and checking
-// processes. Only the local host exists today; the provider reaches the host
-// through this package alone so that an SSH host can be added later
-// without touching resources.
+// Package host is the provider's one door to a target host: files (read,
+// atomic write with mode and owner, stat, remove, lock), processes (start
+// detached, signal, status, run a command) and dialing the runtime's
+// control socket. Local is the machine the provider runs on; an SSH host
+// (ssh.go) reaches another machine over one SSH connection. Resources,
+// internal/keystore's file protocol and the runtime's state directory
+// (runtime/statedir) all reach a host through Host, so a new kind of host
+// is a new implementation, not an edit in every caller.
+//
+// Every implementation passes the same test table (hosttest.Run).
 package host
 
 import (
-	"bytes"
+	"context"
 	"errors"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"io/fs"
+	"net"
 	"syscall"
 	"time"
-
-	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
 )
 
-// Local is the machine the provider runs on.
-type Local struct{}
+// Host is a machine the provider manages. Paths are absolute paths on that
+// machine (Abs makes them so). Methods are safe for concurrent use.
+type Host interface {
+	// String names the host in messages: "the local host", or
+	// "mx1.example.com:22" for a host reached over SSH.
+	String() string
+	// Abs returns path as an absolute, clean path on the host. A relative
+	// path is relative to the provider's working directory on the local
+	// host and to the login's home directory over SSH.
+	Abs(path string) (string, error)
 
-// StartDetached starts exe with args in its own session, so it outlives
-// the provider and Terraform, with stdout and stderr appended to logPath.
-// It returns the child's pid.
-func (Local) StartDetached(exe string, args []string, logPath string) (int, error) {
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return 0, fmt.Errorf("opening runtime log: %w", err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(exe, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Dir = filepath.Dir(logPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("starting %s: %w", exe, err)
-	}
-	// Reap the child if it exits while this process still runs, so a dead
-	// runtime never lingers as a zombie that looks alive.
-	go func() { _ = cmd.Wait() }()
-	return cmd.Process.Pid, nil
+	// ReadFile returns the content of a file; a missing file gives an
+	// error wrapping fs.ErrNotExist.
+	ReadFile(ctx context.Context, path string) ([]byte, error)
+	// WriteFile replaces a file atomically (a temporary file in the same
+	// folder, synced, renamed over path): readers and crashes see the old
+	// content or the new, never a mix. The folder must exist.
+	WriteFile(ctx context.Context, path string, data []byte, opts WriteOptions) error
+	// Stat describes a file, following symbolic links as os.Stat does; a
+	// missing file gives an error wrapping fs.ErrNotExist.
+	Stat(ctx context.Context, path string) (FileInfo, error)
+	// MkdirAll creates a folder and its parents with mode perm where they
+	// are missing.
+	MkdirAll(ctx context.Context, path string, perm fs.FileMode) error
+	// Remove deletes a file or an empty folder; one that is already gone
+	// is not an error.
+	Remove(ctx context.Context, path string) error
+	// RemoveAll deletes path and everything under it; a missing path is
+	// not an error.
+	RemoveAll(ctx context.Context, path string) error
+	// SHA256 returns the hex SHA-256 of a file's content, computed on the
+	// host (a large executable is not copied to be hashed).
+	SHA256(ctx context.Context, path string) (string, error)
+	// Lock takes an exclusive advisory lock (flock(2), so the runtime's
+	// own locks on the host see it) on path, creating the file with mode
+	// 0600 when it is missing and leaving it in place. With wait, it
+	// waits for the lock until ctx is done; without, a lock another
+	// process holds gives ErrLocked. unlock releases the lock.
+	Lock(ctx context.Context, path string, wait bool) (unlock func(), err error)
+
+	// Start runs a command detached from the provider (its own session,
+	// standard output and error appended to cmd.LogFile), so that it
+	// outlives the provider and Terraform, and returns its pid.
+	Start(ctx context.Context, cmd Command) (pid int, err error)
+	// Signal sends sig to pid; a process that is gone gives ErrNoProcess.
+	Signal(ctx context.Context, pid int, sig syscall.Signal) error
+	// Process reports whether pid is a live process (not a zombie) and,
+	// where the host can say, the arguments it was started with.
+	Process(ctx context.Context, pid int) (Process, error)
+	// Run runs a command to its end and returns its standard output; a
+	// command that fails gives an error carrying its standard error.
+	Run(ctx context.Context, name string, args ...string) ([]byte, error)
+
+	// DialUnix connects to a unix socket on the host (the runtime's
+	// control socket); over SSH, through the connection itself, with no
+	// TCP port opened for it.
+	DialUnix(ctx context.Context, path string) (net.Conn, error)
 }
 
-// Alive reports whether pid is a running (not zombie) process.
-func (Local) Alive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true // no procfs: trust kill(0)
-	}
-	// The state follows the parenthesised command name.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
+// WriteOptions says what a written file looks like.
+type WriteOptions struct {
+	// Mode is the file's permission bits; zero means 0600.
+	Mode fs.FileMode
+	// Owner, when set, is the file's owner and group; nil leaves the
+	// writer's own.
+	Owner *Owner
 }
 
-// Stop sends SIGTERM to pid and waits up to grace for it to exit, then
-// sends SIGKILL. A pid that is already gone is not an error.
-func (h Local) Stop(pid int, grace time.Duration) error {
-	if !h.Alive(pid) {
-		return nil
+// Owner is a numeric owner and group.
+type Owner struct{ UID, GID int }
+
+func (o WriteOptions) mode() fs.FileMode {
+	if o.Mode == 0 {
+		return 0o600
 	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("stopping pid %d: %w", pid, err)
-	}
-	if h.waitGone(pid, grace) {
-		return nil
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("killing pid %d: %w", pid, err)
-	}
-	if !h.waitGone(pid, 5*time.Second) {
-		return fmt.Errorf("pid %d did not exit after SIGKILL", pid)
-	}
-	return nil
+	return o.Mode.Perm()
 }
 
-func (h Local) waitGone(pid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for h.Alive(pid) {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
+// FileInfo describes a file on a host.
+type FileInfo struct {
+	Size    int64
+	Mode    fs.FileMode // type and permission bits, as fs.FileInfo's
+	ModTime time.Time
+	UID     int
+	GID     int
 }
 
-// ReadPID reads a pid file; 0 when it does not exist.
-func (Local) ReadPID(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("pid file %s: %w", path, err)
-	}
-	return pid, nil
+// IsDir reports whether the file is a folder.
+func (f FileInfo) IsDir() bool { return f.Mode.IsDir() }
+
+// Command is a detached process to start.
+type Command struct {
+	// Path is the executable; Args its arguments (without argv[0]).
+	Path string
+	Args []string
+	// Dir is the working directory; LogFile (created with mode 0600 when
+	// missing) receives standard output and error. Both are required.
+	Dir     string
+	LogFile string
 }
 
-// InstallExecutable copies src to dst (mode 0755) unless dst already has
-// the same content, atomically so a running copy is never overwritten in
-// place. It reports whether it changed dst.
-func (Local) InstallExecutable(src, dst string) (bool, error) {
-	want, err := os.ReadFile(src)
-	if err != nil {
-		return false, fmt.Errorf("reading executable: %w", err)
-	}
-	if have, err := os.ReadFile(dst); err == nil && bytes.Equal(have, want) {
-		return false, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return false, err
-	}
-	if err := atomicfile.WriteFile(dst, want, 0o755); err != nil {
-		return false, err
-	}
-	return true, nil
+// Process is what a host says about a pid.
+type Process struct {
+	// Alive is false for a pid that is gone or a zombie.
+	Alive bool
+	// Args are the arguments the process was started with, argv[0]
+	// first; nil where the host cannot say (no procfs).
+	Args []string
 }
 
-// CommandLine returns the arguments pid was started with, from procfs.
-// It fails where there is no procfs or the process is gone; callers use it
-// to check that a pid read from a file still belongs to the process that
-// wrote it, not to a stranger that reused the number.
-func (Local) CommandLine(pid int) ([]string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return nil, err
-	}
-	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
-}
-
-// Runs reports whether pid is alive and was started with every one of
-// args, in order, among its arguments (for example "runtime", "supervise",
-// "--state-dir", dir). Without procfs it trusts Alive.
-func (h Local) Runs(pid int, args ...string) bool {
-	if !h.Alive(pid) {
-		return false
-	}
-	cmdline, err := h.CommandLine(pid)
-	if err != nil {
-		return errors.Is(err, os.ErrNotExist) && h.Alive(pid) && !procfs()
-	}
-	return containsInOrder(cmdline, args)
-}
-
-func procfs() bool {
-	_, err := os.Stat("/proc/self/cmdline")
-	return err == nil
-}
-
-// containsInOrder reports whether want appears in have as a contiguous run.
-func containsInOrder(have, want []string) bool {
-	if len(want) == 0 {
-		return true
-	}
-	for i := 0; i+len(want) <= len(have); i++ {
-		match := true
-		for j, w := range want {
-			if have[i+j] != w {
-				match = false
-				break
-			}
-		}
-		if match {
-			return true
-		}
-	}
-	return false
-}
+// Errors of Host methods.
+var (
+	// ErrLocked: Lock without wait found the lock held.
+	ErrLocked = errors.New("locked by another process")
+	// ErrNoProcess: the pid names no process.
+	ErrNoProcess = errors.New("no such process")
+)

@@ -42,3 +42,26 @@ func TestRunsSelf(t *testing.T) {
 		t.Error("Runs of pid 0 or -1 = true")
 	}
 }
+
+func TestParseUname(t *testing.T) {
+	cases := []struct {
+		out  string
+		want Platform
+		ok   bool
+	}{
+		{"Linux x86_64\n", Platform{"linux", "amd64"}, true},
+		{"Linux aarch64", Platform{"linux", "arm64"}, true},
+		{"Darwin arm64", Platform{"darwin", "arm64"}, true},
+		{"FreeBSD amd64", Platform{"freebsd", "amd64"}, true},
+		{"Linux armv7l", Platform{"linux", "arm"}, true},
+		{"Linux", Platform{}, false},
+		{"Plan9 x86_64", Platform{}, false},
+		{"Linux pdp11", Platform{}, false},
+	}
+	for _, tc := range cases {
+		got, err := ParseUname(tc.out)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseUname(%q) = %v, %v; want %v, ok=%v", tc.out, got, err, tc.want, tc.ok)
+		}
+	}
+}

@@ -135,8 +135,9 @@ func stopProcessesUnder(t *testing.T, dir string) {
 		if err != nil {
 			continue
 		}
-		args, err := local.CommandLine(pid)
-		if err != nil || !slices.ContainsFunc(args, func(a string) bool { return a == dir || strings.HasPrefix(a, dir+"/") }) {
+		proc, err := local.Process(context.Background(), pid)
+		args := proc.Args
+		if err != nil || !proc.Alive || !slices.ContainsFunc(args, func(a string) bool { return a == dir || strings.HasPrefix(a, dir+"/") }) {
 			continue
 		}
 		if slices.Contains(args, "supervise") {

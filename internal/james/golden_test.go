@@ -2,6 +2,7 @@ package james
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
 
@@ -268,7 +270,7 @@ func makeKeystore(t *testing.T, conf string, f []string) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err = keystore.Update(file, []byte(f[2]), typ, func(k *keystore.Keystore) error {
+	err = keystore.Update(context.Background(), host.LocalFile(file), []byte(f[2]), typ, func(k *keystore.Keystore) error {
 		return k.SetPrivateKeyEntry(f[3], key, chain, nil)
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package james
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
 
@@ -77,7 +79,7 @@ func openKeystore(file, secret, declaredType, from string, now time.Time) (*Keys
 	if secret == "" {
 		return nil, fmt.Errorf("%s: keystore %s has an empty <secret>; mailstack needs a password: set one with keytool -storepasswd and in the XML, then run again", from, file)
 	}
-	ks, err := keystore.Open(file, []byte(secret))
+	ks, err := keystore.Open(context.Background(), host.LocalFile(file), []byte(secret))
 	if err != nil {
 		return nil, fmt.Errorf("%s: keystore %s does not open with its <secret>: %w", from, file, err)
 	}

@@ -75,12 +75,12 @@ func TestBadInput(t *testing.T) {
 	pw := []byte(storePW)
 	install := func(reply []byte) func(string) error {
 		return func(p string) error {
-			return Update(p, pw, JKS, func(k *Keystore) error { return k.InstallReply("james", []byte("keypass1"), reply) })
+			return Update(bg, lf(p), pw, JKS, func(k *Keystore) error { return k.InstallReply("james", []byte("keypass1"), reply) })
 		}
 	}
 	load := func(store, key, alias string) func(string) error {
 		return func(p string) error {
-			_, err := LoadCertificate(p, []byte(store), []byte(key), alias)
+			_, err := LoadCertificate(bg, lf(p), []byte(store), []byte(key), alias)
 			return err
 		}
 	}
@@ -111,16 +111,16 @@ func TestBadInput(t *testing.T) {
 		{"expired reply", f.jks, install(f.expiredReply), ErrCertificateValidity, []string{`"james"`, "expired"}},
 		{"reply not yet valid", f.jks, install(f.notYetValidReply), ErrCertificateValidity, []string{`"james"`, "not valid before"}},
 		{"reply with wrong key password", f.jks, func(p string) error {
-			return Update(p, pw, JKS, func(k *Keystore) error { return k.InstallReply("james", []byte("nope"), f.goodReply) })
+			return Update(bg, lf(p), pw, JKS, func(k *Keystore) error { return k.InstallReply("james", []byte("nope"), f.goodReply) })
 		}, ErrWrongKeyPassword, []string{`"james"`}},
 		{"update with wrong store password", f.jks, func(p string) error {
-			return Update(p, []byte("wrong!"), JKS, func(k *Keystore) error { return k.DeleteEntry("james") })
+			return Update(bg, lf(p), []byte("wrong!"), JKS, func(k *Keystore) error { return k.DeleteEntry("james") })
 		}, ErrWrongStorePassword, nil},
 		{"update of the wrong type", f.jks, func(p string) error {
-			return Update(p, pw, PKCS12, func(k *Keystore) error { return nil })
+			return Update(bg, lf(p), pw, PKCS12, func(k *Keystore) error { return nil })
 		}, ErrTypeMismatch, []string{"JKS", "PKCS12"}},
 		{"update whose fn fails after changes", f.jks, func(p string) error {
-			return Update(p, pw, JKS, func(k *Keystore) error {
+			return Update(bg, lf(p), pw, JKS, func(k *Keystore) error {
 				if err := k.DeleteEntry("james"); err != nil {
 					return err
 				}
@@ -128,7 +128,7 @@ func TestBadInput(t *testing.T) {
 			})
 		}, ErrAliasNotFound, []string{`"nosuch"`}},
 		{"distinct key password in PKCS12", f.p12, func(p string) error {
-			return Update(p, pw, PKCS12, func(k *Keystore) error {
+			return Update(bg, lf(p), pw, PKCS12, func(k *Keystore) error {
 				key := testKey(t, 1)
 				return k.SetPrivateKeyEntry("other", key, []*x509.Certificate{selfSignedCert(t, key, "o")}, []byte("distinct"))
 			})
@@ -161,12 +161,12 @@ func TestBadInputGoodReplyInstalls(t *testing.T) {
 	f := makeBadFixtures(t)
 	path := filepath.Join(t.TempDir(), "keystore")
 	writeFile(t, path, f.jks)
-	if err := Update(path, []byte(storePW), JKS, func(k *Keystore) error {
+	if err := Update(bg, lf(path), []byte(storePW), JKS, func(k *Keystore) error {
 		return k.InstallReply("james", []byte("keypass1"), f.goodReply)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := LoadCertificate(path, []byte(storePW), []byte("keypass1"), "")
+	c, err := LoadCertificate(bg, lf(path), []byte(storePW), []byte("keypass1"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func BenchmarkCreateKeystoreFile(b *testing.B) {
 			for b.Loop() {
 				i++
 				path := filepath.Join(dir, fmt.Sprint("ks", i))
-				err := Update(path, []byte(storePW), typ, func(k *Keystore) error {
+				err := Update(bg, lf(path), []byte(storePW), typ, func(k *Keystore) error {
 					key, err := GenerateKey(KeySpec{Algorithm: "RSA"})
 					if err != nil {
 						return err

@@ -6,10 +6,11 @@
 //
 // A [Keystore] is a decoded keystore in memory. [Decode] and [Open] detect the
 // format from the bytes; [Keystore.Encode] writes it back in the same format.
-// [Update] is the only way this package changes a file: it holds an advisory
-// lock, keeps every entry the caller does not touch, and replaces the file
-// atomically with mode 0600, so a failed update leaves the file byte-for-byte
-// as it was.
+// [Update] is the only way this package changes a file: it holds the file's
+// advisory lock, keeps every entry the caller does not touch, and replaces
+// the file atomically, so a failed update leaves the file byte-for-byte as
+// it was. Files are reached through the [File] interface (internal/host's
+// File, on the local host or over SSH): this package does no I/O itself.
 //
 // # Aliases
 //

@@ -2,65 +2,66 @@ package keystore
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 )
 
-// Open reads and decodes the keystore file at path. Errors name the path; a
+// File is where a keystore lives: internal/host's File reaches one on the
+// local host or over SSH. This package does no file I/O of its own.
+type File interface {
+	// Name names the file in errors (its path).
+	Name() string
+	// Read returns the whole file; a missing file gives an error wrapping
+	// fs.ErrNotExist.
+	Read(ctx context.Context) ([]byte, error)
+	// Write replaces the file atomically: readers and crashes see the old
+	// content or the new, never a mix.
+	Write(ctx context.Context, data []byte) error
+	// Lock takes the advisory lock that writers of the file hold while
+	// they change it, and returns its release.
+	Lock(ctx context.Context) (unlock func(), err error)
+}
+
+// Open reads and decodes the keystore in f. Errors name the file; a
 // missing file gives an error that wraps fs.ErrNotExist.
-func Open(path string, storePassword []byte) (*Keystore, error) {
-	data, err := os.ReadFile(path)
+func Open(ctx context.Context, f File, storePassword []byte) (*Keystore, error) {
+	data, err := f.Read(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading keystore %q: %w", path, err)
+		return nil, fmt.Errorf("reading keystore %q: %w", f.Name(), err)
 	}
 	k, err := Decode(data, storePassword)
 	if err != nil {
-		return nil, withPath(err, path)
+		return nil, withPath(err, f.Name())
 	}
-	k.path = path
+	k.path = f.Name()
 	return k, nil
 }
 
-// Lock takes the advisory lock Update holds while it changes the keystore
-// file at path (an exclusive flock on "<path>.lock", created with mode
-// 0600 and left in place), for writers that read and write the file
-// themselves. It returns the function that releases the lock.
-func Lock(path string) (unlock func(), err error) {
-	unlock, err = lockFile(path + ".lock")
-	if err != nil {
-		return nil, fmt.Errorf("locking keystore %q: %w", path, err)
-	}
-	return unlock, nil
-}
-
-// Update changes the keystore file at path under an advisory lock (flock on
-// "<path>.lock", which it leaves in place): it loads the file, or starts
-// New(t) if there is none, calls fn, and when fn returns nil and changed
-// something writes the result atomically (a temporary file in the same
-// folder, fsync, rename, fsync of the folder) with mode 0600. Entries fn does
-// not touch are kept as they were, private keys still encrypted with their
-// own passwords. If fn or anything else fails, the file is left byte-for-byte
-// unchanged.
+// Update changes the keystore in f under f's advisory lock: it loads the
+// file, or starts New(t) if there is none, calls fn, and when fn returns
+// nil and changed something writes the result with f.Write (atomic).
+// Entries fn does not touch are kept as they were, private keys still
+// encrypted with their own passwords. If fn or anything else fails, the
+// file is left byte-for-byte unchanged.
 //
 // t == "" accepts whatever type the file has and makes new files JKS; any
 // other t must match an existing file's type (ErrTypeMismatch).
-func Update(path string, storePassword []byte, t Type, fn func(*Keystore) error) error {
+func Update(ctx context.Context, f File, storePassword []byte, t Type, fn func(*Keystore) error) error {
+	path := f.Name()
 	if len(storePassword) == 0 {
 		return withPath(newErr(ErrInvalidInput, "", nil, "empty store password"), path)
 	}
-	unlock, err := Lock(path)
+	unlock, err := f.Lock(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("locking keystore %q: %w", path, err)
 	}
 	defer unlock()
 
 	var k *Keystore
 	var old []byte
-	var mode fs.FileMode = 0o600
-	data, err := os.ReadFile(path)
+	data, err := f.Read(ctx)
 	switch {
 	case err == nil:
 		old = data
@@ -89,42 +90,9 @@ func Update(path string, storePassword []byte, t Type, fn func(*Keystore) error)
 	if bytes.Equal(out, old) {
 		return nil
 	}
-	if err := writeAtomic(path, out, mode); err != nil {
+	if err := f.Write(ctx, out); err != nil {
 		return fmt.Errorf("writing keystore %q: %w", path, err)
 	}
 	k.dirty = false
 	return nil
-}
-
-// writeAtomic replaces path with data: temporary file in the same folder,
-// fsync, rename over path, fsync of the folder.
-func writeAtomic(path string, data []byte, mode fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }

@@ -17,9 +17,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 )
 
 const storePW = "changeit"
+
+// bg is the context of the tests' file operations.
+var bg = context.Background()
+
+// lf is the keystore file at path on the local host.
+func lf(path string) File { return host.LocalFile(path) }
 
 // needTool skips the test when name is not on PATH.
 func needTool(t testing.TB, name string) string {

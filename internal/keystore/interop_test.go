@@ -61,7 +61,7 @@ func TestReadKeytoolKeystores(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(dir, tc.name+".ks")
 			keytoolGen(t, path, tc.storetype, "Mail", tc.keyalg, tc.keypass, tc.extra...)
-			k, err := Open(path, []byte(storePW))
+			k, err := Open(bg, lf(path), []byte(storePW))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func TestReadKeytoolKeystores(t *testing.T) {
 				_, _, err := k.PrivateKeyEntry("mail", nil)
 				wantErr(t, err, ErrWrongKeyPassword, path, `"mail"`)
 			}
-			c, err := LoadCertificate(path, []byte(storePW), []byte(tc.keypass), "")
+			c, err := LoadCertificate(bg, lf(path), []byte(storePW), []byte(tc.keypass), "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +93,7 @@ func TestReadKeytoolKeystores(t *testing.T) {
 			// Rewrite with one more entry: keytool still reads it, and
 			// prints the same certificate it generated.
 			extra := selfSignedCert(t, testKey(t, 1), "extra")
-			err = Update(path, []byte(storePW), "", func(k *Keystore) error {
+			err = Update(bg, lf(path), []byte(storePW), "", func(k *Keystore) error {
 				return k.SetTrustedCertificate("extra", extra)
 			})
 			if err != nil {
@@ -109,7 +109,7 @@ func TestReadKeytoolKeystores(t *testing.T) {
 			if err != nil || len(printed) != 2 || !slices.ContainsFunc(printed, leaf.Equal) || !slices.ContainsFunc(printed, extra.Equal) {
 				t.Errorf("keytool -list -rfc printed other certificates (%v):\n%s", err, out)
 			}
-			if _, err := LoadCertificate(path, []byte(storePW), []byte(tc.keypass), "mail"); err != nil {
+			if _, err := LoadCertificate(bg, lf(path), []byte(storePW), []byte(tc.keypass), "mail"); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -154,7 +154,7 @@ func TestOurKeystoresInKeytoolOpensslAndJava(t *testing.T) {
 	rsaKey := testKey(t, 0)
 	req := CertificateRequest{Subject: Subject{CommonName: "mail.example.com", OrganizationalUnit: "Mail", Organization: "Example",
 		Locality: "Paris", Province: "IDF", Country: "FR"}, DNSNames: []string{"mail.example.com"}}
-	err := Update(jksPath, []byte(storePW), JKS, func(k *Keystore) error {
+	err := Update(bg, lf(jksPath), []byte(storePW), JKS, func(k *Keystore) error {
 		cert, err := SelfSign(rsaKey, req)
 		if err != nil {
 			return err
@@ -173,12 +173,12 @@ func TestOurKeystoresInKeytoolOpensslAndJava(t *testing.T) {
 		t.Fatal(err)
 	}
 	reply := sign(csr) + intPEM
-	if err := Update(jksPath, []byte(storePW), JKS, func(k *Keystore) error {
+	if err := Update(bg, lf(jksPath), []byte(storePW), JKS, func(k *Keystore) error {
 		return k.InstallReply("james", []byte("keypass1"), []byte(reply))
 	}); err != nil {
 		t.Fatal(err)
 	}
-	jk, err := Open(jksPath, []byte(storePW))
+	jk, err := Open(bg, lf(jksPath), []byte(storePW))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestOurKeystoresInKeytoolOpensslAndJava(t *testing.T) {
 	// PKCS#12: self-signed EC key plus a trusted certificate.
 	p12Path := filepath.Join(dir, "mx.p12")
 	ecCert := selfSignedCert(t, testKey(t, -1), "mx.example.com")
-	if err := Update(p12Path, []byte(storePW), PKCS12, func(k *Keystore) error {
+	if err := Update(bg, lf(p12Path), []byte(storePW), PKCS12, func(k *Keystore) error {
 		if err := k.SetPrivateKeyEntry("mx", testKey(t, -1), []*x509.Certificate{ecCert}, nil); err != nil {
 			return err
 		}

@@ -95,20 +95,20 @@ func must(t testing.TB, err error) {
 func TestUpdateKeepsEntriesItDoesNotTouch(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ks.jks")
 	key := testKey(t, 0)
-	must(t, Update(path, []byte(storePW), JKS, func(k *Keystore) error {
+	must(t, Update(bg, lf(path), []byte(storePW), JKS, func(k *Keystore) error {
 		return k.SetPrivateKeyEntry("theirs", key, []*x509.Certificate{selfSignedCert(t, key, "theirs")}, []byte("secret-of-theirs"))
 	}))
 	for i := range 3 {
-		must(t, Update(path, []byte(storePW), "", func(k *Keystore) error {
+		must(t, Update(bg, lf(path), []byte(storePW), "", func(k *Keystore) error {
 			return k.SetTrustedCertificate(fmt.Sprint("ours", i), selfSignedCert(t, testKey(t, 1), "ours"))
 		}))
 	}
-	c, err := LoadCertificate(path, []byte(storePW), []byte("secret-of-theirs"), "theirs")
+	c, err := LoadCertificate(bg, lf(path), []byte(storePW), []byte("secret-of-theirs"), "theirs")
 	must(t, err)
 	if !keyEqual(c.PrivateKey, key) {
 		t.Error("key changed")
 	}
-	k, err := Open(path, []byte(storePW))
+	k, err := Open(bg, lf(path), []byte(storePW))
 	must(t, err)
 	if n := len(k.Entries()); n != 4 {
 		t.Errorf("%d entries, want 4", n)
@@ -120,7 +120,7 @@ func TestUpdateFileHandling(t *testing.T) {
 	path := filepath.Join(dir, "ks.p12")
 	old := syscallUmask(0o022)
 	defer syscallUmask(old)
-	must(t, Update(path, []byte(storePW), PKCS12, func(k *Keystore) error {
+	must(t, Update(bg, lf(path), []byte(storePW), PKCS12, func(k *Keystore) error {
 		return k.SetTrustedCertificate("a", selfSignedCert(t, testKey(t, 1), "a"))
 	}))
 	st, err := os.Stat(path)
@@ -132,7 +132,7 @@ func TestUpdateFileHandling(t *testing.T) {
 		t.Errorf("lock file: %v", err)
 	}
 	before := readFile(t, path)
-	must(t, Update(path, []byte(storePW), PKCS12, func(k *Keystore) error { return nil }))
+	must(t, Update(bg, lf(path), []byte(storePW), PKCS12, func(k *Keystore) error { return nil }))
 	if !bytes.Equal(before, readFile(t, path)) {
 		t.Error("an update that changed nothing rewrote the file")
 	}
@@ -150,7 +150,7 @@ func TestUpdateConcurrent(t *testing.T) {
 	errs := make(chan error, 8)
 	for i := range 8 {
 		wg.Go(func() {
-			errs <- Update(path, []byte(storePW), JKS, func(k *Keystore) error {
+			errs <- Update(bg, lf(path), []byte(storePW), JKS, func(k *Keystore) error {
 				return k.SetTrustedCertificate(fmt.Sprint("c", i), cert)
 			})
 		})
@@ -160,7 +160,7 @@ func TestUpdateConcurrent(t *testing.T) {
 	for err := range errs {
 		must(t, err)
 	}
-	k, err := Open(path, []byte(storePW))
+	k, err := Open(bg, lf(path), []byte(storePW))
 	must(t, err)
 	if n := len(k.Entries()); n != 8 {
 		t.Errorf("%d entries, want 8", n)
@@ -315,12 +315,12 @@ func TestPKCS12DistinctKeyPasswordFromElsewhere(t *testing.T) {
 	must(t, err)
 	path := filepath.Join(t.TempDir(), "x.p12")
 	writeFile(t, path, data)
-	must(t, Update(path, []byte(storePW), PKCS12, func(k *Keystore) error {
+	must(t, Update(bg, lf(path), []byte(storePW), PKCS12, func(k *Keystore) error {
 		return k.SetTrustedCertificate("other", selfSignedCert(t, testKey(t, 1), "other"))
 	}))
-	_, err = LoadCertificate(path, []byte(storePW), nil, "x")
+	_, err = LoadCertificate(bg, lf(path), []byte(storePW), nil, "x")
 	wantErr(t, err, ErrWrongKeyPassword, path, `"x"`)
-	c, err := LoadCertificate(path, []byte(storePW), []byte("distinct"), "x")
+	c, err := LoadCertificate(bg, lf(path), []byte(storePW), []byte("distinct"), "x")
 	must(t, err)
 	if !keyEqual(c.PrivateKey, key) {
 		t.Error("key changed")

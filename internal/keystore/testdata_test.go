@@ -24,7 +24,7 @@ func TestKeytoolTestdata(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join("testdata", "keytool", tc.file)
-			k, err := Open(path, []byte(storePW))
+			k, err := Open(bg, lf(path), []byte(storePW))
 			must(t, err)
 			if k.Type() != tc.typ {
 				t.Errorf("type %s", k.Type())
@@ -40,15 +40,15 @@ func TestKeytoolTestdata(t *testing.T) {
 				t.Errorf("aliases %q, want %q", aliases, tc.aliases)
 			}
 			if tc.subject == "" {
-				_, err := LoadCertificate(path, []byte(storePW), nil, "")
+				_, err := LoadCertificate(bg, lf(path), []byte(storePW), nil, "")
 				wantErr(t, err, ErrAmbiguousAlias, path, "james", "postfix")
 				for _, a := range []string{"james", "postfix"} {
-					_, err := LoadCertificate(path, []byte(storePW), nil, a)
+					_, err := LoadCertificate(bg, lf(path), []byte(storePW), nil, a)
 					must(t, err)
 				}
 				return
 			}
-			c, err := LoadCertificate(path, []byte(storePW), []byte(tc.keyPass), "")
+			c, err := LoadCertificate(bg, lf(path), []byte(storePW), []byte(tc.keyPass), "")
 			if tc.subject == "DSA" {
 				wantErr(t, err, ErrUnsupported, path, `"james"`, "1.2.840.10040.4.1")
 				return

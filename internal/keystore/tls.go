@@ -1,17 +1,18 @@
 package keystore
 
 import (
+	"context"
 	"crypto"
 	"crypto/tls"
 )
 
-// LoadCertificate reads the keystore at path for a TLS server and returns the
+// LoadCertificate reads the keystore in f for a TLS server and returns the
 // private key entry alias as a tls.Certificate (chain leaf first, Leaf set).
 // An empty alias picks the only private key entry (ErrAmbiguousAlias names the
 // aliases when there are several); an empty keyPassword means the store
 // password. It does not check validity dates: see Validate.
-func LoadCertificate(path string, storePassword, keyPassword []byte, alias string) (tls.Certificate, error) {
-	k, err := Open(path, storePassword)
+func LoadCertificate(ctx context.Context, f File, storePassword, keyPassword []byte, alias string) (tls.Certificate, error) {
+	k, err := Open(ctx, f, storePassword)
 	if err != nil {
 		return tls.Certificate{}, err
 	}

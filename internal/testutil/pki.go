@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
 
@@ -157,7 +159,7 @@ func WriteKeystore(t testing.TB, ks Keystore) *Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = keystore.Update(ks.Path, []byte(ks.Password), ks.Format, func(k *keystore.Keystore) error {
+	err = keystore.Update(context.Background(), host.LocalFile(ks.Path), []byte(ks.Password), ks.Format, func(k *keystore.Keystore) error {
 		if err := k.SetPrivateKeyEntry(ks.Alias, key, []*x509.Certificate{cert}, nil); err != nil {
 			return err
 		}

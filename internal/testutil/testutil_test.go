@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
 
@@ -76,7 +78,7 @@ func TestWriteKeystore(t *testing.T) {
 	if keystore.Fingerprint(first.TLS.Leaf) == keystore.Fingerprint(second.TLS.Leaf) {
 		t.Fatal("rewriting kept the certificate")
 	}
-	k, err := keystore.Open(path, []byte("pw"))
+	k, err := keystore.Open(context.Background(), host.LocalFile(path), []byte("pw"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	xacme "golang.org/x/crypto/acme"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
@@ -77,7 +78,7 @@ func baseConfig(p *pebbletest.Pebble, dir string) acme.Config {
 // entry returns the keystore's private key entry alias.
 func entry(t *testing.T, cfg acme.Config) (any, []*x509.Certificate) {
 	t.Helper()
-	ks, err := keystore.Open(cfg.KeystorePath, []byte(cfg.KeystorePassword))
+	ks, err := keystore.Open(context.Background(), host.LocalFile(cfg.KeystorePath), []byte(cfg.KeystorePassword))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestIssueTLSALPN01PKCS12(t *testing.T) {
 	if chain[0].DNSNames[0] != "imap.example.test" || st.Fingerprint != keystore.Fingerprint(chain[0]) {
 		t.Errorf("certificate %v, status %+v", chain[0].DNSNames, st)
 	}
-	ks, err := keystore.Open(cfg.KeystorePath, []byte(password))
+	ks, err := keystore.Open(context.Background(), host.LocalFile(cfg.KeystorePath), []byte(password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func selfSignedEntry(t *testing.T, path string, typ keystore.Type, alias string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = keystore.Update(path, []byte(password), typ, func(ks *keystore.Keystore) error {
+	err = keystore.Update(context.Background(), host.LocalFile(path), []byte(password), typ, func(ks *keystore.Keystore) error {
 		return ks.SetPrivateKeyEntry(alias, key, []*x509.Certificate{cert}, nil)
 	})
 	if err != nil {
@@ -519,7 +520,7 @@ func TestResumeFromStateDirectory(t *testing.T) {
 	ln.Close()
 
 	p.Stop() // the CA is gone: resuming must not need it
-	err = keystore.Update(cfg.KeystorePath, []byte(password), keystore.JKS, func(ks *keystore.Keystore) error {
+	err = keystore.Update(context.Background(), host.LocalFile(cfg.KeystorePath), []byte(password), keystore.JKS, func(ks *keystore.Keystore) error {
 		return ks.DeleteEntry(cfg.Alias)
 	})
 	if err != nil {
@@ -529,7 +530,7 @@ func TestResumeFromStateDirectory(t *testing.T) {
 	s2 := newService(t, dir)
 	s2.Start()
 	waitFor(t, 5*time.Second, "the certificate written back into the keystore", func() bool {
-		ks, err := keystore.Open(cfg.KeystorePath, []byte(password))
+		ks, err := keystore.Open(context.Background(), host.LocalFile(cfg.KeystorePath), []byte(password))
 		if err != nil {
 			return false
 		}
@@ -636,7 +637,7 @@ func TestSharingConflictsAndDelete(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(dir, acme.Dir)); len(ents) != 0 {
 		t.Errorf("state left after Delete: %v", ents)
 	}
-	ks, err := keystore.Open(a.KeystorePath, []byte(password))
+	ks, err := keystore.Open(context.Background(), host.LocalFile(a.KeystorePath), []byte(password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -699,7 +700,7 @@ func TestPutRefusesBadConfigBeforeAskingTheCA(t *testing.T) {
 	}
 	trusted := filepath.Join(dir, "trusted.jks")
 	cert := selfSignedEntry(t, trusted, keystore.JKS, "key")
-	if err := keystore.Update(trusted, []byte(password), keystore.JKS, func(ks *keystore.Keystore) error {
+	if err := keystore.Update(context.Background(), host.LocalFile(trusted), []byte(password), keystore.JKS, func(ks *keystore.Keystore) error {
 		return ks.SetTrustedCertificate("root", cert)
 	}); err != nil {
 		t.Fatal(err)

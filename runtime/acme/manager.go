@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
 
@@ -165,7 +166,7 @@ func (m *manager) syncLocked(ctx context.Context) error {
 		cert, fresh = next, true
 		m.log.Info("ACME CA issued a certificate", "fingerprint", keystore.Fingerprint(cert.leaf()), "not_after", cert.leaf().NotAfter, "took", time.Since(start).Round(time.Millisecond))
 	}
-	wrote, err := m.install(cert)
+	wrote, err := m.install(ctx, cert)
 	if err != nil {
 		what := "the cached certificate"
 		if fresh {
@@ -259,8 +260,8 @@ func keyMatches(key crypto.Signer, k Key) bool {
 
 // install writes c into the keystore's alias unless it is there already;
 // it reports whether it wrote. Other entries are kept.
-func (m *manager) install(c *issued) (wrote bool, err error) {
-	err = keystore.Update(m.cfg.KeystorePath, []byte(m.cfg.KeystorePassword), m.cfg.keystoreType(), func(ks *keystore.Keystore) error {
+func (m *manager) install(ctx context.Context, c *issued) (wrote bool, err error) {
+	err = keystore.Update(ctx, host.LocalFile(m.cfg.KeystorePath), []byte(m.cfg.KeystorePassword), m.cfg.keystoreType(), func(ks *keystore.Keystore) error {
 		if e, ok := ks.Entry(m.cfg.Alias); ok {
 			if e.Kind != keystore.PrivateKey {
 				return fmt.Errorf("alias %q is a %s entry, not a private key entry", m.cfg.Alias, e.Kind)
@@ -281,8 +282,8 @@ func sameChain(a, b []*x509.Certificate) bool {
 
 // checkKeystore refuses a config whose keystore cannot take the
 // certificate, before the CA is asked for one.
-func checkKeystore(cfg Config) error {
-	ks, err := keystore.Open(cfg.KeystorePath, []byte(cfg.KeystorePassword))
+func checkKeystore(ctx context.Context, cfg Config) error {
+	ks, err := keystore.Open(ctx, host.LocalFile(cfg.KeystorePath), []byte(cfg.KeystorePassword))
 	if errors.Is(err, fs.ErrNotExist) {
 		dir := filepath.Dir(cfg.KeystorePath)
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {

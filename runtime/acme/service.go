@@ -181,7 +181,7 @@ func (s *Service) Put(ctx context.Context, id string, cfg Config) (Status, error
 		err := old.sync(ctx)
 		return old.Status(), err
 	}
-	if err := checkKeystore(cfg); err != nil {
+	if err := checkKeystore(ctx, cfg); err != nil {
 		unclaim()
 		return Status{}, withKind(ErrInvalid, fmt.Errorf("ACME keystore %q: %w", id, err))
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 )
 
@@ -47,7 +50,8 @@ func (f *fakeACME) DeleteACME(_ context.Context, id string) error {
 
 func TestACMEEndpoints(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := Listen(dir)
+	socket := filepath.Join(dir, "control.sock")
+	ln, err := Listen(socket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +59,7 @@ func TestACMEEndpoints(t *testing.T) {
 	srv := &http.Server{Handler: Handler(b, slog.New(slog.DiscardHandler))}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	c := NewClient(dir)
+	c := NewClient(socket, func(ctx context.Context) (net.Conn, error) { return host.Local{}.DialUnix(ctx, socket) })
 	ctx := context.Background()
 
 	cfg := acme.Config{KeystorePath: "/ks.jks", KeystorePassword: "secret", Alias: "a", Domains: []string{"mail.example.com"}, EABKeyID: "k", EABHMACKey: "mac"}

@@ -1,5 +1,5 @@
 // Package control owns the runtime's control API: HTTP/JSON over a unix
-// socket (mode 0600) in the server's state directory. The runtime serves it
+// socket (mode 0600) in the server's state directory (runtime/statedir). The runtime serves it
 // (Handler, Listen) and the provider drives it (Client). Each Terraform
 // resource maps to one object here, so parallel applies never race on one
 // document:
@@ -25,9 +25,6 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
-
-// SocketName is the control socket's file name in a state directory.
-const SocketName = "control.sock"
 
 // Status is the answer to GET /v1/status.
 type Status struct {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
@@ -20,17 +19,18 @@ type Client struct {
 	http   *http.Client
 }
 
-// NewClient returns a client for the runtime whose state directory is
-// stateDir. It does not connect until the first call.
-func NewClient(stateDir string) *Client {
-	socket := filepath.Join(stateDir, SocketName)
+// DialFunc connects to a runtime's control socket: directly on the local
+// host, through the SSH connection on a remote one (internal/host).
+type DialFunc func(ctx context.Context) (net.Conn, error)
+
+// NewClient returns a client that reaches a runtime's control socket with
+// dial; socket names it in errors. It does not connect until the first
+// call. runtime/statedir's Dir.Client makes the one for a state directory.
+func NewClient(socket string, dial DialFunc) *Client {
 	return &Client{
 		socket: socket,
 		http: &http.Client{Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", socket)
-			},
+			DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 			DisableKeepAlives: true,
 		}},
 	}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
@@ -204,10 +203,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Listen opens the control socket in stateDir with mode 0600. A socket file
+// Listen opens the control socket at path with mode 0600. A socket file
 // left by a dead runtime is replaced; one that still answers is an error.
-func Listen(stateDir string) (net.Listener, error) {
-	path := filepath.Join(stateDir, SocketName)
+func Listen(path string) (net.Listener, error) {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control socket %s: another runtime is serving it", path)

@@ -14,9 +14,9 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
-	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // binary is the runtime executable, built once by TestMain.
@@ -63,7 +63,7 @@ type process struct {
 // the test failed.
 func serve(t testing.TB, dir string) *process {
 	t.Helper()
-	p := &process{t: t, dir: dir, log: &testutil.SyncBuffer{}, exited: make(chan struct{}), client: control.NewClient(dir)}
+	p := &process{t: t, dir: dir, log: &testutil.SyncBuffer{}, exited: make(chan struct{}), client: statedir.Local(dir).Client()}
 	p.cmd = exec.Command(binary, "runtime", "serve", "--state-dir", dir)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -114,7 +114,7 @@ func (p *process) wait(d time.Duration) error {
 func setup(t testing.TB) (dir string, ks config.TLS, clientTLS *tls.Config) {
 	t.Helper()
 	dir = t.TempDir()
-	if err := runtime.SaveConfig(dir, &config.Document{Server: config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}}}); err != nil {
+	if err := statedir.Local(dir).Create(context.Background(), &config.Document{Server: config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}}}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "mail.p12")

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
-	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // SIGTERM stops the runtime gracefully: the port closes at once, a message
@@ -83,7 +83,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	if err := p.wait(10 * time.Second); err != nil {
 		t.Fatalf("after the last session ended: %v", err)
 	}
-	for _, name := range []string{runtime.PIDFile, control.SocketName} {
+	for _, name := range []string{statedir.PIDFile, statedir.SocketFile} {
 		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind: %v", name, err)
 		}

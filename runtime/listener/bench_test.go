@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/loadgen"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
@@ -66,7 +67,7 @@ func BenchmarkHandshake(b *testing.B) {
 	l := tlsListener(testutil.FreePort(b), config.TLSImplicit, ks)
 	apply(b, m, "bench", l)
 
-	cert, err := keystore.LoadCertificate(ks.path, []byte(testPassword), nil, "")
+	cert, err := keystore.LoadCertificate(context.Background(), host.LocalFile(ks.path), []byte(testPassword), nil, "")
 	if err != nil {
 		b.Fatal(err)
 	}

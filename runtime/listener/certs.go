@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
@@ -70,7 +72,7 @@ func (s *certSource) load() error {
 	if err != nil {
 		return fmt.Errorf("loading keystore %q: %w", s.key.path, err)
 	}
-	ks, err := keystore.Open(s.key.path, []byte(s.key.storePassword))
+	ks, err := keystore.Open(context.Background(), host.LocalFile(s.key.path), []byte(s.key.storePassword))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
@@ -756,7 +758,7 @@ func TestClientAuthFollowsTrustedEntries(t *testing.T) {
 	if err := try(newcomer); err == nil {
 		t.Fatal("certificate of a CA not in the keystore was accepted")
 	}
-	err := keystore.Update(ks.path, []byte(testPassword), "", func(k *keystore.Keystore) error {
+	err := keystore.Update(context.Background(), host.LocalFile(ks.path), []byte(testPassword), "", func(k *keystore.Keystore) error {
 		return k.SetTrustedCertificate("later", later.cert)
 	})
 	if err != nil {

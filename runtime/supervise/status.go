@@ -99,11 +99,16 @@ func (e *Exit) String() string {
 // outlives a killed supervisor: check Status.PID is alive before trusting
 // State.
 func ReadStatus(stateDir string) (Status, error) {
-	var s Status
 	b, err := os.ReadFile(filepath.Join(stateDir, StatusFile))
 	if err != nil {
-		return s, err
+		return Status{}, err
 	}
+	return DecodeStatus(b)
+}
+
+// DecodeStatus decodes the content of a StatusFile (read on any host).
+func DecodeStatus(b []byte) (Status, error) {
+	var s Status
 	if err := json.Unmarshal(b, &s); err != nil {
 		return s, fmt.Errorf("decoding %s: %w", StatusFile, err)
 	}

@@ -225,7 +225,7 @@ func TestRunTakesOverUnsupervisedServe(t *testing.T) {
 	t.Setenv(childEnv, "serve")
 	t.Setenv("SUPERVISE_TEST_DIR", dir)
 	var h host.Local
-	orphan, err := h.StartDetached(os.Args[0], []string{"--state-dir", dir}, filepath.Join(dir, "orphan.log"))
+	orphan, err := h.Start(context.Background(), host.Command{Path: os.Args[0], Args: []string{"--state-dir", dir}, Dir: dir, LogFile: filepath.Join(dir, "orphan.log")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,11 +31,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/loadgen"
-	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 const (
@@ -174,13 +175,13 @@ func makeKeystore(dir, alg string) (*testKeystore, error) {
 		return nil, err
 	}
 	ks := &testKeystore{path: filepath.Join(dir, "mail.p12")}
-	err = keystore.Update(ks.path, []byte(keystorePassword), keystore.PKCS12, func(k *keystore.Keystore) error {
+	err = keystore.Update(context.Background(), host.LocalFile(ks.path), []byte(keystorePassword), keystore.PKCS12, func(k *keystore.Keystore) error {
 		return k.SetPrivateKeyEntry("mail", key, []*x509.Certificate{cert}, nil)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if ks.cert, err = keystore.LoadCertificate(ks.path, []byte(keystorePassword), nil, ""); err != nil {
+	if ks.cert, err = keystore.LoadCertificate(context.Background(), host.LocalFile(ks.path), []byte(keystorePassword), nil, ""); err != nil {
 		return nil, err
 	}
 	pool := x509.NewCertPool()
@@ -193,7 +194,7 @@ func makeKeystore(dir, alg string) (*testKeystore, error) {
 // serveBare is the -bare-tls-server mode: a separate process, like the
 // runtime, so that both compete for the machine the same way.
 func serveBare(path string) error {
-	cert, err := keystore.LoadCertificate(path, []byte(keystorePassword), nil, "")
+	cert, err := keystore.LoadCertificate(context.Background(), host.LocalFile(path), []byte(keystorePassword), nil, "")
 	if err != nil {
 		return err
 	}
@@ -228,12 +229,12 @@ type mailRuntime struct {
 }
 
 func startRuntime(bin, dir string) (*mailRuntime, error) {
-	if _, err := os.Stat(filepath.Join(dir, runtime.ConfigFile)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, statedir.ConfigFile)); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, err
 		}
 		doc := &config.Document{Server: config.Server{Hostname: hostname, Domains: []string{"example.com"}}}
-		if err := runtime.SaveConfig(dir, doc); err != nil {
+		if err := statedir.Local(dir).Create(context.Background(), doc); err != nil {
 			return nil, err
 		}
 	}
@@ -242,7 +243,7 @@ func startRuntime(bin, dir string) (*mailRuntime, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	rt := &mailRuntime{dir: dir, client: control.NewClient(dir)}
+	rt := &mailRuntime{dir: dir, client: statedir.Local(dir).Client()}
 	rt.cmd = exec.Command(bin, "runtime", "serve", "--state-dir", dir)
 	rt.cmd.Stdout, rt.cmd.Stderr = logf, logf
 	if err := rt.cmd.Start(); err != nil {
