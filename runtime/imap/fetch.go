@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
@@ -23,6 +24,13 @@ import (
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	sel := s.sel
 	uids := sel.uidsOf(sel.resolve(numSet))
+	if w.Vanished() {
+		// RFC 7162 3.2.6: expunged UIDs of the set first.
+		set, _ := numSet.(imap.UIDSet)
+		if err := s.writeVanishedSince(w.Updates(), options.ChangedSince, set); err != nil {
+			return err
+		}
+	}
 	if len(uids) == 0 {
 		return nil
 	}
@@ -30,6 +38,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if err != nil {
 		return s.imapError(err, imap.ResponseCodeNonExistent)
 	}
+	if options.ChangedSince > 0 {
+		// RFC 7162 3.1.4.1: only messages changed since.
+		infos = slices.DeleteFunc(infos, func(m store.MessageInfo) bool { return m.ModSeq <= options.ChangedSince })
+	}
+	condStore := w.Conn().CondStoreEnabled()
 	seen := make(map[uint32]bool)
 	if !sel.readOnly && marksSeen(options) {
 		var unseen []uint32
@@ -69,7 +82,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			}
 			flags = sel.imapFlags(m.UID, m.Flags)
 		}
-		if err := fetchOne(w, s.srv.store, uint32(i+1), m, options, flags, &buf); err != nil {
+		var modSeq uint64
+		if options.ModSeq || condStore && flags != nil {
+			modSeq = m.ModSeq // RFC 7162 3.1.4.1, 3.2.4
+		}
+		if err := fetchOne(w, s.srv.store, uint32(i+1), m, options, flags, modSeq, &buf); err != nil {
 			return err
 		}
 	}
@@ -103,11 +120,11 @@ func wholeMessage(bs *imap.FetchItemBodySection) bool {
 }
 
 // fetchOne writes one message's FETCH response, with FLAGS when flags is
-// not nil. A message whose file is
+// not nil and MODSEQ when modSeq is not 0. A message whose file is
 // gone (expunged by another session, not yet reported) is skipped, which
 // RFC 9051 7.5.1 allows; the file is opened before anything is written so
 // that no response is left half-written.
-func fetchOne(w *imapserver.FetchWriter, blobs store.Blobs, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flags []imap.Flag, buf *[]byte) (err error) {
+func fetchOne(w *imapserver.FetchWriter, blobs store.Blobs, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flags []imap.Flag, modSeq uint64, buf *[]byte) (err error) {
 	needContent := options.Envelope || options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 	needFile := needContent
 	for _, bs := range options.BodySection {
@@ -144,6 +161,9 @@ func fetchOne(w *imapserver.FetchWriter, blobs store.Blobs, seq uint32, m store.
 	rw.WriteUID(imap.UID(m.UID)) // required for UID FETCH, useful for FETCH
 	if flags != nil {
 		rw.WriteFlags(flags)
+	}
+	if modSeq != 0 {
+		rw.WriteModSeq(modSeq)
 	}
 	if options.InternalDate {
 		rw.WriteInternalDate(m.Date)

@@ -256,6 +256,9 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 	if options.NumRecent {
 		data.NumRecent = &st.Recent
 	}
+	if options.HighestModSeq {
+		data.HighestModSeq = st.ModSeq
+	}
 	if options.AppendLimit {
 		data.AppendLimit = &s.srv.limit
 	}

@@ -9,7 +9,7 @@ import (
 
 // Store implements STORE (RFC 9051 6.4.6). The untagged FETCH responses
 // carry the UID too, as UID STORE requires and STORE allows.
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	sel := s.sel
 	if sel.readOnly {
 		return errReadOnly
@@ -31,10 +31,11 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	for i, f := range flags.Flags {
 		names[i] = string(f)
 	}
-	res, err := s.srv.store.SetFlags(s.user, sel.name, uids, store.FlagChange{Op: op, Flags: names})
+	res, err := s.srv.store.SetFlags(s.user, sel.name, uids, store.FlagChange{Op: op, Flags: names, UnchangedSince: options.UnchangedSince})
 	if err != nil {
 		return s.imapError(err, imap.ResponseCodeNonExistent)
 	}
+	condStore := w.Conn().CondStoreEnabled()
 	for _, m := range res.Messages {
 		i := sel.indexOf(m.UID)
 		if i < 0 {
@@ -44,17 +45,49 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		if err := sel.announceKeywords(w.Updates(), m.Flags); err != nil {
 			return err
 		}
-		if flags.Silent {
+		if flags.Silent && !(condStore && options.UnchangedSince > 0) {
 			continue
 		}
 		rw := w.CreateMessage(uint32(i + 1))
 		rw.WriteUID(imap.UID(m.UID))
-		rw.WriteFlags(sel.imapFlags(m.UID, m.Flags))
+		if !flags.Silent {
+			rw.WriteFlags(sel.imapFlags(m.UID, m.Flags))
+		}
+		if condStore {
+			// RFC 7162 3.1.3: MODSEQ, even for .SILENT with UNCHANGEDSINCE.
+			rw.WriteModSeq(m.ModSeq)
+		}
 		if err := rw.Close(); err != nil {
 			return err
 		}
 	}
-	return nil
+	return sel.modifiedError(numSet, res.Modified)
+}
+
+// modifiedError is STORE's tagged OK [MODIFIED set] for the messages
+// UNCHANGEDSINCE left alone (RFC 7162 3.1.3), in the numbering of the
+// command.
+func (sel *selected) modifiedError(numSet imap.NumSet, uids []uint32) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	var set imap.NumSet
+	if _, byUID := numSet.(imap.UIDSet); byUID {
+		var u imap.UIDSet
+		for _, uid := range uids {
+			u.AddNum(imap.UID(uid))
+		}
+		set = u
+	} else {
+		var q imap.SeqSet
+		for _, uid := range uids {
+			if i := sel.indexOf(uid); i >= 0 {
+				q.AddNum(uint32(i + 1))
+			}
+		}
+		set = q
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeOK, Code: imap.ResponseCode("MODIFIED " + set.String()), Text: "Conditional STORE failed"}
 }
 
 // Copy implements COPY (RFC 9051 6.4.7) with UIDPLUS's COPYUID.

@@ -33,12 +33,14 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		return nil, s.imapError(err, imap.ResponseCodeNonExistent)
 	}
 	var (
-		data    imap.SearchData
-		seqs    imap.SeqSet
-		uids    imap.UIDSet
-		buf     []byte
-		maxUID  uint32
-		numMsgs = uint32(len(sel.msgs))
+		data   imap.SearchData
+		seqs   imap.SeqSet
+		uids   imap.UIDSet
+		buf    []byte
+		maxUID uint32
+
+		allModSeq, minModSeq, maxModSeq uint64
+		numMsgs                         = uint32(len(sel.msgs))
 	)
 	if len(sel.msgs) > 0 {
 		maxUID = sel.msgs[len(sel.msgs)-1].uid
@@ -64,15 +66,30 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			seqs.AddNum(c.seq)
 		}
 		if data.Min == 0 || num < data.Min {
-			data.Min = num
+			data.Min, minModSeq = num, m.ModSeq
 		}
-		data.Max = max(data.Max, num)
+		if num >= data.Max {
+			data.Max, maxModSeq = num, m.ModSeq
+		}
 		data.Count++
+		allModSeq = max(allModSeq, m.ModSeq)
 	}
 	if kind == imapserver.NumKindUID {
 		data.All = uids
 	} else {
 		data.All = seqs
+	}
+	// RFC 7162 3.1.5: the highest MODSEQ of the messages returned; MIN and
+	// MAX alone return one message each.
+	data.ModSeq = allModSeq
+	if !options.ReturnAll && !options.ReturnCount {
+		data.ModSeq = 0
+		if options.ReturnMin {
+			data.ModSeq = minModSeq
+		}
+		if options.ReturnMax {
+			data.ModSeq = max(data.ModSeq, maxModSeq)
+		}
 	}
 	if options.ReturnSave {
 		sel.searchRes = uids
@@ -147,6 +164,9 @@ func (c *candidate) match(criteria *imap.SearchCriteria) bool {
 		if c.hasFlag(f) {
 			return false
 		}
+	}
+	if criteria.ModSeq != nil && c.info.ModSeq < criteria.ModSeq.ModSeq {
+		return false // RFC 7162 3.1.5
 	}
 	if criteria.Larger != 0 && c.info.Size <= criteria.Larger {
 		return false

@@ -98,6 +98,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		FirstUnseenSeqNum: firstUnseen,
 		UIDNext:           imap.UID(snap.UIDNext),
 		UIDValidity:       snap.UIDValidity,
+		HighestModSeq:     snap.ModSeq,
 	}, nil
 }
 
@@ -229,7 +230,7 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 func (s *session) update(sel *selected, w *imapserver.UpdateWriter, snap *store.Snapshot, allowExpunge bool) error {
 	sel.modSeq = snap.ModSeq
 	cur := snap.Messages
-	changed := make(map[uint32]bool)
+	changed := make(map[uint32]uint64) // UID -> its MODSEQ
 	j := 0
 	for i := range sel.msgs {
 		v := &sel.msgs[i]
@@ -239,7 +240,7 @@ func (s *session) update(sel *selected, w *imapserver.UpdateWriter, snap *store.
 		if j < len(cur) && cur[j].UID == v.uid {
 			if !slices.Equal(v.flags, cur[j].Flags) {
 				v.flags = cur[j].Flags
-				changed[v.uid] = true
+				changed[v.uid] = cur[j].ModSeq
 			}
 			j++
 		} else {
@@ -252,7 +253,20 @@ func (s *session) update(sel *selected, w *imapserver.UpdateWriter, snap *store.
 	}
 	isGone := func(m viewMsg) bool { return m.gone }
 	sel.stale = false
-	if allowExpunge {
+	if allowExpunge && w.Conn().QResyncEnabled() {
+		// RFC 7162 3.2.10: VANISHED with UIDs replaces EXPUNGE.
+		var gone imap.UIDSet
+		for _, m := range sel.msgs {
+			if m.gone {
+				gone.AddNum(imap.UID(m.uid))
+			}
+		}
+		if len(gone) > 0 {
+			if err := w.WriteVanished(gone, false); err != nil {
+				return err
+			}
+		}
+	} else if allowExpunge {
 		for i := len(sel.msgs) - 1; i >= 0; i-- {
 			if sel.msgs[i].gone {
 				if err := w.WriteExpunge(uint32(i + 1)); err != nil {
@@ -260,6 +274,8 @@ func (s *session) update(sel *selected, w *imapserver.UpdateWriter, snap *store.
 				}
 			}
 		}
+	}
+	if allowExpunge {
 		sel.msgs = slices.DeleteFunc(sel.msgs, isGone)
 	} else {
 		sel.stale = slices.ContainsFunc(sel.msgs, isGone)
@@ -273,14 +289,23 @@ func (s *session) update(sel *selected, w *imapserver.UpdateWriter, snap *store.
 			}
 		}
 	}
+	condStore := w.Conn().CondStoreEnabled()
 	for i, m := range sel.msgs[:n] {
-		if changed[m.uid] {
-			if err := sel.announceKeywords(w, m.flags); err != nil {
-				return err
-			}
-			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.uid), sel.imapFlags(m.uid, m.flags)); err != nil {
-				return err
-			}
+		modSeq, ok := changed[m.uid]
+		if !ok {
+			continue
+		}
+		if err := sel.announceKeywords(w, m.flags); err != nil {
+			return err
+		}
+		var err error
+		if condStore {
+			err = w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(m.uid), sel.imapFlags(m.uid, m.flags), modSeq)
+		} else {
+			err = w.WriteMessageFlags(uint32(i+1), imap.UID(m.uid), sel.imapFlags(m.uid, m.flags))
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if len(sel.msgs) == n {
@@ -398,3 +423,73 @@ func (sel *selected) indexOf(uid uint32) int {
 
 // flagRecent is IMAP4rev1's \Recent, which go-imap v2 (IMAP4rev2) dropped.
 const flagRecent imap.Flag = `\Recent`
+
+var _ imapserver.SessionQResync = (*session)(nil)
+
+// QResync answers SELECT (QRESYNC ...) (RFC 7162 3.2.5): VANISHED
+// (EARLIER) for the UIDs expunged since the client's MODSEQ, then FETCH
+// UID FLAGS MODSEQ for every message changed since, limited to the UIDs
+// the client says it knows.
+func (s *session) QResync(w *imapserver.UpdateWriter, params *imapserver.QResyncParams) error {
+	sel := s.sel
+	if err := s.writeVanishedSince(w, params.ModSeq, params.KnownUIDs); err != nil {
+		return err
+	}
+	snap, err := s.srv.store.Messages(s.user, sel.name)
+	if err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	for _, m := range snap.Messages {
+		if m.ModSeq <= params.ModSeq || len(params.KnownUIDs) > 0 && !params.KnownUIDs.Contains(imap.UID(m.UID)) {
+			continue
+		}
+		i := sel.indexOf(m.UID)
+		if i < 0 {
+			continue
+		}
+		if err := w.WriteMessageFlagsModSeq(uint32(i+1), imap.UID(m.UID), sel.imapFlags(m.UID, sel.msgs[i].flags), m.ModSeq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeVanishedSince sends VANISHED (EARLIER) for the UIDs expunged since
+// modSeq, within only unless it is empty.
+func (s *session) writeVanishedSince(w *imapserver.UpdateWriter, modSeq uint64, only imap.UIDSet) error {
+	ranges, err := s.srv.store.Vanished(s.user, s.sel.name, modSeq)
+	if err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	var set imap.UIDSet
+	for _, r := range ranges {
+		if len(only) == 0 {
+			set.AddRange(imap.UID(r.Start), imap.UID(r.Stop))
+			continue
+		}
+		for _, o := range only {
+			start, stop := uint32(o.Start), uint32(o.Stop)
+			if stop == 0 || start == 0 { // "*": as far as it goes
+				start, stop = max(start, 1), ^uint32(0)
+			}
+			if lo, hi := max(start, r.Start), min(stop, r.Stop); lo <= hi {
+				set.AddRange(imap.UID(lo), imap.UID(hi))
+			}
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return w.WriteVanished(set, true)
+}
+
+var _ imapserver.SessionCondStore = (*session)(nil)
+
+// HighestModSeq is the selected mailbox's MODSEQ as the session last told
+// the client (RFC 7162 3.1.2).
+func (s *session) HighestModSeq() uint64 {
+	if s.sel == nil {
+		return 0
+	}
+	return s.sel.modSeq
+}

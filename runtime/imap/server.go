@@ -136,6 +136,8 @@ var capabilities = imap.CapSet{
 	imap.CapSpecialUse:            {},
 	imap.CapCreateSpecialUse:      {},
 	imap.CapQuota:                 {},
+	imap.CapCondStore:             {},
+	imap.CapQResync:               {},
 	imap.Cap("QUOTA=RES-STORAGE"): {},
 }
 

@@ -95,6 +95,8 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapCreateSpecialUse,
 			imap.CapQuota,
 			"QUOTA=RES-STORAGE",
+			imap.CapCondStore,
+			imap.CapQResync,
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
 		})

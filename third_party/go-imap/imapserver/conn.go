@@ -591,7 +591,7 @@ type UpdateWriter struct {
 // WriteExpunge writes an EXPUNGE response.
 func (w *UpdateWriter) WriteExpunge(seqNum uint32) error {
 	if !w.allowExpunge {
-		return fmt.Errorf("imapserver: EXPUNGE updates are not allowed in this context")
+		return errExpungeNotAllowed
 	}
 	return w.conn.writeExpunge(seqNum)
 }
@@ -630,3 +630,5 @@ func (w *UpdateWriter) WriteMessageFlags(seqNum uint32, uid imap.UID, flags []im
 func (w *UpdateWriter) WritePermanentFlags(flags []imap.Flag) error {
 	return w.conn.writePermanentFlags(flags)
 }
+
+var errExpungeNotAllowed = fmt.Errorf("imapserver: EXPUNGE updates are not allowed in this context")

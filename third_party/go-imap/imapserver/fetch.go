@@ -21,6 +21,7 @@ type fetchWriterOptions struct {
 		nonExtended bool // BODY
 	}
 	obsolete map[*imap.FetchItemBodySection]string
+	vanished bool // FETCH (CHANGEDSINCE n VANISHED)
 }
 
 func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
@@ -75,6 +76,11 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
+	if dec.SP() {
+		if err := readFetchModifiers(dec, &options, &writerOptions.vanished); err != nil {
+			return err
+		}
+	}
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
@@ -82,9 +88,18 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 	if err := c.checkState(imap.ConnStateSelected); err != nil {
 		return err
 	}
+	if writerOptions.vanished && (numKind != NumKindUID || options.ChangedSince == 0 || !c.QResyncEnabled()) {
+		// RFC 7162 3.2.6: only UID FETCH, with CHANGEDSINCE, after ENABLE QRESYNC.
+		return newClientBugError("VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC")
+	}
 
 	if numKind == NumKindUID {
 		options.UID = true
+	}
+	if options.ModSeq {
+		if err := c.enableCondStore(); err != nil {
+			return err
+		}
 	}
 
 	w := &FetchWriter{conn: c, options: writerOptions}
@@ -102,6 +117,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.Envelope = true
 	case "FLAGS":
 		options.Flags = true
+	case "MODSEQ":
+		options.ModSeq = true
 	case "INTERNALDATE":
 		options.InternalDate = true
 	case "RFC822.SIZE":

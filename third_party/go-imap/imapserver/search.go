@@ -80,15 +80,24 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		options.ReturnAll = true
 	}
 
+	if criteria.ModSeq != nil {
+		if err := c.enableCondStore(); err != nil {
+			return err
+		}
+	}
 	data, err := c.session.Search(numKind, &criteria, &options)
 	if err != nil {
 		return err
+	}
+	if criteria.ModSeq == nil {
+		// RFC 7162 3.1.5: MODSEQ is in the result only when asked for.
+		data.ModSeq = 0
 	}
 
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
 		return c.writeESearch(tag, data, &options, numKind)
 	} else {
-		return c.writeSearch(data.All)
+		return c.writeSearch(data.All, data.ModSeq)
 	}
 }
 
@@ -117,6 +126,9 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(data.Count)
 	}
+	if data.ModSeq > 0 && data.Count > 0 {
+		enc.SP().Atom("MODSEQ").SP().ModSeq(data.ModSeq)
+	}
 	return enc.CRLF()
 }
 
@@ -131,7 +143,7 @@ func isNumSetEmpty(numSet imap.NumSet) bool {
 	}
 }
 
-func (c *Conn) writeSearch(numSet imap.NumSet) error {
+func (c *Conn) writeSearch(numSet imap.NumSet, modSeq uint64) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -153,6 +165,9 @@ func (c *Conn) writeSearch(numSet imap.NumSet) error {
 	}
 	if !ok {
 		return fmt.Errorf("imapserver: failed to enumerate message numbers in SEARCH response")
+	}
+	if modSeq > 0 && !isNumSetEmpty(numSet) {
+		enc.SP().Special('(').Atom("MODSEQ").SP().ModSeq(modSeq).Special(')')
 	}
 	return enc.CRLF()
 }
@@ -291,6 +306,24 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 			return dec.Err()
 		}
 		criteria.Text = append(criteria.Text, text)
+	case "MODSEQ":
+		// RFC 7162 3.1.5: MODSEQ [entry-name entry-type-req] mod-sequence-valzer
+		ms := &imap.SearchCriteriaModSeq{}
+		if !dec.ExpectSP() {
+			return dec.Err()
+		}
+		var entry string
+		if dec.Quoted(&entry) {
+			var typ string
+			if !dec.ExpectSP() || !dec.ExpectAtom(&typ) || !dec.ExpectSP() {
+				return dec.Err()
+			}
+			ms.MetadataName, ms.MetadataType = entry, imap.SearchCriteriaMetadataType(strings.ToLower(typ))
+		}
+		if !dec.ExpectModSeq(&ms.ModSeq) {
+			return dec.Err()
+		}
+		criteria.ModSeq = ms
 	case "LARGER", "SMALLER":
 		var n int64
 		if !dec.ExpectSP() || !dec.ExpectNumber64(&n) {

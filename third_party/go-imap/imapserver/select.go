@@ -8,9 +8,25 @@ import (
 )
 
 func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) error {
-	var mailbox string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) || !dec.ExpectCRLF() {
+	var (
+		mailbox string
+		options = imap.SelectOptions{ReadOnly: readOnly}
+		qresync *QResyncParams
+	)
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) {
 		return dec.Err()
+	}
+	if dec.SP() {
+		if err := readSelectParams(dec, &options, &qresync); err != nil {
+			return err
+		}
+	}
+	if !dec.ExpectCRLF() {
+		return dec.Err()
+	}
+	if qresync != nil && !c.QResyncEnabled() {
+		// RFC 7162 3.2.5: QRESYNC must be enabled first.
+		return newClientBugError("QRESYNC is not enabled")
 	}
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
@@ -32,7 +48,11 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		}
 	}
 
-	options := imap.SelectOptions{ReadOnly: readOnly}
+	if options.CondStore {
+		if err := c.enableCondStore(); err != nil {
+			return err
+		}
+	}
 	data, err := c.session.Select(mailbox, &options)
 	if err != nil {
 		return err
@@ -65,6 +85,16 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 	}
 	if data.List != nil {
 		if err := c.writeList(data.List); err != nil {
+			return err
+		}
+	}
+	if c.CondStoreEnabled() {
+		if err := c.writeHighestModSeq(data.HighestModSeq); err != nil {
+			return err
+		}
+	}
+	if sess, ok := c.session.(SessionQResync); ok && qresync != nil && qresync.UIDValidity == data.UIDValidity {
+		if err := sess.QResync(&UpdateWriter{conn: c, allowExpunge: true}, qresync); err != nil {
 			return err
 		}
 	}
