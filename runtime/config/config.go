@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // Protocols a listener can serve.
@@ -142,11 +143,19 @@ type Listener struct {
 }
 
 // TLS is a listener's TLS settings.
+//
+// A listener serves one or more certificates. The default one is the
+// keystore entry of KeystorePath (or, without it, the first of
+// Certificates); Certificates adds more, and each handshake picks by the
+// name the client asks for (SNI): a certificate naming it exactly, then
+// one whose wildcard covers it, then the default. Among certificates for
+// the same name (an RSA and an ECDSA one), the first the client supports
+// wins, ECDSA before RSA.
 type TLS struct {
 	// Mode is one of TLSModes.
 	Mode string `json:"mode"`
-	// KeystorePath is the JKS or PKCS#12 file holding the certificate.
-	// Required unless Mode is none.
+	// KeystorePath is the JKS or PKCS#12 file holding the default
+	// certificate. Unless Mode is none, it or Certificates is required.
 	KeystorePath string `json:"keystore_path,omitempty"`
 	// KeystorePassword opens the keystore.
 	KeystorePassword string `json:"keystore_password,omitempty"`
@@ -159,8 +168,89 @@ type TLS struct {
 	// CipherSuites restricts TLS 1.2 suites by their IANA names; empty
 	// means DefaultCipherSuites.
 	CipherSuites []string `json:"cipher_suites,omitempty"`
-	// ClientAuth is one of ClientAuthModes; empty means none.
+	// ClientAuth is one of ClientAuthModes; empty means none. Client
+	// certificates are checked against the trusted certificate entries of
+	// the default certificate's keystore.
 	ClientAuth string `json:"client_auth,omitempty"`
+	// Certificates are the listener's certificates besides the default.
+	Certificates []Certificate `json:"certificates,omitempty"`
+	// SessionTickets turns session resumption with tickets (TLS 1.2
+	// tickets, TLS 1.3 PSK) on or off; nil means on. The ticket keys are
+	// the server's, shared by all its listeners, and rotated daily.
+	SessionTickets *bool `json:"session_tickets,omitempty"`
+	// SessionTicketLifetime is how long a ticket resumes a session, as a
+	// Go duration between MinSessionTicketLifetime and
+	// MaxSessionTicketLifetime; empty means DefaultSessionTicketLifetime.
+	SessionTicketLifetime string `json:"session_ticket_lifetime,omitempty"`
+	// OCSPStapling staples an OCSP response to certificates that name a
+	// responder; nil means on. A certificate that requires stapling (TLS
+	// feature "must staple") is only served with a good response.
+	OCSPStapling *bool `json:"ocsp_stapling,omitempty"`
+}
+
+// Certificate is one certificate source of a listener: a private key
+// entry of a keystore (KeystorePath, KeystorePassword, KeyPassword, Alias,
+// as in TLS), or a PEM chain (leaf first) and its PEM private key in two
+// files (CertificateFile, PrivateKeyFile), as certbot and cert-manager
+// write them. The runtime watches the files and serves a changed
+// certificate from the next handshake.
+type Certificate struct {
+	KeystorePath     string `json:"keystore_path,omitempty"`
+	KeystorePassword string `json:"keystore_password,omitempty"`
+	KeyPassword      string `json:"key_password,omitempty"`
+	Alias            string `json:"alias,omitempty"`
+	CertificateFile  string `json:"certificate_file,omitempty"`
+	PrivateKeyFile   string `json:"private_key_file,omitempty"`
+}
+
+// Session ticket lifetimes: the default, and the bounds (RFC 8446 section
+// 4.6.1 allows at most seven days).
+const (
+	DefaultSessionTicketLifetime = 24 * time.Hour
+	MinSessionTicketLifetime     = time.Minute
+	MaxSessionTicketLifetime     = 7 * 24 * time.Hour
+)
+
+// Sources lists the certificate sources in force, the default first.
+func (t *TLS) Sources() []Certificate {
+	if t.Mode == TLSNone {
+		return nil
+	}
+	var out []Certificate
+	if t.KeystorePath != "" {
+		out = append(out, Certificate{KeystorePath: t.KeystorePath, KeystorePassword: t.KeystorePassword,
+			KeyPassword: t.KeyPassword, Alias: t.Alias})
+	}
+	return append(out, t.Certificates...)
+}
+
+// TicketsOn reports whether session tickets are on.
+func (t *TLS) TicketsOn() bool { return t.SessionTickets == nil || *t.SessionTickets }
+
+// StaplingOn reports whether OCSP stapling is on.
+func (t *TLS) StaplingOn() bool { return t.OCSPStapling == nil || *t.OCSPStapling }
+
+// TicketLifetime returns the session ticket lifetime in force.
+func (t *TLS) TicketLifetime() time.Duration {
+	d, err := time.ParseDuration(t.SessionTicketLifetime)
+	if t.SessionTicketLifetime == "" || err != nil {
+		return DefaultSessionTicketLifetime
+	}
+	return d
+}
+
+// Redacted returns t without its passwords, for answers and logs.
+func (t TLS) Redacted() TLS {
+	t.KeystorePassword, t.KeyPassword = "", ""
+	certs := make([]Certificate, len(t.Certificates))
+	for i, c := range t.Certificates {
+		c.KeystorePassword, c.KeyPassword = "", ""
+		certs[i] = c
+	}
+	if t.Certificates != nil {
+		t.Certificates = certs
+	}
+	return t
 }
 
 // Decode reads a Document strictly: unknown fields and trailing data are
@@ -210,6 +300,7 @@ func (d *Document) Clone() *Document {
 	c.Server.Domains = append([]string(nil), d.Server.Domains...)
 	for id, l := range d.Listeners {
 		l.TLS.CipherSuites = append([]string(nil), l.TLS.CipherSuites...)
+		l.TLS.Certificates = append([]Certificate(nil), l.TLS.Certificates...)
 		c.Listeners[id] = l
 	}
 	return c

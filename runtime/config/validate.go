@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Validate checks the whole document and reports every problem it finds,
@@ -93,11 +94,23 @@ func (t *TLS) Validate() error {
 		errs = append(errs, fmt.Errorf("tls.mode %q is not one of %s", t.Mode, strings.Join(TLSModes, ", ")))
 	}
 	if t.Mode != TLSNone {
-		if t.KeystorePath == "" {
-			errs = append(errs, fmt.Errorf("tls.keystore_path is required when tls.mode is %q", t.Mode))
+		if t.KeystorePath == "" && len(t.Certificates) == 0 {
+			errs = append(errs, fmt.Errorf("tls.keystore_path (or a tls.certificates entry) is required when tls.mode is %q", t.Mode))
 		}
-		if t.KeystorePassword == "" {
+		if t.KeystorePath != "" && t.KeystorePassword == "" {
 			errs = append(errs, fmt.Errorf("tls.keystore_password is required when tls.mode is %q", t.Mode))
+		}
+	}
+	for i, c := range t.Certificates {
+		if err := c.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("tls.certificates[%d]: %w", i, err))
+		}
+	}
+	if t.SessionTicketLifetime != "" {
+		d, err := time.ParseDuration(t.SessionTicketLifetime)
+		if err != nil || d < MinSessionTicketLifetime || d > MaxSessionTicketLifetime {
+			errs = append(errs, fmt.Errorf("tls.session_ticket_lifetime %q is not a duration from %s to %s",
+				t.SessionTicketLifetime, MinSessionTicketLifetime, MaxSessionTicketLifetime))
 		}
 	}
 	if t.MinVersion != "" && !slices.Contains(TLSVersions, t.MinVersion) {
@@ -112,6 +125,24 @@ func (t *TLS) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Validate checks that c names exactly one source: a keystore with its
+// password, or a certificate file with its private key file.
+func (c *Certificate) Validate() error {
+	keystore := c.KeystorePath != "" || c.KeystorePassword != "" || c.KeyPassword != "" || c.Alias != ""
+	pem := c.CertificateFile != "" || c.PrivateKeyFile != ""
+	switch {
+	case keystore && pem:
+		return errors.New("a keystore (keystore_path) or PEM files (certificate_file, private_key_file), not both")
+	case keystore && (c.KeystorePath == "" || c.KeystorePassword == ""):
+		return errors.New("keystore_path and keystore_password are required together")
+	case pem && (c.CertificateFile == "" || c.PrivateKeyFile == ""):
+		return errors.New("certificate_file and private_key_file are required together")
+	case !keystore && !pem:
+		return errors.New("empty: name a keystore (keystore_path) or PEM files (certificate_file, private_key_file)")
+	}
+	return nil
 }
 
 // MinTLSVersion returns the crypto/tls constant for MinVersion.

@@ -61,6 +61,27 @@ type ListenerStatus struct {
 	// LastError is the latest problem, such as a keystore that failed to
 	// reload (the previous certificate keeps serving).
 	LastError string `json:"last_error,omitempty"`
+	// Certificates describes each certificate the listener serves, the
+	// default (whose fingerprint is CertificateFingerprint) first.
+	Certificates []CertificateStatus `json:"certificates,omitempty"`
+}
+
+// CertificateStatus is one certificate source of a listener.
+type CertificateStatus struct {
+	// Source names the keystore (and alias) or PEM files.
+	Source string `json:"source"`
+	// Names are the names it serves (DNS names, or the common name).
+	Names       []string  `json:"names,omitempty"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+	// Served is false while handshakes do not get it: a certificate that
+	// must be stapled without a good OCSP response.
+	Served bool `json:"served"`
+	// OCSP describes its stapling, "" when it names no responder.
+	OCSP string `json:"ocsp,omitempty"`
+	// LastError is why the latest reload failed (the previous certificate
+	// keeps serving).
+	LastError string `json:"last_error,omitempty"`
 }
 
 // ListenerObject is the answer to GET and PUT /v1/listeners/{id}. Secrets in

@@ -184,8 +184,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func redact(obj ListenerObject) ListenerObject {
-	obj.Config.TLS.KeystorePassword = ""
-	obj.Config.TLS.KeyPassword = ""
+	obj.Config.TLS = obj.Config.TLS.Redacted()
 	return obj
 }
 
