@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -59,6 +60,7 @@ func newRuntime(dir string, state *statedir.Locked, doc *config.Document, opts O
 		NewFrontend:  fronts.build,
 		Logger:       opts.Logger,
 		DrainTimeout: opts.DrainTimeout,
+		OCSPCacheDir: filepath.Join(dir, "ocsp"),
 	})
 	rt.setLimits(doc.Server)
 	return rt, nil

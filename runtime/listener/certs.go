@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,46 +16,71 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
 
-// certKey identifies one certificate source: the same keystore entry opened
-// with the same passwords is loaded and watched once, however many
-// listeners serve it, and outlives listener reloads.
-type certKey struct {
-	path, storePassword, keyPassword, alias string
+// sourceKey identifies one certificate source: the same keystore entry (or
+// PEM pair) opened with the same passwords, stapled or not, is loaded and
+// watched once, however many listeners serve it, and outlives listener
+// reloads.
+type sourceKey struct {
+	config.Certificate
+	staple bool
 }
 
-func keyOf(t config.TLS) certKey {
-	return certKey{t.KeystorePath, t.KeystorePassword, t.KeyPassword, t.Alias}
-}
-
-// certSource serves a keystore's certificate to TLS handshakes. A watcher
-// reloads it when the file changes - at once where inotify reports the
+// certSource serves one certificate source to handshakes. A watcher
+// reloads it when its files change - at once where inotify reports the
 // change, else at the next poll; a reload that fails keeps the previous
-// certificate and records the error. GetCertificate does no I/O and takes
-// no lock.
+// certificate and records the error. With stapling, a stapler keeps an
+// OCSP response on it (ocsp.go). Handshakes read the served certificate
+// through an atomic pointer: no I/O, no lock.
 type certSource struct {
-	key  certKey
-	cert atomic.Pointer[tls.Certificate]
-	err  atomic.Pointer[string]
-	refs int // guarded by certCache.mu
-	// trusted holds the keystore's trusted certificate entries, the
-	// client CAs of listeners with client_auth; reloaded with cert.
+	key   sourceKey
+	paths []string // the files it is read from, watched
+
+	// loaded is the certificate as read from the files; served is what
+	// handshakes get: loaded with its OCSP staple, or nil while a
+	// certificate that must be stapled has no good staple.
+	loaded atomic.Pointer[tls.Certificate]
+	served atomic.Pointer[tls.Certificate]
+	err    atomic.Pointer[string]
+	// trusted holds a keystore's trusted certificate entries, the client
+	// CAs of listeners with client_auth; reloaded with the certificate.
 	trusted atomic.Pointer[trustedCAs]
+	stapler *stapler // nil without stapling
+
+	refs int // guarded by certCache.mu
+
+	pubMu  sync.Mutex // orders publish's compute-and-swap
+	subsMu sync.Mutex
+	subs   map[*certSet]struct{} // told when served changes
 
 	stop  chan struct{}
 	kicks chan struct{} // a change was reported: check now
-	stat  os.FileInfo   // guarded by the watcher goroutine
+	stats []os.FileInfo // guarded by the watcher goroutine
 }
 
-// kick makes the watcher check the file now.
+func newCertSource(k sourceKey) *certSource {
+	s := &certSource{key: k, stop: make(chan struct{}), kicks: make(chan struct{}, 1), subs: map[*certSet]struct{}{}}
+	if k.KeystorePath != "" {
+		s.paths = []string{k.KeystorePath}
+	} else {
+		s.paths = []string{k.CertificateFile, k.PrivateKeyFile}
+	}
+	return s
+}
+
+// name says which files the source reads, for messages.
+func (s *certSource) name() string {
+	if s.key.KeystorePath != "" {
+		return "keystore " + s.key.KeystorePath
+	}
+	return "certificate " + s.key.CertificateFile + " with key " + s.key.PrivateKeyFile
+}
+
+// kick makes the watcher check the files now.
 func (s *certSource) kick() {
 	select {
 	case s.kicks <- struct{}{}:
 	default:
 	}
-}
-
-func (s *certSource) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return s.cert.Load(), nil
 }
 
 // lastError is the latest reload failure, or "".
@@ -67,30 +91,101 @@ func (s *certSource) lastError() string {
 	return ""
 }
 
+// load reads the source's files and publishes the certificate.
 func (s *certSource) load() error {
-	st, err := os.Stat(s.key.path)
-	if err != nil {
-		return fmt.Errorf("loading keystore %q: %w", s.key.path, err)
+	var stats []os.FileInfo
+	for _, p := range s.paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("loading %s: %w", s.name(), err)
+		}
+		stats = append(stats, st)
 	}
-	ks, err := keystore.Open(context.Background(), host.LocalFile(s.key.path), []byte(s.key.storePassword))
-	if err != nil {
-		return err
+	var cert tls.Certificate
+	trusted := &trustedCAs{pool: x509.NewCertPool()}
+	if s.key.KeystorePath != "" {
+		ks, err := keystore.Open(context.Background(), host.LocalFile(s.key.KeystorePath), []byte(s.key.KeystorePassword))
+		if err != nil {
+			return err
+		}
+		if cert, err = ks.TLSCertificate(s.key.Alias, []byte(s.key.KeyPassword)); err != nil {
+			return err
+		}
+		trusted = trustedOf(ks)
+	} else {
+		var err error
+		if cert, err = loadPEM(s.key.CertificateFile, s.key.PrivateKeyFile); err != nil {
+			return err
+		}
 	}
-	cert, err := ks.TLSCertificate(s.key.alias, []byte(s.key.keyPassword))
-	if err != nil {
-		return err
-	}
-	s.stat = st
-	s.trusted.Store(trustedOf(ks))
-	s.cert.Store(&cert)
+	s.stats = stats
+	s.trusted.Store(trusted)
+	s.loaded.Store(&cert)
 	s.err.Store(nil)
+	if s.stapler != nil {
+		s.stapler.certificateChanged(&cert, trusted)
+	}
+	s.publish()
 	return nil
+}
+
+// loadPEM reads a PEM chain and its private key (PKCS#8, PKCS#1 or SEC 1).
+func loadPEM(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("loading certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("loading private key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("loading certificate %s with key %s: %w", certFile, keyFile, err)
+	}
+	return cert, nil
+}
+
+// publish works out the served certificate from the loaded one and its
+// staple, and tells the listeners' certificate sets when it changed.
+func (s *certSource) publish() {
+	s.pubMu.Lock()
+	served := s.loaded.Load()
+	if s.stapler != nil && served != nil {
+		served = s.stapler.staple(served)
+	}
+	same := s.served.Swap(served) == served
+	s.pubMu.Unlock()
+	if same {
+		return
+	}
+	s.subsMu.Lock()
+	sets := make([]*certSet, 0, len(s.subs))
+	for set := range s.subs {
+		sets = append(sets, set)
+	}
+	s.subsMu.Unlock()
+	for _, set := range sets {
+		set.rebuild()
+	}
+}
+
+func (s *certSource) subscribe(set *certSet) {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	s.subs[set] = struct{}{}
+}
+
+func (s *certSource) unsubscribe(set *certSet) {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	delete(s.subs, set)
 }
 
 // trustedCAs is a keystore's trusted certificate entries as a pool.
 type trustedCAs struct {
-	pool *x509.CertPool
-	n    int
+	pool  *x509.CertPool
+	certs []*x509.Certificate
 }
 
 func trustedOf(ks *keystore.Keystore) *trustedCAs {
@@ -98,10 +193,29 @@ func trustedOf(ks *keystore.Keystore) *trustedCAs {
 	for _, e := range ks.Entries() {
 		if e.Kind == keystore.TrustedCertificate && len(e.Chain) > 0 {
 			t.pool.AddCert(e.Chain[0])
-			t.n++
+			t.certs = append(t.certs, e.Chain[0])
 		}
 	}
 	return t
+}
+
+// changed reports whether the source's files differ from when they were
+// last loaded.
+func (s *certSource) changed() (bool, error) {
+	if len(s.stats) != len(s.paths) {
+		return true, nil
+	}
+	for i, p := range s.paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return true, err
+		}
+		old := s.stats[i]
+		if !os.SameFile(st, old) || !st.ModTime().Equal(old.ModTime()) || st.Size() != old.Size() {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (s *certSource) watch(every time.Duration, log *slog.Logger) {
@@ -114,8 +228,8 @@ func (s *certSource) watch(every time.Duration, log *slog.Logger) {
 		case <-t.C:
 		case <-s.kicks:
 		}
-		st, err := os.Stat(s.key.path)
-		if err == nil && s.stat != nil && os.SameFile(st, s.stat) && st.ModTime().Equal(s.stat.ModTime()) && st.Size() == s.stat.Size() {
+		changed, err := s.changed()
+		if err == nil && !changed {
 			continue
 		}
 		if err == nil {
@@ -124,50 +238,55 @@ func (s *certSource) watch(every time.Duration, log *slog.Logger) {
 		if err != nil {
 			msg := err.Error()
 			if old := s.err.Swap(&msg); old == nil || *old != msg {
-				log.Error("keystore reload failed; the previous certificate keeps serving", "keystore", s.key.path, "err", err)
+				log.Error("certificate reload failed; the previous certificate keeps serving", "source", s.name(), "err", err)
 			}
 			continue
 		}
-		log.Info("keystore reloaded", "keystore", s.key.path, "fingerprint", keystore.Fingerprint(s.cert.Load().Leaf))
+		log.Info("certificate reloaded", "source", s.name(), "fingerprint", keystore.Fingerprint(s.loaded.Load().Leaf))
 	}
 }
 
 // certCache shares certSources between listeners.
 type certCache struct {
 	mu      sync.Mutex
-	sources map[certKey]*certSource
+	sources map[sourceKey]*certSource
 	poll    time.Duration
 	log     *slog.Logger
 	notify  dirNotifier
+	ocsp    *ocspOptions
 }
 
-// acquire returns the source for t, loading it on first use. A keystore
+// acquire returns the source for c, loading it on first use. A source
 // that cannot be loaded is an error and nothing is cached.
-func (c *certCache) acquire(t config.TLS) (*certSource, error) {
+func (c *certCache) acquire(cert config.Certificate, staple bool) (*certSource, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := keyOf(t)
+	k := sourceKey{cert, staple}
 	if s, ok := c.sources[k]; ok {
 		s.refs++
 		return s, nil
 	}
-	s := &certSource{key: k, stop: make(chan struct{}), kicks: make(chan struct{}, 1), refs: 1}
+	s := newCertSource(k)
+	s.refs = 1
+	if staple {
+		s.stapler = newStapler(s, c.ocsp, c.log)
+	}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
 	if c.sources == nil {
-		c.sources = map[certKey]*certSource{}
+		c.sources = map[sourceKey]*certSource{}
 	}
 	c.sources[k] = s
 	c.notify.add(s)
 	go s.watch(c.poll, c.log)
+	if s.stapler != nil {
+		go s.stapler.run()
+	}
 	return s, nil
 }
 
 func (c *certCache) release(s *certSource) {
-	if s == nil {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s.refs--
@@ -176,67 +295,4 @@ func (c *certCache) release(s *certSource) {
 		close(s.stop)
 		delete(c.sources, s.key)
 	}
-}
-
-// tlsConfig builds a listener's TLS configuration around src. Client
-// certificates are checked against the keystore's trusted certificate
-// entries, as a Java truststore would; like the certificate they follow the
-// keystore file, so a CA imported later (mailstack_certificate_import,
-// keytool -importcert) is trusted from the next handshake on.
-func tlsConfig(t config.TLS, src *certSource) (*tls.Config, error) {
-	suites, err := t.CipherSuiteIDs()
-	if err != nil {
-		return nil, err
-	}
-	cfg := &tls.Config{
-		GetCertificate: src.GetCertificate,
-		MinVersion:     t.MinTLSVersion(),
-		CipherSuites:   suites,
-	}
-	switch t.ClientAuth {
-	case "", config.ClientAuthNone:
-		return cfg, nil
-	case config.ClientAuthRequest:
-		cfg.ClientAuth = tls.VerifyClientCertIfGiven
-	case config.ClientAuthRequire:
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	if src.trusted.Load().n == 0 {
-		return nil, errors.New("tls.client_auth needs trusted certificate entries in keystore " + t.KeystorePath + ", and it has none")
-	}
-	ca := &clientCAConfig{base: cfg, src: src}
-	// The handshake runs on a copy of cfg with the trusted entries of the
-	// keystore as loaded now; copies are made once per reload, not per
-	// handshake, and session tickets stay cfg's (crypto/tls keeps the
-	// original config's ticket keys), so resumption survives reloads.
-	return &tls.Config{
-		GetCertificate:     cfg.GetCertificate,
-		MinVersion:         cfg.MinVersion,
-		CipherSuites:       cfg.CipherSuites,
-		ClientAuth:         cfg.ClientAuth,
-		GetConfigForClient: ca.get,
-	}, nil
-}
-
-// clientCAConfig hands out cfg with the source's current client CAs.
-type clientCAConfig struct {
-	base *tls.Config
-	src  *certSource
-	cur  atomic.Pointer[clientCAVariant]
-}
-
-type clientCAVariant struct {
-	trusted *trustedCAs
-	cfg     *tls.Config
-}
-
-func (c *clientCAConfig) get(*tls.ClientHelloInfo) (*tls.Config, error) {
-	trusted := c.src.trusted.Load()
-	if v := c.cur.Load(); v != nil && v.trusted == trusted {
-		return v.cfg, nil
-	}
-	cfg := c.base.Clone()
-	cfg.ClientCAs = trusted.pool
-	c.cur.Store(&clientCAVariant{trusted: trusted, cfg: cfg})
-	return cfg, nil
 }

@@ -2,15 +2,22 @@
 // address, applies the listener's TLS mode (implicit TLS handshakes every
 // connection, within a timeout, before the front end sees it; STARTTLS
 // hands the front end a TLS config to offer; none does neither), serves
-// certificates and client CAs from watched keystore files, limits
-// connections per listener and per client address, and swaps front ends in
-// place when a listener changes, so sockets that stay are never closed and
-// reopened and connections in flight drain in the background.
+// certificates and client CAs from watched files, limits connections per
+// listener and per client address, and swaps front ends in place when a
+// listener changes, so sockets that stay are never closed and reopened
+// and connections in flight drain in the background.
+//
+// Certificates come from sources - keystore entries or PEM pairs, each
+// loaded once however many listeners serve it and reloaded on its own
+// when its files change (inotify where available, polling always) -
+// and a handshake picks among a listener's by the client's server name
+// (sni.go). OCSP responses are fetched, kept on disk and stapled in the
+// background (ocsp.go). Session tickets are sealed with the server's own
+// keys, shared by all its listeners and rotated daily (tickets.go).
 //
 // Handshakes take no lock and do no I/O for certificates: GetCertificate
-// loads an atomic pointer that a watcher replaces when the keystore file
-// changes (inotify where available, polling always). Session tickets are on
-// (crypto/tls's default, with its automatic key rotation).
+// loads an atomic pointer to an index that sources rebuild when what they
+// serve changes.
 package listener
 
 import (
@@ -20,11 +27,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
@@ -58,6 +65,13 @@ type Options struct {
 	// HandshakeTimeout bounds an implicit-TLS handshake, from accept to
 	// finished; zero means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// OCSPCacheDir keeps the latest OCSP response of each stapled
+	// certificate, so that a restarted runtime staples at once; "" keeps
+	// none on disk.
+	OCSPCacheDir string
+	// OCSPClient asks OCSP responders; nil means an http.Client with a
+	// 10-second timeout.
+	OCSPClient *http.Client
 }
 
 // DefaultHandshakeTimeout is how long an implicit-TLS client has to finish
@@ -67,9 +81,10 @@ const DefaultHandshakeTimeout = 30 * time.Second
 
 // Manager runs a set of listeners by id.
 type Manager struct {
-	opts  Options
-	log   *slog.Logger
-	certs *certCache
+	opts    Options
+	log     *slog.Logger
+	certs   *certCache
+	tickets *ticketKeys // the server's session ticket keys, shared by its listeners
 
 	// maxConns limits open connections per listener; zero means none.
 	maxConns atomic.Int64
@@ -116,10 +131,15 @@ func New(opts Options) *Manager {
 	if opts.HandshakeTimeout == 0 {
 		opts.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	if opts.OCSPClient == nil {
+		opts.OCSPClient = &http.Client{Timeout: ocspFetchTimeout}
+	}
+	ocsp := &ocspOptions{cacheDir: opts.OCSPCacheDir, client: opts.OCSPClient, now: time.Now}
 	return &Manager{
 		opts:      opts,
 		log:       opts.Logger,
-		certs:     &certCache{poll: opts.CertPollInterval, log: opts.Logger},
+		certs:     &certCache{poll: opts.CertPollInterval, log: opts.Logger, ocsp: ocsp},
+		tickets:   newTicketKeys(),
 		listeners: map[string]*listener{},
 	}
 }
@@ -130,7 +150,7 @@ type listener struct {
 	id    string
 	cfg   config.Listener
 	sock  net.Listener
-	cert  *certSource // nil without TLS
+	certs *certSet // nil without TLS
 	gen   atomic.Pointer[generation]
 	conns atomic.Int64
 	perIP ipCounter
@@ -167,15 +187,15 @@ func (m *Manager) Apply(id string, cfg config.Listener) error {
 	defer m.mu.Unlock()
 	old := m.listeners[id]
 
-	var src *certSource
+	var set *certSet
 	var tlsCfg *tls.Config
 	if cfg.TLS.Mode != config.TLSNone {
 		var err error
-		if src, err = m.certs.acquire(cfg.TLS); err != nil {
+		if set, err = m.certs.newCertSet(cfg.TLS); err != nil {
 			return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
 		}
-		if tlsCfg, err = tlsConfig(cfg.TLS, src); err != nil {
-			m.certs.release(src)
+		if tlsCfg, err = tlsConfig(cfg.TLS, set, m.tickets); err != nil {
+			m.certs.releaseSet(set)
 			return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
 		}
 	}
@@ -186,7 +206,7 @@ func (m *Manager) Apply(id string, cfg config.Listener) error {
 	} else {
 		var err error
 		if sock, err = net.Listen("tcp", cfg.Addr()); err != nil {
-			m.certs.release(src)
+			m.certs.releaseSet(set)
 			return control.Conflict(fmt.Errorf("listener %q: cannot bind %s: %w", id, cfg.Addr(), err))
 		}
 	}
@@ -196,18 +216,18 @@ func (m *Manager) Apply(id string, cfg config.Listener) error {
 		if old == nil || sock != old.sock {
 			sock.Close()
 		}
-		m.certs.release(src)
+		m.certs.releaseSet(set)
 		return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
 	}
 
 	if old != nil && sock == old.sock {
 		// Same socket: swap the front end in place.
 		prev := old.gen.Swap(gen)
-		m.certs.release(old.cert)
-		old.cert, old.cfg = src, cfg
+		m.certs.releaseSet(old.certs)
+		old.certs, old.cfg = set, cfg
 		m.drain(prev)
 	} else {
-		l := &listener{m: m, id: id, cfg: cfg, sock: sock, cert: src, done: make(chan struct{}), stopping: make(chan struct{})}
+		l := &listener{m: m, id: id, cfg: cfg, sock: sock, certs: set, done: make(chan struct{}), stopping: make(chan struct{})}
 		l.ctx, l.cancel = context.WithCancel(context.Background())
 		l.gen.Store(gen)
 		m.listeners[id] = l
@@ -277,7 +297,7 @@ func (m *Manager) stop(l *listener) {
 	l.sock.Close()
 	<-l.done
 	m.drain(l.gen.Load())
-	m.certs.release(l.cert)
+	m.certs.releaseSet(l.certs)
 }
 
 // Remove stops listener id and frees its port; sessions in flight drain in
@@ -316,7 +336,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 
 // Status reports what listener id really does.
 func (m *Manager) Status(id string) (control.ListenerStatus, bool) {
-	m.mu.Lock() // Apply changes l.cfg and l.cert in place
+	m.mu.Lock() // Apply changes l.cfg and l.certs in place
 	defer m.mu.Unlock()
 	l, ok := m.listeners[id]
 	if !ok {
@@ -329,15 +349,8 @@ func (m *Manager) Status(id string) (control.ListenerStatus, bool) {
 		Bound:           true,
 		OpenConnections: l.conns.Load(),
 	}
-	if l.cert != nil {
-		if c := l.cert.cert.Load(); c != nil && c.Leaf != nil {
-			st.CertificateFingerprint = keystore.Fingerprint(c.Leaf)
-			st.CertificateNotAfter = c.Leaf.NotAfter
-		}
-		st.LastError = l.cert.lastError()
-		if auth := l.cfg.TLS.ClientAuth; st.LastError == "" && (auth == config.ClientAuthRequest || auth == config.ClientAuthRequire) && l.cert.trusted.Load().n == 0 {
-			st.LastError = "keystore " + l.cfg.TLS.KeystorePath + " has no trusted certificate entries any more: no client certificate can be verified"
-		}
+	if l.certs != nil {
+		l.certs.status(&st, l.cfg.TLS)
 	}
 	return st, true
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -28,10 +29,25 @@ type dirNotifier struct {
 // removed or re-permissioned in the folder.
 const watchMask = unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_ATTRIB
 
-// add makes s get kicked on changes to its keystore. It reports whether
-// the file is watched.
+// add makes s get kicked on changes to its files. It reports whether
+// they are all watched.
 func (n *dirNotifier) add(s *certSource) bool {
-	path, err := filepath.Abs(s.key.path)
+	ok := true
+	for _, p := range s.paths {
+		ok = n.addPath(s, p) && ok
+	}
+	return ok
+}
+
+// remove stops kicking s.
+func (n *dirNotifier) remove(s *certSource) {
+	for _, p := range s.paths {
+		n.removePath(s, p)
+	}
+}
+
+func (n *dirNotifier) addPath(s *certSource, file string) bool {
+	path, err := filepath.Abs(file)
 	if err != nil {
 		return false
 	}
@@ -57,14 +73,16 @@ func (n *dirNotifier) add(s *certSource) bool {
 		n.dirs[dir] = wd
 		n.files[wd] = map[string][]*certSource{}
 	}
-	n.files[wd][name] = append(n.files[wd][name], s)
+	if !slices.Contains(n.files[wd][name], s) {
+		n.files[wd][name] = append(n.files[wd][name], s)
+	}
 	return true
 }
 
-// remove stops kicking s; the last source of a folder removes its watch,
-// and the last of all closes inotify.
-func (n *dirNotifier) remove(s *certSource) {
-	path, err := filepath.Abs(s.key.path)
+// removePath stops kicking s for file; the last source of a folder
+// removes its watch, and the last of all closes inotify.
+func (n *dirNotifier) removePath(s *certSource, file string) {
+	path, err := filepath.Abs(file)
 	if err != nil {
 		return
 	}
