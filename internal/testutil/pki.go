@@ -64,6 +64,25 @@ func (c *Certificate) WriteCAFile(t testing.TB, dir string) string {
 	return path
 }
 
+// WriteFiles writes the certificate and its private key as PEM to
+// dir/cert.pem and dir/key.pem, for servers run as peers (Dovecot,
+// Postfix), and returns the paths.
+func (c *Certificate) WriteFiles(t testing.TB, dir string) (certFile, keyFile string) {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(c.TLS.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, c.PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
 var (
 	selfSignedMu sync.Mutex
 	selfSigned   = map[string]*Certificate{}

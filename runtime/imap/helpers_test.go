@@ -54,12 +54,20 @@ func newEnv(t testing.TB, dir string) *testEnv {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	env := &testEnv{dir: dir, tls: testutil.SelfSigned(t, "localhost", testServerName), store: openStore(t, dir)}
-	if _, err := env.store.User(testUser); err != nil {
-		if err := env.store.PutUser(testUser, testPass, 0); err != nil {
+	st := openStore(t, dir)
+	if _, err := st.User(testUser); err != nil {
+		if err := st.PutUser(testUser, testPass, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return newEnvStore(t, st, dir)
+}
+
+// newEnvStore is newEnv on a store of the caller's, which it closes at the
+// end of the test.
+func newEnvStore(t testing.TB, st *store.Store, dir string) *testEnv {
+	t.Helper()
+	env := &testEnv{dir: dir, tls: testutil.SelfSigned(t, "localhost", testServerName), store: st}
 	env.srv = New(Options{Store: env.store, TLSConfig: env.tls.ServerConfig(), Logger: slog.New(slog.DiscardHandler)})
 	env.implicit = New(Options{Store: env.store, Logger: slog.New(slog.DiscardHandler)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -22,7 +22,7 @@ import (
 // .tools/imaptest (once; later runs reuse it) and returns the binary and
 // its scripted tests. Without its build dependencies the test is skipped,
 // except in CI (CI set), whose .ci/run installs them.
-func imaptestBinary(t *testing.T) (bin, tests string) {
+func imaptestBinary(t testing.TB) (bin, tests string) {
 	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
