@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,8 +29,12 @@ type mailRuntime struct {
 	fronts    *frontends
 	acme      *acme.Service // ACME keystores (acme.go)
 
-	mu  sync.Mutex // serializes changes; guards doc and startErrs
-	doc *config.Document
+	// change serializes changes (the control API's PUTs and DELETEs and the
+	// first start). It is held while new listeners bind and build; Status
+	// never takes it.
+	change sync.Mutex
+	mu     sync.Mutex // guards doc and startErrs; held only briefly
+	doc    *config.Document
 	// startErrs holds why a configured listener could not start (port
 	// taken at boot, keystore gone); status reports it as not bound.
 	startErrs map[string]string
@@ -80,11 +86,16 @@ func (rt *mailRuntime) setLimits(s config.Server) {
 // startListeners brings up every configured listener; one that fails is
 // logged and reported in status, and the others serve.
 func (rt *mailRuntime) startListeners() {
+	rt.change.Lock()
+	defer rt.change.Unlock()
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	for id, l := range rt.doc.Listeners {
+	doc := rt.doc
+	rt.mu.Unlock()
+	for id, l := range doc.Listeners {
 		if err := rt.listeners.Apply(id, l); err != nil {
+			rt.mu.Lock()
 			rt.startErrs[id] = err.Error()
+			rt.mu.Unlock()
 			rt.log.Error("listener failed to start", "id", id, "err", err)
 		}
 	}
@@ -110,7 +121,7 @@ func (rt *mailRuntime) Status() control.Status {
 // listenerStatus is called with rt.mu held.
 func (rt *mailRuntime) listenerStatus(id string) control.ListenerStatus {
 	if s, ok := rt.listeners.Status(id); ok {
-		return s
+		return apiListenerStatus(s)
 	}
 	l := rt.doc.Listeners[id]
 	return control.ListenerStatus{Protocol: l.Protocol, Mode: l.TLS.Mode, LastError: rt.startErrs[id]}
@@ -122,33 +133,57 @@ func (rt *mailRuntime) Server() config.Server {
 	return rt.doc.Server
 }
 
+// SetServer keeps the apply promise: it returns only when the settings
+// are live, and if any listener cannot take them nothing changes. Front
+// ends read the hostname and message limits when they are built, so those
+// whose settings change are rebuilt with the new ones first (sockets stay
+// bound; their sessions drain once the new ones serve); domains and
+// connection limits apply live to every session.
 func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
+	rt.change.Lock()
+	defer rt.change.Unlock()
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
 	next := rt.doc.Clone()
+	prev := rt.doc.Server
+	rt.mu.Unlock()
 	next.Server = s
 	if err := next.Validate(); err != nil {
 		return control.Invalid(err)
 	}
-	if err := rt.state.SaveConfig(ctx, next); err != nil {
-		return err
+	var changes []*listener.Change
+	abort := func() {
+		for _, c := range changes {
+			c.Abort()
+		}
 	}
-	prev := rt.doc.Server
-	rt.doc = next
-	rt.fronts.setServer(s)
-	rt.setLimits(s)
-	// Front ends read the hostname and message limits when they are built:
-	// rebuild those whose settings changed, in place (sockets stay bound,
-	// sessions drain). The others, and every session on them, are left
-	// alone: domains and connection limits apply live.
+	build := rt.fronts.builder(s)
 	for _, id := range rt.listeners.IDs() {
 		l := next.Listeners[id]
 		if frontendSettings(l.Protocol, prev) == frontendSettings(l.Protocol, s) {
 			continue
 		}
-		if err := rt.listeners.Apply(id, l); err != nil {
-			rt.log.Error("listener could not take the new server settings", "id", id, "err", err)
+		c, err := rt.listeners.Prepare(id, l, build)
+		if err != nil {
+			abort()
+			return listenerError(fmt.Errorf("the server settings were not applied: %w", err))
 		}
+		changes = append(changes, c)
+	}
+	if err := ctx.Err(); err != nil {
+		abort()
+		return err
+	}
+	if err := rt.state.SaveConfig(ctx, next); err != nil {
+		abort()
+		return err
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.doc = next
+	rt.fronts.setServer(s)
+	rt.setLimits(s)
+	for _, c := range changes {
+		c.Commit()
 	}
 	return nil
 }
@@ -163,56 +198,106 @@ func (rt *mailRuntime) Listener(id string) (control.ListenerObject, error) {
 	return control.ListenerObject{ID: id, Config: l, Status: rt.listenerStatus(id)}, nil
 }
 
+// PutListener binds and builds the new listener without holding the lock
+// Status takes, persists the config, then swaps it in; it returns when
+// the listener is live. A failure, or a request that is canceled before
+// the swap, leaves everything as it was.
 func (rt *mailRuntime) PutListener(ctx context.Context, id string, l config.Listener) (control.ListenerObject, error) {
+	rt.change.Lock()
+	defer rt.change.Unlock()
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
 	next := rt.doc.Clone()
+	rt.mu.Unlock()
 	next.Listeners[id] = l
 	if err := next.Validate(); err != nil {
 		return control.ListenerObject{}, control.Invalid(err)
 	}
-	prev, existed := rt.doc.Listeners[id]
-	if err := rt.listeners.Apply(id, l); err != nil {
+	c, err := rt.listeners.Prepare(id, l, nil)
+	if err != nil {
+		return control.ListenerObject{}, listenerError(err)
+	}
+	if err := ctx.Err(); err != nil {
+		c.Abort()
 		return control.ListenerObject{}, err
 	}
 	if err := rt.state.SaveConfig(ctx, next); err != nil {
-		rt.rollback(id, prev, existed)
+		c.Abort()
 		return control.ListenerObject{}, err
 	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	c.Commit()
 	rt.doc = next
 	delete(rt.startErrs, id)
 	return control.ListenerObject{ID: id, Config: l, Status: rt.listenerStatus(id)}, nil
 }
 
-// rollback restores listener id after its new settings went live but could
-// not be persisted, so memory and config.json agree.
-func (rt *mailRuntime) rollback(id string, prev config.Listener, existed bool) {
-	var err error
-	if existed {
-		err = rt.listeners.Apply(id, prev)
-	} else {
-		err = rt.listeners.Remove(id)
-	}
-	if err != nil {
-		rt.log.Error("rolling back listener failed", "id", id, "err", err)
-	}
-}
-
 func (rt *mailRuntime) DeleteListener(ctx context.Context, id string) error {
+	rt.change.Lock()
+	defer rt.change.Unlock()
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	if _, ok := rt.doc.Listeners[id]; !ok {
+	_, ok := rt.doc.Listeners[id]
+	next := rt.doc.Clone()
+	rt.mu.Unlock()
+	if !ok {
 		return control.NotFound("listener %q does not exist", id)
 	}
-	next := rt.doc.Clone()
 	delete(next.Listeners, id)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := rt.state.SaveConfig(ctx, next); err != nil {
 		return err
 	}
+	rt.mu.Lock()
 	rt.doc = next
 	delete(rt.startErrs, id)
+	rt.mu.Unlock()
 	if slices.Contains(rt.listeners.IDs(), id) {
-		return rt.listeners.Remove(id)
+		return listenerError(rt.listeners.Remove(id))
 	}
 	return nil
+}
+
+// apiListenerStatus is a listener's status as the control API reports it.
+func apiListenerStatus(s listener.Status) control.ListenerStatus {
+	return control.ListenerStatus{
+		Address:                s.Address,
+		Protocol:               s.Protocol,
+		Mode:                   s.Mode,
+		Bound:                  s.Bound,
+		CertificateFingerprint: s.CertificateFingerprint,
+		CertificateNotAfter:    s.CertificateNotAfter,
+		OpenConnections:        s.OpenConnections,
+		LastError:              s.LastError,
+		Certificates:           apiCertificates(s.Certificates),
+	}
+}
+
+func apiCertificates(cs []listener.CertificateStatus) []control.CertificateStatus {
+	if cs == nil {
+		return nil
+	}
+	out := make([]control.CertificateStatus, len(cs))
+	for i, c := range cs {
+		out[i] = control.CertificateStatus{Source: c.Source, Names: c.Names, Fingerprint: c.Fingerprint,
+			NotAfter: c.NotAfter, Served: c.Served, OCSP: c.OCSP, LastError: c.LastError}
+	}
+	return out
+}
+
+// listenerError gives runtime/listener's kinds of failure their HTTP
+// status; the text stays as it is.
+func listenerError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, listener.ErrInvalid):
+		return control.Invalid(err)
+	case errors.Is(err, listener.ErrConflict):
+		return control.Conflict(err)
+	case errors.Is(err, listener.ErrNotFound):
+		return control.NotFound("%w", err)
+	}
+	return err
 }

@@ -69,7 +69,18 @@ func (f *frontends) close() {
 func (f *frontends) setServer(s config.Server) { f.server.Store(&s) }
 
 func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Frontend, error) {
-	srv := *f.server.Load()
+	return f.buildWith(*f.server.Load(), l, starttls)
+}
+
+// builder builds front ends with server settings srv, before they are
+// the ones in force (SetServer prepares listeners with them).
+func (f *frontends) builder(srv config.Server) listener.NewFrontendFunc {
+	return func(l config.Listener, starttls *tls.Config) (listener.Frontend, error) {
+		return f.buildWith(srv, l, starttls)
+	}
+}
+
+func (f *frontends) buildWith(srv config.Server, l config.Listener, starttls *tls.Config) (listener.Frontend, error) {
 	log := f.log.With("protocol", l.Protocol, "listener", l.Addr())
 	insecure := l.TLS.Mode == config.TLSNone
 	switch l.Protocol {

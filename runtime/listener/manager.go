@@ -33,7 +33,6 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
-	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
 
 // Frontend is a protocol server (SMTP, IMAP, POP3) serving the connections
@@ -92,7 +91,8 @@ type Manager struct {
 	// nil means none.
 	perIP atomic.Pointer[perIPSetting]
 
-	mu        sync.Mutex // serializes changes
+	changeMu  sync.Mutex // serializes Apply, Remove and Shutdown
+	mu        sync.Mutex // guards listeners and their cfg and cert; held only briefly
 	listeners map[string]*listener
 	drains    sync.WaitGroup
 }
@@ -178,69 +178,124 @@ type generation struct {
 // Apply creates or changes listener id and returns when it is live: bound
 // and serving with the new settings. If anything fails (bad settings, a
 // keystore that does not load, an address in use) nothing changes and the
-// listener keeps serving as before.
+// listener keeps serving as before. It is Prepare and Commit.
 func (m *Manager) Apply(id string, cfg config.Listener) error {
-	if err := cfg.Validate(); err != nil {
-		return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	old := m.listeners[id]
-
-	var set *certSet
-	var tlsCfg *tls.Config
-	if cfg.TLS.Mode != config.TLSNone {
-		var err error
-		if set, err = m.certs.newCertSet(cfg.TLS); err != nil {
-			return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
-		}
-		if tlsCfg, err = tlsConfig(cfg.TLS, set, m.tickets); err != nil {
-			m.certs.releaseSet(set)
-			return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
-		}
-	}
-
-	var sock net.Listener
-	if old != nil && old.cfg.Addr() == cfg.Addr() {
-		sock = old.sock
-	} else {
-		var err error
-		if sock, err = net.Listen("tcp", cfg.Addr()); err != nil {
-			m.certs.releaseSet(set)
-			return control.Conflict(fmt.Errorf("listener %q: cannot bind %s: %w", id, cfg.Addr(), err))
-		}
-	}
-
-	gen, err := m.newGeneration(cfg, sock.Addr(), tlsCfg)
+	m.changeMu.Lock()
+	defer m.changeMu.Unlock()
+	c, err := m.Prepare(id, cfg, nil)
 	if err != nil {
-		if old == nil || sock != old.sock {
-			sock.Close()
-		}
-		m.certs.releaseSet(set)
-		return control.Invalid(fmt.Errorf("listener %q: %w", id, err))
+		return err
 	}
-
-	if old != nil && sock == old.sock {
-		// Same socket: swap the front end in place.
-		prev := old.gen.Swap(gen)
-		m.certs.releaseSet(old.certs)
-		old.certs, old.cfg = set, cfg
-		m.drain(prev)
-	} else {
-		l := &listener{m: m, id: id, cfg: cfg, sock: sock, certs: set, done: make(chan struct{}), stopping: make(chan struct{})}
-		l.ctx, l.cancel = context.WithCancel(context.Background())
-		l.gen.Store(gen)
-		m.listeners[id] = l
-		go m.acceptLoop(l)
-		if old != nil {
-			m.stop(old)
-		}
-	}
-	m.log.Info("listener live", "id", id, "protocol", cfg.Protocol, "address", sock.Addr().String(), "tls", cfg.TLS.Mode)
+	c.Commit()
 	return nil
 }
 
-func (m *Manager) newGeneration(cfg config.Listener, addr net.Addr, tlsCfg *tls.Config) (*generation, error) {
+// Change is a prepared listener change: bound and built, not serving yet.
+// Exactly one of Commit and Abort must follow.
+type Change struct {
+	m     *Manager
+	id    string
+	cfg   config.Listener
+	old   *listener // the listener it replaces, if any
+	sock  net.Listener
+	certs *certSet
+	gen   *generation
+}
+
+// Prepare readies listener id with cfg without touching what serves: it
+// validates cfg, loads its certificate, binds its address (a socket that
+// stays is reused) and builds its front end with build (nil means
+// Options.NewFrontend). None of it holds the lock Status takes, so a slow
+// bind or build never makes Status wait. If it fails nothing changed.
+//
+// Callers serialize changes: no other Prepare, Apply or Remove of the same
+// listener may run until the Change is committed or aborted.
+func (m *Manager) Prepare(id string, cfg config.Listener, build NewFrontendFunc) (*Change, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
+	}
+	if build == nil {
+		build = m.opts.NewFrontend
+	}
+	m.mu.Lock()
+	old := m.listeners[id]
+	m.mu.Unlock()
+
+	c := &Change{m: m, id: id, cfg: cfg, old: old}
+	var tlsCfg *tls.Config
+	if cfg.TLS.Mode != config.TLSNone {
+		var err error
+		if c.certs, err = m.certs.newCertSet(cfg.TLS); err != nil {
+			return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
+		}
+		if tlsCfg, err = tlsConfig(cfg.TLS, c.certs, m.tickets); err != nil {
+			m.certs.releaseSet(c.certs)
+			return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
+		}
+	}
+
+	if old != nil && old.cfg.Addr() == cfg.Addr() {
+		c.sock = old.sock
+	} else {
+		var err error
+		if c.sock, err = net.Listen("tcp", cfg.Addr()); err != nil {
+			m.certs.releaseSet(c.certs)
+			return nil, kind(ErrConflict, fmt.Errorf("listener %q: cannot bind %s: %w", id, cfg.Addr(), err))
+		}
+	}
+
+	var err error
+	if c.gen, err = m.newGeneration(cfg, c.sock.Addr(), tlsCfg, build); err != nil {
+		if !c.reusesSocket() {
+			c.sock.Close()
+		}
+		m.certs.releaseSet(c.certs)
+		return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
+	}
+	return c, nil
+}
+
+func (c *Change) reusesSocket() bool { return c.old != nil && c.sock == c.old.sock }
+
+// Commit makes the change live: the new front end takes the next
+// connection; the one it replaces drains in the background.
+func (c *Change) Commit() {
+	m := c.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c.reusesSocket() {
+		// Same socket: swap the front end in place.
+		prev := c.old.gen.Swap(c.gen)
+		m.certs.releaseSet(c.old.certs)
+		c.old.certs, c.old.cfg = c.certs, c.cfg
+		m.drain(prev)
+	} else {
+		l := &listener{m: m, id: c.id, cfg: c.cfg, sock: c.sock, certs: c.certs, done: make(chan struct{}), stopping: make(chan struct{})}
+		l.ctx, l.cancel = context.WithCancel(context.Background())
+		l.gen.Store(c.gen)
+		m.listeners[c.id] = l
+		go m.acceptLoop(l)
+		if c.old != nil {
+			m.stop(c.old)
+		}
+	}
+	m.log.Info("listener live", "id", c.id, "protocol", c.cfg.Protocol, "address", c.sock.Addr().String(), "tls", c.cfg.TLS.Mode)
+}
+
+// Abort undoes Prepare: the socket it bound is closed, its front end shut
+// down; the listener serves as before.
+func (c *Change) Abort() {
+	c.gen.queue.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), c.m.opts.DrainTimeout)
+	_ = c.gen.fe.Shutdown(ctx)
+	cancel()
+	if !c.reusesSocket() {
+		c.sock.Close()
+	}
+	c.m.certs.releaseSet(c.certs)
+}
+
+func (m *Manager) newGeneration(cfg config.Listener, addr net.Addr, tlsCfg *tls.Config, build NewFrontendFunc) (*generation, error) {
 	gen := &generation{queue: newConnQueue(addr)}
 	var starttls *tls.Config
 	switch cfg.TLS.Mode {
@@ -249,7 +304,7 @@ func (m *Manager) newGeneration(cfg config.Listener, addr net.Addr, tlsCfg *tls.
 	case config.TLSStartTLS:
 		starttls = tlsCfg
 	}
-	fe, err := m.opts.NewFrontend(cfg, starttls)
+	fe, err := build(cfg, starttls)
 	if err != nil {
 		return nil, err
 	}
@@ -303,11 +358,13 @@ func (m *Manager) stop(l *listener) {
 // Remove stops listener id and frees its port; sessions in flight drain in
 // the background.
 func (m *Manager) Remove(id string) error {
+	m.changeMu.Lock()
+	defer m.changeMu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.listeners[id]
 	if !ok {
-		return control.NotFound("listener %q does not exist", id)
+		return kind(ErrNotFound, fmt.Errorf("listener %q does not exist", id))
 	}
 	delete(m.listeners, id)
 	m.stop(l)
@@ -318,6 +375,8 @@ func (m *Manager) Remove(id string) error {
 // Shutdown stops every listener and waits for sessions to drain until ctx
 // is done.
 func (m *Manager) Shutdown(ctx context.Context) error {
+	m.changeMu.Lock()
+	defer m.changeMu.Unlock()
 	m.mu.Lock()
 	for id, l := range m.listeners {
 		delete(m.listeners, id)
@@ -334,15 +393,53 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Status is what one listener really does.
+type Status struct {
+	// Address is the bound host:port.
+	Address  string
+	Protocol string
+	Mode     string
+	Bound    bool
+	// CertificateFingerprint is the SHA-256 fingerprint of the served
+	// leaf certificate, in keytool's notation; empty without TLS.
+	CertificateFingerprint string
+	CertificateNotAfter    time.Time
+	OpenConnections        int64
+	// LastError is the latest problem, such as a keystore that failed to
+	// reload (the previous certificate keeps serving).
+	LastError string
+	// Certificates describes each certificate the listener serves, the
+	// default (whose fingerprint is CertificateFingerprint) first.
+	Certificates []CertificateStatus
+}
+
+// CertificateStatus is one certificate source of a listener.
+type CertificateStatus struct {
+	// Source names the keystore (and alias) or PEM files.
+	Source string
+	// Names are the names it serves (DNS names, or the common name).
+	Names       []string
+	Fingerprint string
+	NotAfter    time.Time
+	// Served is false while handshakes do not get it: a certificate that
+	// must be stapled without a good OCSP response.
+	Served bool
+	// OCSP describes its stapling, "" when it names no responder.
+	OCSP string
+	// LastError is why the latest reload failed (the previous certificate
+	// keeps serving).
+	LastError string
+}
+
 // Status reports what listener id really does.
-func (m *Manager) Status(id string) (control.ListenerStatus, bool) {
-	m.mu.Lock() // Apply changes l.cfg and l.certs in place
+func (m *Manager) Status(id string) (Status, bool) {
+	m.mu.Lock() // Commit changes l.cfg and l.certs in place
 	defer m.mu.Unlock()
 	l, ok := m.listeners[id]
 	if !ok {
-		return control.ListenerStatus{}, false
+		return Status{}, false
 	}
-	st := control.ListenerStatus{
+	st := Status{
 		Address:         l.sock.Addr().String(),
 		Protocol:        l.cfg.Protocol,
 		Mode:            l.cfg.TLS.Mode,

@@ -18,7 +18,6 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
-	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
 
 func TestModes(t *testing.T) {
@@ -301,7 +300,7 @@ func TestBadKeystoreOnReloadKeepsServing(t *testing.T) {
 		{"removed", func() { os.Remove(ks.path) }},
 	} {
 		bad.write()
-		var st control.ListenerStatus
+		var st Status
 		testutil.Eventually(t, bad.name+": status to report the error", func() bool {
 			st, _ = m.Status("imaps")
 			return st.LastError != ""
@@ -373,7 +372,7 @@ func TestPortInUse(t *testing.T) {
 
 	// A new listener on the busy port.
 	err = m.Apply("b", tlsListener(busyPort, config.TLSStartTLS, ks))
-	if err == nil || !errors.Is(err, control.ErrConflict) || !strings.Contains(err.Error(), busy.Addr().String()) {
+	if err == nil || !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), busy.Addr().String()) {
 		t.Fatalf("Apply on a busy port: %v; want a conflict naming %s", err, busy.Addr())
 	}
 	if _, ok := m.Status("b"); ok {
@@ -423,7 +422,7 @@ func TestBadKeystoreRefusedOnApply(t *testing.T) {
 		next.TLS.Mode = config.TLSStartTLS
 		mutate(&next)
 		err := m.Apply("a", next)
-		if err == nil || !errors.Is(err, control.ErrInvalid) {
+		if err == nil || !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Apply = %v, want an invalid-request error", name, err)
 			continue
 		}
@@ -693,7 +692,7 @@ func TestRemove(t *testing.T) {
 		t.Fatalf("port not freed: %v", err)
 	}
 	ln.Close()
-	if err := m.Remove("pop3"); !errors.Is(err, control.ErrNotFound) {
+	if err := m.Remove("pop3"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("second Remove: %v", err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
-	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
 
 // certSet is the certificates of one listener: its sources, the default
@@ -197,10 +196,10 @@ func lowerName(name string) string {
 
 // status describes the set in st: the default's certificate as the
 // listener's, and each source.
-func (set *certSet) status(st *control.ListenerStatus, t config.TLS) {
+func (set *certSet) status(st *Status, t config.TLS) {
 	var problems []string
 	for i, s := range set.sources {
-		cs := control.CertificateStatus{Source: s.name(), LastError: s.lastError()}
+		cs := CertificateStatus{Source: s.name(), LastError: s.lastError()}
 		if s.key.Alias != "" {
 			cs.Source += " alias " + s.key.Alias
 		}
