@@ -50,15 +50,30 @@ type listenerModel struct {
 }
 
 type tlsModel struct {
-	Mode             types.String `tfsdk:"mode"`
+	Mode             types.String       `tfsdk:"mode"`
+	KeystorePath     types.String       `tfsdk:"keystore_path"`
+	KeystorePassword types.String       `tfsdk:"keystore_password"`
+	KeyPassword      types.String       `tfsdk:"key_password"`
+	Alias            types.String       `tfsdk:"alias"`
+	MinVersion       types.String       `tfsdk:"min_version"`
+	CipherSuites     types.List         `tfsdk:"cipher_suites"`
+	ClientAuth       types.String       `tfsdk:"client_auth"`
+	Expected         types.String       `tfsdk:"expected_fingerprint_sha256"`
+	Certificates     []certificateModel `tfsdk:"certificate"`
+	SessionTickets   types.Bool         `tfsdk:"session_tickets"`
+	TicketLifetime   types.String       `tfsdk:"session_ticket_lifetime"`
+	OCSPStapling     types.Bool         `tfsdk:"ocsp_stapling"`
+}
+
+// certificateModel is one tls.certificate block: a keystore entry or a
+// pair of PEM files.
+type certificateModel struct {
 	KeystorePath     types.String `tfsdk:"keystore_path"`
 	KeystorePassword types.String `tfsdk:"keystore_password"`
 	KeyPassword      types.String `tfsdk:"key_password"`
 	Alias            types.String `tfsdk:"alias"`
-	MinVersion       types.String `tfsdk:"min_version"`
-	CipherSuites     types.List   `tfsdk:"cipher_suites"`
-	ClientAuth       types.String `tfsdk:"client_auth"`
-	Expected         types.String `tfsdk:"expected_fingerprint_sha256"`
+	CertificateFile  types.String `tfsdk:"certificate_file"`
+	PrivateKeyFile   types.String `tfsdk:"private_key_file"`
 }
 
 // quoted renders an enumeration for descriptions: `a`, `b` or `c`.
@@ -137,12 +152,14 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 						Validators: []validator.String{stringvalidator.OneOf(config.TLSModes...)},
 					},
 					"keystore_path": schema.StringAttribute{
-						MarkdownDescription: "JKS or PKCS#12 keystore holding the certificate. Required unless `mode` is `none`. " +
+						MarkdownDescription: "JKS or PKCS#12 keystore holding the default certificate: the one served to " +
+							"clients whose server name (SNI) no `certificate` block serves, or that send none. Unless `mode` " +
+							"is `none`, it or a `certificate` block is required (without it the first block is the default). " +
 							"The runtime watches it: a renewed or edited keystore is served from the next handshake.",
 						Optional: true,
 					},
 					"keystore_password": schema.StringAttribute{
-						MarkdownDescription: "Password of the keystore. Required unless `mode` is `none`.",
+						MarkdownDescription: "Password of the keystore. Required with `keystore_path`.",
 						Optional:            true,
 						Sensitive:           true,
 						Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
@@ -170,7 +187,7 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 					},
 					"client_auth": schema.StringAttribute{
 						MarkdownDescription: "Client certificates: " + quoted(config.ClientAuthModes) + ". Checked against the " +
-							"keystore's trusted certificate entries, as a Java truststore would. Defaults to `none`.",
+							"trusted certificate entries of `keystore_path`, as a Java truststore would. Defaults to `none`.",
 						Optional:   true,
 						Validators: []validator.String{stringvalidator.OneOf(config.ClientAuthModes...)},
 					},
@@ -182,6 +199,70 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 							"drift. Without it, apply checks that the port serves the keystore's certificate when the `tls` " +
 							"block changes.",
 						Optional: true,
+					},
+					"session_tickets": schema.BoolAttribute{
+						MarkdownDescription: "Session resumption with tickets (TLS 1.2 tickets, TLS 1.3 PSK), so that a client " +
+							"that reconnects skips the full handshake. On unless set to `false`, which suits MX ports: some " +
+							"sending MTAs mishandle tickets. The ticket keys are the server's, shared by all its listeners (a " +
+							"ticket from port 993 resumes on 465), kept in memory only and rotated daily.",
+						Optional: true,
+					},
+					"session_ticket_lifetime": schema.StringAttribute{
+						MarkdownDescription: fmt.Sprintf("How long a ticket resumes a session, as a duration such as `12h`, "+
+							"from `%s` to `%s` (RFC 8446's limit). Defaults to `%s`.", config.MinSessionTicketLifetime,
+							config.MaxSessionTicketLifetime, config.DefaultSessionTicketLifetime),
+						Optional:   true,
+						Validators: []validator.String{ticketLifetime{}},
+					},
+					"ocsp_stapling": schema.BoolAttribute{
+						MarkdownDescription: "Staple OCSP responses to certificates that name an OCSP responder: the runtime " +
+							"fetches them in the background, keeps them in the server's state directory across restarts and " +
+							"fetches again half-way through their validity; a handshake never waits for a responder. A " +
+							"certificate with the must-staple extension (RFC 7633) is served only with a good response. On " +
+							"unless set to `false`.",
+						Optional: true,
+					},
+				},
+				Blocks: map[string]schema.Block{
+					"certificate": schema.ListNestedBlock{
+						MarkdownDescription: "More certificates on this port, chosen per handshake by the server name the " +
+							"client asks for (SNI): a certificate for exactly that name, then one whose wildcard covers it, " +
+							"then the default (`keystore_path`, else the first block). Among certificates for one name (an RSA " +
+							"and an ECDSA one), each client gets the first it supports, ECDSA before RSA: old clients get RSA, " +
+							"new ones the cheaper ECDSA handshake. Each is a keystore entry (`keystore_path`, " +
+							"`keystore_password`, `key_password`, `alias`) or PEM files (`certificate_file`, " +
+							"`private_key_file`, as certbot and cert-manager write them); each is watched and reloaded on its own.",
+						NestedObject: schema.NestedBlockObject{
+							Attributes: map[string]schema.Attribute{
+								"keystore_path": schema.StringAttribute{
+									MarkdownDescription: "JKS or PKCS#12 keystore; an `acme` keystore's renewals are served as they land.",
+									Optional:            true,
+								},
+								"keystore_password": schema.StringAttribute{
+									MarkdownDescription: "Password of the keystore.",
+									Optional:            true,
+									Sensitive:           true,
+									Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+								},
+								"key_password": schema.StringAttribute{
+									MarkdownDescription: "Password of the private key entry when it differs from the keystore's (JKS only).",
+									Optional:            true,
+									Sensitive:           true,
+								},
+								"alias": schema.StringAttribute{
+									MarkdownDescription: "Private key entry to serve. Optional when the keystore holds exactly one.",
+									Optional:            true,
+								},
+								"certificate_file": schema.StringAttribute{
+									MarkdownDescription: "PEM file with the certificate chain, leaf first (certbot's `fullchain.pem`).",
+									Optional:            true,
+								},
+								"private_key_file": schema.StringAttribute{
+									MarkdownDescription: "PEM file with the private key (PKCS#8, PKCS#1 or SEC 1, unencrypted; certbot's `privkey.pem`).",
+									Optional:            true,
+								},
+							},
+						},
 					},
 				},
 			},
@@ -209,10 +290,27 @@ func (r *listenerResource) ValidateConfig(ctx context.Context, req resource.Vali
 	if mode.IsUnknown() || mode.IsNull() || mode.ValueString() == config.TLSNone {
 		return
 	}
-	for attr, v := range map[string]types.String{"keystore_path": m.TLS.KeystorePath, "keystore_password": m.TLS.KeystorePassword} {
-		if v.IsNull() {
-			resp.Diagnostics.AddAttributeError(path.Root("tls").AtName(attr), "Missing TLS Attribute",
-				fmt.Sprintf("tls.%s is required when tls.mode is %q.", attr, mode.ValueString()))
+	if m.TLS.KeystorePath.IsNull() && len(m.TLS.Certificates) == 0 {
+		resp.Diagnostics.AddAttributeError(path.Root("tls").AtName("keystore_path"), "Missing TLS Attribute",
+			fmt.Sprintf("tls.keystore_path (or a tls.certificate block) is required when tls.mode is %q.", mode.ValueString()))
+	}
+	if !m.TLS.KeystorePath.IsNull() && m.TLS.KeystorePassword.IsNull() {
+		resp.Diagnostics.AddAttributeError(path.Root("tls").AtName("keystore_password"), "Missing TLS Attribute",
+			fmt.Sprintf("tls.keystore_password is required with tls.keystore_path when tls.mode is %q.", mode.ValueString()))
+	}
+	for i, c := range m.TLS.Certificates {
+		given := func(v types.String) string {
+			if v.IsNull() {
+				return ""
+			}
+			return "given" // unknown counts as given
+		}
+		src := config.Certificate{KeystorePath: given(c.KeystorePath), KeystorePassword: given(c.KeystorePassword),
+			KeyPassword: given(c.KeyPassword), Alias: given(c.Alias),
+			CertificateFile: given(c.CertificateFile), PrivateKeyFile: given(c.PrivateKeyFile)}
+		if err := src.Validate(); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("tls").AtName("certificate").AtListIndex(i), "Invalid Certificate Block",
+				fmt.Sprintf("tls.certificate[%d] names %s.", i, err))
 		}
 	}
 	if m.Port.IsUnknown() || m.Protocol.IsUnknown() {
@@ -264,15 +362,53 @@ func (m *listenerModel) settings(ctx context.Context, abs func(string) (string, 
 		if diags := t.CipherSuites.ElementsAs(ctx, &l.TLS.CipherSuites, false); diags.HasError() {
 			return l, fmt.Errorf("tls.cipher_suites must be a list of strings")
 		}
-		if l.TLS.KeystorePath != "" {
-			p, err := abs(l.TLS.KeystorePath)
-			if err != nil {
-				return l, fmt.Errorf("tls.keystore_path: %w", err)
+		l.TLS.SessionTickets = boolPointer(t.SessionTickets)
+		l.TLS.OCSPStapling = boolPointer(t.OCSPStapling)
+		l.TLS.SessionTicketLifetime = t.TicketLifetime.ValueString()
+		for _, c := range t.Certificates {
+			l.TLS.Certificates = append(l.TLS.Certificates, config.Certificate{
+				KeystorePath: c.KeystorePath.ValueString(), KeystorePassword: c.KeystorePassword.ValueString(),
+				KeyPassword: c.KeyPassword.ValueString(), Alias: c.Alias.ValueString(),
+				CertificateFile: c.CertificateFile.ValueString(), PrivateKeyFile: c.PrivateKeyFile.ValueString(),
+			})
+		}
+		// The runtime runs in its own folder: give it absolute paths.
+		paths := map[string]*string{"tls.keystore_path": &l.TLS.KeystorePath}
+		for i := range l.TLS.Certificates {
+			c := &l.TLS.Certificates[i]
+			paths[fmt.Sprintf("tls.certificate[%d].keystore_path", i)] = &c.KeystorePath
+			paths[fmt.Sprintf("tls.certificate[%d].certificate_file", i)] = &c.CertificateFile
+			paths[fmt.Sprintf("tls.certificate[%d].private_key_file", i)] = &c.PrivateKeyFile
+		}
+		for name, p := range paths {
+			if *p == "" {
+				continue
 			}
-			l.TLS.KeystorePath = p
+			a, err := abs(*p)
+			if err != nil {
+				return l, fmt.Errorf("%s: %w", name, err)
+			}
+			*p = a
 		}
 	}
 	return l, l.Validate()
+}
+
+// boolPointer maps an optional bool to the runtime's "nil means the
+// default".
+func boolPointer(v types.Bool) *bool {
+	if v.IsNull() || v.IsUnknown() {
+		return nil
+	}
+	b := v.ValueBool()
+	return &b
+}
+
+func optionalBool(b *bool) types.Bool {
+	if b == nil {
+		return types.BoolNull()
+	}
+	return types.BoolValue(*b)
 }
 
 // splitListenerID splits "<server_id>/<listener id>".
@@ -398,21 +534,44 @@ func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, r
 // attributes the runtime reports as empty stay null.
 func readTLS(ctx context.Context, t config.TLS, prior *tlsModel, abs func(string) (string, error), diags *diag.Diagnostics) *tlsModel {
 	m := &tlsModel{
-		Mode:         types.StringValue(t.Mode),
-		KeystorePath: optionalString(t.KeystorePath),
-		Alias:        optionalString(t.Alias),
-		MinVersion:   optionalString(t.MinVersion),
-		ClientAuth:   optionalString(t.ClientAuth),
-		CipherSuites: types.ListNull(types.StringType),
+		Mode:           types.StringValue(t.Mode),
+		KeystorePath:   optionalString(t.KeystorePath),
+		Alias:          optionalString(t.Alias),
+		MinVersion:     optionalString(t.MinVersion),
+		ClientAuth:     optionalString(t.ClientAuth),
+		CipherSuites:   types.ListNull(types.StringType),
+		SessionTickets: optionalBool(t.SessionTickets),
+		TicketLifetime: optionalString(t.SessionTicketLifetime),
+		OCSPStapling:   optionalBool(t.OCSPStapling),
+	}
+	// asWritten keeps a path as the configuration wrote it when the
+	// runtime holds its absolute form.
+	asWritten := func(prior types.String, held string) types.String {
+		if p, err := abs(prior.ValueString()); err == nil && !prior.IsNull() && p == held {
+			return prior
+		}
+		return optionalString(held)
 	}
 	if prior != nil {
 		m.KeystorePassword, m.KeyPassword, m.Expected = prior.KeystorePassword, prior.KeyPassword, prior.Expected
-		// The runtime holds the absolute form of a relative path.
-		if p, err := abs(prior.KeystorePath.ValueString()); err == nil && p == t.KeystorePath {
-			m.KeystorePath = prior.KeystorePath
-		}
+		m.KeystorePath = asWritten(prior.KeystorePath, t.KeystorePath)
 	} else {
 		m.KeystorePassword, m.KeyPassword, m.Expected = types.StringNull(), types.StringNull(), types.StringNull()
+	}
+	for i, c := range t.Certificates {
+		cm := certificateModel{
+			KeystorePath: optionalString(c.KeystorePath), KeystorePassword: types.StringNull(), KeyPassword: types.StringNull(),
+			Alias: optionalString(c.Alias), CertificateFile: optionalString(c.CertificateFile), PrivateKeyFile: optionalString(c.PrivateKeyFile),
+		}
+		if prior != nil && i < len(prior.Certificates) {
+			// The runtime never returns passwords.
+			p := prior.Certificates[i]
+			cm.KeystorePassword, cm.KeyPassword = p.KeystorePassword, p.KeyPassword
+			cm.KeystorePath = asWritten(p.KeystorePath, c.KeystorePath)
+			cm.CertificateFile = asWritten(p.CertificateFile, c.CertificateFile)
+			cm.PrivateKeyFile = asWritten(p.PrivateKeyFile, c.PrivateKeyFile)
+		}
+		m.Certificates = append(m.Certificates, cm)
 	}
 	if len(t.CipherSuites) > 0 {
 		l, d := types.ListValueFrom(ctx, types.StringType, t.CipherSuites)
@@ -450,6 +609,28 @@ func (r *listenerResource) ImportState(ctx context.Context, req resource.ImportS
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+}
+
+// ticketLifetime validates tls.session_ticket_lifetime.
+type ticketLifetime struct{}
+
+var _ validator.String = ticketLifetime{}
+
+func (ticketLifetime) Description(context.Context) string {
+	return fmt.Sprintf("must be a duration from %s to %s", config.MinSessionTicketLifetime, config.MaxSessionTicketLifetime)
+}
+
+func (v ticketLifetime) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v ticketLifetime) ValidateString(ctx context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	t := config.TLS{Mode: config.TLSNone, SessionTicketLifetime: req.ConfigValue.ValueString()}
+	if err := t.Validate(); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Session Ticket Lifetime",
+			fmt.Sprintf("%q %s, e.g. \"12h\".", req.ConfigValue.ValueString(), v.Description(ctx)))
+	}
 }
 
 // ipAddress validates an IP address literal.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -18,33 +20,36 @@ import (
 // answer: that a port serves the certificate it should, why a port is
 // refused, and the secrets an import cannot get from the API.
 
-func settingsEqual(a, b config.Listener) bool {
-	return a.Protocol == b.Protocol && a.Address == b.Address && a.Port == b.Port &&
-		a.TLS.Mode == b.TLS.Mode && a.TLS.KeystorePath == b.TLS.KeystorePath &&
-		a.TLS.KeystorePassword == b.TLS.KeystorePassword && a.TLS.KeyPassword == b.TLS.KeyPassword &&
-		a.TLS.Alias == b.TLS.Alias && a.TLS.MinVersion == b.TLS.MinVersion &&
-		slices.Equal(a.TLS.CipherSuites, b.TLS.CipherSuites) && a.TLS.ClientAuth == b.TLS.ClientAuth
-}
+func settingsEqual(a, b config.Listener) bool { return reflect.DeepEqual(a, b) }
 
 // certificateWait bounds how long apply waits for a port to serve the
 // right certificate; the runtime checks keystores every second.
 const certificateWait = 10 * time.Second
 
-// awaitCertificate waits until listener id serves want, or the keystore's
-// own certificate when want is empty.
+// awaitCertificate waits until listener id serves what its certificate
+// sources hold now - every one of them, each read from its files on the
+// host - and, for the default, want when it is not empty.
 func (r *listenerResource) awaitCertificate(ctx context.Context, client *control.Client, id string, t config.TLS, want string, obj control.ListenerObject) (control.ListenerObject, error) {
-	if want == "" {
-		cert, err := keystore.LoadCertificate(ctx, r.data.file(t.KeystorePath), []byte(t.KeystorePassword), []byte(t.KeyPassword), t.Alias)
+	sources := t.Sources()
+	held := make([]string, len(sources))
+	for i, src := range sources {
+		fp, err := r.sourceFingerprint(ctx, src)
 		if err != nil {
 			return obj, fmt.Errorf("reading the certificate listener %s should serve: %w", id, err)
 		}
-		want = keystore.Fingerprint(cert.Leaf)
+		held[i] = fp
+	}
+	if want == "" {
+		want = held[0]
 	}
 	deadline := time.Now().Add(certificateWait)
-	for obj.Status.CertificateFingerprint != want {
+	for {
+		wrong := servingWrong(obj.Status, sources, held, want)
+		if wrong == "" {
+			return obj, nil
+		}
 		if time.Now().After(deadline) {
-			return obj, fmt.Errorf("after %s, %s serves the certificate with SHA-256 fingerprint %s, not %s (keystore %s%s)",
-				certificateWait, obj.Status.Address, obj.Status.CertificateFingerprint, want, t.KeystorePath, lastError(obj.Status))
+			return obj, fmt.Errorf("after %s, %s %s%s", certificateWait, obj.Status.Address, wrong, lastError(obj.Status))
 		}
 		select {
 		case <-ctx.Done():
@@ -56,7 +61,54 @@ func (r *listenerResource) awaitCertificate(ctx context.Context, client *control
 			return obj, err
 		}
 	}
-	return obj, nil
+}
+
+// servingWrong says what a listener's status shows it does not serve
+// yet: "" when the default is want and every source serves held.
+func servingWrong(st control.ListenerStatus, sources []config.Certificate, held []string, want string) string {
+	if st.CertificateFingerprint != want {
+		return fmt.Sprintf("serves the certificate with SHA-256 fingerprint %s, not %s (%s)",
+			st.CertificateFingerprint, want, sourceName(sources[0]))
+	}
+	if len(sources) == 1 {
+		return ""
+	}
+	if len(st.Certificates) != len(sources) {
+		return fmt.Sprintf("reports %d certificates, not %d", len(st.Certificates), len(sources))
+	}
+	for i, c := range st.Certificates {
+		if c.Fingerprint != held[i] || !c.Served {
+			return fmt.Sprintf("does not serve %s (SHA-256 %s) for %s yet", sourceName(sources[i]), held[i], strings.Join(c.Names, ", "))
+		}
+	}
+	return ""
+}
+
+func sourceName(c config.Certificate) string {
+	if c.KeystorePath != "" {
+		return "keystore " + c.KeystorePath
+	}
+	return "certificate " + c.CertificateFile
+}
+
+// sourceFingerprint reads the certificate a source holds on the host.
+func (r *listenerResource) sourceFingerprint(ctx context.Context, c config.Certificate) (string, error) {
+	if c.KeystorePath != "" {
+		cert, err := keystore.LoadCertificate(ctx, r.data.file(c.KeystorePath), []byte(c.KeystorePassword), []byte(c.KeyPassword), c.Alias)
+		if err != nil {
+			return "", err
+		}
+		return keystore.Fingerprint(cert.Leaf), nil
+	}
+	data, err := r.data.file(c.CertificateFile).Read(ctx)
+	if err != nil {
+		return "", err
+	}
+	chain, err := keystore.ParseCertificatesPEM(data)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", c.CertificateFile, err)
+	}
+	return keystore.Fingerprint(chain[0]), nil
 }
 
 func lastError(s control.ListenerStatus) string {
@@ -117,10 +169,17 @@ func (r *listenerResource) storedSecrets(ctx context.Context, serverID, id strin
 	if !ok {
 		return nil
 	}
-	return &tlsModel{
+	m := &tlsModel{
 		KeystorePath:     types.StringNull(),
 		KeystorePassword: optionalString(l.TLS.KeystorePassword),
 		KeyPassword:      optionalString(l.TLS.KeyPassword),
 		Expected:         types.StringNull(),
 	}
+	for _, c := range l.TLS.Certificates {
+		m.Certificates = append(m.Certificates, certificateModel{
+			KeystorePath: types.StringNull(), CertificateFile: types.StringNull(), PrivateKeyFile: types.StringNull(),
+			KeystorePassword: optionalString(c.KeystorePassword), KeyPassword: optionalString(c.KeyPassword),
+		})
+	}
+	return m
 }

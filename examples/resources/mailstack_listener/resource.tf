@@ -29,3 +29,46 @@ resource "mailstack_listener" "imap" {
     min_version       = "1.2"
   }
 }
+
+# The MX port, STARTTLS on 25, without session tickets: some sending MTAs
+# mishandle them, and a mail server's peers rarely reconnect soon enough to
+# resume anyway.
+resource "mailstack_listener" "mx" {
+  server_id = mailstack_server.mx.id
+  protocol  = "smtp"
+  port      = 25
+
+  tls {
+    mode              = "starttls"
+    keystore_path     = mailstack_keystore.mx.path
+    keystore_password = var.keystore_password
+    session_tickets   = false
+  }
+}
+
+# IMAP on 993 for two domains on one address, chosen by the name the client
+# asks for (SNI). mail.a.example has an RSA certificate (the default) and an
+# ECDSA one: clients that support ECDSA get the cheaper handshake, older ones
+# RSA. mail.b.example comes from certbot's PEM files; each certificate is
+# reloaded on its own when it is renewed.
+resource "mailstack_listener" "imaps" {
+  server_id = mailstack_server.mx.id
+  protocol  = "imap"
+  port      = 993
+
+  tls {
+    mode                    = "implicit"
+    keystore_path           = mailstack_keystore.mx.path
+    keystore_password       = var.keystore_password
+    session_ticket_lifetime = "12h"
+
+    certificate {
+      keystore_path     = mailstack_keystore.mx_ecdsa.path
+      keystore_password = var.keystore_password
+    }
+    certificate {
+      certificate_file = "/etc/letsencrypt/live/mail.b.example/fullchain.pem"
+      private_key_file = "/etc/letsencrypt/live/mail.b.example/privkey.pem"
+    }
+  }
+}
