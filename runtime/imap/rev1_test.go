@@ -220,3 +220,53 @@ func TestClientInputIsNeverServerBug(t *testing.T) {
 		})
 	}
 }
+
+func TestSort(t *testing.T) {
+	env := newEnv(t, "")
+	for _, m := range []struct{ subject, from, date string }{
+		{"Re: beta", "Zed <zed@example.org>", "Tue, 03 Jan 2006 10:00:00 +0000"},
+		{"alpha", "amy@example.org", "Mon, 02 Jan 2006 10:00:00 +0000"},
+		{"[list] Fwd: Beta (fwd)", "Bob <bob@example.org>", "Wed, 04 Jan 2006 10:00:00 +0000"},
+	} {
+		body := "From: " + m.from + "\r\nTo: alice@example.com\r\nSubject: " + m.subject + "\r\nDate: " + m.date + "\r\n\r\nbody\r\n"
+		if err := env.store.Deliver(t.Context(), []string{testUser}, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	tc.ok("SELECT INBOX")
+	for _, c := range []struct{ cmd, want string }{
+		// RFC 5256 2.1: "Re: beta" and "[list] Fwd: Beta (fwd)" share the base subject BETA.
+		{"SORT (SUBJECT) UTF-8 ALL", "* SORT 2 1 3"},
+		{"SORT (REVERSE SUBJECT) UTF-8 ALL", "* SORT 1 3 2"},
+		// RFC 5256 3: FROM sorts by the first address's mailbox.
+		{"SORT (FROM) UTF-8 ALL", "* SORT 2 3 1"},
+		{"SORT (DATE) UTF-8 ALL", "* SORT 2 1 3"},
+		{"SORT (ARRIVAL) UTF-8 NOT SUBJECT alpha", "* SORT 1 3"},
+		{"UID SORT (REVERSE DATE) UTF-8 ALL", "* SORT 3 1 2"},
+	} {
+		if u := tc.ok("%s", c.cmd); !contains(u, c.want) {
+			t.Fatalf("%s: %q, want %q", c.cmd, u, c.want)
+		}
+	}
+	tc.status("BAD", "SORT (NOSUCHKEY) UTF-8 ALL")
+	tc.status("NO [BADCHARSET]", "SORT (SUBJECT) KOI8-R ALL")
+}
+
+func TestBaseSubject(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"Hello", "HELLO"},
+		{"Re: Hello", "HELLO"},
+		{"RE: re: fwd: Hello (fwd) (FWD)", "HELLO"},
+		{"[list] Re: [other] Hello", "HELLO"},
+		{"[xyz]", "[XYZ]"},
+		{"[fwd: Re: Hello]", "HELLO"},
+		{"=?utf-8?q?Re=3A_caf=C3=A9?=", "CAFé"},
+		{"Re:   lots \t of   space", "LOTS OF SPACE"},
+		{"", ""},
+	} {
+		if got := BaseSubject(c.in); got != c.want {
+			t.Errorf("BaseSubject(%q) = %q, want %q (RFC 5256 2.1)", c.in, got, c.want)
+		}
+	}
+}

@@ -21,43 +21,15 @@ import (
 // return options and SEARCHRES (RFC 5182). Messages are read from disk only
 // when a criterion needs the header or body.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
-	sel := s.sel
-	var live []int
-	for i, m := range sel.msgs {
-		if !m.gone {
-			live = append(live, i)
-		}
-	}
-	infos, err := s.srv.store.Lookup(s.user, sel.name, sel.uidsOf(live))
-	if err != nil {
-		return nil, s.imapError(err, imap.ResponseCodeNonExistent)
-	}
 	var (
-		data   imap.SearchData
-		seqs   imap.SeqSet
-		uids   imap.UIDSet
-		buf    []byte
-		maxUID uint32
+		data imap.SearchData
+		seqs imap.SeqSet
+		uids imap.UIDSet
 
 		allModSeq, minModSeq, maxModSeq uint64
-		numMsgs                         = uint32(len(sel.msgs))
 	)
-	if len(sel.msgs) > 0 {
-		maxUID = sel.msgs[len(sel.msgs)-1].uid
-	}
-	for _, m := range infos {
-		i := sel.indexOf(m.UID)
-		if i < 0 {
-			continue
-		}
-		c := &candidate{sel: sel, blobs: s.srv.store, info: m, seq: uint32(i + 1), numMsgs: numMsgs, maxUID: maxUID, buf: &buf}
-		ok := c.match(criteria)
-		if c.err != nil {
-			return nil, s.imapError(c.err, imap.ResponseCodeNonExistent)
-		}
-		if !ok {
-			continue
-		}
+	err := s.matching(criteria, func(c *candidate) error {
+		m := c.info
 		uids.AddNum(imap.UID(m.UID))
 		num := c.seq
 		if kind == imapserver.NumKindUID {
@@ -73,6 +45,10 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 		data.Count++
 		allModSeq = max(allModSeq, m.ModSeq)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if kind == imapserver.NumKindUID {
 		data.All = uids
@@ -92,9 +68,51 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		}
 	}
 	if options.ReturnSave {
-		sel.searchRes = uids
+		s.sel.searchRes = uids
 	}
 	return &data, nil
+}
+
+// matching calls found, in sequence order, for every message of the
+// selected mailbox that satisfies criteria. A candidate's content is only
+// valid during the call.
+func (s *session) matching(criteria *imap.SearchCriteria, found func(c *candidate) error) error {
+	sel := s.sel
+	var live []int
+	for i, m := range sel.msgs {
+		if !m.gone {
+			live = append(live, i)
+		}
+	}
+	infos, err := s.srv.store.Lookup(s.user, sel.name, sel.uidsOf(live))
+	if err != nil {
+		return s.imapError(err, imap.ResponseCodeNonExistent)
+	}
+	var (
+		buf     []byte
+		maxUID  uint32
+		numMsgs = uint32(len(sel.msgs))
+	)
+	if len(sel.msgs) > 0 {
+		maxUID = sel.msgs[len(sel.msgs)-1].uid
+	}
+	for _, m := range infos {
+		i := sel.indexOf(m.UID)
+		if i < 0 {
+			continue
+		}
+		c := &candidate{sel: sel, blobs: s.srv.store, info: m, seq: uint32(i + 1), numMsgs: numMsgs, maxUID: maxUID, buf: &buf}
+		ok := c.match(criteria)
+		if c.err != nil {
+			return s.imapError(c.err, imap.ResponseCodeNonExistent)
+		}
+		if ok {
+			if err := found(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // candidate is one message under test, with its content loaded lazily.

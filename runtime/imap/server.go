@@ -138,6 +138,7 @@ var capabilities = imap.CapSet{
 	imap.CapQuota:                 {},
 	imap.CapCondStore:             {},
 	imap.CapQResync:               {},
+	imap.CapSort:                  {},
 	imap.Cap("QUOTA=RES-STORAGE"): {},
 }
 

@@ -282,6 +282,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		sendOK = false
 	case "MOVE", "UID MOVE":
 		err = c.handleMove(dec, numKind)
+	case "SORT", "UID SORT":
+		err = c.handleSort(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
 	default:
