@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -269,4 +270,43 @@ func TestBaseSubject(t *testing.T) {
 			t.Errorf("BaseSubject(%q) = %q, want %q (RFC 5256 2.1)", c.in, got, c.want)
 		}
 	}
+}
+
+func TestThread(t *testing.T) {
+	env := newEnv(t, "")
+	for _, m := range []struct{ id, refs, subject, date string }{
+		{"<a@x>", "", "Plans", "Mon, 02 Jan 2006 10:00:00 +0000"},
+		{"<b@x>", "<a@x>", "Re: Plans", "Tue, 03 Jan 2006 10:00:00 +0000"},
+		{"<c@x>", "", "Lunch", "Tue, 03 Jan 2006 11:00:00 +0000"},
+		{"<d@x>", "<a@x> <b@x>", "Re: Plans", "Wed, 04 Jan 2006 10:00:00 +0000"},
+		{"<e@x>", "<a@x>", "Re: Plans", "Thu, 05 Jan 2006 10:00:00 +0000"},
+		{"<f@x>", "<gone@x>", "Re: Lunch", "Fri, 06 Jan 2006 10:00:00 +0000"},
+	} {
+		body := "From: bob@example.org\r\nMessage-ID: " + m.id + "\r\nSubject: " + m.subject + "\r\nDate: " + m.date + "\r\n"
+		if m.refs != "" {
+			body += "References: " + m.refs + "\r\n"
+		}
+		if err := env.store.Deliver(t.Context(), []string{testUser}, []byte(body+"\r\nbody\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	if u := tc.ok("CAPABILITY"); !strings.Contains(u[0], "THREAD=REFERENCES") || !strings.Contains(u[0], "THREAD=ORDEREDSUBJECT") || !strings.Contains(u[0], " SORT") {
+		t.Fatalf("not advertised: %q", u)
+	}
+	tc.ok("SELECT INBOX")
+	for _, c := range []struct{ cmd, want string }{
+		// RFC 5256 4: 2 and 5 reply to 1, 4 to 2; 6's parent is missing
+		// and its base subject joins it to 3.
+		{"THREAD REFERENCES UTF-8 ALL", "* THREAD (1 (2 4)(5))(3 6)"},
+		// RFC 5256 4, ORDEREDSUBJECT: by base subject, first message first.
+		{"THREAD ORDEREDSUBJECT UTF-8 ALL", "* THREAD (1 (2)(4)(5))(3 6)"},
+		{"THREAD REFERENCES UTF-8 SUBJECT lunch", "* THREAD (3 6)"},
+		{"THREAD REFERENCES UTF-8 SUBJECT nothing", "* THREAD"},
+	} {
+		if u := tc.ok("%s", c.cmd); !slices.Contains(u, c.want) {
+			t.Fatalf("%s: %q, want %q", c.cmd, u, c.want)
+		}
+	}
+	tc.status("BAD", "THREAD NOSUCH UTF-8 ALL")
 }

@@ -139,6 +139,8 @@ var capabilities = imap.CapSet{
 	imap.CapCondStore:             {},
 	imap.CapQResync:               {},
 	imap.CapSort:                  {},
+	"THREAD=ORDEREDSUBJECT":       {},
+	"THREAD=REFERENCES":           {},
 	imap.Cap("QUOTA=RES-STORAGE"): {},
 }
 

@@ -111,18 +111,27 @@ var wordDecoder = mime.WordDecoder{}
 // the i;ascii-casemap comparator, so that "Re: [fwd: Hello] (fwd)" and
 // "hello" sort together.
 func BaseSubject(subject string) string {
+	base, _ := baseSubject(subject)
+	return base
+}
+
+// baseSubject is BaseSubject, also reporting whether the subject marks a
+// reply or forward: whether a leader, a "(fwd)" trailer or a "[fwd: ]"
+// wrapper was removed (RFC 5256 4, REFERENCES step 5).
+func baseSubject(subject string) (string, bool) {
 	// (1) Decode encoded words; tabs and runs of white space become one
 	// space.
 	if d, err := wordDecoder.DecodeHeader(subject); err == nil {
 		subject = d
 	}
 	subject = strings.Join(strings.FieldsFunc(subject, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\n' }), " ")
+	reply := false
 	for {
 		// (2) Trailing "(fwd)" and white space.
 		for {
 			t := strings.TrimRight(subject, " ")
 			if strings.HasSuffix(strings.ToLower(t), "(fwd)") {
-				t = t[:len(t)-len("(fwd)")]
+				t, reply = t[:len(t)-len("(fwd)")], true
 			}
 			if t == subject {
 				break
@@ -131,7 +140,8 @@ func BaseSubject(subject string) string {
 		}
 		// (3)-(5) Leading subj-leader and subj-blob, as long as they go.
 		for {
-			t := stripLeader(subject)
+			t, refwd := stripLeader(subject)
+			reply = reply || refwd
 			if b, ok := cutBlob(t); ok && b != "" {
 				t = b
 			}
@@ -143,28 +153,19 @@ func BaseSubject(subject string) string {
 		// (6) "[fwd: ...]" around it all.
 		lower := strings.ToLower(subject)
 		if strings.HasPrefix(lower, "[fwd:") && strings.HasSuffix(subject, "]") {
-			subject = strings.TrimLeft(subject[len("[fwd:"):len(subject)-1], " ")
+			subject, reply = strings.TrimLeft(subject[len("[fwd:"):len(subject)-1], " "), true
 			continue
 		}
-		return asciiUpper(subject)
+		return asciiUpper(subject), reply
 	}
 }
 
-// asciiUpper is i;ascii-casemap's folding: a-z only (RFC 4790 9.2).
-func asciiUpper(s string) string {
-	return strings.Map(func(r rune) rune {
-		if 'a' <= r && r <= 'z' {
-			return r - ('a' - 'A')
-		}
-		return r
-	}, s)
-}
-
 // stripLeader removes one subj-leader: white space, or blobs followed by
-// "re", "fw" or "fwd", an optional blob and ":".
-func stripLeader(s string) string {
+// "re", "fw" or "fwd", an optional blob and ":"; refwd says it was the
+// latter.
+func stripLeader(s string) (rest string, refwd bool) {
 	if strings.HasPrefix(s, " ") {
-		return strings.TrimLeft(s, " ")
+		return strings.TrimLeft(s, " "), false
 	}
 	t := s
 	for {
@@ -175,7 +176,6 @@ func stripLeader(s string) string {
 		t = b
 	}
 	lower := strings.ToLower(t)
-	var rest string
 	switch {
 	case strings.HasPrefix(lower, "re"):
 		rest = t[2:]
@@ -184,16 +184,26 @@ func stripLeader(s string) string {
 	case strings.HasPrefix(lower, "fw"):
 		rest = t[2:]
 	default:
-		return s
+		return s, false
 	}
 	rest = strings.TrimLeft(rest, " ")
 	if b, ok := cutBlob(rest); ok {
 		rest = b
 	}
 	if !strings.HasPrefix(rest, ":") {
-		return s
+		return s, false
 	}
-	return rest[1:]
+	return rest[1:], true
+}
+
+// asciiUpper is i;ascii-casemap's folding: a-z only (RFC 4790 9.2).
+func asciiUpper(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' {
+			return r - ('a' - 'A')
+		}
+		return r
+	}, s)
 }
 
 // cutBlob removes a leading subj-blob, "[" *BLOBCHAR "]" *WSP, and reports

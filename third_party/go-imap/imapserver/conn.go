@@ -50,8 +50,8 @@ type Conn struct {
 
 func newConn(c net.Conn, server *Server) *Conn {
 	rw := server.options.wrapReadWriter(c)
-	br := bufio.NewReader(rw)
-	bw := bufio.NewWriter(rw)
+	br := bufio.NewReaderSize(rw, server.options.bufferSize(server.options.ReadBufferSize))
+	bw := bufio.NewWriterSize(rw, server.options.bufferSize(server.options.WriteBufferSize))
 	return &Conn{
 		conn:    c,
 		server:  server,
@@ -282,6 +282,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		sendOK = false
 	case "MOVE", "UID MOVE":
 		err = c.handleMove(dec, numKind)
+	case "THREAD", "UID THREAD":
+		err = c.handleThread(dec, numKind)
 	case "SORT", "UID SORT":
 		err = c.handleSort(dec, numKind)
 	case "SEARCH", "UID SEARCH":

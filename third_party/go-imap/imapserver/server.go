@@ -52,6 +52,11 @@ type Options struct {
 	// ID is what the server says of itself in answer to ID (RFC 2971);
 	// nil answers NIL. ID is advertised when imap.CapID is in Caps.
 	ID *imap.IDData
+	// ReadBufferSize and WriteBufferSize size each connection's buffers;
+	// zero means 4096. An idle connection keeps both, so a server with
+	// many idle clients and a connection that buffers writes itself can
+	// make them small.
+	ReadBufferSize, WriteBufferSize int
 	// Raw ingress and egress data will be written to this writer, if any.
 	// Note, this may include sensitive information such as credentials used
 	// during authentication.
@@ -222,4 +227,11 @@ func (s *Server) Close() error {
 	s.mutex.Unlock()
 
 	return err
+}
+
+func (options *Options) bufferSize(n int) int {
+	if n <= 0 {
+		return 4096
+	}
+	return n
 }
