@@ -31,6 +31,21 @@ type Backend interface {
 	Authenticate(ctx context.Context, username, password string) error
 }
 
+// Relayer is an optional [Backend] feature, detected by type assertion: a
+// backend that can send mail to other domains. With it, the submission
+// service (and only it: the MX service never relays) accepts recipients
+// the backend answers ErrRelayDenied for, from authenticated users, and
+// hands messages that have such recipients to Submit instead of Deliver.
+type Relayer interface {
+	// Submit stores body for the local recipients and queues it for the
+	// others, returning only when all of that is durable (fsynced); the
+	// 250 to DATA follows its nil return. user is the authenticated
+	// address the message comes from; body, as for Deliver, starts with
+	// the Received: header and must not be retained. Errors map to replies
+	// as Deliver's do.
+	Submit(ctx context.Context, user, from string, recipients []string, body []byte) error
+}
+
 // Errors a [Backend] wraps to choose the reply the client gets.
 var (
 	// ErrUnknownRecipient means the domain is local but the user does not

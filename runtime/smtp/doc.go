@@ -15,8 +15,11 @@
 // Submission (Options.Submission true) requires AUTH PLAIN or LOGIN before
 // MAIL, offers and accepts AUTH only over TLS (RFC 3207 section 4, RFC 4954
 // section 4) unless Options.AllowInsecureAuth is set on a listener without
-// TLS, requires the sender to be the authenticated address (RFC 6409 section
-// 6.1) and, until outbound relay exists, refuses recipients in other domains.
+// TLS, and requires the sender to be the authenticated address: in MAIL FROM
+// (RFC 6409 section 6.1) and in every From and Sender header field (RFC 6409
+// section 8; 550 5.7.1 otherwise). Recipients in other domains are accepted
+// from authenticated users when the backend is a [Relayer], which then takes
+// the message; without one they are refused with 550 5.7.1.
 //
 // A message is read into a pooled buffer bounded by Options.MaxMessageBytes,
 // a Received: header (RFC 5321 section 4.4) is put in front of it and the

@@ -70,6 +70,18 @@ func (b *memBackend) Authenticate(_ context.Context, username, password string) 
 	return fmt.Errorf("user %q: %w", username, ErrAuthFailed)
 }
 
+// relayBackend is a memBackend that can relay: Submit records the message
+// as Deliver does, with the sender prefixed by "relayed by <user>: ".
+type relayBackend struct{ *memBackend }
+
+var _ Relayer = relayBackend{}
+
+func newRelayBackend() *relayBackend { return &relayBackend{&memBackend{}} }
+
+func (b relayBackend) Submit(ctx context.Context, user, from string, recipients []string, body []byte) error {
+	return b.Deliver(ctx, "relayed by "+user+": "+from, recipients, body)
+}
+
 func (b *memBackend) delivered() []delivered {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -120,8 +132,11 @@ const (
 func startServer(t testing.TB, mode tlsMode, opts Options) *testServer {
 	t.Helper()
 	be := &memBackend{}
-	if opts.Backend == nil {
+	switch b := opts.Backend.(type) {
+	case nil:
 		opts.Backend = be
+	case *relayBackend:
+		be = b.memBackend
 	}
 	opts.Hostname = testHostname
 	if opts.Logger == nil {

@@ -23,7 +23,7 @@ func TestLog(t *testing.T) {
 	c.cmd("MAIL FROM:<alice@example.com>")
 	c.cmd("RCPT TO:<bob@example.com>")
 	c.cmd("DATA")
-	c.cmd("Subject: private\r\n\r\nconfidential body\r\n.")
+	c.cmd("From: alice@example.com\r\nSubject: private\r\n\r\nconfidential body\r\n.")
 	c.cmd("QUIT")
 	ts.Shutdown(t.Context())
 

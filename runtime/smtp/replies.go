@@ -12,9 +12,10 @@ var (
 	// RFC 5321 section 3.6.2 and 4.2.2; RFC 3463 X.7.1.
 	replyRelayDenied = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1},
 		Message: "Relaying denied: the recipient's domain is not served here"}
-	// Submission without outbound relay (RFC 6409 section 3.3 allows the refusal).
+	// Submission of a server without outbound delivery, or before AUTH
+	// (RFC 6409 section 3.3 allows the refusal).
 	replyRelayNotSupported = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1},
-		Message: "Relaying is not supported yet: only recipients in local domains are accepted"}
+		Message: "Relaying denied: only recipients in local domains are accepted here"}
 	// RFC 3463 X.1.1.
 	replyNoSuchUser = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1},
 		Message: "No such user here"}

@@ -40,9 +40,10 @@ type Options struct {
 	Hostname string
 
 	// Submission selects the message submission service (RFC 6409): AUTH is
-	// required before MAIL, the sender must be the authenticated address and
-	// recipients outside the local domains are refused ("relaying is not
-	// supported yet"). False selects the MX service, which offers no AUTH.
+	// required before MAIL, the envelope and header senders must be the
+	// authenticated address, and recipients outside the local domains are
+	// accepted only if the Backend is a Relayer. False selects the MX
+	// service, which offers no AUTH and never relays.
 	Submission bool
 
 	// TLSConfig, when non-nil, offers STARTTLS (RFC 3207). Nil offers no

@@ -44,6 +44,9 @@ type session struct {
 
 	from  string
 	rcpts []string
+	// relay is set when a recipient is outside the local domains
+	// (submission with a Relayer backend only).
+	relay bool
 
 	messages int
 	bytes    int64
@@ -87,6 +90,10 @@ func (s *session) Mail(from string, _ *gosmtp.MailOptions) error {
 // enforces MaxRecipients before calling it.
 func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	err := s.srv.opts.Backend.CheckRecipient(s.srv.ctx, to)
+	if errors.Is(err, ErrRelayDenied) && s.mayRelay() {
+		err = nil
+		s.relay = true
+	}
 	if err == nil {
 		s.rcpts = append(s.rcpts, to)
 		return nil
@@ -119,7 +126,13 @@ func (s *session) Data(r io.Reader) error {
 		return replyTempFailure
 	}
 
-	if err := s.srv.opts.Backend.Deliver(s.srv.ctx, s.from, s.rcpts, b); err != nil {
+	if s.srv.opts.Submission {
+		if reply := checkHeaderFrom(b, s.user); reply != nil {
+			s.srv.log.Warn("message refused: its From header is missing or not the authenticated address", "user", s.user, "remote", s.remote)
+			return reply
+		}
+	}
+	if err := s.deliver(b); err != nil {
 		reply, ok := deliverReply(err)
 		if !ok {
 			s.log.Error("delivering message", "from", s.from, "recipients", len(s.rcpts),
@@ -132,6 +145,22 @@ func (s *session) Data(r io.Reader) error {
 	s.log.Info("message delivered", "from", s.from, "recipients", len(s.rcpts),
 		"size", len(b), "remote", s.remote, "tls", s.tls != "", "user", s.user)
 	return nil
+}
+
+// mayRelay reports whether this session may send to other domains: only
+// an authenticated submission session, and only if the backend can relay.
+func (s *session) mayRelay() bool {
+	_, ok := s.srv.opts.Backend.(Relayer)
+	return ok && s.srv.opts.Submission && s.user != ""
+}
+
+// deliver hands the message to the backend: Submit when it has recipients
+// in other domains, Deliver otherwise.
+func (s *session) deliver(b []byte) error {
+	if s.relay && s.mayRelay() {
+		return s.srv.opts.Backend.(Relayer).Submit(s.srv.ctx, s.user, s.from, s.rcpts, b)
+	}
+	return s.srv.opts.Backend.Deliver(s.srv.ctx, s.from, s.rcpts, b)
 }
 
 // readChunk is how much message data may arrive per ReadTimeout.
@@ -165,6 +194,7 @@ func (s *session) readMessage(b []byte, r io.Reader) ([]byte, error) {
 // transaction. The login survives it.
 func (s *session) Reset() {
 	s.from = ""
+	s.relay = false
 	clear(s.rcpts)
 	s.rcpts = s.rcpts[:0]
 }

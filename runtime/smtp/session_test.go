@@ -64,7 +64,7 @@ func TestDeliveredMessage(t *testing.T) {
 				}
 			}
 			c.cmd("DATA")
-			if got := c.cmd("Subject: x\r\n\r\n..leading dot\r\nend\r\n."); !strings.HasPrefix(got, "250") {
+			if got := c.cmd("From: alice@example.com\r\nSubject: x\r\n\r\n..leading dot\r\nend\r\n."); !strings.HasPrefix(got, "250") {
 				t.Fatalf("DATA: %q", got)
 			}
 			msgs := ts.backend.delivered()

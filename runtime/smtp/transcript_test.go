@@ -38,7 +38,7 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 const (
 	ehlo     = "EHLO client.example"
 	goodAuth = "AUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGNvcnJlY3QgaG9yc2U=" // alice@example.com / testPassword
-	message  = "Subject: test\r\n\r\nHello.\r\n.\r\n"
+	message  = "From: Alice <alice@example.com>\r\nSubject: test\r\n\r\nHello.\r\n.\r\n"
 )
 
 // startTLSSteps upgrade a fresh connection and introduce the client again
@@ -293,11 +293,46 @@ func TestTranscripts(t *testing.T) {
 				in("MAIL FROM:<alice@EXAMPLE.COM>", "250")},
 		},
 		{
-			name: "RFC 6409 3.3 submission refuses other domains until relay exists",
+			name: "RFC 6409 3.3 submission without a relaying backend refuses other domains",
 			mode: modeImplicit,
 			opts: Options{Submission: true},
 			steps: []step{in(ehlo, "250-"), in(goodAuth, "235"), in("MAIL FROM:<alice@example.com>", "250"),
-				{send: "RCPT TO:<friend@other.example>\r\n", want: []string{"550 5.7.1"}, contains: []string{"Relaying is not supported yet"}}},
+				{send: "RCPT TO:<friend@other.example>\r\n", want: []string{"550 5.7.1"}, contains: []string{"only recipients in local domains"}}},
+		},
+		{
+			name: "RFC 6409 3.3 submission relays other domains for an authenticated user",
+			mode: modeImplicit,
+			opts: Options{Submission: true, Backend: newRelayBackend()},
+			steps: []step{in(ehlo, "250-"), in(goodAuth, "235"), in("MAIL FROM:<alice@example.com>", "250"),
+				in("RCPT TO:<friend@other.example>", "250"), in("RCPT TO:<bob@example.com>", "250"),
+				in("RCPT TO:<nobody@example.com>", "550 5.1.1"), in("DATA", "354"),
+				{send: message, want: []string{"250 2.0.0"}}},
+			deliveries: 1,
+		},
+		{
+			name: "RFC 5321 3.6.2 the MX never relays, even with a relaying backend",
+			mode: modeImplicit,
+			opts: Options{Backend: newRelayBackend()},
+			steps: []step{in(ehlo, "250-"), in("MAIL FROM:<alice@example.com>", "250"),
+				{send: "RCPT TO:<friend@other.example>\r\n", want: []string{"550 5.7.1"}, contains: []string{"Relaying denied"}},
+				in(goodAuth, "502 5.5.1"), in("RCPT TO:<friend@other.example>", "550 5.7.1")},
+		},
+		{
+			name: "RFC 6409 8 submission refuses a header From that is not the user's",
+			mode: modeImplicit,
+			opts: Options{Submission: true, Backend: newRelayBackend()},
+			steps: []step{in(ehlo, "250-"), in(goodAuth, "235"),
+				in("MAIL FROM:<alice@example.com>", "250"), in("RCPT TO:<bob@example.com>", "250"), in("DATA", "354"),
+				in("From: Bob <bob@example.com>\r\nSubject: forged\r\n\r\nHi.\r\n.", "550 5.7.1"),
+				in("MAIL FROM:<alice@example.com>", "250"), in("RCPT TO:<friend@other.example>", "250"), in("DATA", "354"),
+				in("From: alice@example.com, bob@example.com\r\nSubject: two\r\n\r\nHi.\r\n.", "550 5.7.1"),
+				in("MAIL FROM:<alice@example.com>", "250"), in("RCPT TO:<bob@example.com>", "250"), in("DATA", "354"),
+				in("From: alice@example.com\r\nSender: bob@example.com\r\n\r\nHi.\r\n.", "550 5.7.1"),
+				in("MAIL FROM:<alice@example.com>", "250"), in("RCPT TO:<bob@example.com>", "250"), in("DATA", "354"),
+				in("Subject: no from\r\n\r\nHi.\r\n.", "550 5.6.0"),
+				in("MAIL FROM:<alice@example.com>", "250"), in("RCPT TO:<bob@example.com>", "250"), in("DATA", "354"),
+				in("From: =?utf-8?q?Al=C3=AFce?= <alice@EXAMPLE.com>\r\nSubject: ok\r\n\r\nHi.\r\n.", "250 2.0.0")},
+			deliveries: 1,
 		},
 		{
 			name: "RFC 4954 4 MX offers no AUTH, even over TLS",
