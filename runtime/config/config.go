@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -89,6 +91,8 @@ type Document struct {
 	Server Server `json:"server"`
 	// Listeners maps a listener id (chosen by the provider) to its settings.
 	Listeners map[string]Listener `json:"listeners,omitempty"`
+	// DKIM maps a DKIM key's DNS name (DKIMKey.Name) to its settings.
+	DKIM map[string]DKIMKey `json:"dkim,omitempty"`
 }
 
 // Server holds the settings of one mail server.
@@ -111,6 +115,24 @@ type Server struct {
 	// than loopback; a positive value applies to every client, loopback
 	// included.
 	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
+
+	// Outbound mail (outbound.go). Relay, when set, sends all mail for
+	// other domains through one smarthost; without it, to the recipient
+	// domains' MX hosts.
+	Relay *Relay `json:"relay,omitempty"`
+	// TLSPolicies tighten the TLS required of some destinations.
+	TLSPolicies []TLSPolicy `json:"tls_policies,omitempty"`
+	// DNSResolvers are the resolvers (IP or IP:port) outbound delivery
+	// asks; empty means the host's /etc/resolv.conf. DANE trusts their
+	// DNSSEC validation (the AD bit), so they must be validating
+	// resolvers reached over a trusted path (loopback).
+	DNSResolvers []string `json:"dns_resolvers,omitempty"`
+	// CACertificatesPEM are CAs trusted, besides the host's, when outbound
+	// delivery verifies a certificate (MTA-STS policy servers, MX hosts
+	// under an MTA-STS or verify_certificate policy, the relay).
+	CACertificatesPEM string `json:"ca_certificates_pem,omitempty"`
+	// Queue is the outbound queue's retry schedule.
+	Queue Queue `json:"queue,omitzero"`
 }
 
 // Connections returns the per-listener connection limit in force.
@@ -298,6 +320,18 @@ func (d *Document) Encode() ([]byte, error) {
 func (d *Document) Clone() *Document {
 	c := &Document{Server: d.Server, Listeners: make(map[string]Listener, len(d.Listeners))}
 	c.Server.Domains = append([]string(nil), d.Server.Domains...)
+	c.Server.TLSPolicies = slices.Clone(d.Server.TLSPolicies)
+	for i, p := range c.Server.TLSPolicies {
+		c.Server.TLSPolicies[i].FingerprintsSHA256 = slices.Clone(p.FingerprintsSHA256)
+	}
+	c.Server.DNSResolvers = slices.Clone(d.Server.DNSResolvers)
+	if d.Server.Relay != nil {
+		r := *d.Server.Relay
+		c.Server.Relay = &r
+	}
+	if d.DKIM != nil {
+		c.DKIM = maps.Clone(d.DKIM)
+	}
 	for id, l := range d.Listeners {
 		l.TLS.CipherSuites = append([]string(nil), l.TLS.CipherSuites...)
 		l.TLS.Certificates = append([]Certificate(nil), l.TLS.Certificates...)

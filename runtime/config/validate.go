@@ -14,6 +14,13 @@ import (
 // each naming the field (and listener id) it is about.
 func (d *Document) Validate() error {
 	errs := []error{d.Server.Validate()}
+	for name, k := range d.DKIM {
+		if err := k.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("dkim key %q: %w", name, err))
+		} else if k.Name() != name {
+			errs = append(errs, fmt.Errorf("dkim key %q: must be stored under its DNS name %q", name, k.Name()))
+		}
+	}
 	ids := make([]string, 0, len(d.Listeners))
 	for id := range d.Listeners {
 		ids = append(ids, id)
@@ -60,6 +67,7 @@ func (s *Server) Validate() error {
 	if s.MaxConnectionsPerIP < 0 {
 		errs = append(errs, fmt.Errorf("server: max_connections_per_ip %d must not be negative", s.MaxConnectionsPerIP))
 	}
+	errs = append(errs, s.validateOutbound())
 	return errors.Join(errs...)
 }
 
