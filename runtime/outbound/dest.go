@@ -1,0 +1,315 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/dnsclient"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlspolicy"
+)
+
+// dest is one destination: a recipient domain, or "relay".
+type dest struct {
+	key string
+
+	mu    sync.Mutex
+	jobs  []*job
+	conns int
+	ready chan struct{} // signalled when a job is added or the engine closes
+}
+
+func (d *dest) signal() {
+	select {
+	case d.ready <- struct{}{}:
+	default:
+	}
+}
+
+// enqueueJob adds j to its destination and starts a connection for it if
+// the destination has fewer than MaxConnections and more jobs than
+// connections.
+func (e *Engine) enqueueJob(key string, j *job) {
+	e.mu.Lock()
+	d := e.dests[key]
+	if d == nil {
+		d = &dest{key: key, ready: make(chan struct{}, 1)}
+		e.dests[key] = d
+	}
+	e.mu.Unlock()
+	d.mu.Lock()
+	d.jobs = append(d.jobs, j)
+	start := d.conns < e.opts.MaxConnections && len(d.jobs) > 0 && (d.conns == 0 || len(d.jobs) > 1)
+	if start {
+		d.conns++
+	}
+	d.mu.Unlock()
+	d.signal()
+	if start {
+		e.wg.Add(1)
+		go e.work(d)
+	}
+}
+
+// take returns d's next job; with wait, it waits up to the idle timeout
+// for one. nil means none (or the engine is closing).
+func (e *Engine) take(d *dest, wait bool) *job {
+	var timer *time.Timer
+	for {
+		d.mu.Lock()
+		for len(d.jobs) > 0 {
+			j := d.jobs[0]
+			d.jobs[0] = nil
+			d.jobs = d.jobs[1:]
+			if j.it.dropped.Load() {
+				e.jobDone(j)
+				continue
+			}
+			d.mu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+			return j
+		}
+		d.mu.Unlock()
+		if !wait || e.ctx.Err() != nil {
+			return nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(e.opts.IdleTimeout)
+		}
+		select {
+		case <-d.ready:
+		case <-timer.C:
+			return nil
+		case <-e.ctx.Done():
+			timer.Stop()
+			return nil
+		}
+	}
+}
+
+// takeAll empties d's job list.
+func (d *dest) takeAll() []*job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	jobs := d.jobs
+	d.jobs = nil
+	return jobs
+}
+
+// work is one connection's life: it takes d's jobs until none comes for
+// the idle timeout.
+func (e *Engine) work(d *dest) {
+	defer e.wg.Done()
+	var c *conn
+	defer func() {
+		if c != nil {
+			c.quit()
+		}
+		d.mu.Lock()
+		d.conns--
+		left := len(d.jobs) > 0 && d.conns == 0 && e.ctx.Err() == nil
+		if left {
+			d.conns++
+		}
+		d.mu.Unlock()
+		if left { // a job arrived as this connection gave up waiting
+			e.wg.Add(1)
+			go e.work(d)
+		}
+	}()
+	for {
+		j := e.take(d, c != nil)
+		if j == nil {
+			return
+		}
+		if c == nil {
+			var err error
+			c, err = e.connect(e.ctx, d.key)
+			if err != nil {
+				// Every job waiting for this destination would meet the
+				// same wall: they are deferred (or failed) together.
+				for _, jj := range append([]*job{j}, d.takeAll()...) {
+					e.complete(jj, nil, err, "")
+				}
+				return
+			}
+		}
+		err := e.send(c, j)
+		if err != nil {
+			c.nc.Close()
+			c = nil
+		}
+	}
+}
+
+// send runs one transaction for j on c and records its results.
+func (e *Engine) send(c *conn, j *job) error {
+	f, err := e.q.Open(j.entry.ID)
+	if err != nil {
+		e.complete(j, nil, err, c.remote)
+		return nil
+	}
+	defer f.Close()
+	began := false
+	replies, err := c.transaction(&envelope{
+		from: j.entry.From, rcpts: j.rcpts, size: j.entry.Size,
+		eightBit: j.entry.EightBit, utf8: j.entry.SMTPUTF8, body: f,
+		beforeDot: func() error {
+			began = true
+			return e.q.BeginSend(j.entry.ID, j.rcpts)
+		},
+	})
+	e.complete(j, replies, err, c.remote)
+	if began {
+		if err := e.q.EndSend(j.entry.ID, j.rcpts); err != nil {
+			e.log.Warn("writing the send log", "id", j.entry.ID, "err", err)
+		}
+	}
+	if err == nil {
+		e.logDelivery(j, replies, c)
+	}
+	return err
+}
+
+func (e *Engine) logDelivery(j *job, replies []*Reply, c *conn) {
+	for i, r := range replies {
+		if r == nil {
+			continue
+		}
+		e.log.Info("outbound delivery", "id", j.entry.ID, "to", j.rcpts[i], "remote", c.remote,
+			"tls", c.tlsInfo(), "reply", r.String())
+	}
+}
+
+// connect opens a connection to destination key: the relay, or the MX
+// hosts of a domain.
+func (e *Engine) connect(ctx context.Context, key string) (*conn, error) {
+	set := e.set.Load()
+	if key == "relay" && set.relay != nil {
+		return e.connectRelay(ctx, set, set.relay)
+	}
+	return e.connectMX(ctx, set, key)
+}
+
+func (e *Engine) connectRelay(ctx context.Context, set *settings, r *config.Relay) (*conn, error) {
+	host, port, _ := net.SplitHostPort(r.Address)
+	mode := r.Mode
+	if mode == "" {
+		mode = config.TLSStartTLS
+	}
+	pol := set.eval.ForRelay(host, mode != config.TLSNone)
+	addrs, _, err := set.resolver.Addrs(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("relay %s: %w", r.Address, err)
+	}
+	var errs []error
+	for _, ip := range addrs {
+		c, err := e.dialHost(ctx, dialSpec{
+			host: host, addr: net.JoinHostPort(ip.String(), port), implicitTLS: mode == config.TLSImplicit,
+			noTLS: mode == config.TLSNone, policy: pol, roots: set.roots,
+		})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if r.Username != "" {
+			if err := c.auth(r.Username, r.Password); err != nil {
+				c.quit()
+				errs = append(errs, err)
+				continue
+			}
+		}
+		return c, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+// permanentError is a routing failure that no retry will fix.
+type permanentError struct{ reply *Reply }
+
+func (p *permanentError) Error() string { return p.reply.String() }
+
+func (e *Engine) connectMX(ctx context.Context, set *settings, domain string) (*conn, error) {
+	mxs, secure, err := set.resolver.MX(ctx, domain)
+	implicit := false
+	switch {
+	case errors.Is(err, dnsclient.ErrNotFound):
+		// RFC 5321 section 5.1: the domain is its own MX.
+		mxs, implicit = []dnsclient.MX{{Host: domain}}, true
+	case err != nil:
+		return nil, fmt.Errorf("MX lookup for %s: %w", domain, err)
+	case len(mxs) == 1 && mxs[0].Host == ".":
+		return nil, &permanentError{&Reply{Code: 556, Enhanced: "5.1.10",
+			Text: domain + " accepts no mail (null MX, RFC 7505)"}}
+	}
+	dom := set.eval.ForDomain(ctx, domain)
+	var errs []error
+	for _, mx := range mxs {
+		if !dom.AllowsMX(mx.Host) {
+			errs = append(errs, fmt.Errorf("MX %s is not listed in the MTA-STS policy (enforce) of %s", mx.Host, domain))
+			continue
+		}
+		addrs, addrSecure, err := set.resolver.Addrs(ctx, mx.Host)
+		if err != nil {
+			if implicit && errors.Is(err, dnsclient.ErrNotFound) {
+				return nil, &permanentError{&Reply{Code: 550, Enhanced: "5.1.2",
+					Text: domain + " has no MX and no address record"}}
+			}
+			errs = append(errs, err)
+			continue
+		}
+		pol, err := dom.ForMX(ctx, mx.Host, secure || implicit && addrSecure)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, ip := range addrs {
+			c, err := e.dialHost(ctx, dialSpec{
+				host: mx.Host, addr: net.JoinHostPort(ip.String(), strconv.Itoa(e.opts.SMTPPort)),
+				policy: pol, roots: set.roots,
+			})
+			if err == nil {
+				return c, nil
+			}
+			errs = append(errs, err)
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// dialHost dials one address; an opportunistic STARTTLS handshake that
+// fails is followed by a plain-text connection (RFC 7435).
+func (e *Engine) dialHost(ctx context.Context, s dialSpec) (*conn, error) {
+	s.helo = e.set.Load().hostname
+	s.dialer = e.opts.Dial
+	c, err := dial(ctx, s)
+	if errors.Is(err, errNoTLSRetry) {
+		e.log.Warn("opportunistic STARTTLS failed; delivering without TLS", "host", s.host, "err", err)
+		s.noTLS = true
+		c, err = dial(ctx, s)
+	}
+	if err != nil {
+		var pe *tlspolicy.Error
+		if errors.As(err, &pe) {
+			e.log.Warn("TLS policy not met; mail stays queued", "host", s.host, "addr", s.addr, "err", err)
+		}
+		return nil, err
+	}
+	if c.reportErr != nil {
+		e.log.Warn("TLS policy in testing mode not met; delivering anyway (RFC 8461 section 5)", "host", s.host, "err", c.reportErr)
+	}
+	return c, nil
+}
+
+// oneLine flattens a joined error for a queue entry and a DSN.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}

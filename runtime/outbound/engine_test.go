@@ -1,0 +1,244 @@
+package outbound
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/dnstest"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/queue"
+)
+
+func port(t testing.TB, addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// mxZone is example.test with one MX on loopback, not signed.
+func mxZone(extra ...string) dnstest.Zone {
+	return dnstest.Zone{Origin: "test.", Records: append([]string{
+		"example.test. 60 IN MX 10 mx.example.test.",
+		"mx.example.test. 60 IN A 127.0.0.1",
+		"nullmx.test. 60 IN MX 0 .",
+		"implicit.test. 60 IN A 127.0.0.1",
+	}, extra...)}
+}
+
+// TestDeliverReusesConnections sends a stream of messages to one domain:
+// every one arrives once, over STARTTLS, in far fewer connections than
+// messages (RFC 5321 section 5.1 MX routing, PIPELINING).
+func TestDeliverReusesConnections(t *testing.T) {
+	s := startSink(t, false, false, "mx.example.test")
+	dns := dnstest.Start(t, mxZone())
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}}, func(o *Options) { o.MaxConnections = 4 })
+	const n = 40
+	var ids []string
+	for i := range n {
+		ids = append(ids, h.submit("alice@ours.test", fmt.Sprintf("r%d@example.test", i)).ID)
+	}
+	for _, id := range ids {
+		h.waitGone(id)
+	}
+	msgs := s.be.messages()
+	if len(msgs) != n {
+		t.Fatalf("%d messages arrived, want %d", len(msgs), n)
+	}
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if seen[m.rcpts[0]] {
+			t.Errorf("%s got the message twice", m.rcpts[0])
+		}
+		seen[m.rcpts[0]] = true
+		if !strings.Contains(m.body, "with ESMTPS") || !strings.Contains(m.body, "\r\n.leading dot\r\n") {
+			t.Errorf("message arrived without TLS or with its dot-stuffing wrong:\n%s", m.body)
+		}
+	}
+	if s.be.sessions > 4 {
+		t.Errorf("%d connections for %d messages, want at most 4", s.be.sessions, n)
+	}
+	if !strings.Contains(h.logs.String(), "tls=\"TLS 1.3") {
+		t.Errorf("the delivery log does not name TLS 1.3:\n%s", h.logs.String())
+	}
+}
+
+// TestDeferredThenDelivered: a 451 keeps the message queued with the
+// reply as its last error; when the clock reaches the next attempt it is
+// delivered, once.
+func TestDeferredThenDelivered(t *testing.T) {
+	s := startSink(t, false, false, "mx.example.test")
+	s.be.reply = func(n int) error {
+		if n == 1 {
+			return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+		}
+		return nil
+	}
+	dns := dnstest.Start(t, mxZone())
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}})
+	en := h.submit("alice@ours.test", "bob@example.test")
+	got := h.waitAttempted(en.ID, 1)
+	r := got.Recipients[0]
+	if r.State != queue.Queued || !strings.Contains(r.LastError, "451 4.3.0") || !strings.Contains(r.LastError, "mx.example.test[127.0.0.1]") {
+		t.Fatalf("after a 451: %+v", r)
+	}
+	if want := h.clock.Now().Add(config.DefaultRetryMin); !got.NextAttempt.Equal(want) {
+		t.Errorf("next attempt %s, want %s", got.NextAttempt, want)
+	}
+	h.clock.Add(config.DefaultRetryMin)
+	h.e.Wake()
+	h.waitGone(en.ID)
+	if n := len(s.be.messages()); n != 1 {
+		t.Errorf("%d copies arrived, want 1", n)
+	}
+	if dsn := h.local.get("alice@ours.test"); len(dsn) != 0 {
+		t.Errorf("the sender got a notification for a delivered message:\n%s", dsn[0])
+	}
+}
+
+// TestBounceDSN: a 550 fails the recipient at once and the sender gets a
+// delivery status notification (RFC 3464) naming it; the recipient that
+// was accepted is delivered.
+func TestBounceDSN(t *testing.T) {
+	s := startSink(t, false, false, "mx.example.test")
+	dns := dnstest.Start(t, mxZone())
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}})
+	en := h.submit("alice@ours.test", "unknown@example.test", "bob@example.test", "nobody@nullmx.test")
+	h.waitGone(en.ID)
+	if n := len(s.be.messages()); n != 1 {
+		t.Fatalf("%d messages arrived, want 1 (for bob)", n)
+	}
+	dsns := h.local.get("alice@ours.test")
+	if len(dsns) != 1 {
+		t.Fatalf("the sender got %d notifications, want 1", len(dsns))
+	}
+	for _, want := range []string{
+		"Content-Type: multipart/report; report-type=delivery-status",
+		"Final-Recipient: rfc822; unknown@example.test", "Action: failed", "Status: 5.1.1",
+		"Remote-MTA: dns; mx.example.test", "Diagnostic-Code: smtp; 550 5.1.1",
+		"Final-Recipient: rfc822; nobody@nullmx.test", "Status: 5.1.10",
+		"Content-Type: text/rfc822-headers", "Subject: m",
+	} {
+		if !strings.Contains(dsns[0], want) {
+			t.Errorf("the DSN lacks %q:\n%s", want, dsns[0])
+		}
+	}
+	if strings.Contains(dsns[0], "bob@example.test\r\nAction") {
+		t.Errorf("the DSN names the delivered recipient:\n%s", dsns[0])
+	}
+}
+
+// TestDelayWarningAndGiveUp moves the clock: after 4 hours the sender is
+// told once that the message is delayed; after 5 days it is returned.
+func TestDelayWarningAndGiveUp(t *testing.T) {
+	dns := dnstest.Start(t, mxZone())
+	// Nothing listens on this port: every attempt fails to connect.
+	h := newHarness(t, testutil.FreePort(t), config.Server{DNSResolvers: []string{dns.Addr}})
+	en := h.submit("alice@ours.test", "bob@example.test")
+	attempts := 1
+	got := h.waitAttempted(en.ID, attempts)
+	if !strings.Contains(got.Recipients[0].LastError, "connection refused") {
+		t.Fatalf("last error %q", got.Recipients[0].LastError)
+	}
+	for h.clock.Now().Sub(en.Created) < 4*time.Hour+time.Minute {
+		h.clock.Add(got.NextAttempt.Sub(h.clock.Now()))
+		h.e.Wake()
+		attempts++
+		got = h.waitAttempted(en.ID, attempts)
+	}
+	dsns := h.local.get("alice@ours.test")
+	if len(dsns) != 1 || !strings.Contains(dsns[0], "Action: delayed") || !strings.Contains(dsns[0], "Will-Retry-Until:") {
+		t.Fatalf("after 4 hours the sender has %d notifications, want one delay warning: %q", len(dsns), dsns)
+	}
+	if !got.DelayWarned {
+		t.Error("the entry does not record the warning")
+	}
+	// The backoff doubles up to 4 hours, then 5 days end it.
+	for {
+		h.clock.Add(got.NextAttempt.Sub(h.clock.Now()))
+		h.e.Wake()
+		attempts++
+		if h.clock.Now().Sub(en.Created) >= config.DefaultGiveUpAfter {
+			break
+		}
+		got = h.waitAttempted(en.ID, attempts)
+		if gap := got.NextAttempt.Sub(h.clock.Now()); gap > config.DefaultRetryMax {
+			t.Fatalf("retry gap %s exceeds %s", gap, config.DefaultRetryMax)
+		}
+	}
+	h.waitGone(en.ID)
+	dsns = h.local.get("alice@ours.test")
+	if len(dsns) != 2 || !strings.Contains(dsns[1], "Action: failed") || !strings.Contains(dsns[1], "gave up after 120h0m0s") {
+		t.Fatalf("after 5 days: %d notifications, want the warning and a failure: %q", len(dsns), dsns)
+	}
+	if attempts > 40 {
+		t.Errorf("%d attempts in 5 days; the backoff does not grow", attempts)
+	}
+}
+
+// TestLocalRecipientsThroughTheQueue: local recipients of a message that
+// also goes out are delivered from the queue; an unknown local user is
+// returned to the sender.
+func TestLocalRecipientsThroughTheQueue(t *testing.T) {
+	s := startSink(t, false, false, "mx.example.test")
+	dns := dnstest.Start(t, mxZone())
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}})
+	en := h.submit("alice@ours.test", "bob@example.test", "carol@ours.test", "ghost@ours.test")
+	h.waitGone(en.ID)
+	if got := h.local.get("carol@ours.test"); len(got) != 1 || !strings.Contains(got[0], "Subject: m") {
+		t.Errorf("carol has %d messages", len(got))
+	}
+	dsns := h.local.get("alice@ours.test")
+	if len(dsns) != 1 || !strings.Contains(dsns[0], "Final-Recipient: rfc822; ghost@ours.test") {
+		t.Errorf("the sender's notifications: %q", dsns)
+	}
+}
+
+// TestImplicitMX: a domain without MX records is its own MX (RFC 5321
+// section 5.1).
+func TestImplicitMX(t *testing.T) {
+	s := startSink(t, false, false, "implicit.test")
+	dns := dnstest.Start(t, mxZone())
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}})
+	h.waitGone(h.submit("alice@ours.test", "bob@implicit.test").ID)
+	if n := len(s.be.messages()); n != 1 {
+		t.Errorf("%d messages arrived, want 1", n)
+	}
+}
+
+// TestRelayWithAuth sends through a smarthost that requires AUTH over
+// implicit TLS, its certificate pinned by a tls_policy for its address.
+func TestRelayWithAuth(t *testing.T) {
+	s := startSink(t, true, true, "relay.example.net", "127.0.0.1")
+	s.be.users = map[string]string{"alice@ours.test": "relay-secret"}
+	fp := fmt.Sprintf("%X", sha256Sum(s.cert.TLS.Leaf.Raw))
+	h := newHarness(t, 0, config.Server{
+		DNSResolvers: []string{"127.0.0.1:9"},
+		Relay:        &config.Relay{Address: s.addr, Mode: config.TLSImplicit, Username: "alice@ours.test", Password: "relay-secret"},
+		TLSPolicies:  []config.TLSPolicy{{Domain: "127.0.0.1", FingerprintsSHA256: []string{fp}}},
+	})
+	h.waitGone(h.submit("alice@ours.test", "friend@elsewhere.example").ID)
+	if msgs := s.be.messages(); len(msgs) != 1 || msgs[0].rcpts[0] != "friend@elsewhere.example" {
+		t.Fatalf("the relay got %+v", msgs)
+	}
+
+	// A wrong password keeps the message queued, and says why.
+	h2 := newHarness(t, 0, config.Server{
+		DNSResolvers: []string{"127.0.0.1:9"},
+		Relay:        &config.Relay{Address: s.addr, Mode: config.TLSImplicit, Username: "alice@ours.test", Password: "wrong"},
+		TLSPolicies:  []config.TLSPolicy{{Domain: "127.0.0.1", FingerprintsSHA256: []string{fp}}},
+	})
+	en := h2.waitAttempted(h2.submit("alice@ours.test", "friend@elsewhere.example").ID, 1)
+	if r := en.Recipients[0]; r.State != queue.Queued || !strings.Contains(r.LastError, "535") {
+		t.Errorf("with a wrong relay password: %+v", r)
+	}
+}
