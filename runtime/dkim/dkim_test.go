@@ -1,0 +1,112 @@
+package dkim
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	msgdkim "github.com/emersion/go-msgauth/dkim"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+)
+
+const message = "Received: from client (127.0.0.1)\r\n\tby mail.example.com; Sun, 1 Mar 2026 12:00:00 +0000\r\n" +
+	"From: Alice <alice@Example.com>\r\nTo: bob@other.test\r\nSubject: signed\r\n" +
+	"Date: Sun, 1 Mar 2026 12:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n\r\n" +
+	"Hello,  world \r\n\r\n\r\n"
+
+// TestSignVerify signs with an RSA and an Ed25519 key of one domain (a
+// rotation in progress: both sign) and checks both signatures with
+// go-msgauth's verifier and with python3-dkim, an independent one. A
+// changed body fails both.
+func TestSignVerify(t *testing.T) {
+	dir := t.TempDir()
+	keys, err := Open(dir, map[string]config.DKIMKey{
+		"s2025._domainkey.example.com": {Domain: "example.com", Selector: "s2025", Algorithm: config.DKIMRSA},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, err := keys.Put(config.DKIMKey{Domain: "example.com", Selector: "s2026", Algorithm: config.DKIMEd25519})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub, err := keys.Get("s2025._domainkey.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(rsaPub.TXT, "v=DKIM1; k=rsa; p=MIIBIjAN") || !strings.HasPrefix(ed.TXT, "v=DKIM1; k=ed25519; p=") {
+		t.Fatalf("TXT values: %q, %q", rsaPub.TXT, ed.TXT)
+	}
+	records := map[string]string{rsaPub.Name: rsaPub.TXT, ed.Name: ed.TXT}
+
+	signed, err := keys.Sign([]byte(message))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(signed, []byte("DKIM-Signature:")); n != 2 {
+		t.Fatalf("%d signatures, want 2:\n%s", n, signed)
+	}
+	verify := func(msg []byte) []*msgdkim.Verification {
+		vs, err := msgdkim.VerifyWithOptions(bytes.NewReader(msg), &msgdkim.VerifyOptions{
+			LookupTXT: func(domain string) ([]string, error) { return []string{records[domain]}, nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vs
+	}
+	for _, v := range verify(signed) {
+		if v.Err != nil || v.Domain != "example.com" {
+			t.Errorf("go-msgauth: %s: %v", v.Domain, v.Err)
+		}
+	}
+	tampered := bytes.Replace(signed, []byte("Hello"), []byte("Hallo"), 1)
+	for _, v := range verify(tampered) {
+		if v.Err == nil {
+			t.Error("go-msgauth verifies a changed body")
+		}
+	}
+
+	// python3-dkim, Debian's package (.ci/run installs it).
+	if err := exec.Command("/usr/bin/python3", "-c", "import dkim").Run(); err != nil {
+		t.Skip("python3-dkim is not installed: apt-get install python3-dkim")
+	}
+	for _, tc := range []struct {
+		msg  []byte
+		pass bool
+	}{{signed, true}, {tampered, false}} {
+		f := filepath.Join(t.TempDir(), "msg.eml")
+		os.WriteFile(f, tc.msg, 0o600)
+		args := []string{"testdata/verify.py", f}
+		for k, v := range records {
+			args = append(args, k+"="+v)
+		}
+		out, err := exec.Command("/usr/bin/python3", args...).CombinedOutput()
+		if (err == nil) != tc.pass {
+			t.Errorf("python3-dkim: pass=%v, want %v: %s", err == nil, tc.pass, out)
+		}
+	}
+
+	// Another domain's mail is not signed; the keys survive a reopen.
+	other := strings.Replace(message, "alice@Example.com", "carol@example.org", 1)
+	if out, _ := keys.Sign([]byte(other)); string(out) != other {
+		t.Error("example.org's mail was signed with example.com's keys")
+	}
+	again, err := Open(dir, map[string]config.DKIMKey{"s2026._domainkey.example.com": ed.DKIMKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := again.Get(ed.Name); p.TXT != ed.TXT {
+		t.Error("the Ed25519 key changed across a reopen")
+	}
+	if err := again.Delete(ed.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ed.Name+".key")); !os.IsNotExist(err) {
+		t.Error("the deleted key's file is still there")
+	}
+}
