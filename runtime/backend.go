@@ -28,6 +28,7 @@ type mailRuntime struct {
 	listeners *listener.Manager
 	fronts    *frontends
 	acme      *acme.Service // ACME keystores (acme.go)
+	out       *outboundMail // queue, delivery, DKIM (outbound.go)
 
 	// change serializes changes (the control API's PUTs and DELETEs and the
 	// first start). It is held while new listeners bind and build; Status
@@ -62,6 +63,12 @@ func newRuntime(dir string, state *statedir.Locked, doc *config.Document, opts O
 		fronts.close()
 		return nil, err
 	}
+	if rt.out, err = newOutbound(dir, fronts.store, doc, opts.Logger); err != nil {
+		rt.acme.Close()
+		fronts.close()
+		return nil, err
+	}
+	fronts.out = rt.out
 	rt.listeners = listener.New(listener.Options{
 		NewFrontend:  fronts.build,
 		Logger:       opts.Logger,
@@ -74,6 +81,7 @@ func newRuntime(dir string, state *statedir.Locked, doc *config.Document, opts O
 
 func (rt *mailRuntime) close() {
 	rt.acme.Close()
+	rt.out.close()
 	rt.fronts.close()
 }
 
@@ -115,6 +123,7 @@ func (rt *mailRuntime) Status() control.Status {
 		st.Listeners[id] = rt.listenerStatus(id)
 	}
 	st.ACME = rt.acme.Statuses()
+	st.Queue = rt.queueSummary()
 	return st
 }
 
@@ -182,6 +191,10 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 	rt.doc = next
 	rt.fronts.setServer(s)
 	rt.setLimits(s)
+	// Validate has checked what Configure parses: resolvers and CAs.
+	if err := rt.out.engine.Configure(s); err != nil {
+		rt.log.Error("outbound delivery could not take the new server settings", "err", err)
+	}
 	for _, c := range changes {
 		c.Commit()
 	}

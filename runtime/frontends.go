@@ -48,6 +48,7 @@ type frontends struct {
 	log     *slog.Logger
 	store   store.Backend
 	limiter *authlimit.Limiter
+	out     *outboundMail // set once, before any front end is built
 	server  atomic.Pointer[config.Server]
 }
 
@@ -86,7 +87,7 @@ func (f *frontends) buildWith(srv config.Server, l config.Listener, starttls *tl
 	switch l.Protocol {
 	case config.ProtocolSMTP, config.ProtocolSubmission:
 		return smtp.New(smtp.Options{
-			Backend:           &smtpBackend{store: f.store, server: &f.server},
+			Backend:           &smtpBackend{store: f.store, server: &f.server, out: f.out},
 			Hostname:          srv.Hostname,
 			Submission:        l.Protocol == config.ProtocolSubmission,
 			TLSConfig:         starttls,

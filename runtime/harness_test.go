@@ -33,7 +33,9 @@ const (
 	carolPassword    = "carol-secret-9876"
 )
 
-var testServer = config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}}
+// testServer's resolver is a closed port on loopback: mail queued for
+// other domains stays queued and no query leaves the machine.
+var testServer = config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}, DNSResolvers: []string{"127.0.0.1:9"}}
 
 // harness is a runtime served in-process from a state directory.
 type harness struct {

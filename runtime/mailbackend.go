@@ -22,6 +22,7 @@ import (
 type smtpBackend struct {
 	store  store.Backend
 	server *atomic.Pointer[config.Server]
+	out    *outboundMail // Submit (outbound.go)
 }
 
 var _ smtp.Backend = (*smtpBackend)(nil)

@@ -70,6 +70,7 @@ func Serve(ctx context.Context, opts Options) error {
 	defer stopTuning()
 	go tuneGC(tuneCtx)
 	rt.acme.Start()
+	rt.out.engine.Start()
 
 	ln, err := control.Listen(filepath.Join(dir, statedir.SocketFile))
 	if err != nil {

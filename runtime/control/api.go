@@ -10,6 +10,9 @@
 //	GET  /v1/users/{address}   PUT /v1/users/{address}   DELETE /v1/users/{address}
 //	POST /v1/users/{address}/password-check
 //	GET  /v1/acme/{id}         PUT /v1/acme/{id}         DELETE /v1/acme/{id}
+//	GET  /v1/queue             GET /v1/queue/{id}        DELETE /v1/queue/{id}
+//	POST /v1/queue/{id}/retry
+//	GET  /v1/dkim/{name}       PUT /v1/dkim/{name}       DELETE /v1/dkim/{name}
 //
 // A PUT returns only when the change is live: for a listener, the port is
 // bound and serves the new certificate.
@@ -44,6 +47,8 @@ type Status struct {
 	// ACME is each ACME keystore's status by id: certificate, last
 	// attempt, next renewal, last error.
 	ACME map[string]acme.Status `json:"acme,omitempty"`
+	// Queue summarises the outbound queue.
+	Queue QueueSummary `json:"queue"`
 }
 
 // ListenerStatus is what one listener really does.

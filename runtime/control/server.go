@@ -56,7 +56,7 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		writeJSON(w, http.StatusOK, b.Status())
 	})
 	mux.HandleFunc("GET /v1/server", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, b.Server())
+		writeJSON(w, http.StatusOK, redactServer(b.Server()))
 	})
 	mux.HandleFunc("PUT /v1/server", h.putServer)
 	mux.HandleFunc("GET /v1/listeners/{id}", h.getListener)
@@ -68,6 +68,9 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/users/{address}/password-check", h.checkPassword)
 	if ab, ok := b.(ACMEBackend); ok {
 		h.acmeRoutes(mux, ab)
+	}
+	if ob, ok := b.(OutboundBackend); ok {
+		h.outboundRoutes(mux, ob)
 	}
 	return mux
 }
@@ -86,7 +89,7 @@ func (h *handler) putServer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, h.b.Server())
+	writeJSON(w, http.StatusOK, redactServer(h.b.Server()))
 }
 
 func (h *handler) getListener(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +184,16 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	h.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	writeJSON(w, code, &Error{Message: err.Error()})
+}
+
+// redactServer blanks the relay password in answers.
+func redactServer(s config.Server) config.Server {
+	if s.Relay != nil && s.Relay.Password != "" {
+		r := *s.Relay
+		r.Password = ""
+		s.Relay = &r
+	}
+	return s
 }
 
 func redact(obj ListenerObject) ListenerObject {

@@ -29,7 +29,7 @@ func TestUnboundValidates(t *testing.T) {
 	}{
 		{"mx.test.", dns.TypeA, dns.RcodeSuccess, true},
 		{"_25._tcp.mx.test.", dns.TypeTLSA, dns.RcodeSuccess, true},
-		{"mx.test.", dns.TypeAAAA, dns.RcodeSuccess, true},          // NODATA, proven
+		{"mx.test.", dns.TypeAAAA, dns.RcodeSuccess, true},           // NODATA, proven
 		{"_mta-sts.mx.test.", dns.TypeTXT, dns.RcodeNameError, true}, // NXDOMAIN, proven
 		{"bogus.test.", dns.TypeA, dns.RcodeServerFailure, false},
 		{"mx.example.", dns.TypeA, dns.RcodeSuccess, false},

@@ -1,0 +1,210 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/dkim"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/outbound"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/queue"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/smtp"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+)
+
+// Folders of a state directory that outbound mail uses.
+const (
+	QueueDir = "queue"
+	DKIMDir  = "dkim"
+)
+
+var (
+	_ control.OutboundBackend = (*mailRuntime)(nil)
+	_ smtp.Relayer            = (*smtpBackend)(nil)
+)
+
+// outboundMail is the runtime's outbound side: the durable queue, the
+// engine that delivers it and the DKIM keys that sign what enters it.
+type outboundMail struct {
+	queue  *queue.Queue
+	engine *outbound.Engine
+	dkim   *dkim.Keys
+}
+
+func newOutbound(dir string, st store.Deliverer, doc *config.Document, log *slog.Logger) (*outboundMail, error) {
+	log = log.With("component", "outbound")
+	q, err := queue.Open(filepath.Join(dir, QueueDir), queue.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("opening outbound queue: %w", err)
+	}
+	keys, err := dkim.Open(filepath.Join(dir, DKIMDir), doc.DKIM)
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	eng, err := outbound.New(outbound.Options{
+		Queue: q, Local: st, LocalPermanent: localPermanent,
+		Hostname: doc.Server.Hostname, StateDir: dir, Logger: log,
+	}, doc.Server)
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	return &outboundMail{queue: q, engine: eng, dkim: keys}, nil
+}
+
+func (o *outboundMail) close() {
+	o.engine.Close()
+	o.queue.Close()
+}
+
+// localPermanent: a user that does not exist will not come back by itself;
+// a full mailbox or a failing disk might get better.
+func localPermanent(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidAddress)
+}
+
+// Submit implements smtp.Relayer: a message with recipients in other
+// domains is signed with the sender domain's DKIM keys and queued whole,
+// its local recipients with it, so that one durable write covers all of
+// them and no recipient can get it twice because another failed.
+func (b *smtpBackend) Submit(ctx context.Context, user, from string, recipients []string, body []byte) error {
+	if b.out == nil {
+		return errors.New("outbound mail is not running")
+	}
+	domains := b.server.Load().Domains
+	env := queue.Envelope{From: from, User: user, SMTPUTF8: !isASCII(from), EightBit: !isASCII(string(body))}
+	for _, r := range recipients {
+		local := slices.ContainsFunc(domains, func(d string) bool { return strings.EqualFold(d, domainOf(r)) })
+		env.Recipients = append(env.Recipients, queue.Recipient{Address: r, Local: local})
+		env.SMTPUTF8 = env.SMTPUTF8 || !isASCII(r)
+	}
+	signed, err := b.out.dkim.Sign(body)
+	if err != nil {
+		return err
+	}
+	_, err = b.out.engine.Submit(env, signed)
+	return err
+}
+
+func domainOf(addr string) string { return addr[strings.LastIndexByte(addr, '@')+1:] }
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func (rt *mailRuntime) queueSummary() control.QueueSummary {
+	n, oldest := rt.out.queue.Stats()
+	s := control.QueueSummary{Length: n}
+	if n > 0 {
+		s.OldestSeconds = int64(time.Since(oldest) / time.Second)
+	}
+	return s
+}
+
+func (rt *mailRuntime) Queue() (control.QueueList, error) {
+	entries, err := rt.out.queue.Entries()
+	if err != nil {
+		return control.QueueList{}, err
+	}
+	if entries == nil {
+		entries = []queue.Entry{}
+	}
+	return control.QueueList{QueueSummary: rt.queueSummary(), Messages: entries}, nil
+}
+
+func (rt *mailRuntime) QueueEntry(id string) (queue.Entry, error) {
+	e, err := rt.out.queue.Entry(id)
+	return e, queueError(err)
+}
+
+func (rt *mailRuntime) RetryQueued(id string) error { return queueError(rt.out.engine.RetryNow(id)) }
+func (rt *mailRuntime) DropQueued(id string) error  { return queueError(rt.out.engine.Drop(id)) }
+
+func queueError(err error) error {
+	if errors.Is(err, queue.ErrNotFound) {
+		return control.NotFound("%w", err)
+	}
+	return err
+}
+
+func (rt *mailRuntime) DKIM(name string) (control.DKIMObject, error) {
+	p, err := rt.out.dkim.Get(name)
+	if errors.Is(err, dkim.ErrNotFound) {
+		return control.DKIMObject{}, control.NotFound("%w", err)
+	}
+	return dkimObject(p), err
+}
+
+func dkimObject(p dkim.Public) control.DKIMObject {
+	return control.DKIMObject{DKIMKey: p.DKIMKey, Name: p.Name, TXT: p.TXT}
+}
+
+func (rt *mailRuntime) PutDKIM(ctx context.Context, name string, k config.DKIMKey) (control.DKIMObject, error) {
+	rt.change.Lock()
+	defer rt.change.Unlock()
+	if err := k.Validate(); err != nil {
+		return control.DKIMObject{}, control.Invalid(err)
+	}
+	if k.Name() != name {
+		return control.DKIMObject{}, control.Invalid(fmt.Errorf("dkim key %q: the name must be %q, the key's DNS name", name, k.Name()))
+	}
+	rt.mu.Lock()
+	next := rt.doc.Clone()
+	rt.mu.Unlock()
+	if next.DKIM == nil {
+		next.DKIM = map[string]config.DKIMKey{}
+	}
+	next.DKIM[name] = k
+	if err := next.Validate(); err != nil {
+		return control.DKIMObject{}, control.Invalid(err)
+	}
+	// The key file first: a config naming a key that is not on disk yet
+	// would make one at the next start anyway, but not the same one.
+	p, err := rt.out.dkim.Put(k)
+	if err != nil {
+		return control.DKIMObject{}, err
+	}
+	if err := rt.state.SaveConfig(ctx, next); err != nil {
+		return control.DKIMObject{}, err
+	}
+	rt.mu.Lock()
+	rt.doc = next
+	rt.mu.Unlock()
+	return dkimObject(p), nil
+}
+
+func (rt *mailRuntime) DeleteDKIM(ctx context.Context, name string) error {
+	rt.change.Lock()
+	defer rt.change.Unlock()
+	rt.mu.Lock()
+	_, ok := rt.doc.DKIM[name]
+	next := rt.doc.Clone()
+	rt.mu.Unlock()
+	if !ok {
+		return control.NotFound("dkim key %q does not exist", name)
+	}
+	delete(next.DKIM, name)
+	if err := rt.state.SaveConfig(ctx, next); err != nil {
+		return err
+	}
+	rt.mu.Lock()
+	rt.doc = next
+	rt.mu.Unlock()
+	if err := rt.out.dkim.Delete(name); err != nil && !errors.Is(err, dkim.ErrNotFound) {
+		return err
+	}
+	return nil
+}
