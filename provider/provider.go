@@ -116,6 +116,7 @@ func (p *mailstackProvider) Resources(context.Context) []func() resource.Resourc
 		NewServerResource,
 		NewListenerResource,
 		NewUserResource,
+		NewDKIMKeyResource,
 	}
 }
 

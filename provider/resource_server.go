@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
@@ -52,6 +53,7 @@ type serverModel struct {
 	Running             types.Bool   `tfsdk:"running"`
 	Version             types.String `tfsdk:"version"`
 	ExecutableSHA256    types.String `tfsdk:"executable_sha256"`
+	serverOutboundModel              // resource_server_outbound.go
 }
 
 // Supervisors a server can run under.
@@ -95,7 +97,8 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			"plan as a change of `executable_sha256` and updates in place: the runtime drains and restarts on the new " +
 			"executable; accepted mail is on disk and survives. Destroy drains and stops it; mail is kept unless " +
 			"`delete_mail_on_destroy` is set.",
-		Attributes: map[string]schema.Attribute{
+		Blocks: outboundBlocks(),
+		Attributes: withOutboundAttributes(map[string]schema.Attribute{
 			// Required
 			"hostname": schema.StringAttribute{
 				MarkdownDescription: "Name the server greets with and uses in EHLO replies, e.g. `mail.example.com`.",
@@ -181,7 +184,7 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"restarting the runtime on the new executable.",
 				Computed: true,
 			},
-		},
+		}),
 	}
 }
 
@@ -189,7 +192,7 @@ func (r *serverResource) Configure(_ context.Context, req resource.ConfigureRequ
 	r.data = configuredData(req.ProviderData, &resp.Diagnostics)
 }
 
-func (m *serverModel) settings(ctx context.Context) (config.Server, error) {
+func (m *serverModel) settings(ctx context.Context, cfg *tfsdk.Config) (config.Server, error) {
 	s := config.Server{
 		Hostname:        m.Hostname.ValueString(),
 		MaxMessageBytes: m.MaxMessageBytes.ValueInt64(),
@@ -197,6 +200,9 @@ func (m *serverModel) settings(ctx context.Context) (config.Server, error) {
 	}
 	if diags := m.Domains.ElementsAs(ctx, &s.Domains, false); diags.HasError() {
 		return s, errors.New("domains must be a list of strings")
+	}
+	if diags := m.outboundSettings(ctx, cfg, &s); diags.HasError() {
+		return s, fmt.Errorf("reading the outbound settings: %s", diags[0].Detail())
 	}
 	return s, s.Validate()
 }
@@ -237,8 +243,8 @@ func (r *serverResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 }
 
 // desired returns the runtime settings and the supervisor plan asks for.
-func (m *serverModel) desired(ctx context.Context, h host.Host, diags *diag.Diagnostics) (config.Server, string, bool) {
-	settings, err := m.settings(ctx)
+func (m *serverModel) desired(ctx context.Context, h host.Host, cfg *tfsdk.Config, diags *diag.Diagnostics) (config.Server, string, bool) {
+	settings, err := m.settings(ctx, cfg)
 	if err != nil {
 		diags.AddError("Invalid Server Settings", err.Error())
 		return settings, "", false
@@ -257,7 +263,7 @@ func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	settings, mode, ok := plan.desired(ctx, r.data.host, &resp.Diagnostics)
+	settings, mode, ok := plan.desired(ctx, r.data.host, &req.Config, &resp.Diagnostics)
 	if !ok {
 		return
 	}
@@ -290,6 +296,7 @@ func (m *serverModel) setStatus(st control.Status) {
 	m.Running = types.BoolValue(true)
 	m.Version = types.StringValue(st.Version)
 	m.ExecutableSHA256 = types.StringValue(st.ExecutableSHA256)
+	m.setQueue(&st.Queue)
 }
 
 func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -328,6 +335,12 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 		resp.Diagnostics.Append(diags...)
 		state.Domains = domains
 	}
+	resp.Diagnostics.Append(state.readOutbound(ctx, settings)...)
+	if obs.status != nil {
+		state.setQueue(&obs.status.Queue)
+	} else {
+		state.setQueue(nil)
+	}
 	if state.DeleteMailOnDestroy.IsNull() {
 		state.DeleteMailOnDestroy = types.BoolValue(false)
 	}
@@ -344,7 +357,7 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	settings, mode, ok := plan.desired(ctx, r.data.host, &resp.Diagnostics)
+	settings, mode, ok := plan.desired(ctx, r.data.host, &req.Config, &resp.Diagnostics)
 	if !ok {
 		return
 	}
