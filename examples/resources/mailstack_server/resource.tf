@@ -7,6 +7,45 @@ resource "mailstack_server" "mx" {
   # auto: a systemd unit where systemd is PID 1, else `runtime supervise`,
   # which restarts the runtime with backoff if it dies.
   supervisor = "auto"
+
+  # Outbound mail. Without a relay block, mail for other domains goes to
+  # their MX hosts, with DANE and MTA-STS enforced where published.
+  dns_resolvers = ["127.0.0.1"] # a validating resolver (Unbound) on the host
+  tls_policy {
+    domain             = "partner.example.org"
+    require_tls        = true
+    verify_certificate = true
+  }
+  queue {
+    retry_min     = "5m"
+    give_up_after = "120h"
+  }
+}
+
+# A server that must send everything through its provider's smarthost.
+resource "mailstack_server" "branch" {
+  name     = "branch"
+  hostname = "branch.example.com"
+  domains  = ["branch.example.com"]
+
+  relay {
+    address             = "smtp.example.net:587"
+    mode                = "starttls"
+    username            = "branch@example.com"
+    password_wo         = var.relay_password
+    password_wo_version = 1
+  }
+}
+
+variable "relay_password" {
+  type      = string
+  sensitive = true
+  ephemeral = true
+}
+
+# How much mail waits, as of the last refresh.
+output "queue" {
+  value = "${mailstack_server.mx.queue_length} queued, oldest ${mailstack_server.mx.queue_oldest_seconds}s"
 }
 
 # A newer provider build shows in plan as
