@@ -104,9 +104,20 @@ func SelfSigned(t testing.TB, hosts ...string) *Certificate {
 	if c, ok := selfSigned[id]; ok {
 		return c
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := NewSelfSigned(hosts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	selfSigned[id] = c
+	return c
+}
+
+// NewSelfSigned makes a certificate as SelfSigned does, every time anew and
+// without a test, for benchmarks and helpers that run outside one.
+func NewSelfSigned(hosts ...string) (*Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	dnsNames, ips := splitHosts(hosts)
 	tmpl := &x509.Certificate{
@@ -123,15 +134,14 @@ func SelfSigned(t testing.TB, hosts ...string) *Certificate {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	c := &Certificate{TLS: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}
-	selfSigned[id] = c
-	return c
+	return c, nil
 }
 
 // Keystore says what WriteKeystore puts into a keystore file.
