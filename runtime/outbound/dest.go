@@ -167,11 +167,22 @@ func (e *Engine) send(c *conn, j *job) error {
 			return e.q.BeginSend(j.entry.ID, j.rcpts)
 		},
 	})
-	e.complete(j, replies, err, c.remote)
+	// Write down which recipients the peer accepted before anything else,
+	// so that a kill during the durable commit below sends none again.
+	var delivered []string
 	if began {
-		if err := e.q.EndSend(j.entry.ID, j.rcpts); err != nil {
+		for i, r := range replies {
+			if r != nil && r.Code/100 == 2 {
+				delivered = append(delivered, j.rcpts[i])
+			}
+		}
+		if err := e.q.Replied(j.entry.ID, j.rcpts, delivered); err != nil {
 			e.log.Warn("writing the send log", "id", j.entry.ID, "err", err)
 		}
+	}
+	e.complete(j, replies, err, c.remote)
+	if began {
+		e.q.Recorded(j.entry.ID, delivered)
 	}
 	if err == nil {
 		e.logDelivery(j, replies, c)

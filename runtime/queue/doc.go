@@ -21,10 +21,12 @@
 // sent to it again.
 //
 // The one window no MTA can close (RFC 5321 section 6.1) is between the
-// end of the data and the peer's reply being recorded: the peer may have
-// taken the message when the runtime is killed. Senders mark that window
-// with BeginSend and EndSend, which append to <dir>/sending.log with a plain
-// write (it survives kill -9, which is all it is for); Open marks the
-// recipients of every message that was in that window as possible
-// duplicates, and they are sent again, flagged, rather than lost.
+// end of the data and reading the peer's reply: the peer may have taken
+// the message when the runtime is killed. Senders mark that window with
+// BeginSend and close it with Replied the moment the reply is read, before
+// the (fsynced, group-committed) result; both append to <dir>/sending.log
+// with a plain write, which survives kill -9. Open then marks recipients
+// whose 2xx was logged as delivered, so a killed runtime never sends again
+// what a peer accepted, and marks those still in the window as possible
+// duplicates: they are sent again, flagged, rather than lost.
 package queue

@@ -1,15 +1,19 @@
 package queue
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -409,7 +413,7 @@ func (q *Queue) recover() error {
 	}); err != nil {
 		return err
 	}
-	sending, inWindow, err := openSendLog(filepath.Join(q.dir, sendLogFile))
+	sending, sent, err := openSendLog(filepath.Join(q.dir, sendLogFile))
 	if err != nil {
 		return err
 	}
@@ -423,6 +427,7 @@ func (q *Queue) recover() error {
 		onDisk[f.Name()] = true
 	}
 	var lost []string
+	marked := map[string][]string{} // id -> recipients marked as possible duplicates
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		c := b.Cursor()
@@ -438,15 +443,24 @@ func (q *Queue) recover() error {
 				return fmt.Errorf("decoding queue entry %s: %w", id, err)
 			}
 			q.created[id] = e.Created
-			rcpts := inWindow[id]
-			if len(rcpts) == 0 {
+			window, delivered := sent.inWindow[id], sent.delivered[id]
+			if len(window) == 0 && len(delivered) == 0 {
 				continue
 			}
 			for i, r := range e.Recipients {
-				if r.State == Queued && slices.Contains(rcpts, r.Address) {
+				switch {
+				case r.State != Queued:
+				case slices.Contains(delivered, r.Address):
+					// The peer said 250 and the process died before
+					// committing it: it is delivered, not to be sent again.
+					e.Recipients[i].State = Delivered
+					e.Recipients[i].Reply = "2xx reply recorded in the send log before the runtime stopped"
+					e.Recipients[i].LastError = ""
+				case slices.Contains(window, r.Address):
+					marked[id] = append(marked[id], r.Address)
 					e.Recipients[i].PossibleDuplicate = true
 					e.Recipients[i].LastError = "the runtime stopped after the end of the data and before the reply " +
-						"was recorded; the next attempt may deliver a second copy (RFC 5321 section 6.1)"
+						"was read; the next attempt may deliver a second copy (RFC 5321 section 6.1)"
 				}
 			}
 			data, err := json.Marshal(&e)
@@ -470,6 +484,10 @@ func (q *Queue) recover() error {
 	for _, id := range lost {
 		q.log.Error("queued message lost: its spool file is gone; the entry is dropped", "id", id)
 	}
+	for id, rcpts := range marked {
+		q.log.Warn("the runtime stopped while this message was being sent; it will be sent again and may arrive twice",
+			"id", id, "message_id", messageID(q.Path(id)), "recipients", rcpts)
+	}
 	for name := range onDisk {
 		// Enqueue never returned for these: nothing acknowledged them.
 		if err := os.Remove(filepath.Join(q.spool, name)); err != nil {
@@ -477,4 +495,19 @@ func (q *Queue) recover() error {
 		}
 	}
 	return sending.reset()
+}
+
+// messageID returns the Message-ID of the spooled message at path, for
+// the log; empty when it has none.
+func messageID(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	hdr, err := textproto.NewReader(bufio.NewReader(io.LimitReader(f, 64<<10))).ReadMIMEHeader()
+	if err != nil && len(hdr) == 0 {
+		return ""
+	}
+	return strings.Trim(hdr.Get("Message-Id"), "<> ")
 }

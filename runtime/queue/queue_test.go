@@ -87,8 +87,8 @@ func TestEnqueueSurvivesReopen(t *testing.T) {
 }
 
 // TestRecovery: a spool file without an entry (Enqueue never returned) is
-// removed; an entry whose recipients were in the send window when the
-// process died is marked as a possible duplicate.
+// removed; recipients whose 250 was in the send log are delivered, those
+// still in the send window are marked as possible duplicates.
 func TestRecovery(t *testing.T) {
 	dir := t.TempDir()
 	q := openQ(t, dir)
@@ -102,7 +102,8 @@ func TestRecovery(t *testing.T) {
 	if err := q.BeginSend(en.ID, []string{"c@y.test"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.EndSend(en.ID, []string{"c@y.test"}); err != nil { // its reply was recorded
+	// c@y.test's peer said 250; the process dies before committing it.
+	if err := q.Replied(en.ID, []string{"c@y.test"}, []string{"c@y.test"}); err != nil {
 		t.Fatal(err)
 	}
 	// "kill -9": the files stay as they are; only the lock goes.
@@ -124,9 +125,12 @@ func TestRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range got.Recipients {
-		// c@y.test's reply was recorded before the crash.
-		if want := r.Address != "c@y.test"; r.PossibleDuplicate != want {
-			t.Errorf("%s: possible duplicate %v, want %v", r.Address, r.PossibleDuplicate, want)
+		if r.Address == "c@y.test" {
+			if r.State != Delivered || r.PossibleDuplicate {
+				t.Errorf("c@y.test, whose 250 was logged: %+v; want delivered", r)
+			}
+		} else if !r.PossibleDuplicate || r.State != Queued {
+			t.Errorf("%s, in the window: %+v; want queued and marked a possible duplicate", r.Address, r)
 		}
 	}
 	q.Close()
