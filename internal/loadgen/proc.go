@@ -71,3 +71,52 @@ func ProcessMemory(pid int) (Memory, error) {
 	}
 	return m, nil
 }
+
+// TreeCPU is the CPU time of pid and of all its descendants, those still
+// running and those it has reaped (cutime, cstime): for a Postfix master,
+// whose daemons come and go, the whole instance's CPU.
+func TreeCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 15 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var ticks int64
+	for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+		v, err := strconv.ParseInt(f[k], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		}
+		ticks += v
+	}
+	total := time.Duration(ticks) * time.Second / clockTick
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		j := bytes.LastIndexByte(st, ')')
+		if j < 0 {
+			continue
+		}
+		cf := strings.Fields(string(st[j+1:]))
+		if len(cf) > 1 && cf[1] == strconv.Itoa(pid) { // field 4: ppid
+			if c, err := TreeCPU(child); err == nil {
+				total += c
+			}
+		}
+	}
+	return total, nil
+}

@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -74,6 +75,12 @@ type SMTPLoad struct {
 	Messages int64
 	// Duration is how long to send when Messages is zero.
 	Duration time.Duration
+	// From is the envelope and header sender; empty means
+	// loadgen@load.example.
+	From string
+	// Username and Password, when set, log in with AUTH PLAIN after TLS
+	// (a submission service).
+	Username, Password string
 }
 
 // RunSMTP connects every client (EHLO, STARTTLS and EHLO again when asked
@@ -83,7 +90,11 @@ func RunSMTP(ctx context.Context, l SMTPLoad) (Result, error) {
 	if len(l.Recipients) == 0 {
 		return Result{}, errors.New("loadgen: no recipients")
 	}
-	msg := Message(l.Size)
+	from := l.From
+	if from == "" {
+		from = defaultFrom
+	}
+	msg := messageFrom(l.Size, from)
 	conns := make([]*smtpClient, clients)
 	defer func() {
 		for _, c := range conns {
@@ -94,10 +105,13 @@ func RunSMTP(ctx context.Context, l SMTPLoad) (Result, error) {
 	}()
 	for i := range conns {
 		c, err := dialSMTP(ctx, l.Addr, l.TLS, l.Implicit)
+		if err == nil && l.Username != "" {
+			err = c.auth(l.Username, l.Password)
+		}
 		if err != nil {
 			return Result{}, fmt.Errorf("client %d: %w", i, err)
 		}
-		c.cmds = []byte("MAIL FROM:<loadgen@load.example>\r\nRCPT TO:<" + l.Recipients[i%len(l.Recipients)] + ">\r\nDATA\r\n")
+		c.cmds = []byte("MAIL FROM:<" + from + ">\r\nRCPT TO:<" + l.Recipients[i%len(l.Recipients)] + ">\r\nDATA\r\n")
 		conns[i] = c
 	}
 
@@ -137,11 +151,15 @@ func RunSMTP(ctx context.Context, l SMTPLoad) (Result, error) {
 	return r, firstErr
 }
 
+const defaultFrom = "loadgen@load.example"
+
 // Message returns a size-byte message of 78-octet lines, dot-terminated for
 // DATA (the terminator is not counted in size).
-func Message(size int) []byte {
+func Message(size int) []byte { return messageFrom(size, defaultFrom) }
+
+func messageFrom(size int, from string) []byte {
 	var sb strings.Builder
-	sb.WriteString("From: loadgen@load.example\r\nTo: rcpt@example.com\r\nSubject: load\r\n\r\n")
+	sb.WriteString("From: " + from + "\r\nTo: rcpt@example.com\r\nSubject: load\r\n\r\n")
 	line := strings.Repeat("0123456789", 7) + "abcdef\r\n"
 	for sb.Len()+len(line) <= size {
 		sb.WriteString(line)
@@ -151,6 +169,17 @@ func Message(size int) []byte {
 	}
 	sb.WriteString("\r\n.\r\n")
 	return []byte(sb.String())
+}
+
+// auth logs in with AUTH PLAIN (RFC 4954).
+func (c *smtpClient) auth(user, pass string) error {
+	c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	defer c.nc.SetDeadline(time.Time{})
+	c.w.WriteString("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)) + "\r\n")
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	return c.expect("235")
 }
 
 // smtpClient is one pipelining SMTP connection.

@@ -64,7 +64,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "", "the runtime executable (terraform-provider-mailstack); empty: go build it")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "how long each measurement runs")
 	flag.StringVar(&o.key, "key", "RSA", "the certificate's key: RSA (2048 bits) or ECDSA (P-256)")
-	flag.StringVar(&o.sections, "sections", "smtp,handshake,fetch,idle", "what to measure")
+	flag.StringVar(&o.sections, "sections", "smtp,handshake,fetch,idle", "what to measure: smtp, handshake, fetch, idle, outbound (relaying against Postfix; needs root and postfix)")
 	flag.IntVar(&o.idle, "idle", 1000, "idle IMAP sessions for the memory measurement")
 	flag.IntVar(&o.idleParallel, "idle-parallel", 2, "idle sessions logging in at a time (each argon2id check takes store.DefaultArgon2.MemoryKiB)")
 	flag.DurationVar(&o.settle, "idle-settle", 150*time.Second, "how long the idle sessions stay before the runtime's memory is read again (Go collects at least every 2 minutes, then returns memory; 0: skip)")
@@ -128,6 +128,11 @@ func run(o options) error {
 	}
 	if want("fetch") {
 		if err := benchFetch(ctx, o, rt, ks); err != nil {
+			return err
+		}
+	}
+	if want("outbound") {
+		if err := benchOutbound(ctx, o, work, ks); err != nil {
 			return err
 		}
 	}
