@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 
@@ -81,4 +82,19 @@ func (d *providerData) exists(ctx context.Context, p string) bool {
 // is missing.
 func (d *providerData) mkdirFor(ctx context.Context, p string) error {
 	return d.host.MkdirAll(ctx, path.Dir(p), 0o700)
+}
+
+// goneWithServer reports whether a deletion that failed with err needs no
+// retry: the object is not there (404), or the runtime does not answer
+// because its server is gone, and took its objects with it.
+func (d *providerData) goneWithServer(ctx context.Context, serverID string, err error) bool {
+	if err == nil || control.IsNotFound(err) {
+		return true
+	}
+	var apiErr *control.Error
+	if errors.As(err, &apiErr) {
+		return false
+	}
+	exists, statErr := d.server(serverID).Exists(ctx)
+	return statErr == nil && !exists
 }

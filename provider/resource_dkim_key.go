@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -182,16 +181,8 @@ func (r *dkimKeyResource) Delete(ctx context.Context, req resource.DeleteRequest
 	serverID, name, _ := splitDKIMID(state.ID.ValueString())
 	tflog.Debug(ctx, "deleting DKIM key on the host", map[string]any{"server_id": serverID, "name": name})
 	err := r.data.client(serverID).DeleteDKIM(ctx, name)
-	if err == nil || control.IsNotFound(err) {
+	if r.data.goneWithServer(ctx, serverID, err) {
 		return
-	}
-	var apiErr *control.Error
-	if !errors.As(err, &apiErr) {
-		// The runtime does not answer: a server that is gone took its
-		// keys with it.
-		if exists, statErr := r.data.server(serverID).Exists(ctx); statErr == nil && !exists {
-			return
-		}
 	}
 	resp.Diagnostics.AddError("Unable to Delete DKIM Key", fmt.Sprintf("Server %q could not delete DKIM key %s: %s", serverID, name, err))
 }

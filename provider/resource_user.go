@@ -235,16 +235,8 @@ func (r *userResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 	}
 	serverID, address, _ := splitUserID(state.ID.ValueString())
 	err := r.data.client(serverID).DeleteUser(ctx, address)
-	if err == nil || control.IsNotFound(err) {
+	if r.data.goneWithServer(ctx, serverID, err) {
 		return
-	}
-	var apiErr *control.Error
-	if !errors.As(err, &apiErr) {
-		// The runtime does not answer. A server that is gone took its
-		// users with it; otherwise the user cannot be deleted now.
-		if exists, statErr := r.data.server(serverID).Exists(ctx); statErr == nil && !exists {
-			return
-		}
 	}
 	resp.Diagnostics.AddError("Unable to Delete User", fmt.Sprintf("Server %q could not delete user %s: %s", serverID, address, err))
 }

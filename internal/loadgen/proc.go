@@ -16,26 +16,42 @@ const clockTick = 100
 // ProcessCPU is the user plus system CPU time process pid has used, from
 // /proc/<pid>/stat.
 func ProcessCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name is in parentheses and may hold spaces; fields
-	// 14 and 15 (utime, stime) count from after it.
+	return ticks(pid, f, 11, 12) // utime, stime
+}
+
+// statFields returns the fields of /proc/pid/stat after the command name,
+// which is in parentheses and may hold spaces: field 3 (state) is [0].
+func statFields(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	if len(f) < 15 {
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	return f, nil
+}
+
+// ticks adds up the clock-tick fields at idx of a stat line.
+func ticks(pid int, f []string, idx ...int) (time.Duration, error) {
+	var sum int64
+	for _, k := range idx {
+		v, err := strconv.ParseInt(f[k], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		}
+		sum += v
 	}
-	return time.Duration(utime+stime) * time.Second / clockTick, nil
+	return time.Duration(sum) * time.Second / clockTick, nil
 }
 
 // SelfCPU is the CPU time this process has used.
@@ -76,43 +92,21 @@ func ProcessMemory(pid int) (Memory, error) {
 // running and those it has reaped (cutime, cstime): for a Postfix master,
 // whose daemons come and go, the whole instance's CPU.
 func TreeCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	total, err := ticks(pid, f, 11, 12, 13, 14) // utime, stime, cutime, cstime
+	if err != nil {
+		return 0, err
 	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 15 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	var ticks int64
-	for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-		v, err := strconv.ParseInt(f[k], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-		}
-		ticks += v
-	}
-	total := time.Duration(ticks) * time.Second / clockTick
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())
 		if err != nil || child == pid {
 			continue
 		}
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
-		if err != nil {
-			continue
-		}
-		j := bytes.LastIndexByte(st, ')')
-		if j < 0 {
-			continue
-		}
-		cf := strings.Fields(string(st[j+1:]))
-		if len(cf) > 1 && cf[1] == strconv.Itoa(pid) { // field 4: ppid
+		if cf, err := statFields(child); err == nil && cf[1] == strconv.Itoa(pid) { // [1]: ppid
 			if c, err := TreeCPU(child); err == nil {
 				total += c
 			}
