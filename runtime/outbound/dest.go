@@ -67,7 +67,7 @@ func (e *Engine) take(d *dest, wait bool) *job {
 			j := d.jobs[0]
 			d.jobs[0] = nil
 			d.jobs = d.jobs[1:]
-			if j.it.dropped.Load() {
+			if j.it.gone.Load() {
 				e.jobDone(j)
 				continue
 			}

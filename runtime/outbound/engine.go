@@ -99,7 +99,7 @@ type item struct {
 	id      string
 	next    time.Time
 	running int         // jobs in flight
-	dropped atomic.Bool // removed by the operator while jobs ran
+	gone    atomic.Bool // left the queue (delivered, or dropped by the operator) while jobs ran
 }
 
 // New returns an engine for opts and the outbound settings of s. It loads
@@ -265,7 +265,7 @@ func (e *Engine) Drop(id string) error {
 	}
 	e.mu.Lock()
 	if it, ok := e.items[id]; ok {
-		it.dropped.Store(true)
+		it.gone.Store(true)
 		delete(e.items, id)
 	}
 	e.mu.Unlock()

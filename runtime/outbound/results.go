@@ -12,14 +12,15 @@ import (
 
 // complete records the outcome of one attempt of job j: replies has one
 // reply per recipient (nil where none came), err is why the attempt ended
-// early. It is committed before the caller goes on.
+// early. It is committed before the caller goes on; a message whose last
+// recipient was delivered leaves the queue in the same commit.
 func (e *Engine) complete(j *job, replies []*Reply, err error, remote string) {
 	defer e.jobDone(j)
-	if j.it.dropped.Load() {
+	if j.it.gone.Load() {
 		return
 	}
 	now := e.opts.Now()
-	_, uerr := e.q.Update(j.entry.ID, func(en *queue.Entry) error {
+	_, removed, uerr := e.q.Settle(j.entry.ID, func(en *queue.Entry) error {
 		en.LastAttempt = now
 		for i, addr := range j.rcpts {
 			r := en.Recipient(addr)
@@ -52,6 +53,11 @@ func (e *Engine) complete(j *job, replies []*Reply, err error, remote string) {
 	})
 	if uerr != nil && !errors.Is(uerr, queue.ErrNotFound) {
 		e.log.Error("recording delivery results", "id", j.entry.ID, "err", uerr)
+	}
+	if removed {
+		// Every recipient is delivered: finish finds nothing left to do.
+		j.it.gone.Store(true)
+		e.forget(j.it)
 	}
 }
 
@@ -117,7 +123,7 @@ func backoff(r config.RetrySchedule, n int) time.Duration {
 // it when it is too old, else schedule the next attempt and send the
 // delay warning when it is due.
 func (e *Engine) finish(it *item) {
-	if it.dropped.Load() {
+	if it.gone.Load() {
 		return
 	}
 	en, err := e.q.Entry(it.id)
