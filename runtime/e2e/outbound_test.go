@@ -16,9 +16,9 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
-	"github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // TestKill9OutboundStream streams 500 messages from concurrent submission
@@ -43,7 +43,7 @@ func TestKill9OutboundStream(t *testing.T) {
 	dirB := t.TempDir()
 	ksB := filepath.Join(t.TempDir(), "b.p12")
 	certB := testutil.WriteKeystore(t, testutil.Keystore{Path: ksB, Password: keystorePassword, Format: keystore.PKCS12, Alias: "b", Hosts: []string{"mx.dest.test"}})
-	if err := runtime.SaveConfig(dirB, &config.Document{Server: config.Server{Hostname: "mx.dest.test", Domains: []string{"dest.test"}}}); err != nil {
+	if err := statedir.Local(dirB).Create(context.Background(), &config.Document{Server: config.Server{Hostname: "mx.dest.test", Domains: []string{"dest.test"}}}); err != nil {
 		t.Fatal(err)
 	}
 	b := serve(t, dirB)
@@ -60,7 +60,7 @@ func TestKill9OutboundStream(t *testing.T) {
 	dirA := t.TempDir()
 	ksA := filepath.Join(t.TempDir(), "a.p12")
 	certA := testutil.WriteKeystore(t, testutil.Keystore{Path: ksA, Password: keystorePassword, Format: keystore.PKCS12, Alias: "a", Hosts: []string{"mail.ours.test"}})
-	if err := runtime.SaveConfig(dirA, &config.Document{Server: config.Server{
+	if err := statedir.Local(dirA).Create(context.Background(), &config.Document{Server: config.Server{
 		Hostname: "mail.ours.test", Domains: []string{"ours.test"}, DNSResolvers: []string{"127.0.0.1:9"},
 		Relay:       &config.Relay{Address: fmt.Sprintf("127.0.0.1:%d", portB), Mode: config.TLSStartTLS},
 		TLSPolicies: []config.TLSPolicy{{Domain: "127.0.0.1", FingerprintsSHA256: []string{keystore.Fingerprint(certB.TLS.Leaf)}}},
