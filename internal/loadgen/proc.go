@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // clockTick is Linux's USER_HZ, the unit of CPU times in /proc.
@@ -65,8 +67,10 @@ func SelfCPU() time.Duration {
 
 // Memory is a process's resident set from /proc/<pid>/status, in KiB: now
 // (VmRSS), at its peak (VmHWM), and the anonymous part of now (RssAnon:
-// heap and stacks, without the executable's pages and mapped files).
-type Memory struct{ RSS, Peak, Anon int64 }
+// heap and stacks, without the executable's pages and mapped files); and
+// its proportional set size from /proc/<pid>/smaps_rollup (Pss: shared
+// pages divided among the processes that map them).
+type Memory struct{ RSS, Peak, Anon, PSS int64 }
 
 // ProcessMemory reads pid's resident memory.
 func ProcessMemory(pid int) (Memory, error) {
@@ -84,6 +88,13 @@ func ProcessMemory(pid int) (Memory, error) {
 	}
 	if m.RSS == 0 {
 		return m, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	}
+	if rollup, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+		for _, l := range bytes.Split(rollup, []byte("\n")) {
+			if v, ok := bytes.CutPrefix(l, []byte("Pss:")); ok {
+				m.PSS, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(string(v)), " kB"), 10, 64)
+			}
+		}
 	}
 	return m, nil
 }
@@ -113,4 +124,23 @@ func TreeCPU(pid int) (time.Duration, error) {
 		}
 	}
 	return total, nil
+}
+
+// RaiseFileLimit raises this process's open-file limit (RLIMIT_NOFILE) to
+// at least n, and the hard limit with it when allowed (root). Processes it
+// starts inherit it.
+func RaiseFileLimit(n uint64) error {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("reading the open-file limit: %w", err)
+	}
+	if lim.Cur >= n {
+		return nil
+	}
+	lim.Cur = n
+	lim.Max = max(lim.Max, n)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raising the open-file limit to %d: %w", n, err)
+	}
+	return nil
 }
