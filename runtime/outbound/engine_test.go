@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -245,5 +246,34 @@ func TestRelayWithAuth(t *testing.T) {
 	en := h2.waitAttempted(h2.submit("alice@ours.test", "friend@elsewhere.example").ID, 1)
 	if r := en.Recipients[0]; r.State != queue.Queued || !strings.Contains(r.LastError, "535") {
 		t.Errorf("with a wrong relay password: %+v", r)
+	}
+}
+
+// TestRetryNowAndDrop: the operator's retry starts the next attempt at
+// once, whatever the clock says; a dropped message leaves the queue and
+// its sender is not told.
+func TestRetryNowAndDrop(t *testing.T) {
+	dns := dnstest.Start(t, mxZone())
+	h := newHarness(t, testutil.FreePort(t), config.Server{DNSResolvers: []string{dns.Addr}})
+	en := h.submit("alice@ours.test", "bob@example.test")
+	h.waitAttempted(en.ID, 1)
+	if err := h.e.RetryNow(en.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.waitAttempted(en.ID, 2) // the clock has not moved
+	if err := h.e.Drop(en.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.q.Entry(en.ID); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("the dropped message is still queued: %v", err)
+	}
+	if err := h.e.RetryNow(en.ID); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("retrying a dropped message: %v", err)
+	}
+	h.clock.Add(config.DefaultGiveUpAfter)
+	h.e.Wake()
+	time.Sleep(50 * time.Millisecond)
+	if dsn := h.local.get("alice@ours.test"); len(dsn) != 0 {
+		t.Errorf("the sender of a dropped message was notified: %q", dsn)
 	}
 }

@@ -124,7 +124,13 @@ func (l countingListener) Accept() (net.Conn, error) {
 // that requires AUTH.
 func startSink(t testing.TB, implicit, submission bool, hosts ...string) *sink {
 	t.Helper()
-	s := &sink{cert: testutil.SelfSigned(t, hosts...), be: &sinkBackend{}, logs: &testutil.SyncBuffer{}}
+	return startSinkWith(t, testutil.SelfSigned(t, hosts...), implicit, submission, hosts[0])
+}
+
+// startSinkWith is startSink with a given certificate (and chain).
+func startSinkWith(t testing.TB, cert *testutil.Certificate, implicit, submission bool, hostname string) *sink {
+	t.Helper()
+	s := &sink{cert: cert, be: &sinkBackend{}, logs: &testutil.SyncBuffer{}}
 	var be smtp.Backend = s.be
 	if !submission {
 		be = mxOnly{s.be}
@@ -134,7 +140,7 @@ func startSink(t testing.TB, implicit, submission bool, hosts ...string) *sink {
 		t.Fatal(err)
 	}
 	ln = countingListener{ln, s.be}
-	opts := smtp.Options{Backend: be, Hostname: hosts[0], Submission: submission,
+	opts := smtp.Options{Backend: be, Hostname: hostname, Submission: submission,
 		Logger: slog.New(slog.NewTextHandler(s.logs, nil))}
 	if implicit {
 		ln = tls.NewListener(ln, s.cert.ServerConfig())

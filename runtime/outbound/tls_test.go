@@ -1,13 +1,21 @@
 package outbound
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/dnstest"
@@ -190,4 +198,45 @@ func TestTLSPolicyOverrides(t *testing.T) {
 	h := newHarness(t, port(t, s.addr), srv)
 	h.check("b@example.test", outcome{delivered: true}, s, nil)
 	h.check("b@other.test", outcome{reason: "matches none of the pinned fingerprints"}, s, nil)
+}
+
+// issued is a leaf for host signed by ca, served with its chain.
+func issued(t *testing.T, ca *testutil.Certificate, host string) *testutil.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.TLS.Leaf, &key.PublicKey, ca.TLS.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return &testutil.Certificate{TLS: tls.Certificate{Certificate: [][]byte{der, ca.TLS.Leaf.Raw}, PrivateKey: key, Leaf: leaf}}
+}
+
+// TestDANETA: a DANE-TA(2) record names the issuing CA; the MX's leaf must
+// chain to it and be valid for the MX host name (RFC 7672 section 3.1.1).
+func TestDANETA(t *testing.T) {
+	ca := testutil.SelfSigned(t, "Test DANE CA")
+	s := startSinkWith(t, issued(t, ca, "mx.ta.test"), false, false, "mx.ta.test")
+	caSum := sha256.Sum256(ca.TLS.Leaf.Raw)
+	ta := hex.EncodeToString(caSum[:])
+	zones := dnstest.Start(t, dnstest.Zone{Origin: "test.", Signed: true, Records: []string{
+		"ta.test. 60 IN MX 10 mx.ta.test.",
+		"mx.ta.test. 60 IN A 127.0.0.1",
+		"_25._tcp.mx.ta.test. 60 IN TLSA 2 0 1 " + ta,
+		// The same MX under another name: the CA matches, the name does not.
+		"taname.test. 60 IN MX 10 mx.taname.test.",
+		"mx.taname.test. 60 IN A 127.0.0.1",
+		"_25._tcp.mx.taname.test. 60 IN TLSA 2 0 1 " + ta,
+	}})
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dnstest.StartUnbound(t, zones)}})
+	h.check("a@ta.test", outcome{delivered: true}, s, nil)
+	h.check("a@taname.test", outcome{reason: "matches none of the TLSA records"}, s, nil)
 }
