@@ -245,6 +245,10 @@ func TestSort(t *testing.T) {
 		{"SORT (DATE) UTF-8 ALL", "* SORT 2 1 3"},
 		{"SORT (ARRIVAL) UTF-8 NOT SUBJECT alpha", "* SORT 1 3"},
 		{"UID SORT (REVERSE DATE) UTF-8 ALL", "* SORT 3 1 2"},
+		// RFC 5957: DISPLAYFROM sorts by display name, else address.
+		{"SORT (DISPLAYFROM) UTF-8 ALL", "* SORT 2 3 1"},
+		// RFC 5267 3.2 (ESORT): ESEARCH, ALL in sort order.
+		{"SORT RETURN (MIN MAX COUNT ALL) (SUBJECT) UTF-8 ALL", "MIN 2 MAX 3 COUNT 3 ALL 2,1,3"},
 	} {
 		if u := tc.ok("%s", c.cmd); !contains(u, c.want) {
 			t.Fatalf("%s: %q, want %q", c.cmd, u, c.want)

@@ -147,6 +147,8 @@ var capabilities = imap.CapSet{
 	imap.CapCondStore:             {},
 	imap.CapQResync:               {},
 	imap.CapSort:                  {},
+	imap.CapSortDisplay:           {},
+	imap.CapESort:                 {},
 	"THREAD=ORDEREDSUBJECT":       {},
 	"THREAD=REFERENCES":           {},
 	imap.Cap("QUOTA=RES-STORAGE"): {},

@@ -23,6 +23,8 @@ type sortKeys struct {
 	subject  string
 	from, to string
 	cc       string
+	// displayFrom and displayTo are SORT=DISPLAY's keys (RFC 5957).
+	displayFrom, displayTo string
 }
 
 // Sort implements SORT and UID SORT (RFC 5256 3): the messages matching
@@ -48,6 +50,7 @@ func (s *session) Sort(kind imapserver.NumKind, keys []imapserver.SortCriterion,
 			k.subject = BaseSubject(subject)
 			env := c.envelope(h)
 			k.from, k.to, k.cc = firstMailbox(env.From), firstMailbox(env.To), firstMailbox(env.Cc)
+			k.displayFrom, k.displayTo = displayName(env.From, h.Get("From")), displayName(env.To, h.Get("To"))
 		}
 		msgs = append(msgs, k)
 		return nil
@@ -73,6 +76,10 @@ func (s *session) Sort(kind imapserver.NumKind, keys []imapserver.SortCriterion,
 				r = strings.Compare(a.to, b.to)
 			case imapserver.SortKeyCc:
 				r = strings.Compare(a.cc, b.cc)
+			case imapserver.SortKeyDisplayFrom:
+				r = strings.Compare(a.displayFrom, b.displayFrom)
+			case imapserver.SortKeyDisplayTo:
+				r = strings.Compare(a.displayTo, b.displayTo)
 			}
 			if k.Reverse {
 				r = -r
@@ -103,6 +110,29 @@ func firstMailbox(list []imap.Address) string {
 		}
 	}
 	return ""
+}
+
+// displayName is RFC 5957's sort key: the first address's display name
+// (decoded), else its addr-spec, or the name of the group it opens; for a
+// field that holds no parseable address, the field itself.
+func displayName(list []imap.Address, raw string) string {
+	for _, a := range list {
+		if a.Host == "" {
+			if a.Mailbox != "" {
+				return asciiUpper(a.Mailbox) // a group sorts by its name
+			}
+			continue // a group's end
+		}
+		name, _, _ := strings.Cut(a.Name, "\x00") // without a source route
+		if name != "" {
+			return asciiUpper(name)
+		}
+		return asciiUpper(a.Mailbox + "@" + a.Host)
+	}
+	if d, err := wordDecoder.DecodeHeader(raw); err == nil {
+		raw = d
+	}
+	return asciiUpper(strings.TrimSpace(raw))
 }
 
 var wordDecoder = mime.WordDecoder{}

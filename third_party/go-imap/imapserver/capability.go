@@ -98,6 +98,8 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapCondStore,
 			imap.CapQResync,
 			imap.CapSort,
+			imap.CapSortDisplay,
+			imap.CapESort,
 			"THREAD=ORDEREDSUBJECT",
 			"THREAD=REFERENCES",
 			imap.CapLiteralPlus,

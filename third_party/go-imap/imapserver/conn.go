@@ -285,7 +285,7 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "THREAD", "UID THREAD":
 		err = c.handleThread(dec, numKind)
 	case "SORT", "UID SORT":
-		err = c.handleSort(dec, numKind)
+		err = c.handleSort(tag, dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
 	default:
