@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +59,7 @@ type options struct {
 	reps         int
 	settle       time.Duration
 	kinds        string
+	hsClients    string
 }
 
 func main() {
@@ -64,11 +67,12 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "", "the runtime executable (terraform-provider-mailstack); empty: go build it")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "how long each measurement runs")
 	flag.StringVar(&o.key, "key", "RSA", "the certificate's key: RSA (2048 bits) or ECDSA (P-256)")
-	flag.StringVar(&o.sections, "sections", "smtp,handshake,fetch,idle", "what to measure: smtp, handshake, fetch, idle, outbound (relaying against Postfix; needs root and postfix)")
+	flag.StringVar(&o.sections, "sections", "smtp,handshake,dovecot,fetch,idle", "what to measure: smtp, handshake, dovecot (full handshakes against Dovecot from Debian), fetch, idle, outbound (relaying against Postfix; needs root and postfix)")
 	flag.IntVar(&o.idle, "idle", 1000, "idle IMAP sessions for the memory measurement")
 	flag.IntVar(&o.idleParallel, "idle-parallel", 2, "idle sessions logging in at a time (each argon2id check takes store.DefaultArgon2.MemoryKiB)")
 	flag.DurationVar(&o.settle, "idle-settle", 150*time.Second, "how long the idle sessions stay before the runtime's memory is read again (Go collects at least every 2 minutes, then returns memory; 0: skip)")
 	flag.StringVar(&o.kinds, "handshakes", "full,resumed", "which handshakes to measure")
+	flag.StringVar(&o.hsClients, "handshake-clients", "8,32", "concurrent clients of the handshake measurements, comma-separated")
 	flag.IntVar(&o.reps, "reps", 3, "alternating repetitions of each handshake measurement (the median counts)")
 	bare := flag.String("bare-tls-server", "", "internal: serve bare crypto/tls with this keystore and print the address")
 	flag.Parse()
@@ -123,6 +127,11 @@ func run(o options) error {
 	}
 	if want("handshake") {
 		if err := benchHandshakes(ctx, o, rt, ks); err != nil {
+			return err
+		}
+	}
+	if want("dovecot") {
+		if err := benchDovecot(ctx, o, rt, work); err != nil {
 			return err
 		}
 	}
@@ -181,6 +190,9 @@ type testKeystore struct {
 }
 
 func makeKeystore(dir, alg string) (*testKeystore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	spec := keystore.KeySpec{Algorithm: alg}
 	key, err := keystore.GenerateKey(spec)
 	if err != nil {
@@ -320,8 +332,8 @@ func allUsers() []string {
 	return users
 }
 
-// configure creates users and the smtp (STARTTLS), smtps and imaps
-// listeners.
+// configure creates users and the smtp (STARTTLS), smtps (and the same
+// without session tickets) and imaps listeners.
 func (rt *mailRuntime) configure(ctx context.Context, ks *testKeystore, users []string) error {
 	for _, u := range users {
 		if _, err := rt.client.PutUser(ctx, u, control.UserRequest{Password: userPassword}); err != nil {
@@ -331,22 +343,19 @@ func (rt *mailRuntime) configure(ctx context.Context, ks *testKeystore, users []
 	tlsFor := func(mode string) config.TLS {
 		return config.TLS{Mode: mode, KeystorePath: ks.path, KeystorePassword: keystorePassword}
 	}
+	noTickets := tlsFor(config.TLSImplicit)
+	off := false
+	noTickets.SessionTickets = &off
 	rt.listeners = map[string]config.Listener{
-		"smtp":  {Protocol: config.ProtocolSMTP, TLS: tlsFor(config.TLSStartTLS)},
-		"smtps": {Protocol: config.ProtocolSMTP, TLS: tlsFor(config.TLSImplicit)},
-		"imaps": {Protocol: config.ProtocolIMAP, TLS: tlsFor(config.TLSImplicit)},
+		"smtp":            {Protocol: config.ProtocolSMTP, TLS: tlsFor(config.TLSStartTLS)},
+		"smtps":           {Protocol: config.ProtocolSMTP, TLS: tlsFor(config.TLSImplicit)},
+		"smtps-notickets": {Protocol: config.ProtocolSMTP, TLS: noTickets},
+		"imaps":           {Protocol: config.ProtocolIMAP, TLS: tlsFor(config.TLSImplicit)},
 	}
 	for id, l := range rt.listeners {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		if err := rt.addListener(ctx, id, l); err != nil {
 			return err
 		}
-		l.Address, l.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if _, err := rt.client.PutListener(ctx, id, l); err != nil {
-			return err
-		}
-		rt.listeners[id] = l
 	}
 	return nil
 }
@@ -428,47 +437,235 @@ func benchHandshakes(ctx context.Context, o options, rt *mailRuntime, ks *testKe
 		return fmt.Errorf("starting the bare TLS server: %w", err)
 	}
 
-	clients := 4 * goruntime.NumCPU()
-	type cell struct{ target, kind string }
+	counts, err := parseCounts(o.hsClients)
+	if err != nil {
+		return err
+	}
+	type cell struct {
+		target, kind string
+		clients      int
+	}
 	rates := map[cell][]float64{}
 	cpus := map[cell][]float64{}
 	resumedShare := map[cell]float64{}
-	targets := []struct {
+	type target struct {
 		name, addr string
 		pid        int
-	}{{"runtime listener (smtps)", rt.addr("smtps"), rt.pid()}, {"bare crypto/tls", bareAddr, bare.Process.Pid}}
+		kinds      []string // the kinds it is measured for; nil: all
+	}
+	targets := []target{
+		{"runtime listener (smtps)", rt.addr("smtps"), rt.pid(), nil},
+		{"bare crypto/tls", bareAddr, bare.Process.Pid, nil},
+		// Clients that would resume, against a listener with
+		// session_tickets = false: full handshakes, and what tickets save.
+		{"runtime listener, session_tickets = false", rt.addr("smtps-notickets"), rt.pid(), []string{"resumed"}},
+	}
 	kinds := strings.Split(o.kinds, ",")
 	for range o.reps {
-		for _, kind := range kinds {
-			for _, tg := range targets {
-				cfg := ks.client.Clone()
-				if kind == "resumed" {
-					cfg.ClientSessionCache = tls.NewLRUClientSessionCache(clients)
+		for _, clients := range counts {
+			for _, kind := range kinds {
+				for _, tg := range targets {
+					if tg.kinds != nil && !slices.Contains(tg.kinds, kind) {
+						continue
+					}
+					cfg := ks.client.Clone()
+					if kind == "resumed" {
+						cfg.ClientSessionCache = tls.NewLRUClientSessionCache(clients)
+					}
+					m := meter(tg.pid)
+					r, err := loadgen.RunHandshakes(ctx, loadgen.HandshakeLoad{Addr: tg.addr, TLS: cfg, Clients: clients, Duration: o.duration})
+					if err != nil {
+						return fmt.Errorf("handshakes with %s: %w", tg.name, err)
+					}
+					c := cell{tg.name, kind, clients}
+					srv, _ := m.perOp(r.Ops)
+					rates[c] = append(rates[c], r.PerSecond())
+					cpus[c] = append(cpus[c], srv)
+					resumedShare[c] = float64(r.Resumed) / float64(max(r.Ops, 1))
 				}
-				m := meter(tg.pid)
-				r, err := loadgen.RunHandshakes(ctx, loadgen.HandshakeLoad{Addr: tg.addr, TLS: cfg, Clients: clients, Duration: o.duration})
-				if err != nil {
-					return fmt.Errorf("handshakes with %s: %w", tg.name, err)
-				}
-				c := cell{tg.name, kind}
-				srv, _ := m.perOp(r.Ops)
-				rates[c] = append(rates[c], r.PerSecond())
-				cpus[c] = append(cpus[c], srv)
-				resumedShare[c] = float64(r.Resumed) / float64(max(r.Ops, 1))
 			}
 		}
 	}
-	fmt.Printf("\n### TLS handshakes (%s, TLS 1.3, %d clients, median of %d alternating runs of %s)\n\n", ks.desc, clients, o.reps, o.duration)
-	fmt.Println("| handshake | server | handshakes/s | vs bare | server CPU µs/handshake | resumed |")
-	fmt.Println("|---|---|---:|---:|---:|---:|")
+	fmt.Printf("\n### TLS handshakes (%s, TLS 1.3, median of %d alternating runs of %s; load average now %s)\n\n", ks.desc, o.reps, o.duration, loadAverage())
+	fmt.Println("| handshake | clients | server | handshakes/s | vs bare | server CPU µs/handshake | CPU vs bare | resumed |")
+	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|")
 	for _, kind := range kinds {
-		base := median(rates[cell{targets[1].name, kind}])
-		for _, tg := range targets {
-			c := cell{tg.name, kind}
-			rate := median(rates[c])
-			fmt.Printf("| %s | %s | %.0f | %+.1f %% | %.0f | %.0f %% |\n", kind, tg.name, rate, 100*(rate/base-1), median(cpus[c]), 100*resumedShare[c])
+		for _, clients := range counts {
+			base := cell{targets[1].name, kind, clients}
+			for _, tg := range targets {
+				c := cell{tg.name, kind, clients}
+				if len(rates[c]) == 0 {
+					continue
+				}
+				rate, cpu := median(rates[c]), median(cpus[c])
+				fmt.Printf("| %s | %d | %s | %.0f | %+.1f %% | %.0f | %+.1f %% | %.0f %% |\n", kind, clients, tg.name, rate,
+					100*(rate/median(rates[base])-1), cpu, 100*(cpu/median(cpus[base])-1), 100*resumedShare[c])
+			}
 		}
 	}
+	return nil
+}
+
+// parseCounts reads a comma-separated list of positive numbers.
+func parseCounts(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want positive numbers separated by commas", list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// benchDovecot compares full handshakes on one mailstack port that holds
+// an RSA 2048 and an ECDSA P-256 certificate for the same name with
+// Dovecot serving the RSA one, the way Dovecot is usually set up (in its
+// high-performance mode, the stronger peer, and with Debian's defaults): an
+// ECDSA-capable client (TLS 1.3) and an RSA-only one (TLS 1.2, ECDHE-RSA)
+// against mailstack, the ECDSA-capable one against Dovecot. Every client
+// offers only X25519, which Dovecot's OpenSSL 3.0 and crypto/tls share,
+// so that the key exchange costs the same and the signature makes the
+// difference. Dovecot's CPU is its whole process tree's (a login process
+// per connection).
+func benchDovecot(ctx context.Context, o options, rt *mailRuntime, work string) error {
+	if _, err := exec.LookPath("dovecot"); err != nil {
+		fmt.Println("\n### Full handshakes against Dovecot: skipped, dovecot is not installed (Debian: apt-get install dovecot-imapd)")
+		return nil
+	}
+	counts, err := parseCounts(o.hsClients)
+	if err != nil {
+		return err
+	}
+	rsa, err := makeKeystore(filepath.Join(work, "dual-rsa"), "RSA")
+	if err != nil {
+		return err
+	}
+	ec, err := makeKeystore(filepath.Join(work, "dual-ec"), "ECDSA")
+	if err != nil {
+		return err
+	}
+	dual := config.Listener{Protocol: config.ProtocolIMAP, Address: "127.0.0.1", TLS: config.TLS{
+		Mode: config.TLSImplicit, KeystorePath: rsa.path, KeystorePassword: keystorePassword,
+		Certificates: []config.Certificate{{KeystorePath: ec.path, KeystorePassword: keystorePassword}},
+	}}
+	if err := rt.addListener(ctx, "imaps-dual", dual); err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(rsa.cert.PrivateKey)
+	if err != nil {
+		return err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rsa.cert.Certificate[0]})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	dcDefault, err := loadgen.StartDovecot(filepath.Join(work, "dovecot"), certPEM, keyPEM, false)
+	if err != nil {
+		return err
+	}
+	defer dcDefault.Stop()
+	dcFast, err := loadgen.StartDovecot(filepath.Join(work, "dovecot-fast"), certPEM, keyPEM, true)
+	if err != nil {
+		return err
+	}
+	defer dcFast.Stop()
+
+	pool := x509.NewCertPool()
+	pool.AddCert(rsa.cert.Leaf)
+	pool.AddCert(ec.cert.Leaf)
+	modern := &tls.Config{RootCAs: pool, ServerName: hostname, CurvePreferences: []tls.CurveID{tls.X25519}}
+	rsaOnly := &tls.Config{RootCAs: pool, ServerName: hostname, CurvePreferences: []tls.CurveID{tls.X25519},
+		MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}}
+	type target struct {
+		name, client, addr string
+		cfg                *tls.Config
+		cpu                func() (time.Duration, error)
+		leaf               *x509.Certificate
+	}
+	procCPU := func() (time.Duration, error) { return loadgen.ProcessCPU(rt.pid()) }
+	treeCPU := func(d *loadgen.Dovecot) func() (time.Duration, error) {
+		return func() (time.Duration, error) { return loadgen.TreeCPU(d.PID()) }
+	}
+	targets := []target{
+		{"Dovecot 2.3, high-performance mode (RSA 2048)", "TLS 1.3", dcFast.Addr, modern, treeCPU(dcFast), rsa.cert.Leaf},
+		{"Dovecot 2.3, Debian's defaults (RSA 2048)", "TLS 1.3", dcDefault.Addr, modern, treeCPU(dcDefault), rsa.cert.Leaf},
+		{"mailstack (RSA + ECDSA)", "TLS 1.3, ECDSA-capable", rt.addr("imaps-dual"), modern, procCPU, ec.cert.Leaf},
+		{"mailstack (RSA + ECDSA)", "TLS 1.2, RSA only", rt.addr("imaps-dual"), rsaOnly, procCPU, rsa.cert.Leaf},
+	}
+	for _, tg := range targets {
+		// Each client gets the certificate it should.
+		if err := checkServed(ctx, tg.addr, tg.cfg, tg.leaf); err != nil {
+			return fmt.Errorf("%s, %s client: %w", tg.name, tg.client, err)
+		}
+	}
+	type cell struct {
+		i, clients int
+	}
+	rates, cpus := map[cell][]float64{}, map[cell][]float64{}
+	for range o.reps {
+		for _, clients := range counts {
+			for i, tg := range targets {
+				before, err := tg.cpu()
+				if err != nil {
+					return err
+				}
+				r, err := loadgen.RunHandshakes(ctx, loadgen.HandshakeLoad{Addr: tg.addr, TLS: tg.cfg, Clients: clients, Duration: o.duration})
+				if err != nil {
+					return fmt.Errorf("handshakes with %s: %w", tg.name, err)
+				}
+				after, _ := tg.cpu()
+				c := cell{i, clients}
+				rates[c] = append(rates[c], r.PerSecond())
+				cpus[c] = append(cpus[c], float64((after-before).Microseconds())/float64(max(r.Ops, 1)))
+			}
+		}
+	}
+	fmt.Printf("\n### Full handshakes against Dovecot (X25519, median of %d alternating runs of %s; load average now %s)\n\n", o.reps, o.duration, loadAverage())
+	fmt.Println("| clients | server | client | certificate served | handshakes/s | vs Dovecot (high-performance) | server CPU µs/handshake |")
+	fmt.Println("|---:|---|---|---|---:|---:|---:|")
+	for _, clients := range counts {
+		base := median(rates[cell{0, clients}])
+		for i, tg := range targets {
+			c := cell{i, clients}
+			rate := median(rates[c])
+			fmt.Printf("| %d | %s | %s | %s | %.0f | %.2fx | %.0f |\n", clients, tg.name, tg.client, keyName(tg.leaf), rate, rate/base, median(cpus[c]))
+		}
+	}
+	return nil
+}
+
+// checkServed handshakes once and checks the certificate the server sent.
+func checkServed(ctx context.Context, addr string, cfg *tls.Config, want *x509.Certificate) error {
+	c, err := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if got := c.(*tls.Conn).ConnectionState().PeerCertificates[0]; !got.Equal(want) {
+		return fmt.Errorf("served the %s certificate, not the %s one", keyName(got), keyName(want))
+	}
+	return nil
+}
+
+func keyName(c *x509.Certificate) string {
+	if c.PublicKeyAlgorithm == x509.ECDSA {
+		return "ECDSA P-256"
+	}
+	return "RSA 2048"
+}
+
+// addListener adds listener id on a free loopback port.
+func (rt *mailRuntime) addListener(ctx context.Context, id string, l config.Listener) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	l.Address, l.Port = "127.0.0.1", ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	if _, err := rt.client.PutListener(ctx, id, l); err != nil {
+		return err
+	}
+	rt.listeners[id] = l
 	return nil
 }
 
