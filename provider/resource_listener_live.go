@@ -100,15 +100,11 @@ func (r *listenerResource) sourceFingerprint(ctx context.Context, c config.Certi
 		}
 		return keystore.Fingerprint(cert.Leaf), nil
 	}
-	data, err := r.data.file(c.CertificateFile).Read(ctx)
+	cert, err := keystore.LoadPEMPair(ctx, r.data.file(c.CertificateFile), r.data.file(c.PrivateKeyFile))
 	if err != nil {
 		return "", err
 	}
-	chain, err := keystore.ParseCertificatesPEM(data)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", c.CertificateFile, err)
-	}
-	return keystore.Fingerprint(chain[0]), nil
+	return keystore.Fingerprint(cert.Leaf), nil
 }
 
 func lastError(s control.ListenerStatus) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
+	"fmt"
 )
 
 // LoadCertificate reads the keystore in f for a TLS server and returns the
@@ -17,6 +18,27 @@ func LoadCertificate(ctx context.Context, f File, storePassword, keyPassword []b
 		return tls.Certificate{}, err
 	}
 	return k.TLSCertificate(alias, keyPassword)
+}
+
+// LoadPEMPair reads a PEM certificate chain (leaf first) and its PEM
+// private key (PKCS#8, PKCS#1 or SEC 1, unencrypted), as certbot,
+// cert-manager and Apache James's <certificates> and <privateKey> hold
+// them, and returns them as a tls.Certificate with Leaf set; the key must
+// match the leaf.
+func LoadPEMPair(ctx context.Context, certFile, keyFile File) (tls.Certificate, error) {
+	certPEM, err := certFile.Read(ctx)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("reading certificate %s: %w", certFile.Name(), err)
+	}
+	keyPEM, err := keyFile.Read(ctx)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("reading private key %s: %w", keyFile.Name(), err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certificate %s with private key %s: %w", certFile.Name(), keyFile.Name(), err)
+	}
+	return cert, nil
 }
 
 // TLSCertificate returns the private key entry alias as a tls.Certificate,

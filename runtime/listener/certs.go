@@ -114,7 +114,7 @@ func (s *certSource) load() error {
 		trusted = trustedOf(ks)
 	} else {
 		var err error
-		if cert, err = loadPEM(s.key.CertificateFile, s.key.PrivateKeyFile); err != nil {
+		if cert, err = keystore.LoadPEMPair(context.Background(), host.LocalFile(s.key.CertificateFile), host.LocalFile(s.key.PrivateKeyFile)); err != nil {
 			return err
 		}
 	}
@@ -127,23 +127,6 @@ func (s *certSource) load() error {
 	}
 	s.publish()
 	return nil
-}
-
-// loadPEM reads a PEM chain and its private key (PKCS#8, PKCS#1 or SEC 1).
-func loadPEM(certFile, keyFile string) (tls.Certificate, error) {
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("loading certificate: %w", err)
-	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("loading private key: %w", err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("loading certificate %s with key %s: %w", certFile, keyFile, err)
-	}
-	return cert, nil
 }
 
 // publish works out the served certificate from the loaded one and its
