@@ -548,3 +548,32 @@ func TestAccJamesImport_twoKeystores(t *testing.T) {
 	}
 	e.tf("", "destroy", "-input=false", "-no-color", "-auto-approve", "-target=mailstack_server.james")
 }
+
+// James's demo image serves TLS from PEM files (<privateKey>,
+// <certificates>): made here by openssl, they are served as they are by
+// tls.certificate blocks, in the modes the XML declares, and stay
+// untouched.
+func TestAccJamesImport_demoPEM(t *testing.T) {
+	t.Parallel()
+	e := newAccEnv(t)
+	e.copySet("demo-pem")
+	key, cert := filepath.Join(e.conf, "private.key"), filepath.Join(e.conf, "private.csr")
+	e.run(e.dir, nil, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+		"-days", "365", "-subj", "/CN=mail.example.test", "-addext", "subjectAltName=DNS:mail.example.test")
+	block, _ := pem.Decode(readBytes(t, cert))
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := keystore.Fingerprint(leaf)
+	free := testutil.FreePorts(t, 5)
+	ports := []port{
+		{"0.0.0.0:25", free[0], "smtp", "none", "", "220 mail.example.test"},
+		{"0.0.0.0:465", free[1], "smtp", "implicit", fp, ""},
+		{"0.0.0.0:587", free[2], "smtp", "starttls", fp, ""},
+		{"0.0.0.0:143", free[3], "imap", "starttls", fp, ""},
+		{"0.0.0.0:993", free[4], "imap", "implicit", fp, ""},
+	}
+	e.importJames(append([]string{"-hostname", "mail.example.test"}, bindArgs(ports)...)...)
+	e.takeOver("", map[string]tfjson.Action{}, []string{key, cert}, ports)
+}

@@ -2,6 +2,7 @@ package james
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
@@ -60,7 +62,8 @@ type listener struct {
 	protocol string
 	from, to Bind
 	mode     string
-	ks       *Keystore
+	ks       *Keystore // the keystore served, or
+	pem      *pemPair  // the PEM files served; both nil without TLS
 }
 
 // generation holds what Generate works out before it renders anything.
@@ -121,24 +124,25 @@ func (g *generation) plan() error {
 		case s.Kind == "lmtpserver":
 			g.blockNote(s, binds, "mailstack has no LMTP listener: deliver over SMTP instead, or keep James's LMTP")
 			continue
-		case s.TLS.On() && s.TLS.Keystore == "":
-			g.blockNote(s, binds, "TLS from PEM files (<privateKey>, <certificates>) is not supported yet: no listener "+
-				"is generated; put the key and chain into a keystore (openssl pkcs12 -export) and name it in <keystore>")
-			continue
 		}
 		if t := s.TLS; t != nil && !t.On() && (t.Keystore != "" || t.PrivateKey != "") {
 			g.extra[s] = append(g.extra[s], Note{Setting: `<tls socketTLS="false" startTLS="false">`,
 				Why: `James serves no TLS on this port, so the listener has tls.mode = "none" and the block's certificate is not used (consider mode = "starttls")`})
 		}
 		var ks *Keystore
-		if s.TLS.On() {
-			var err error
-			if ks, err = g.keystoreOf(s, byPath); err != nil {
-				return err
-			}
+		var pem *pemPair
+		var err error
+		switch {
+		case s.TLS.On() && s.TLS.Keystore != "":
+			ks, err = g.keystoreOf(s, byPath)
+		case s.TLS.On():
+			pem, err = g.pemOf(s)
+		}
+		if err != nil {
+			return err
 		}
 		for _, b := range s.Binds {
-			l := &listener{server: s, protocol: protocolOf(s), from: b, to: b, mode: modeOf(s.TLS), ks: ks}
+			l := &listener{server: s, protocol: protocolOf(s), from: b, to: b, mode: modeOf(s.TLS), ks: ks, pem: pem}
 			if to, ok := g.opts.Binds[b.String()]; ok {
 				mapped, err := parseBinds(to)
 				if err != nil || len(mapped) != 1 {
@@ -206,6 +210,34 @@ func (g *generation) keystoreOf(s *Server, byPath map[string]*Keystore) (*Keysto
 	}
 	g.ksNames[k] = uniqueName(filepath.Base(file), taken)
 	return k, nil
+}
+
+// pemPair is a block's <privateKey> and <certificates>, which listeners
+// serve as they are (a tls.certificate block): Terraform adopts no file.
+type pemPair struct {
+	cert, key string // on the managed host
+}
+
+// pemOf checks that the block's PEM files load as a key pair, as James
+// would load them.
+func (g *generation) pemOf(s *Server) (*pemPair, error) {
+	var files [2]string
+	for i, ref := range []string{s.TLS.Certificates, s.TLS.PrivateKey} {
+		file, err := resolvePath(g.conf.Dir, ref)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Label(), err)
+		}
+		files[i] = file
+	}
+	if _, err := keystore.LoadPEMPair(context.Background(), host.LocalFile(files[0]), host.LocalFile(files[1])); err != nil {
+		hint := ""
+		if s.TLS.Secret != "" {
+			hint = "; an encrypted key (<secret>) is not supported: decrypt it with openssl pkey"
+		}
+		return nil, fmt.Errorf("%s: <certificates>%s</certificates> with <privateKey>%s</privateKey>: %w%s",
+			s.Label(), s.TLS.Certificates, s.TLS.PrivateKey, err, hint)
+	}
+	return &pemPair{cert: g.hostPath(files[0]), key: g.hostPath(files[1])}, nil
 }
 
 // hostPath maps a file under the James base directory (the conf

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
 	"math/big"
 	"os"
@@ -34,6 +35,8 @@ var update = flag.Bool("update", false, "rewrite the expected output of the gold
 //	                              a keystore under the conf directory, its
 //	                              key self-signed (or signed by a test CA
 //	                              with "ca") for the hosts, valid 365 days
+//	pem: CERTFILE KEYFILE HOST    a PEM certificate and key under the conf
+//	                              directory, self-signed for HOST
 //
 // Files named conf/... are input, written into the conf directory (over
 // the set's). The rest are expected output: out/<file> for each file the
@@ -105,6 +108,8 @@ func runGolden(t *testing.T, file string) {
 			copyDir(t, filepath.Join("testdata", "james", value), conf)
 		case "args":
 			args = append(args, strings.Fields(value)...)
+		case "pem":
+			makePEM(t, conf, strings.Fields(value))
 		case "keystore":
 			makeKeystore(t, conf, strings.Fields(value))
 			secrets = append(secrets, strings.Fields(value)[2])
@@ -276,6 +281,28 @@ func makeKeystore(t *testing.T, conf string, f []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// makePEM writes the PEM pair a "pem:" directive describes.
+func makePEM(t *testing.T, conf string, f []string) {
+	t.Helper()
+	if len(f) != 3 {
+		t.Fatalf("pem directive %q: want CERTFILE KEYFILE HOST", f)
+	}
+	key, err := keystore.GenerateKey(keystore.KeySpec{Algorithm: "ECDSA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := keystore.SelfSign(key, keystore.CertificateRequest{Subject: keystore.Subject{CommonName: f[2]}, DNSNames: f[2:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(conf, f[0]), keystore.EncodeCertificatesPEM([]*x509.Certificate{cert}))
+	writeFile(t, filepath.Join(conf, f[1]), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 // signByTestCA returns cert issued again by a new test CA, with the CA:

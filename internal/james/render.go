@@ -74,7 +74,7 @@ func (g *generation) header(w *writer) {
 	}
 	w.f("#")
 	w.comment("# ", "It serves what James served: one listener per bind address of every enabled server block, "+
-		"in the TLS mode of its <tls> block, with the certificate of its keystore.")
+		"in the TLS mode of its <tls> block, with the certificate of its keystore or PEM files.")
 	adopted := 0
 	for _, k := range g.keystores {
 		if k.Adopt {
@@ -97,7 +97,11 @@ func (g *generation) header(w *writer) {
 	}
 	w.f("#   terraform plan    # %s", plan)
 	w.f("#   then stop James, whose ports the listeners take over, and: terraform apply")
-	w.f("# To give the ports back to James (the keystores stay as they are):")
+	if adopted > 0 {
+		w.f("# To give the ports back to James (the keystores stay as they are):")
+	} else {
+		w.f("# To give the ports back to James:")
+	}
 	w.f("#   terraform destroy -target=mailstack_server.%s    # the server and its listeners", serverName)
 	var lines []string
 	for _, n := range g.notes {
@@ -329,6 +333,14 @@ func (g *generation) listenerResource(w *writer, l *listener) {
 	w.f("")
 	w.f("  tls {")
 	w.f("    mode = %s", q(l.mode))
+	if p := l.pem; p != nil {
+		w.f("")
+		w.f("    # <certificates> and <privateKey>, served as they are: a renewed pair is served from the next handshake.")
+		w.f("    certificate {")
+		w.f("      certificate_file = %s", q(p.cert))
+		w.f("      private_key_file = %s", q(p.key))
+		w.f("    }")
+	}
 	if k := l.ks; k != nil {
 		if k.Adopt {
 			name := g.ksNames[k]
