@@ -81,3 +81,31 @@ func TestSmallExtensions(t *testing.T) {
 		t.Fatalf("IDLE end: %q", st)
 	}
 }
+
+func TestMultiAppend(t *testing.T) {
+	env := newEnv(t, "")
+	tc := dialTranscript(t, env.tlsAddr, env.tls.ClientConfig(testServerName)).login()
+	m1, m2 := "Subject: one\r\n\r\n1\r\n", "Subject: two\r\n\r\n2\r\n"
+	// RFC 3502 6.3.11: several messages in one APPEND; RFC 4315 3: their
+	// UIDs as a set.
+	tc.send("a1 APPEND INBOX (\\Seen) {" + itoa(len(m1)) + "+}\r\n" + m1 + " {" + itoa(len(m2)) + "+}\r\n" + m2 + "\r\n")
+	if _, st := tc.readUntil("a1"); !strings.HasPrefix(st, "OK [APPENDUID ") || !strings.Contains(st, " 1:2]") {
+		t.Fatalf("MULTIAPPEND: %q", st)
+	}
+	if u := tc.ok("STATUS INBOX (MESSAGES UNSEEN)"); !contains(u, "MESSAGES 2 UNSEEN 1") {
+		t.Fatalf("after MULTIAPPEND: %q", u)
+	}
+	// All or none: a message that fails (over the quota) takes back the
+	// ones before it.
+	if err := env.store.PutUser(testUser, testPass, 100); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 200)
+	tc.send("a2 APPEND INBOX {" + itoa(len(m1)) + "+}\r\n" + m1 + " {" + itoa(len(big)) + "+}\r\n" + big + "\r\n")
+	if _, st := tc.readUntil("a2"); !strings.HasPrefix(st, "NO [OVERQUOTA]") {
+		t.Fatalf("MULTIAPPEND over quota: %q", st)
+	}
+	if u := tc.ok("STATUS INBOX (MESSAGES)"); !contains(u, "MESSAGES 2") {
+		t.Fatalf("a failed MULTIAPPEND left messages: %q", u)
+	}
+}

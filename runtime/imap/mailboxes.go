@@ -277,3 +277,22 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	}
 	return &imap.AppendData{UIDValidity: uidValidity, UID: imap.UID(uid)}, nil
 }
+
+var _ imapserver.SessionAppendRollback = (*session)(nil)
+
+// RollbackAppend takes back the messages of a MULTIAPPEND whose later
+// message failed (RFC 3502 6.3.11: all or none). They were visible for
+// that moment; other sessions see them come and go.
+func (s *session) RollbackAppend(mailbox string, appended []*imap.AppendData) error {
+	uids := make([]uint32, 0, len(appended))
+	for _, a := range appended {
+		if a != nil {
+			uids = append(uids, uint32(a.UID))
+		}
+	}
+	if _, err := s.srv.store.SetFlags(s.user, mailbox, uids, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
+		return err
+	}
+	_, err := s.srv.store.Expunge(s.user, mailbox, uids)
+	return err
+}

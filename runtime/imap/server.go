@@ -147,6 +147,7 @@ var capabilities = imap.CapSet{
 	imap.CapCondStore:             {},
 	imap.CapQResync:               {},
 	imap.CapSort:                  {},
+	imap.CapMultiAppend:           {},
 	imap.CapSortDisplay:           {},
 	imap.CapESort:                 {},
 	"THREAD=ORDEREDSUBJECT":       {},

@@ -97,6 +97,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 			"QUOTA=RES-STORAGE",
 			imap.CapCondStore,
 			imap.CapQResync,
+			imap.CapMultiAppend,
 			imap.CapSort,
 			imap.CapSortDisplay,
 			imap.CapESort,
