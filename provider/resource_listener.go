@@ -202,9 +202,10 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 					},
 					"session_tickets": schema.BoolAttribute{
 						MarkdownDescription: "Session resumption with tickets (TLS 1.2 tickets, TLS 1.3 PSK), so that a client " +
-							"that reconnects skips the full handshake. On unless set to `false`, which suits MX ports: some " +
-							"sending MTAs mishandle tickets. The ticket keys are the server's, shared by all its listeners (a " +
-							"ticket from port 993 resumes on 465), kept in memory only and rotated daily.",
+							"that reconnects skips the full handshake. Defaults to `true`, except on `smtp` (MX) listeners, where " +
+							"it defaults to `false`: some sending MTAs mishandle tickets, and a peer seldom reconnects soon enough " +
+							"to resume. The ticket keys are the server's, shared by all its listeners (a ticket from port 993 " +
+							"resumes on 465), kept in memory only and rotated daily.",
 						Optional: true,
 					},
 					"session_ticket_lifetime": schema.StringAttribute{

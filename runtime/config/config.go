@@ -197,8 +197,10 @@ type TLS struct {
 	// Certificates are the listener's certificates besides the default.
 	Certificates []Certificate `json:"certificates,omitempty"`
 	// SessionTickets turns session resumption with tickets (TLS 1.2
-	// tickets, TLS 1.3 PSK) on or off; nil means on. The ticket keys are
-	// the server's, shared by all its listeners, and rotated daily.
+	// tickets, TLS 1.3 PSK) on or off; nil means on, except on MX
+	// (ProtocolSMTP) listeners, where some sending MTAs mishandle tickets
+	// and peers seldom reconnect soon enough to resume. The ticket keys
+	// are the server's, shared by all its listeners, and rotated daily.
 	SessionTickets *bool `json:"session_tickets,omitempty"`
 	// SessionTicketLifetime is how long a ticket resumes a session, as a
 	// Go duration between MinSessionTicketLifetime and
@@ -246,8 +248,14 @@ func (t *TLS) Sources() []Certificate {
 	return append(out, t.Certificates...)
 }
 
-// TicketsOn reports whether session tickets are on.
-func (t *TLS) TicketsOn() bool { return t.SessionTickets == nil || *t.SessionTickets }
+// TicketsOn reports whether session tickets are on: as set, else on
+// except for MX.
+func (l *Listener) TicketsOn() bool {
+	if l.TLS.SessionTickets != nil {
+		return *l.TLS.SessionTickets
+	}
+	return l.Protocol != ProtocolSMTP
+}
 
 // StaplingOn reports whether OCSP stapling is on.
 func (t *TLS) StaplingOn() bool { return t.OCSPStapling == nil || *t.OCSPStapling }

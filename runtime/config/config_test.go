@@ -97,8 +97,20 @@ func TestSessionTicketSettings(t *testing.T) {
 			t.Errorf("%+v: Validate() = %v; want %q", tc.tls, err, tc.err)
 			continue
 		}
-		if err == nil && (tc.tls.TicketsOn() != tc.tickets || tc.tls.TicketLifetime() != tc.lifetime) {
-			t.Errorf("%+v: tickets %v lifetime %s; want %v %s", tc.tls, tc.tls.TicketsOn(), tc.tls.TicketLifetime(), tc.tickets, tc.lifetime)
+		l := Listener{Protocol: ProtocolIMAP, TLS: tc.tls}
+		if err == nil && (l.TicketsOn() != tc.tickets || tc.tls.TicketLifetime() != tc.lifetime) {
+			t.Errorf("%+v: tickets %v lifetime %s; want %v %s", tc.tls, l.TicketsOn(), tc.tls.TicketLifetime(), tc.tickets, tc.lifetime)
+		}
+	}
+	// MX listeners default to no tickets; set, the setting wins.
+	for _, tc := range []struct {
+		protocol string
+		set      *bool
+		want     bool
+	}{{ProtocolSMTP, nil, false}, {ProtocolSMTP, &on, true}, {ProtocolSubmission, nil, true}, {ProtocolPOP3, &off, false}} {
+		l := Listener{Protocol: tc.protocol, TLS: TLS{SessionTickets: tc.set}}
+		if l.TicketsOn() != tc.want {
+			t.Errorf("%s with session_tickets %v: tickets %v, want %v", tc.protocol, tc.set, l.TicketsOn(), tc.want)
 		}
 	}
 	if !(&TLS{}).StaplingOn() || (&TLS{OCSPStapling: &off}).StaplingOn() {

@@ -228,7 +228,7 @@ func (m *Manager) Prepare(id string, cfg config.Listener, build NewFrontendFunc)
 		if c.certs, err = m.certs.newCertSet(cfg.TLS); err != nil {
 			return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
 		}
-		if tlsCfg, err = tlsConfig(cfg.TLS, c.certs, m.tickets); err != nil {
+		if tlsCfg, err = tlsConfig(cfg, c.certs, m.tickets); err != nil {
 			m.certs.releaseSet(c.certs)
 			return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
 		}

@@ -166,12 +166,12 @@ func (r *ticketKeys) unwrapper(lifetime time.Duration) func([]byte, tls.Connecti
 	}
 }
 
-// apply sets cfg's session resumption as t says.
-func (r *ticketKeys) apply(cfg *tls.Config, t config.TLS) {
-	if !t.TicketsOn() {
+// apply sets cfg's session resumption as l says.
+func (r *ticketKeys) apply(cfg *tls.Config, l config.Listener) {
+	if !l.TicketsOn() {
 		cfg.SessionTicketsDisabled = true
 		return
 	}
 	cfg.WrapSession = r.wrap
-	cfg.UnwrapSession = r.unwrapper(t.TicketLifetime())
+	cfg.UnwrapSession = r.unwrapper(l.TLS.TicketLifetime())
 }

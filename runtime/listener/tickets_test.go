@@ -48,8 +48,8 @@ func resumes(t *testing.T, addr string, cache tls.ClientSessionCache, cfg *tls.C
 }
 
 // Session tickets: on by default and shared by a server's listeners (a
-// ticket from one port resumes on another, TLS 1.3 and 1.2 alike), off
-// where session_tickets is false, refused once older than the listener's
+// ticket from one port resumes on another, TLS 1.3 and 1.2 alike), off by
+// default on MX listeners, refused once older than the listener's
 // lifetime, and still accepted after the daily key rotation until the
 // retired key is dropped.
 func TestSessionTickets(t *testing.T) {
@@ -58,12 +58,11 @@ func TestSessionTickets(t *testing.T) {
 	clock := &fakeClock{t: time.Now()}
 	m.tickets.now = clock.now
 	ports := testutil.FreePorts(t, 4)
-	off := false
 	imaps := tlsListener(ports[0], config.TLSImplicit, ks)
 	smtps := tlsListener(ports[1], config.TLSImplicit, ks)
 	smtps.Protocol = config.ProtocolSubmission
 	mx := tlsListener(ports[2], config.TLSImplicit, ks)
-	mx.TLS.SessionTickets = &off
+	mx.Protocol = config.ProtocolSMTP // tickets off unless set
 	short := tlsListener(ports[3], config.TLSImplicit, ks)
 	short.TLS.SessionTicketLifetime = "1h"
 	for id, l := range map[string]config.Listener{"imaps": imaps, "smtps": smtps, "mx": mx, "short": short} {
@@ -85,7 +84,7 @@ func TestSessionTickets(t *testing.T) {
 				t.Error("a ticket from the IMAP port did not resume on the submission port")
 			}
 			if resumes(t, addr(ports[2]), cache, cfg()) {
-				t.Error("resumed on a listener with session_tickets = false")
+				t.Error("resumed on an MX listener")
 			}
 			// The MX port issues no ticket either.
 			fresh := tls.NewLRUClientSessionCache(8)

@@ -14,7 +14,8 @@ import (
 // keystore, as a Java truststore would; like the certificate they follow
 // the keystore file, so a CA imported later (mailstack_certificate_import,
 // keytool -importcert) is trusted from the next handshake on.
-func tlsConfig(t config.TLS, set *certSet, tickets *ticketKeys) (*tls.Config, error) {
+func tlsConfig(l config.Listener, set *certSet, tickets *ticketKeys) (*tls.Config, error) {
+	t := l.TLS
 	suites, err := t.CipherSuiteIDs()
 	if err != nil {
 		return nil, err
@@ -24,7 +25,7 @@ func tlsConfig(t config.TLS, set *certSet, tickets *ticketKeys) (*tls.Config, er
 		MinVersion:     t.MinTLSVersion(),
 		CipherSuites:   suites,
 	}
-	tickets.apply(cfg, t)
+	tickets.apply(cfg, l)
 	switch t.ClientAuth {
 	case "", config.ClientAuthNone:
 		return cfg, nil

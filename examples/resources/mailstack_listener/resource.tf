@@ -30,9 +30,9 @@ resource "mailstack_listener" "imap" {
   }
 }
 
-# The MX port, STARTTLS on 25, without session tickets: some sending MTAs
-# mishandle them, and a mail server's peers rarely reconnect soon enough to
-# resume anyway.
+# The MX port, STARTTLS on 25. Session tickets are off by default on smtp
+# listeners (some sending MTAs mishandle them, and peers seldom reconnect
+# soon enough to resume); session_tickets = true turns them on.
 resource "mailstack_listener" "mx" {
   server_id = mailstack_server.mx.id
   protocol  = "smtp"
@@ -42,7 +42,6 @@ resource "mailstack_listener" "mx" {
     mode              = "starttls"
     keystore_path     = mailstack_keystore.mx.path
     keystore_password = var.keystore_password
-    session_tickets   = false
   }
 }
 

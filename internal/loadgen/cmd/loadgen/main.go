@@ -343,12 +343,15 @@ func (rt *mailRuntime) configure(ctx context.Context, ks *testKeystore, users []
 	tlsFor := func(mode string) config.TLS {
 		return config.TLS{Mode: mode, KeystorePath: ks.path, KeystorePassword: keystorePassword}
 	}
-	noTickets := tlsFor(config.TLSImplicit)
-	off := false
-	noTickets.SessionTickets = &off
+	// smtps is an MX port, where tickets are off unless set: on here, as
+	// on the other protocols, so that resumption can be measured; and off
+	// on a second port, to see what they save.
+	on, off := true, false
+	withTickets, noTickets := tlsFor(config.TLSImplicit), tlsFor(config.TLSImplicit)
+	withTickets.SessionTickets, noTickets.SessionTickets = &on, &off
 	rt.listeners = map[string]config.Listener{
 		"smtp":            {Protocol: config.ProtocolSMTP, TLS: tlsFor(config.TLSStartTLS)},
-		"smtps":           {Protocol: config.ProtocolSMTP, TLS: tlsFor(config.TLSImplicit)},
+		"smtps":           {Protocol: config.ProtocolSMTP, TLS: withTickets},
 		"smtps-notickets": {Protocol: config.ProtocolSMTP, TLS: noTickets},
 		"imaps":           {Protocol: config.ProtocolIMAP, TLS: tlsFor(config.TLSImplicit)},
 	}
