@@ -33,12 +33,16 @@ func benchRuntime(b *testing.B) (h *harness, addrs map[string]string, ks *testKe
 	}
 	addrs = map[string]string{}
 	ports := testutil.FreePorts(b, 3)
+	on := true
 	for i, l := range []struct{ id, protocol, mode string }{
 		{"smtp", config.ProtocolSMTP, config.TLSStartTLS},
 		{"smtps", config.ProtocolSMTP, config.TLSImplicit},
 		{"imaps", config.ProtocolIMAP, config.TLSImplicit},
 	} {
 		cfg := config.Listener{Protocol: l.protocol, Address: "127.0.0.1", Port: ports[i], TLS: ks.tls(l.mode)}
+		// MX ports issue no session tickets unless set: BenchmarkHandshake
+		// measures resumption on smtps.
+		cfg.TLS.SessionTickets = &on
 		h.putListener(l.id, cfg)
 		addrs[l.id] = cfg.Addr()
 	}
