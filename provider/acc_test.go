@@ -215,6 +215,11 @@ elif cmd == "pop3":
 // mailClient runs pythonMail with cmd against 127.0.0.1:port and returns
 // its output; the test is skipped without python3.
 func (e *accEnv) mailClient(cmd string, port int, caPEM, user, password, token string) (string, error) {
+	return e.mailClientAt(cmd, "127.0.0.1", port, caPEM, user, password, token)
+}
+
+// mailClientAt is mailClient against ip:port.
+func (e *accEnv) mailClientAt(cmd, ip string, port int, caPEM, user, password, token string) (string, error) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		e.t.Skip("python3 not on PATH")
 	}
@@ -228,9 +233,9 @@ func (e *accEnv) mailClient(cmd string, port int, caPEM, user, password, token s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "python3", script, cmd, "127.0.0.1", fmt.Sprint(port), ca, user, password, token).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "python3", script, cmd, ip, fmt.Sprint(port), ca, user, password, token).CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("python %s on port %d: %v\n%s", cmd, port, err, out)
+		return string(out), fmt.Errorf("python %s on %s port %d: %v\n%s", cmd, ip, port, err, out)
 	}
 	return string(out), nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
+	"sync"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 
@@ -21,11 +23,17 @@ type providerData struct {
 	version string
 	host    host.Host
 	// stateDir is the state_dir attribute, absolute on the local host;
-	// on another host it may be relative to the login's home (see
+	// on an SSH host it may be relative to the login's home (see
 	// stateDirPath).
 	stateDir string
-	// runtimeExe is the executable installed on the host as the runtime.
+	// runtimeExe is the provider's own executable (or the one
+	// MAILSTACK_RUNTIME_EXECUTABLE names), installed as the runtime on
+	// hosts of its platform.
 	runtimeExe string
+
+	mu          sync.Mutex
+	absStateDir string        // stateDir made absolute on the host, once known
+	platform    host.Platform // the host's, once detected
 }
 
 // configuredData extracts the provider's data in a resource's or data
@@ -46,7 +54,69 @@ func configuredData(raw any, diags *diag.Diagnostics) *providerData {
 // server is the state directory of server serverID (a mailstack_server
 // id: its folder under the provider's state_dir) on the provider's host.
 func (d *providerData) server(serverID string) statedir.Dir {
-	return statedir.Dir{Host: d.host, Path: path.Join(d.stateDir, serverID)}
+	return statedir.Dir{Host: d.host, Path: path.Join(d.stateDirPath(), serverID)}
+}
+
+// stateDirPath is state_dir as an absolute path on the host. Resolving a
+// relative one on an SSH host needs the connection; when that fails the
+// relative path is returned, and the next operation on the host reports
+// the failure.
+func (d *providerData) stateDirPath() string {
+	if path.IsAbs(d.stateDir) {
+		return d.stateDir
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.absStateDir == "" {
+		if abs, err := d.host.Abs(d.stateDir); err == nil {
+			d.absStateDir = abs
+		} else {
+			return d.stateDir
+		}
+	}
+	return d.absStateDir
+}
+
+// hostPlatform detects the host's platform once per provider run.
+func (d *providerData) hostPlatform(ctx context.Context) (host.Platform, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.platform == (host.Platform{}) {
+		p, err := host.DetectPlatform(ctx, d.host)
+		if err != nil {
+			return p, err
+		}
+		d.platform = p
+	}
+	return d.platform, nil
+}
+
+// runtimeFor picks the executable to install as the runtime on the host:
+// configured (a server's runtime_executable) if it is built for the
+// host's platform, else the provider's own if that is. None fitting is an
+// error that names the platforms, found before anything changes on the
+// host.
+func (d *providerData) runtimeFor(ctx context.Context, configured string) (string, error) {
+	want, err := d.hostPlatform(ctx)
+	if err != nil {
+		return "", err
+	}
+	var found []string
+	for _, exe := range []string{configured, d.runtimeExe} {
+		if exe == "" {
+			continue
+		}
+		got, err := host.ExecutablePlatform(exe)
+		if err != nil {
+			return "", err
+		}
+		if got == want {
+			return exe, nil
+		}
+		found = append(found, fmt.Sprintf("%s is built for %s", exe, got))
+	}
+	return "", fmt.Errorf("%s runs %s, and no runtime executable for it is at hand: %s. Set runtime_executable to "+
+		"this provider built for %s (GOOS=%s GOARCH=%s go build).", d.host, want, strings.Join(found, "; "), want, want.OS, want.Arch)
 }
 
 // client returns the control API client of the runtime of server
@@ -97,4 +167,33 @@ func (d *providerData) goneWithServer(ctx context.Context, serverID string, err 
 	}
 	exists, statErr := d.server(serverID).Exists(ctx)
 	return statErr == nil && !exists
+}
+
+// importID takes the host off an import id. An id may name the host it is
+// on, as "ssh://[user@]host[:port]/" followed by the object's usual id
+// (a keystore's absolute path keeps its leading slash:
+// "ssh://mx1.example.com//etc/mail/james.keystore"); the host must then
+// be this provider configuration's, so that an import never adopts an
+// object of another host. An id without a host names this one's.
+func (d *providerData) importID(id string, diags *diag.Diagnostics) (string, bool) {
+	rest, named := strings.CutPrefix(id, "ssh://")
+	if !named {
+		return id, true
+	}
+	authority, local, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		authority = authority[i+1:]
+	}
+	addr, err := host.SSHAddress(authority)
+	if err != nil {
+		diags.AddError("Invalid Import ID", fmt.Sprintf("%q: %s", id, err))
+		return "", false
+	}
+	if sh, ok := d.host.(*host.SSH); !ok || sh.Address() != addr {
+		diags.AddError("Import ID Names Another Host", fmt.Sprintf("The import id %q names host %s, but this provider "+
+			"configuration manages %s. Import it with the provider configuration of that host (provider = mailstack.<alias> "+
+			"in the resource block).", id, addr, d.host))
+		return "", false
+	}
+	return local, true
 }

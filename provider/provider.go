@@ -10,8 +10,10 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -43,6 +45,19 @@ func New(version string) func() provider.Provider {
 
 type providerModel struct {
 	StateDir types.String `tfsdk:"state_dir"`
+	SSH      *sshModel    `tfsdk:"ssh"`
+}
+
+// sshModel is the provider's ssh block: the host it manages, when it is
+// not the one terraform runs on.
+type sshModel struct {
+	Address              types.String `tfsdk:"address"`
+	User                 types.String `tfsdk:"user"`
+	PrivateKey           types.String `tfsdk:"private_key"`
+	PrivateKeyPassphrase types.String `tfsdk:"private_key_passphrase"`
+	Agent                types.Bool   `tfsdk:"agent"`
+	HostKey              types.String `tfsdk:"host_key"`
+	KnownHosts           types.String `tfsdk:"known_hosts"`
 }
 
 func (p *mailstackProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -59,8 +74,54 @@ func (p *mailstackProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 			"state_dir": schema.StringAttribute{
 				MarkdownDescription: "Folder on the target host under which each `mailstack_server` keeps its " +
 					"state (`<state_dir>/<name>`: config, control socket, mail, runtime executable). " +
-					"Defaults to `$XDG_STATE_HOME/mailstack`, or `~/.local/state/mailstack`.",
+					"Defaults to `$XDG_STATE_HOME/mailstack`, or `~/.local/state/mailstack`; on an `ssh` host, " +
+					"`~/.local/state/mailstack` of the login, and a relative path is relative to its home.",
 				Optional: true,
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"ssh": schema.SingleNestedBlock{
+				MarkdownDescription: "The host this provider configuration manages, reached over SSH; without this " +
+					"block it is the machine terraform runs on. One SSH connection serves every resource of a run. " +
+					"Files go over SFTP, the runtime's control socket through the connection itself (no port is " +
+					"opened for it). The host key is always verified: against `host_key`, `known_hosts`, or else " +
+					"`~/.ssh/known_hosts`. Use one provider configuration per host (`alias`, or OpenTofu's " +
+					"provider `for_each`).",
+				Attributes: map[string]schema.Attribute{
+					"address": schema.StringAttribute{
+						MarkdownDescription: "`host` or `host:port` of the SSH server; the port defaults to 22. Required in an `ssh` block.",
+						Optional:            true,
+					},
+					"user": schema.StringAttribute{
+						MarkdownDescription: "Login name on the host. It needs write access to `state_dir` and the keystore paths. Required in an `ssh` block.",
+						Optional:            true,
+					},
+					"private_key": schema.StringAttribute{
+						MarkdownDescription: "Private key to log in with, PEM or OpenSSH format (e.g. `file(\"~/.ssh/id_ed25519\")`).",
+						Optional:            true,
+						Sensitive:           true,
+					},
+					"private_key_passphrase": schema.StringAttribute{
+						MarkdownDescription: "Passphrase of an encrypted `private_key`.",
+						Optional:            true,
+						Sensitive:           true,
+					},
+					"agent": schema.BoolAttribute{
+						MarkdownDescription: "Log in with the keys of the SSH agent at `$SSH_AUTH_SOCK` (besides `private_key`, if set).",
+						Optional:            true,
+					},
+					"host_key": schema.StringAttribute{
+						MarkdownDescription: "The host's public key, as `ssh-keyscan` or `/etc/ssh/ssh_host_ed25519_key.pub` shows it " +
+							"(`ssh-ed25519 AAAA...`). The host must present it, or a key `known_hosts` lists for it.",
+						Optional: true,
+					},
+					"known_hosts": schema.StringAttribute{
+						MarkdownDescription: "A known_hosts file (where terraform runs) that lists the host's key. With neither " +
+							"`host_key` nor `known_hosts`, `~/.ssh/known_hosts` is used. An unknown or changed host key is an " +
+							"error that names the host and the fingerprint it presented; there is no way to skip the check.",
+						Optional: true,
+					},
+				},
 			},
 		},
 	}
@@ -70,6 +131,10 @@ func (p *mailstackProvider) Configure(ctx context.Context, req provider.Configur
 	var cfg providerModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
 	if resp.Diagnostics.HasError() {
+		return
+	}
+	if cfg.SSH != nil {
+		p.configureSSH(cfg, resp)
 		return
 	}
 	dir := cfg.StateDir.ValueString()
@@ -86,16 +151,70 @@ func (p *mailstackProvider) Configure(ctx context.Context, req provider.Configur
 		resp.Diagnostics.AddAttributeError(path.Root("state_dir"), "Invalid State Directory", err.Error())
 		return
 	}
+	p.configured(host.Local{}, abs, resp)
+}
+
+// configured hands resources and data sources the host and state_dir.
+func (p *mailstackProvider) configured(h host.Host, stateDir string, resp *provider.ConfigureResponse) {
 	exe := os.Getenv(RuntimeExecutableEnv)
 	if exe == "" {
+		var err error
 		if exe, err = os.Executable(); err != nil {
 			resp.Diagnostics.AddError("Unable to Locate the Provider Executable", err.Error())
 			return
 		}
 	}
-	data := &providerData{version: p.version, host: host.Local{}, stateDir: abs, runtimeExe: exe}
+	data := &providerData{version: p.version, host: h, stateDir: stateDir, runtimeExe: exe}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+}
+
+// configureSSH configures a host reached over SSH. It checks the keys
+// but does not connect: the first resource that needs the host does.
+func (p *mailstackProvider) configureSSH(cfg providerModel, resp *provider.ConfigureResponse) {
+	s := cfg.SSH
+	for name, v := range map[string]types.String{"address": s.Address, "user": s.User} {
+		if v.IsUnknown() || v.ValueString() == "" {
+			resp.Diagnostics.AddAttributeError(path.Root("ssh").AtName(name), "Missing SSH Setting",
+				fmt.Sprintf("ssh.%s must be set (and known when the provider is configured).", name))
+		}
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	c := host.SSHConfig{
+		Address:    s.Address.ValueString(),
+		User:       s.User.ValueString(),
+		PrivateKey: []byte(s.PrivateKey.ValueString()),
+		Passphrase: []byte(s.PrivateKeyPassphrase.ValueString()),
+		Agent:      s.Agent.ValueBool(),
+	}
+	if k := s.HostKey.ValueString(); k != "" {
+		c.HostKeys = []string{k}
+	}
+	if f := s.KnownHosts.ValueString(); f != "" {
+		c.KnownHosts = []string{expandHome(f)}
+	}
+	h, err := host.SharedSSH(c)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("ssh"), "Invalid SSH Settings", err.Error())
+		return
+	}
+	dir := cfg.StateDir.ValueString()
+	if dir == "" {
+		dir = ".local/state/mailstack" // in the login's home
+	}
+	p.configured(h, dir, resp)
+}
+
+// expandHome expands a leading ~/ to the home folder where terraform runs.
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
 }
 
 func defaultStateDir() (string, error) {

@@ -422,13 +422,17 @@ func (r *certificateImportResource) Delete(ctx context.Context, req resource.Del
 // ImportState adopts trusted entries by "<keystore_path>:<alias>" (the
 // resource's id); the store password comes from MAILSTACK_KEYSTORE_PASSWORD.
 func (r *certificateImportResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	i := strings.LastIndex(req.ID, ":")
-	if i <= 0 || i == len(req.ID)-1 {
-		resp.Diagnostics.AddError("Invalid Import ID",
-			fmt.Sprintf("Import a mailstack_certificate_import by \"<keystore_path>:<alias>\", e.g. /etc/mail/james.keystore:root; got %q.", req.ID))
+	id, ok := r.data.importID(req.ID, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	file, alias := req.ID[:i], req.ID[i+1:]
+	i := strings.LastIndex(id, ":")
+	if i <= 0 || i == len(id)-1 {
+		resp.Diagnostics.AddError("Invalid Import ID",
+			fmt.Sprintf("Import a mailstack_certificate_import by \"<keystore_path>:<alias>\", e.g. /etc/mail/james.keystore:root; got %q.", id))
+		return
+	}
+	file, alias := id[:i], id[i+1:]
 	password := os.Getenv(KeystorePasswordEnv)
 	if password == "" {
 		resp.Diagnostics.AddError("Keystore Password Needed for Import",
@@ -445,7 +449,7 @@ func (r *certificateImportResource) ImportState(ctx context.Context, req resourc
 			fmt.Sprintf("%s has no trusted certificate entry %q (nor %q-1, %q-2, ...).\n\nKeystore file: %s\nAlias: %s", file, alias, alias, alias, file, alias))
 		return
 	}
-	for attr, v := range map[string]string{"id": req.ID, "keystore_path": file, "alias": alias, "keystore_password": password} {
+	for attr, v := range map[string]string{"id": id, "keystore_path": file, "alias": alias, "keystore_password": password} {
 		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), types.StringValue(v))...)
 	}
 }

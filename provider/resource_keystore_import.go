@@ -21,7 +21,11 @@ import (
 // and a distinct JKS key password from MAILSTACK_KEYSTORE_KEY_PASSWORD.
 // Read then describes the entry (adopt); nothing is written.
 func (r *keystoreResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	file, alias := splitImportID(req.ID, func(p string) bool { return r.data.exists(ctx, p) })
+	id, ok := r.data.importID(req.ID, &resp.Diagnostics)
+	if !ok {
+		return
+	}
+	file, alias := splitImportID(id, func(p string) bool { return r.data.exists(ctx, p) })
 	shownAlias := alias
 	if shownAlias == "" {
 		shownAlias = "(the only private key entry)"

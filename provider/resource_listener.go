@@ -604,12 +604,16 @@ func (r *listenerResource) Delete(ctx context.Context, req resource.DeleteReques
 }
 
 func (r *listenerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if _, _, ok := splitListenerID(req.ID); !ok {
-		resp.Diagnostics.AddError("Invalid Import ID",
-			fmt.Sprintf("%q is not <server_id>/<listener id>, e.g. \"default/l-0123456789ab\".", req.ID))
+	id, ok := r.data.importID(req.ID, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	if _, _, ok := splitListenerID(id); !ok {
+		resp.Diagnostics.AddError("Invalid Import ID",
+			fmt.Sprintf("%q is not <server_id>/<listener id>, e.g. \"default/l-0123456789ab\".", id))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), id)...)
 }
 
 // ticketLifetime validates tls.session_ticket_lifetime.

@@ -53,6 +53,7 @@ type serverModel struct {
 	Running             types.Bool   `tfsdk:"running"`
 	Version             types.String `tfsdk:"version"`
 	ExecutableSHA256    types.String `tfsdk:"executable_sha256"`
+	RuntimeExecutable   types.String `tfsdk:"runtime_executable"`
 	serverOutboundModel              // resource_server_outbound.go
 }
 
@@ -156,6 +157,13 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Default:    stringdefault.StaticString(supervisorAuto),
 				Validators: []validator.String{stringvalidator.OneOf(supervisors...)},
 			},
+			"runtime_executable": schema.StringAttribute{
+				MarkdownDescription: "A build of this provider for another platform (where terraform runs), installed as the " +
+					"runtime on a host whose platform it fits, e.g. `dist/linux_arm64/terraform-provider-mailstack`. The " +
+					"host's platform is detected with `uname`; the provider's own executable serves a host of its own " +
+					"platform. When neither fits, plan fails before anything changes on the host.",
+				Optional: true,
+			},
 			// Computed
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The server's name; listeners and users refer to it as `server_id`. Import a server by it.",
@@ -225,7 +233,12 @@ func (r *serverResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 			return
 		}
 	}
-	want, err := host.FileSHA256(r.data.runtimeExe)
+	exe, err := r.data.runtimeFor(ctx, plan.RuntimeExecutable.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("runtime_executable"), "No Runtime Executable for the Host", err.Error())
+		return
+	}
+	want, err := host.FileSHA256(exe)
 	if err != nil {
 		resp.Diagnostics.AddError("Unable to Read the Runtime Executable", err.Error())
 		return
@@ -267,6 +280,11 @@ func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest,
 	if !ok {
 		return
 	}
+	exe, err := r.data.runtimeFor(ctx, plan.RuntimeExecutable.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("runtime_executable"), "No Runtime Executable for the Host", err.Error())
+		return
+	}
 	name := plan.Name.ValueString()
 	dir := r.data.server(name)
 	if _, err := dir.Client().Status(ctx); err == nil {
@@ -279,7 +297,7 @@ func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest,
 		resp.Diagnostics.AddError("Unable to Write Runtime Config", err.Error())
 		return
 	}
-	rs := r.runtimeOf(name)
+	rs := r.runtimeOf(name, exe)
 	st, err := rs.start(ctx, mode)
 	if err != nil {
 		resp.Diagnostics.AddError("Unable to Start the Mail Runtime", err.Error())
@@ -306,7 +324,7 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 		return
 	}
 	name := state.ID.ValueString()
-	rs := r.runtimeOf(name)
+	rs := r.runtimeOf(name, "")
 	obs, err := rs.observe(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
 		resp.State.RemoveResource(ctx)
@@ -362,7 +380,12 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 		return
 	}
 	name := plan.Name.ValueString()
-	rs := r.runtimeOf(name)
+	exe, err := r.data.runtimeFor(ctx, plan.RuntimeExecutable.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("runtime_executable"), "No Runtime Executable for the Host", err.Error())
+		return
+	}
+	rs := r.runtimeOf(name, exe)
 	client := rs.dir.Client()
 	current := rs.currentSupervisor(ctx)
 	upgrade := state.ExecutableSHA256.ValueString() != plan.ExecutableSHA256.ValueString()
@@ -386,7 +409,6 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 	}
 
 	var st control.Status
-	var err error
 	switch {
 	case upgrade || current != mode:
 		// Install first, while the old runtime still serves, then drain
@@ -420,7 +442,7 @@ func (r *serverResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	rs := r.runtimeOf(state.ID.ValueString())
+	rs := r.runtimeOf(state.ID.ValueString(), "")
 	if err := rs.stop(ctx, rs.currentSupervisor(ctx)); err != nil {
 		resp.Diagnostics.AddError("Unable to Stop the Mail Runtime", err.Error())
 		return
@@ -431,10 +453,14 @@ func (r *serverResource) Delete(ctx context.Context, req resource.DeleteRequest,
 }
 
 func (r *serverResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	if !serverNameRE.MatchString(req.ID) {
-		resp.Diagnostics.AddError("Invalid Import ID", fmt.Sprintf("%q is not a server name; import a server by its name, e.g. \"default\".", req.ID))
+	id, ok := r.data.importID(req.ID, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
+	if !serverNameRE.MatchString(id) {
+		resp.Diagnostics.AddError("Invalid Import ID", fmt.Sprintf("%q is not a server name; import a server by its name, e.g. \"default\".", id))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), id)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), id)...)
 }

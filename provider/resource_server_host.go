@@ -21,12 +21,14 @@ type serverRuntime struct {
 	name string
 	dir  statedir.Dir
 	h    host.Host
-	// src is the executable installed as the runtime (the provider's own).
+	// src is the local executable installed as the runtime.
 	src string
 }
 
-func (r *serverResource) runtimeOf(name string) *serverRuntime {
-	return &serverRuntime{name: name, dir: r.data.server(name), h: r.data.host, src: r.data.runtimeExe}
+// runtimeOf is server name's runtime; exe is the executable to install
+// (runtimeFor), "" where nothing is installed.
+func (r *serverResource) runtimeOf(name, exe string) *serverRuntime {
+	return &serverRuntime{name: name, dir: r.data.server(name), h: r.data.host, src: exe}
 }
 
 func (s *serverRuntime) exe() string     { return s.dir.Join(statedir.Executable) }

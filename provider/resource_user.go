@@ -242,13 +242,17 @@ func (r *userResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 }
 
 func (r *userResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	serverID, address, ok := splitUserID(req.ID)
+	id, ok := r.data.importID(req.ID, &resp.Diagnostics)
 	if !ok {
-		resp.Diagnostics.AddError("Invalid Import ID",
-			fmt.Sprintf("%q is not <server_id>/<address>, e.g. \"default/alice@example.com\".", req.ID))
 		return
 	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	serverID, address, ok := splitUserID(id)
+	if !ok {
+		resp.Diagnostics.AddError("Invalid Import ID",
+			fmt.Sprintf("%q is not <server_id>/<address>, e.g. \"default/alice@example.com\".", id))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), id)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("server_id"), serverID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("address"), address)...)
 }
