@@ -3,7 +3,6 @@ package provider
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,22 +24,7 @@ import (
 // and terraform run, not one per resource. Figures are in
 // docs/benchmarks.md.
 func BenchmarkRemote(b *testing.B) {
-	tf := terraformCLI(b)
-	plugins := b.TempDir()
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=0.1.0",
-		"-o", filepath.Join(plugins, "terraform-provider-mailstack"), "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("building the provider: %v\n%s", err, out)
-	}
-	rc := filepath.Join(plugins, "terraformrc")
-	rcText := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n  }\n  direct {}\n}\n", "mailstack/mailstack", plugins)
-	if err := os.WriteFile(rc, []byte(rcText), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	quickstart, err := os.ReadFile("../examples/quickstart/main.tf")
-	if err != nil {
-		b.Fatal(err)
-	}
+	tf, rc, quickstart := benchTerraform(b)
 	ports := []int{2525, 2465, 2587, 2143, 2993, 2110, 2995}
 
 	b.Run("quickstart-apply", func(b *testing.B) {
@@ -68,6 +52,7 @@ func BenchmarkRemote(b *testing.B) {
 		if err := os.WriteFile(filepath.Join(w.dir, "main.tf"), twoHostQuickstart(b, quickstart, w.dir, h1, h2), 0o600); err != nil {
 			b.Fatal(err)
 		}
+		w.run("get") // the modules; the provider is the dev override
 		w.run("apply", "-auto-approve")
 		logins := 0
 		for i := 0; i < b.N; i++ {

@@ -32,22 +32,7 @@ import (
 // Servers bind 127.0.0.2 and 127.0.0.3, so a `make demo` on 127.0.0.1 does
 // not get in the way. Results are recorded in docs/benchmarks.md.
 func BenchmarkTerraform(b *testing.B) {
-	tf := terraformCLI(b)
-	plugins := b.TempDir()
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=0.1.0",
-		"-o", filepath.Join(plugins, "terraform-provider-mailstack"), "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("building the provider: %v\n%s", err, out)
-	}
-	rc := filepath.Join(plugins, "terraformrc")
-	rcText := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n  }\n  direct {}\n}\n", "mailstack/mailstack", plugins)
-	if err := os.WriteFile(rc, []byte(rcText), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	quickstart, err := os.ReadFile("../examples/quickstart/main.tf")
-	if err != nil {
-		b.Fatal(err)
-	}
+	tf, rc, quickstart := benchTerraform(b)
 	ports := []int{2525, 2465, 2587, 2143, 2993, 2110, 2995}
 
 	b.Run("quickstart-apply", func(b *testing.B) {
@@ -87,6 +72,29 @@ func BenchmarkTerraform(b *testing.B) {
 			b.StopTimer()
 		}
 	})
+}
+
+// benchTerraform finds the terraform CLI, builds this provider as a plugin
+// with a CLI config that points terraform at it (dev_overrides, nothing
+// downloaded), and reads examples/quickstart.
+func benchTerraform(b *testing.B) (tf, cliConfig string, quickstart []byte) {
+	tf = terraformCLI(b)
+	plugins := b.TempDir()
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=0.1.0",
+		"-o", filepath.Join(plugins, "terraform-provider-mailstack"), "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building the provider: %v\n%s", err, out)
+	}
+	cliConfig = filepath.Join(plugins, "terraformrc")
+	rcText := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n  }\n  direct {}\n}\n", "mailstack/mailstack", plugins)
+	if err := os.WriteFile(cliConfig, []byte(rcText), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	quickstart, err := os.ReadFile("../examples/quickstart/main.tf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tf, cliConfig, quickstart
 }
 
 // fiftyListeners is a keystore, a server and 50 listeners on 127.0.0.3.
@@ -188,7 +196,7 @@ func (w *tfWorkdir) exec(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	full := append([]string{args[0], "-no-color"}, args[1:]...)
-	if args[0] != "output" {
+	if args[0] != "output" && args[0] != "get" {
 		full = append(append(full, "-input=false"), w.vars...)
 	}
 	cmd := exec.CommandContext(ctx, w.tf, full...)
