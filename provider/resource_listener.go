@@ -144,34 +144,12 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 		Blocks: map[string]schema.Block{
 			"tls": schema.SingleNestedBlock{
 				MarkdownDescription: "TLS settings. Implicit TLS and STARTTLS are one choice per listener, never both.",
-				Attributes: map[string]schema.Attribute{
+				Attributes: withKeystoreEntry(map[string]schema.Attribute{
 					"mode": schema.StringAttribute{
 						MarkdownDescription: "`implicit` (TLS from the first byte: `socketTLS`), `starttls` (plain text " +
 							"upgraded by STARTTLS/STLS; no password is accepted before it) or `none`.",
 						Required:   true,
 						Validators: []validator.String{stringvalidator.OneOf(config.TLSModes...)},
-					},
-					"keystore_path": schema.StringAttribute{
-						MarkdownDescription: "JKS or PKCS#12 keystore holding the default certificate: the one served to " +
-							"clients whose server name (SNI) no `certificate` block serves, or that send none. Unless `mode` " +
-							"is `none`, it or a `certificate` block is required (without it the first block is the default). " +
-							"The runtime watches it: a renewed or edited keystore is served from the next handshake.",
-						Optional: true,
-					},
-					"keystore_password": schema.StringAttribute{
-						MarkdownDescription: "Password of the keystore. Required with `keystore_path`.",
-						Optional:            true,
-						Sensitive:           true,
-						Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
-					},
-					"key_password": schema.StringAttribute{
-						MarkdownDescription: "Password of the private key entry when it differs from the keystore's (JKS only).",
-						Optional:            true,
-						Sensitive:           true,
-					},
-					"alias": schema.StringAttribute{
-						MarkdownDescription: "Private key entry to serve. Optional when the keystore holds exactly one.",
-						Optional:            true,
 					},
 					"min_version": schema.StringAttribute{
 						MarkdownDescription: "Lowest TLS version accepted: " + quoted(config.TLSVersions) + ". Defaults to `1.2`.",
@@ -223,7 +201,11 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 							"unless set to `false`.",
 						Optional: true,
 					},
-				},
+				}, "JKS or PKCS#12 keystore holding the default certificate: the one served to "+
+					"clients whose server name (SNI) no `certificate` block serves, or that send none. Unless `mode` "+
+					"is `none`, it or a `certificate` block is required (without it the first block is the default). "+
+					"The runtime watches it: a renewed or edited keystore is served from the next handshake.",
+					"Password of the keystore. Required with `keystore_path`."),
 				Blocks: map[string]schema.Block{
 					"certificate": schema.ListNestedBlock{
 						MarkdownDescription: "More certificates on this port, chosen per handshake by the server name the " +
@@ -234,26 +216,7 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 							"`keystore_password`, `key_password`, `alias`) or PEM files (`certificate_file`, " +
 							"`private_key_file`, as certbot and cert-manager write them); each is watched and reloaded on its own.",
 						NestedObject: schema.NestedBlockObject{
-							Attributes: map[string]schema.Attribute{
-								"keystore_path": schema.StringAttribute{
-									MarkdownDescription: "JKS or PKCS#12 keystore; an `acme` keystore's renewals are served as they land.",
-									Optional:            true,
-								},
-								"keystore_password": schema.StringAttribute{
-									MarkdownDescription: "Password of the keystore.",
-									Optional:            true,
-									Sensitive:           true,
-									Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
-								},
-								"key_password": schema.StringAttribute{
-									MarkdownDescription: "Password of the private key entry when it differs from the keystore's (JKS only).",
-									Optional:            true,
-									Sensitive:           true,
-								},
-								"alias": schema.StringAttribute{
-									MarkdownDescription: "Private key entry to serve. Optional when the keystore holds exactly one.",
-									Optional:            true,
-								},
+							Attributes: withKeystoreEntry(map[string]schema.Attribute{
 								"certificate_file": schema.StringAttribute{
 									MarkdownDescription: "PEM file with the certificate chain, leaf first (certbot's `fullchain.pem`).",
 									Optional:            true,
@@ -262,7 +225,8 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 									MarkdownDescription: "PEM file with the private key (PKCS#8, PKCS#1 or SEC 1, unencrypted; certbot's `privkey.pem`).",
 									Optional:            true,
 								},
-							},
+							}, "JKS or PKCS#12 keystore; an `acme` keystore's renewals are served as they land.",
+								"Password of the keystore."),
 						},
 					},
 				},
@@ -393,6 +357,29 @@ func (m *listenerModel) settings(ctx context.Context, abs func(string) (string, 
 		}
 	}
 	return l, l.Validate()
+}
+
+// withKeystoreEntry adds to attrs the attributes that name a keystore
+// entry to serve (keystore_path, keystore_password, key_password, alias),
+// which the tls block and its certificate blocks share.
+func withKeystoreEntry(attrs map[string]schema.Attribute, pathDesc, passwordDesc string) map[string]schema.Attribute {
+	attrs["keystore_path"] = schema.StringAttribute{MarkdownDescription: pathDesc, Optional: true}
+	attrs["keystore_password"] = schema.StringAttribute{
+		MarkdownDescription: passwordDesc,
+		Optional:            true,
+		Sensitive:           true,
+		Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+	}
+	attrs["key_password"] = schema.StringAttribute{
+		MarkdownDescription: "Password of the private key entry when it differs from the keystore's (JKS only).",
+		Optional:            true,
+		Sensitive:           true,
+	}
+	attrs["alias"] = schema.StringAttribute{
+		MarkdownDescription: "Private key entry to serve. Optional when the keystore holds exactly one.",
+		Optional:            true,
+	}
+	return attrs
 }
 
 // boolPointer maps an optional bool to the runtime's "nil means the

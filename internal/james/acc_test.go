@@ -283,6 +283,21 @@ type port struct {
 	greetings string // what the protocol greets with
 }
 
+// samplePorts are the listeners of James's distributed samples and demo
+// image, each bound on a free loopback port: SMTP on 25 without TLS
+// (greeting with greeting), 465 implicit and 587 STARTTLS, IMAP on 143
+// STARTTLS and 993 implicit, all serving the certificate fp.
+func samplePorts(t *testing.T, fp, greeting string) []port {
+	free := testutil.FreePorts(t, 5)
+	return []port{
+		{"0.0.0.0:25", free[0], "smtp", "none", "", greeting},
+		{"0.0.0.0:465", free[1], "smtp", "implicit", fp, ""},
+		{"0.0.0.0:587", free[2], "smtp", "starttls", fp, ""},
+		{"0.0.0.0:143", free[3], "imap", "starttls", fp, ""},
+		{"0.0.0.0:993", free[4], "imap", "implicit", fp, ""},
+	}
+}
+
 // bindArgs maps every port's XML bind to its loopback port.
 func bindArgs(ports []port) []string {
 	var args []string
@@ -421,14 +436,7 @@ func TestAccJamesImport_distributedApp(t *testing.T) {
 	ks := filepath.Join(e.conf, "keystore")
 	e.genkeypair(ks, "PKCS12", "james72laBalle", "james", "RSA", "mail.example.test")
 	fp := e.fingerprint(ks, "james72laBalle", "james")
-	free := testutil.FreePorts(t, 5)
-	ports := []port{
-		{"0.0.0.0:25", free[0], "smtp", "none", "", "220 mail.example.test"},
-		{"0.0.0.0:465", free[1], "smtp", "implicit", fp, ""},
-		{"0.0.0.0:587", free[2], "smtp", "starttls", fp, ""},
-		{"0.0.0.0:143", free[3], "imap", "starttls", fp, ""},
-		{"0.0.0.0:993", free[4], "imap", "implicit", fp, ""},
-	}
+	ports := samplePorts(t, fp, "220 mail.example.test")
 	e.importJames(append([]string{"-hostname", "mail.example.test"}, bindArgs(ports)...)...)
 	e.takeOver("james72laBalle", map[string]tfjson.Action{"mailstack_keystore.keystore": tfjson.ActionNoop}, []string{ks}, ports)
 }
@@ -452,14 +460,7 @@ func TestAccJamesImport_caSignedJKS(t *testing.T) {
 	e.keytool("-importcert", "-noprompt", "-trustcacerts", "-alias", "root", "-file", ca, "-keystore", ks, "-storepass", pw)
 	e.keytool("-importcert", "-noprompt", "-alias", "james", "-file", reply, "-keystore", ks, "-storepass", pw)
 	fp := e.fingerprint(ks, pw, "james")
-	free := testutil.FreePorts(t, 5)
-	ports := []port{
-		{"0.0.0.0:25", free[0], "smtp", "none", "", "220 mx.example.test"},
-		{"0.0.0.0:465", free[1], "smtp", "implicit", fp, ""},
-		{"0.0.0.0:587", free[2], "smtp", "starttls", fp, ""},
-		{"0.0.0.0:143", free[3], "imap", "starttls", fp, ""},
-		{"0.0.0.0:993", free[4], "imap", "implicit", fp, ""},
-	}
+	ports := samplePorts(t, fp, "220 mx.example.test")
 	e.importJames(append([]string{"-hostname", "mx.example.test"}, bindArgs(ports)...)...)
 	if _, err := os.Stat(filepath.Join(e.out, "keystore-chain.pem")); err != nil {
 		t.Fatalf("no CA chain next to main.tf: %v", err)
@@ -566,14 +567,7 @@ func TestAccJamesImport_demoPEM(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp := keystore.Fingerprint(leaf)
-	free := testutil.FreePorts(t, 5)
-	ports := []port{
-		{"0.0.0.0:25", free[0], "smtp", "none", "", "220 mail.example.test"},
-		{"0.0.0.0:465", free[1], "smtp", "implicit", fp, ""},
-		{"0.0.0.0:587", free[2], "smtp", "starttls", fp, ""},
-		{"0.0.0.0:143", free[3], "imap", "starttls", fp, ""},
-		{"0.0.0.0:993", free[4], "imap", "implicit", fp, ""},
-	}
+	ports := samplePorts(t, fp, "220 mail.example.test")
 	e.importJames(append([]string{"-hostname", "mail.example.test"}, bindArgs(ports)...)...)
 	e.takeOver("", map[string]tfjson.Action{}, []string{key, cert}, ports)
 }

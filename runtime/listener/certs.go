@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,10 +145,7 @@ func (s *certSource) publish() {
 		return
 	}
 	s.subsMu.Lock()
-	sets := make([]*certSet, 0, len(s.subs))
-	for set := range s.subs {
-		sets = append(sets, set)
-	}
+	sets := slices.Collect(maps.Keys(s.subs))
 	s.subsMu.Unlock()
 	for _, set := range sets {
 		set.rebuild()
