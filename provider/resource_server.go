@@ -47,6 +47,7 @@ type serverModel struct {
 	Domains             types.List   `tfsdk:"domains"`
 	MaxMessageBytes     types.Int64  `tfsdk:"max_message_bytes"`
 	MaxConnections      types.Int64  `tfsdk:"max_connections"`
+	MetricsAddress      types.String `tfsdk:"metrics_address"`
 	DeleteMailOnDestroy types.Bool   `tfsdk:"delete_mail_on_destroy"`
 	Supervisor          types.String `tfsdk:"supervisor"`
 	StateDir            types.String `tfsdk:"state_dir"`
@@ -139,6 +140,14 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Default:    int64default.StaticInt64(0),
 				Validators: []validator.Int64{int64validator.AtLeast(0)},
 			},
+			"metrics_address": schema.StringAttribute{
+				MarkdownDescription: "Address (`ip:port`, or `:port` for every address) where the runtime serves Prometheus " +
+					"metrics at `/metrics` over plain HTTP, e.g. `127.0.0.1:9154`: connections, refusals and TLS handshakes per " +
+					"listener, deliveries, failed logins, store fsync latency and certificate expiry. Unset (the default): no " +
+					"metrics are served. Keep it on loopback or a management network.",
+				Optional:   true,
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
 			"delete_mail_on_destroy": schema.BoolAttribute{
 				MarkdownDescription: "Delete the mail store with the server. Defaults to `false`: destroy stops the runtime and keeps the mail.",
 				Optional:            true,
@@ -205,6 +214,7 @@ func (m *serverModel) settings(ctx context.Context, cfg *tfsdk.Config) (config.S
 		Hostname:        m.Hostname.ValueString(),
 		MaxMessageBytes: m.MaxMessageBytes.ValueInt64(),
 		MaxConnections:  int(m.MaxConnections.ValueInt64()),
+		MetricsAddress:  m.MetricsAddress.ValueString(),
 	}
 	if diags := m.Domains.ElementsAs(ctx, &s.Domains, false); diags.HasError() {
 		return s, errors.New("domains must be a list of strings")
@@ -348,6 +358,10 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 	state.Hostname = types.StringValue(settings.Hostname)
 	state.MaxMessageBytes = types.Int64Value(settings.MaxMessageBytes)
 	state.MaxConnections = types.Int64Value(int64(settings.MaxConnections))
+	state.MetricsAddress = types.StringNull()
+	if settings.MetricsAddress != "" {
+		state.MetricsAddress = types.StringValue(settings.MetricsAddress)
+	}
 	if len(settings.Domains) > 0 || !state.Domains.IsNull() {
 		domains, diags := types.ListValueFrom(ctx, types.StringType, settings.Domains)
 		resp.Diagnostics.Append(diags...)

@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/smtp"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -703,4 +706,78 @@ func watchDowntime(addr string) func() time.Duration {
 		}
 	}()
 	return func() time.Duration { close(stop); return <-result }
+}
+
+// TestAccServer_metricsAddress: metrics_address makes the runtime serve
+// Prometheus metrics there, drift in it is read back, and removing it
+// frees the port.
+func TestAccServer_metricsAddress(t *testing.T) {
+	e := newAccEnv(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", e.FreePort())
+	config := func(metrics string) string {
+		return e.ProviderBlock() + fmt.Sprintf(`
+resource "mailstack_server" "mx" {
+  hostname        = "mail.example.test"
+  metrics_address = %s
+}`, metrics)
+	}
+	scrape := func() (string, error) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("GET /metrics: %s", resp.Status)
+		}
+		return string(b), err
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config(strconv.Quote(addr)),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("mailstack_server.mx", tfjsonpath.New("metrics_address"), knownvalue.StringExact(addr)),
+				},
+				Check: func(*terraform.State) error {
+					text, err := scrape()
+					if err != nil {
+						return err
+					}
+					if !strings.Contains(text, "# TYPE mailstack_deliveries_total counter") || !strings.Contains(text, "go_goroutines") {
+						return fmt.Errorf("no mailstack metrics at %s:\n%s", addr, text)
+					}
+					return nil
+				},
+			},
+			{
+				// Cleared on the host behind Terraform's back: a planned repair.
+				PreConfig: func() {
+					c := e.client()
+					s, err := c.Server(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					s.MetricsAddress = ""
+					if _, err := c.SetServer(context.Background(), s); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:             config(strconv.Quote(addr)),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config: config("null"),
+				Check: func(*terraform.State) error {
+					if _, err := scrape(); err == nil {
+						return fmt.Errorf("metrics still served at %s", addr)
+					}
+					return nil
+				},
+			},
+		},
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/listener"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/metrics"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
@@ -29,13 +30,17 @@ type mailRuntime struct {
 	fronts    *frontends
 	acme      *acme.Service // ACME keystores (acme.go)
 	out       *outboundMail // queue, delivery, DKIM (outbound.go)
+	metrics   *metrics.Metrics
 
 	// change serializes changes (the control API's PUTs and DELETEs and the
 	// first start). It is held while new listeners bind and build; Status
-	// never takes it.
+	// never takes it. It guards metricsSrv.
 	change sync.Mutex
-	mu     sync.Mutex // guards doc and startErrs; held only briefly
-	doc    *config.Document
+	// metricsSrv serves /metrics on doc.Server.MetricsAddress; nil when
+	// that is empty or could not be bound at start-up.
+	metricsSrv *metricsServer
+	mu         sync.Mutex // guards doc and startErrs; held only briefly
+	doc        *config.Document
 	// startErrs holds why a configured listener could not start (port
 	// taken at boot, keystore gone); status reports it as not bound.
 	startErrs map[string]string
@@ -53,7 +58,17 @@ func newRuntime(dir string, state *statedir.Locked, doc *config.Document, opts O
 		doc:       doc,
 		startErrs: map[string]string{},
 	}
-	fronts, err := newFrontends(dir, opts.Logger)
+	rt.metrics = metrics.New(metrics.Sources{
+		Listeners: func() []listener.Stats { return rt.listeners.Stats() },
+		Queue: func() (int, time.Duration) {
+			n, oldest := rt.out.queue.Stats()
+			if n == 0 {
+				return 0, 0
+			}
+			return n, time.Since(oldest)
+		},
+	})
+	fronts, err := newFrontends(dir, opts.Logger, rt.metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +95,12 @@ func newRuntime(dir string, state *statedir.Locked, doc *config.Document, opts O
 }
 
 func (rt *mailRuntime) close() {
+	rt.change.Lock()
+	if rt.metricsSrv != nil {
+		rt.metricsSrv.close()
+		rt.metricsSrv = nil
+	}
+	rt.change.Unlock()
 	rt.acme.Close()
 	rt.out.close()
 	rt.fronts.close()
@@ -99,6 +120,13 @@ func (rt *mailRuntime) startListeners() {
 	rt.mu.Lock()
 	doc := rt.doc
 	rt.mu.Unlock()
+	if a := doc.Server.MetricsAddress; a != "" {
+		srv, err := startMetrics(a, rt.metrics.Handler(), rt.log)
+		if err != nil {
+			rt.log.Error("metrics not served", "err", err)
+		}
+		rt.metricsSrv = srv
+	}
 	for id, l := range doc.Listeners {
 		if err := rt.listeners.Apply(id, l); err != nil {
 			rt.mu.Lock()
@@ -182,9 +210,28 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 		abort()
 		return err
 	}
+	// A new metrics address is bound before anything is saved: one in use
+	// refuses the whole change.
+	var started *metricsServer
+	if s.MetricsAddress != prev.MetricsAddress && s.MetricsAddress != "" {
+		var err error
+		if started, err = startMetrics(s.MetricsAddress, rt.metrics.Handler(), rt.log); err != nil {
+			abort()
+			return control.Conflict(err)
+		}
+	}
 	if err := rt.state.SaveConfig(ctx, next); err != nil {
 		abort()
+		if started != nil {
+			started.close()
+		}
 		return err
+	}
+	if s.MetricsAddress != prev.MetricsAddress {
+		if rt.metricsSrv != nil {
+			rt.metricsSrv.close()
+		}
+		rt.metricsSrv = started
 	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()

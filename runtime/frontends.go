@@ -11,6 +11,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/imap"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/listener"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/metrics"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/pop3"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/smtp"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
@@ -49,15 +50,16 @@ type frontends struct {
 	store   store.Backend
 	limiter *authlimit.Limiter
 	out     *outboundMail // set once, before any front end is built
+	metrics *metrics.Metrics
 	server  atomic.Pointer[config.Server]
 }
 
-func newFrontends(dir string, log *slog.Logger) (*frontends, error) {
+func newFrontends(dir string, log *slog.Logger, m *metrics.Metrics) (*frontends, error) {
 	st, err := store.Open(filepath.Join(dir, StoreDir), store.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("opening mail store: %w", err)
 	}
-	return &frontends{log: log, store: st, limiter: authlimit.New(authlimit.DefaultPolicy, nil)}, nil
+	return &frontends{log: log, store: st, metrics: m, limiter: authlimit.New(authlimit.DefaultPolicy, m.AuthEvent)}, nil
 }
 
 func (f *frontends) close() {
@@ -87,7 +89,7 @@ func (f *frontends) buildWith(srv config.Server, l config.Listener, starttls *tl
 	switch l.Protocol {
 	case config.ProtocolSMTP, config.ProtocolSubmission:
 		return smtp.New(smtp.Options{
-			Backend:           &smtpBackend{store: f.store, server: &f.server, out: f.out},
+			Backend:           &smtpBackend{store: f.store, server: &f.server, out: f.out, metrics: f.metrics},
 			Hostname:          srv.Hostname,
 			Submission:        l.Protocol == config.ProtocolSubmission,
 			TLSConfig:         starttls,

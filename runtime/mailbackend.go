@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/metrics"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/pop3"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/smtp"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
@@ -20,9 +21,10 @@ import (
 // from the server settings in force at each RCPT, so changing them needs
 // no new front end.
 type smtpBackend struct {
-	store  store.Backend
-	server *atomic.Pointer[config.Server]
-	out    *outboundMail // Submit (outbound.go)
+	store   store.Backend
+	server  *atomic.Pointer[config.Server]
+	out     *outboundMail // Submit (outbound.go)
+	metrics *metrics.Metrics
 }
 
 var _ smtp.Backend = (*smtpBackend)(nil)
@@ -47,6 +49,7 @@ func (b *smtpBackend) CheckRecipient(ctx context.Context, address string) error 
 
 func (b *smtpBackend) Deliver(ctx context.Context, from string, recipients []string, body []byte) error {
 	err := b.store.Deliver(ctx, recipients, body)
+	b.metrics.Delivery(err, len(recipients))
 	if errors.Is(err, store.ErrQuotaExceeded) {
 		return fmt.Errorf("%w: %w", smtp.ErrQuotaExceeded, err)
 	}

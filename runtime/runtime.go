@@ -18,6 +18,7 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
@@ -65,6 +66,8 @@ func Serve(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer rt.close()
+	durable.ObserveSyncs(rt.metrics.Fsync)
+	defer durable.ObserveSyncs(nil)
 	rt.startListeners()
 	tuneCtx, stopTuning := context.WithCancel(ctx)
 	defer stopTuning()

@@ -133,6 +133,10 @@ type Server struct {
 	CACertificatesPEM string `json:"ca_certificates_pem,omitempty"`
 	// Queue is the outbound queue's retry schedule.
 	Queue Queue `json:"queue,omitzero"`
+	// MetricsAddress is the host:port where Prometheus metrics are served
+	// over plain HTTP at /metrics ("127.0.0.1:9154"); empty means none.
+	// The host must be an IP address, or empty for every address.
+	MetricsAddress string `json:"metrics_address,omitempty"`
 }
 
 // Connections returns the per-listener connection limit in force.

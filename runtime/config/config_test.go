@@ -131,3 +131,32 @@ func TestTLSRedacted(t *testing.T) {
 		t.Errorf("Redacted changed what it should keep: %+v, original %+v", r, orig)
 	}
 }
+
+func TestMetricsAddress(t *testing.T) {
+	doc := func(addr string) *Document {
+		return &Document{
+			Server: Server{Hostname: "mail.example.com", MetricsAddress: addr},
+			Listeners: map[string]Listener{
+				"smtp": {Protocol: ProtocolSMTP, Address: "127.0.0.1", Port: 2525, TLS: TLS{Mode: TLSNone}},
+			},
+		}
+	}
+	for _, tc := range []struct{ addr, err string }{
+		{"", ""},
+		{"127.0.0.1:9154", ""},
+		{":9154", ""},
+		{"[::1]:9154", ""},
+		{"localhost:9154", `metrics_address "localhost:9154" must name an IP address`},
+		{"127.0.0.1", `metrics_address "127.0.0.1" is not host:port`},
+		{"127.0.0.1:0", `has port "0" outside 1..65535`},
+		{"127.0.0.1:http", `has port "http" outside`},
+		{"127.0.0.1:2525", `metrics_address 127.0.0.1:2525 is already used by listener "smtp"`},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			err := doc(tc.addr).Validate()
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("Validate = %v, want %q", err, tc.err)
+			}
+		})
+	}
+}

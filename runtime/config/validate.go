@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -39,6 +40,11 @@ func (d *Document) Validate() error {
 		}
 		bound[l.Addr()] = id
 	}
+	if a := d.Server.MetricsAddress; a != "" {
+		if id, ok := bound[a]; ok {
+			errs = append(errs, fmt.Errorf("server: metrics_address %s is already used by listener %q", a, id))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -68,7 +74,27 @@ func (s *Server) Validate() error {
 		errs = append(errs, fmt.Errorf("server: max_connections_per_ip %d must not be negative", s.MaxConnectionsPerIP))
 	}
 	errs = append(errs, s.validateOutbound())
+	if s.MetricsAddress != "" {
+		if err := validHostPort(s.MetricsAddress); err != nil {
+			errs = append(errs, fmt.Errorf("server: metrics_address %q %w", s.MetricsAddress, err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// validHostPort checks an "ip:port" or ":port" listen address.
+func validHostPort(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return errors.New("is not host:port")
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return fmt.Errorf("must name an IP address, not %q", host)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("has port %q outside 1..65535", port)
+	}
+	return nil
 }
 
 // Validate checks one listener's settings.

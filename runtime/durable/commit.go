@@ -3,6 +3,7 @@ package durable
 import (
 	"errors"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -79,6 +80,7 @@ func (c *Committer) commit(batch []*commitReq) {
 	for len(batch) > 0 {
 		failed := -1
 		var failErr error
+		var fnsDone time.Time // the transaction's own work ends; the commit starts
 		err := c.db.Update(func(tx *bolt.Tx) error {
 			for i, r := range batch {
 				if err := r.fn(tx); err != nil {
@@ -86,8 +88,12 @@ func (c *Committer) commit(batch []*commitReq) {
 					return errFailedInBatch
 				}
 			}
+			fnsDone = time.Now()
 			return nil
 		})
+		if err == nil {
+			observe("index", fnsDone)
+		}
 		if failed >= 0 {
 			batch[failed].err <- failErr
 			batch = slices.Delete(batch, failed, failed+1)

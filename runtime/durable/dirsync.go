@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 )
 
 // DirSyncer makes directory entries durable, sharing fsyncs: a caller needs
@@ -84,7 +85,9 @@ func SyncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("syncing directory: %w", err)
 	}
+	start := time.Now()
 	err = f.Sync()
+	observe("dir", start)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

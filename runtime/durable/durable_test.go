@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -75,5 +76,42 @@ func TestWriteFileAndSyncDir(t *testing.T) {
 	wg.Wait()
 	if err := s.Sync(filepath.Join(dir, "missing")); err == nil {
 		t.Error("Sync of a missing directory succeeded")
+	}
+}
+
+// Each kind of fsync reaches the observer, with a latency.
+func TestObserveSyncs(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	ObserveSyncs(func(kind string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if d <= 0 {
+			t.Errorf("%s fsync took %v", kind, d)
+		}
+		seen[kind]++
+	})
+	defer ObserveSyncs(nil)
+	dir := t.TempDir()
+	if err := WriteFile(filepath.Join(dir, "f"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "t.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := NewCommitter(db)
+	defer c.Close()
+	if err := c.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists([]byte("b")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["file"] != 1 || seen["dir"] != 1 || seen["index"] != 1 {
+		t.Errorf("observed %v, want one fsync of each kind", seen)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // WriteFile writes data to a new file at path (mode 0600, which must not
@@ -24,7 +25,9 @@ func CopyFile(path string, r io.Reader) (int64, error) {
 	}
 	n, err := io.Copy(f, r)
 	if err == nil {
+		start := time.Now()
 		err = f.Sync()
+		observe("file", start)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -37,13 +37,16 @@ func (m *Manager) acceptLoop(l *listener) {
 		delay = 0
 		ip := remoteIP(c)
 		if limit := m.maxConns.Load(); limit > 0 && l.conns.Load() >= limit {
+			l.counters.refusedListener.Add(1)
 			l.refuse(c, ip, false)
 			continue
 		}
 		if !l.perIP.acquire(ip, m.perIPLimit(ip)) {
+			l.counters.refusedClient.Add(1)
 			l.refuse(c, ip, true)
 			continue
 		}
+		l.counters.accepted.Add(1)
 		l.conns.Add(1)
 		tracked := &trackedConn{Conn: c, l: l, ip: ip, id: connid.New()}
 		g := l.gen.Load()
@@ -122,6 +125,12 @@ type trackedConn struct {
 	once    sync.Once
 	readErr atomic.Pointer[error]
 	set     atomic.Pointer[connSet] // the generation's set it is in, if any
+
+	// hello is 1 + the index of the highest TLS version the client
+	// offered once its ClientHello arrived, zero before; handshaken is
+	// set when the handshake completed (countHandshakes).
+	hello      atomic.Int32
+	handshaken atomic.Bool
 }
 
 // SessionID implements connid.Named.
@@ -145,6 +154,9 @@ func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.l.conns.Add(-1)
 		c.l.perIP.release(c.ip)
+		if v := c.hello.Load(); v > 0 && !c.handshaken.Load() {
+			c.l.counters.failures[v-1].Add(1)
+		}
 		if s := c.set.Load(); s != nil {
 			s.remove(c)
 		}

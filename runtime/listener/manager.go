@@ -164,6 +164,7 @@ type listener struct {
 
 	refused  refusals
 	refusing atomic.Int32 // refusal replies being written
+	counters *counters    // totals for Stats, kept across re-binds
 }
 
 // generation is one front end, the TLS settings it was built with and the
@@ -193,13 +194,14 @@ func (m *Manager) Apply(id string, cfg config.Listener) error {
 // Change is a prepared listener change: bound and built, not serving yet.
 // Exactly one of Commit and Abort must follow.
 type Change struct {
-	m     *Manager
-	id    string
-	cfg   config.Listener
-	old   *listener // the listener it replaces, if any
-	sock  net.Listener
-	certs *certSet
-	gen   *generation
+	m        *Manager
+	id       string
+	cfg      config.Listener
+	old      *listener // the listener it replaces, if any
+	sock     net.Listener
+	certs    *certSet
+	gen      *generation
+	counters *counters // the old listener's, or new ones
 }
 
 // Prepare readies listener id with cfg without touching what serves: it
@@ -221,7 +223,10 @@ func (m *Manager) Prepare(id string, cfg config.Listener, build NewFrontendFunc)
 	old := m.listeners[id]
 	m.mu.Unlock()
 
-	c := &Change{m: m, id: id, cfg: cfg, old: old}
+	c := &Change{m: m, id: id, cfg: cfg, old: old, counters: &counters{}}
+	if old != nil {
+		c.counters = old.counters
+	}
 	var tlsCfg *tls.Config
 	if cfg.TLS.Mode != config.TLSNone {
 		var err error
@@ -232,6 +237,7 @@ func (m *Manager) Prepare(id string, cfg config.Listener, build NewFrontendFunc)
 			m.certs.releaseSet(c.certs)
 			return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
 		}
+		tlsCfg = countHandshakes(tlsCfg, c.counters)
 	}
 
 	if old != nil && old.cfg.Addr() == cfg.Addr() {
@@ -270,7 +276,7 @@ func (c *Change) Commit() {
 		c.old.certs, c.old.cfg = c.certs, c.cfg
 		m.drain(prev)
 	} else {
-		l := &listener{m: m, id: c.id, cfg: c.cfg, sock: c.sock, certs: c.certs, done: make(chan struct{}), stopping: make(chan struct{})}
+		l := &listener{m: m, id: c.id, cfg: c.cfg, sock: c.sock, certs: c.certs, counters: c.counters, done: make(chan struct{}), stopping: make(chan struct{})}
 		l.ctx, l.cancel = context.WithCancel(context.Background())
 		l.gen.Store(c.gen)
 		m.listeners[c.id] = l

@@ -4,6 +4,9 @@ resource "mailstack_server" "mx" {
 
   max_message_bytes = 26214400 # 25 MiB
 
+  # Prometheus metrics at http://127.0.0.1:9154/metrics (off when unset).
+  metrics_address = "127.0.0.1:9154"
+
   # auto: a systemd unit where systemd is PID 1, else `runtime supervise`,
   # which restarts the runtime with backoff if it dies.
   supervisor = "auto"
