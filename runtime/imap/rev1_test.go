@@ -208,6 +208,8 @@ func TestClientInputIsNeverServerBug(t *testing.T) {
 	tc.ok("SELECT INBOX")
 	for _, tcase := range []struct{ name, cmd, want string }{
 		{"nested parentheses", "SEARCH " + strings.Repeat("(", 2000) + "ALL" + strings.Repeat(")", 2000), "BAD"},
+		{"unknown search key", "SEARCH /", "BAD"},
+		{"sequence set that does not parse", "FETCH 1:: FLAGS", "BAD"},
 		{"nested NOT", "SEARCH " + strings.Repeat("NOT ", 2000) + "ALL", "OK"},
 		{"nested OR", "SEARCH " + strings.Repeat("OR ", 2000) + strings.Repeat("ALL ", 2000) + "ALL", "OK"},
 		{"pattern with specials", `LIST "" !#$&'+,-.0123456789:;<=>?@^_` + "`" + `|[}%*`, "OK"},

@@ -357,7 +357,8 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 	default:
 		seqSet, err := imapwire.ParseSeqSet(key)
 		if err != nil {
-			return err
+			// Neither a search key nor a sequence set: the client's error.
+			return newClientBugError(fmt.Sprintf("unknown search key %q", key))
 		}
 		criteria.SeqNum = append(criteria.SeqNum, seqSet)
 	}

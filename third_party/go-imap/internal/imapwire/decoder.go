@@ -548,7 +548,8 @@ func (dec *Decoder) ExpectNumSet(kind NumKind, ptr *imap.NumSet) bool {
 	}
 	numSet, err := imapnum.ParseSet(s)
 	if err != nil {
-		return dec.returnErr(err)
+		// Malformed input, not a server fault: a syntax error (BAD).
+		return dec.returnErr(&DecoderExpectError{Message: err.Error()})
 	}
 
 	switch kind {
