@@ -3,8 +3,12 @@ package keystore
 import (
 	"bytes"
 	"crypto/sha1"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -17,13 +21,16 @@ import (
 // Seeds (testdata/fuzz/FuzzDecode): the keytool-made keystores of
 // testdata/keytool, keystores this package wrote, a JCEKS header and PEM.
 //
-// While fuzzing, key derivation is made cheap: files asking for more than
-// 100000 iterations (JDK 8 legacy files use 100000) are refused, and
-// re-encoding uses 1 iteration, so the fuzzer spends its time in parsers
-// rather than in PBKDF2.
+// Key derivation is kept out of the fuzzed path: every PKCS#12 KDF runs one
+// iteration whatever the file says (the count is still parsed and
+// checked), and the integrity fix-up recomputes the MAC the same way, so
+// inputs reach the entry parsers at parser speed. Keystores this package
+// writes under that rule are added as seeds, so that the fuzzer starts
+// from PKCS#12 files whose entries decrypt; the keytool-made seeds
+// exercise everything up to the decryption.
 func FuzzDecode(f *testing.F) {
-	defer func(it, max int) { p12Iterations, p12MaxIterations = it, max }(p12Iterations, p12MaxIterations)
-	p12Iterations, p12MaxIterations = 1, 100000
+	defer func(cheap bool) { p12CheapKDF = cheap }(p12CheapKDF)
+	p12CheapKDF = true
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeChecked(t, data)
 		switch detect(data) {
@@ -109,4 +116,38 @@ func fixPKCS12MAC(data []byte) []byte {
 		return nil
 	}
 	return out
+}
+
+// TestCheapSeeds writes the seeds testdata/fuzz/FuzzDecode/cheap-p12 and
+// cheap-jks when MAILSTACK_WRITE_FUZZ_SEEDS is set: a PKCS#12 and a JKS
+// keystore, each with an ECDSA and an RSA private key entry and a trusted
+// certificate, encoded under the cheap KDF so that their entries decrypt
+// while fuzzing. They are files rather than made in FuzzDecode because
+// every fuzz worker runs FuzzDecode's body, and RSA key generation there
+// held the workers up for seconds.
+func TestCheapSeeds(t *testing.T) {
+	if os.Getenv("MAILSTACK_WRITE_FUZZ_SEEDS") == "" {
+		t.Skip("set MAILSTACK_WRITE_FUZZ_SEEDS=1 to rewrite the seeds")
+	}
+	defer func(cheap bool) { p12CheapKDF = cheap }(p12CheapKDF)
+	p12CheapKDF = true
+	for _, typ := range []Type{PKCS12, JKS} {
+		k := New(typ)
+		for i, alias := range []string{"ec", "rsa"} {
+			key := testKey(t, i-1) // -1: the ECDSA key
+			if err := k.SetPrivateKeyEntry(alias, key, []*x509.Certificate{selfSignedCert(t, key, alias)}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := k.SetTrustedCertificate("ca", selfSignedCert(t, testKey(t, 2), "ca")); err != nil {
+			t.Fatal(err)
+		}
+		data, err := k.Encode([]byte(storePW))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := map[Type]string{PKCS12: "cheap-p12", JKS: "cheap-jks"}[typ]
+		seed := "go test fuzz v1\n[]byte(" + strconv.Quote(string(data)) + ")\n"
+		writeFile(t, filepath.Join("testdata", "fuzz", "FuzzDecode", name), []byte(seed))
+	}
 }

@@ -1,0 +1,150 @@
+package imap
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
+)
+
+// pipeListener hands out one connection, then reports closed.
+type pipeListener struct {
+	conn net.Conn
+	once sync.Once
+	done chan struct{}
+	stop sync.Once
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	var c net.Conn
+	l.once.Do(func() { c = l.conn })
+	if c != nil {
+		return c, nil
+	}
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+func (l *pipeListener) Close() error   { l.stop.Do(func() { close(l.done) }); return nil }
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 143} }
+
+// errorLog keeps what is logged at Error level.
+type errorLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *errorLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (r *errorLog) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	msg := rec.Message
+	rec.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+	r.msgs = append(r.msgs, msg)
+	return nil
+}
+func (r *errorLog) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *errorLog) WithGroup(string) slog.Handler      { return r }
+
+// fuzzServer is a server on a store with testUser, for the fuzz targets,
+// and the errors it logs.
+func fuzzServer(f *testing.F) (*Server, *errorLog) {
+	st := openStore(f, f.TempDir())
+	f.Cleanup(func() { st.Close() })
+	if err := st.PutUser(testUser, testPass, 0); err != nil {
+		f.Fatal(err)
+	}
+	logs := &errorLog{}
+	srv := New(Options{Store: st, AllowInsecureAuth: true, MaxLiteralSize: 1 << 16, AuthLimiter: testutil.NoAuthLimit(), Logger: slog.New(logs)})
+	f.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv, logs
+}
+
+// runScript sends script to srv on a connection of its own and checks the
+// answer: no [SERVERBUG], nothing logged as an error.
+func runScript(t *testing.T, srv *Server, logs *errorLog, script string) {
+	client, server := net.Pipe()
+	defer client.Close()
+	ln := &pipeListener{conn: server, done: make(chan struct{})}
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ln) }()
+	go client.Write([]byte(script))
+	client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	out, _ := io.ReadAll(client) // input that swallowed LOGOUT ends at the deadline
+	client.Close()
+	ln.Close()
+	<-served
+	if strings.Contains(string(out), "SERVERBUG") {
+		t.Fatalf("[SERVERBUG] for %q:\n%s", script, out)
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	if len(logs.msgs) > 0 {
+		t.Fatalf("logged as errors: %q\nfor %q", logs.msgs, script)
+	}
+}
+
+// FuzzLiterals drives a session whose every argument is a literal the
+// fuzzer shapes: LOGIN with literal user and password, APPEND with fuzzed
+// flags and a message whose declared size may be off by a few bytes, in
+// either form ({n} or LITERAL+ {n+}), then SELECT, FETCH and EXPUNGE. No
+// input may make the server answer [SERVERBUG], log an error, or crash.
+func FuzzLiterals(f *testing.F) {
+	f.Add(testUser, testPass, `\Seen`, []byte("Subject: hi\r\n\r\nhello\r\n"), int8(0), false)
+	f.Add(testUser, testPass, `\Flagged $Label`, []byte("From: a@example.com\r\n\r\n{5}\r\nx\r\n"), int8(0), true)
+	f.Add(testUser, "wrong", ``, []byte(""), int8(0), false)
+	f.Add("a\x00b", "\r\n", `(`, []byte("x"), int8(3), true)
+	f.Add(testUser, testPass, `\Recent`, []byte("no header\r\n"), int8(-2), false)
+	srv, logs := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, user, pass, flags string, msg []byte, off int8, plus bool) {
+		size := max(len(msg)+int(off%9), 0)
+		nonSync := ""
+		if plus {
+			nonSync = "+"
+		}
+		lit := func(s string) string { return fmt.Sprintf("{%d%s}\r\n%s", len(s), nonSync, s) }
+		runScript(t, srv, logs, "a LOGIN "+lit(user)+" "+lit(pass)+"\r\n"+
+			fmt.Sprintf("b APPEND INBOX (%s) {%d%s}\r\n", flags, size, nonSync)+string(msg)+"\r\n"+
+			"c SELECT INBOX\r\nd FETCH 1:* (FLAGS BODY.PEEK[])\r\ne STORE 1:* +FLAGS.SILENT (\\Deleted)\r\nf EXPUNGE\r\n"+
+			strings.Repeat("g LOGOUT\r\n", 3))
+	})
+}
+
+// FuzzCommands sends arbitrary commands in the selected state of a mailbox
+// with two messages (SEARCH with any nesting, FETCH, STORE, COPY, LIST,
+// STATUS, ...): no input may make the server answer [SERVERBUG], log an
+// error, or crash.
+func FuzzCommands(f *testing.F) {
+	for _, seed := range []string{
+		"x SEARCH OR (FROM a SUBJECT b) NOT (SEEN (LARGER 5 SMALLER 100000))\r\n",
+		"x UID SEARCH RETURN (MIN MAX COUNT SAVE) 1:* BODY hello\r\nx FETCH $ (UID)\r\n",
+		"x SEARCH " + strings.Repeat("(", 200) + "ALL" + strings.Repeat(")", 200) + "\r\n",
+		"x FETCH 1:* (BODY[HEADER.FIELDS (SUBJECT)] BINARY[1] RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)\r\n",
+		"x STORE 2 +FLAGS (\\Answered $Junk)\r\nx COPY 1:2 Archive\r\nx MOVE 1 Trash\r\n",
+		"x LIST \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN SIZE))\r\nx STATUS INBOX (UIDNEXT)\r\n",
+		"x CREATE &AKM-\r\nx RENAME a b\r\nx DELETE nonexistent\r\nx SEARCH CHARSET UTF-8 TEXT {3+}\r\nabc\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	srv, logs := fuzzServer(f)
+	lit := func(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
+	setup := "a LOGIN " + testUser + " " + lit(testPass) + "\r\n" +
+		"b APPEND INBOX (\\Seen) " + lit("Subject: one\r\nFrom: a@b\r\n\r\nx\r\n") + "\r\n" +
+		"c APPEND INBOX " + lit("Subject: two\r\n\r\nhello\r\n") + "\r\n" +
+		"d SELECT INBOX\r\n"
+	cleanup := "y STORE 1:* +FLAGS.SILENT (\\Deleted)\r\ny EXPUNGE\r\n" + strings.Repeat("z LOGOUT\r\n", 3)
+	f.Fuzz(func(t *testing.T, input []byte) {
+		runScript(t, srv, logs, setup+string(input)+"\r\n"+cleanup)
+	})
+}
