@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
@@ -257,6 +258,7 @@ func (r *certificateImportResource) Create(ctx context.Context, req resource.Cre
 		return
 	}
 	file, alias := plan.KeystorePath.ValueString(), plan.Alias.ValueString()
+	tflog.Debug(ctx, "importing trusted certificates into the keystore on the host", map[string]any{"keystore_path": file, "alias": alias})
 	if err := r.data.mkdirFor(ctx, file); err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("keystore_path"), "Unable to Create Keystore Folder", err.Error())
 		return
@@ -295,6 +297,7 @@ func (r *certificateImportResource) Read(ctx context.Context, req resource.ReadR
 		return
 	}
 	file, alias := state.KeystorePath.ValueString(), state.Alias.ValueString()
+	tflog.Debug(ctx, "reading the trusted certificate entries from the keystore on the host", map[string]any{"keystore_path": file, "alias": alias})
 	ks, err := keystore.Open(ctx, r.data.file(file), []byte(state.KeystorePassword.ValueString()))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -353,6 +356,7 @@ func (r *certificateImportResource) Update(ctx context.Context, req resource.Upd
 		return
 	}
 	file, alias := plan.KeystorePath.ValueString(), plan.Alias.ValueString()
+	tflog.Debug(ctx, "replacing the trusted certificate entries in the keystore on the host", map[string]any{"keystore_path": file, "alias": alias})
 	var certs []*x509.Certificate
 	var typ keystore.Type
 	err := updateTrusted(ctx, r.data.file(file), []string{plan.KeystorePassword.ValueString(), state.KeystorePassword.ValueString()}, func(ks *keystore.Keystore) error {
@@ -384,6 +388,7 @@ func (r *certificateImportResource) Delete(ctx context.Context, req resource.Del
 		return
 	}
 	file, alias := state.KeystorePath.ValueString(), state.Alias.ValueString()
+	tflog.Debug(ctx, "deleting the trusted certificate entries from the keystore on the host", map[string]any{"keystore_path": file, "alias": alias})
 	if !r.data.exists(ctx, file) {
 		return
 	}

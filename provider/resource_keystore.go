@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
@@ -364,6 +365,7 @@ func (r *keystoreResource) Create(ctx context.Context, req resource.CreateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	tflog.Debug(ctx, "creating the keystore entry on the host", map[string]any{"path": plan.Path.ValueString(), "alias": plan.Alias.ValueString(), "source": plan.source()})
 	if plan.source() == sourceACME {
 		r.createACME(ctx, &plan, resp.Private, &resp.Diagnostics)
 		if !resp.Diagnostics.HasError() {
@@ -445,6 +447,7 @@ func (r *keystoreResource) Read(ctx context.Context, req resource.ReadRequest, r
 		return
 	}
 	ksPath, alias := state.Path.ValueString(), state.Alias.ValueString()
+	tflog.Debug(ctx, "reading the keystore on the host", map[string]any{"path": ksPath, "alias": alias})
 	ks, err := keystore.Open(ctx, r.data.file(ksPath), []byte(state.Password.ValueString()))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -561,6 +564,7 @@ func (r *keystoreResource) Update(ctx context.Context, req resource.UpdateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	tflog.Debug(ctx, "updating the keystore entry on the host", map[string]any{"path": plan.Path.ValueString(), "alias": plan.Alias.ValueString(), "source": plan.source()})
 	if plan.source() == sourceACME {
 		r.updateACME(ctx, &plan, &state, resp.Private, &resp.Diagnostics)
 		if !resp.Diagnostics.HasError() {
@@ -675,6 +679,7 @@ func (r *keystoreResource) Delete(ctx context.Context, req resource.DeleteReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	tflog.Debug(ctx, "deleting the keystore entry on the host", map[string]any{"path": state.Path.ValueString(), "alias": state.Alias.ValueString(), "source": state.source()})
 	if state.source() == sourceACME {
 		if r.deleteACME(ctx, &state, &resp.Diagnostics); resp.Diagnostics.HasError() {
 			return

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -414,6 +415,7 @@ func (r *listenerResource) Create(ctx context.Context, req resource.CreateReques
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	plan.ID = types.StringValue(plan.ServerID.ValueString() + "/l-" + hex.EncodeToString(b[:]))
+	tflog.Debug(ctx, "creating the listener in the runtime over its control socket", map[string]any{"id": plan.ID.ValueString(), "protocol": plan.Protocol.ValueString(), "address": plan.Address.ValueString(), "port": plan.Port.ValueInt64()})
 	r.put(ctx, &plan, nil, &resp.State, &resp.Diagnostics)
 }
 
@@ -424,6 +426,7 @@ func (r *listenerResource) Update(ctx context.Context, req resource.UpdateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	tflog.Debug(ctx, "changing the listener in the runtime over its control socket", map[string]any{"id": plan.ID.ValueString(), "protocol": plan.Protocol.ValueString(), "address": plan.Address.ValueString(), "port": plan.Port.ValueInt64()})
 	r.put(ctx, &plan, &prior, &resp.State, &resp.Diagnostics)
 }
 
@@ -485,6 +488,7 @@ func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, r
 		resp.Diagnostics.AddError("Invalid Listener ID", fmt.Sprintf("%q is not <server_id>/<listener id>. This is always a bug in the provider.", state.ID.ValueString()))
 		return
 	}
+	tflog.Debug(ctx, "reading the listener's settings and status from the runtime", map[string]any{"id": state.ID.ValueString()})
 	obj, err := r.data.client(serverID).Listener(ctx, id)
 	switch {
 	case control.IsNotFound(err):
@@ -583,6 +587,7 @@ func (r *listenerResource) Delete(ctx context.Context, req resource.DeleteReques
 		return
 	}
 	serverID, id, _ := splitListenerID(state.ID.ValueString())
+	tflog.Debug(ctx, "deleting the listener from the runtime; its port is freed", map[string]any{"id": state.ID.ValueString()})
 	err := r.data.client(serverID).DeleteListener(ctx, id)
 	if err != nil && !control.IsNotFound(err) {
 		resp.Diagnostics.AddError("Unable to Delete Listener",

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
@@ -297,6 +298,7 @@ func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest,
 	}
 	name := plan.Name.ValueString()
 	dir := r.data.server(name)
+	tflog.Debug(ctx, "installing the runtime executable, writing config.json and starting the supervised runtime", map[string]any{"id": name, "supervisor": mode})
 	if _, err := dir.Client().Status(ctx); err == nil {
 		resp.Diagnostics.AddError("Server Already Running",
 			fmt.Sprintf("A mail runtime already serves %s. Import it with `terraform import <address> %s`, or choose another name.", dir, name))
@@ -334,6 +336,7 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 		return
 	}
 	name := state.ID.ValueString()
+	tflog.Debug(ctx, "observing the runtime: its state directory, supervisor and control socket", map[string]any{"id": name})
 	rs := r.runtimeOf(name, "")
 	obs, err := rs.observe(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -399,6 +402,7 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 		resp.Diagnostics.AddAttributeError(path.Root("runtime_executable"), "No Runtime Executable for the Host", err.Error())
 		return
 	}
+	tflog.Debug(ctx, "updating the server settings in the runtime; a new executable or supervisor restarts it", map[string]any{"id": name, "supervisor": mode})
 	rs := r.runtimeOf(name, exe)
 	client := rs.dir.Client()
 	current := rs.currentSupervisor(ctx)
@@ -456,6 +460,7 @@ func (r *serverResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	tflog.Debug(ctx, "stopping the runtime and its supervisor and removing the state directory", map[string]any{"id": state.ID.ValueString(), "delete_mail": state.DeleteMailOnDestroy.ValueBool()})
 	rs := r.runtimeOf(state.ID.ValueString(), "")
 	if err := rs.stop(ctx, rs.currentSupervisor(ctx)); err != nil {
 		resp.Diagnostics.AddError("Unable to Stop the Mail Runtime", err.Error())

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -68,7 +69,9 @@ func (s *serverRuntime) currentSupervisor(ctx context.Context) string {
 // install copies the runtime executable into the state directory unless
 // it is there already.
 func (s *serverRuntime) install(ctx context.Context) (bool, error) {
-	return host.InstallExecutable(ctx, s.h, s.src, s.exe())
+	copied, err := host.InstallExecutable(ctx, s.h, s.src, s.exe())
+	tflog.Debug(ctx, "runtime executable in the state directory", map[string]any{"id": s.name, "path": s.exe(), "copied": copied})
+	return copied, err
 }
 
 // supervisorPID is the pid of this server's live builtin supervisor, or 0.
@@ -108,6 +111,7 @@ func (s *serverRuntime) start(ctx context.Context, mode string) (control.Status,
 		// A supervisor whose runtime does not answer is backing off after
 		// failures: restart it so a repaired config is used now, not
 		// after the backoff.
+		tflog.Debug(ctx, "restarting a supervisor whose runtime does not answer", map[string]any{"id": s.name, "pid": pid})
 		if err := host.Stop(ctx, s.h, pid, stopTimeout); err != nil {
 			return control.Status{}, err
 		}
@@ -156,6 +160,7 @@ func (s *serverRuntime) startSystemd(ctx context.Context) (control.Status, error
 	unit := supervise.SystemdUnit(supervise.Unit{
 		Name: s.name, Executable: s.exe(), StateDir: s.dir.Path, LogFile: s.logPath(), User: sd.User,
 	})
+	tflog.Debug(ctx, "installing and starting the systemd unit", map[string]any{"id": s.name, "unit": s.unit()})
 	if err := sd.Install(ctx, s.unit(), []byte(unit)); err != nil {
 		return control.Status{}, err
 	}
@@ -181,16 +186,19 @@ func (s *serverRuntime) startSystemd(ctx context.Context) (control.Status, error
 // left without its supervisor, if any.
 func (s *serverRuntime) stop(ctx context.Context, mode string) error {
 	if mode == supervisorSystemd {
+		tflog.Debug(ctx, "removing the systemd unit, which stops the runtime", map[string]any{"id": s.name, "unit": s.unit()})
 		sd, _ := host.DetectSystemd(ctx, s.h)
 		if err := sd.Remove(ctx, s.unit()); err != nil {
 			return err
 		}
 	} else if pid := s.supervisorPID(ctx); pid != 0 {
+		tflog.Debug(ctx, "stopping the supervisor (SIGTERM; the runtime drains)", map[string]any{"id": s.name, "pid": pid})
 		if err := host.Stop(ctx, s.h, pid, stopTimeout); err != nil {
 			return err
 		}
 	}
 	if pid := s.servePID(ctx); pid != 0 {
+		tflog.Debug(ctx, "stopping a runtime left without its supervisor", map[string]any{"id": s.name, "pid": pid})
 		return host.Stop(ctx, s.h, pid, stopTimeout)
 	}
 	return nil

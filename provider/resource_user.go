@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
@@ -143,6 +144,7 @@ func (r *userResource) Create(ctx context.Context, req resource.CreateRequest, r
 		return
 	}
 	serverID, address := plan.ServerID.ValueString(), plan.Address.ValueString()
+	tflog.Debug(ctx, "creating the user in the runtime over its control socket (the runtime stores only a hash)", map[string]any{"server_id": serverID, "address": address})
 	client := r.data.client(serverID)
 	if _, err := client.User(ctx, address); err == nil {
 		resp.Diagnostics.AddError("User Already Exists",
@@ -186,6 +188,7 @@ func (r *userResource) Read(ctx context.Context, req resource.ReadRequest, resp 
 		resp.Diagnostics.AddError("Invalid User ID", fmt.Sprintf("%q is not <server_id>/<address>. This is always a bug in the provider.", state.ID.ValueString()))
 		return
 	}
+	tflog.Debug(ctx, "reading the user from the runtime", map[string]any{"id": state.ID.ValueString()})
 	client := r.data.client(serverID)
 	u, err := client.User(ctx, address)
 	switch {
@@ -220,6 +223,7 @@ func (r *userResource) Update(ctx context.Context, req resource.UpdateRequest, r
 		return
 	}
 	serverID, address, _ := splitUserID(plan.ID.ValueString())
+	tflog.Debug(ctx, "changing the user's password or quota in the runtime", map[string]any{"id": plan.ID.ValueString()})
 	if !r.put(ctx, &plan, req.Config, serverID, address, "Unable to Update User", &resp.Diagnostics) {
 		return
 	}
@@ -234,6 +238,7 @@ func (r *userResource) Delete(ctx context.Context, req resource.DeleteRequest, r
 		return
 	}
 	serverID, address, _ := splitUserID(state.ID.ValueString())
+	tflog.Debug(ctx, "deleting the user from the runtime; their mail stays on disk", map[string]any{"id": state.ID.ValueString()})
 	err := r.data.client(serverID).DeleteUser(ctx, address)
 	if r.data.goneWithServer(ctx, serverID, err) {
 		return
