@@ -95,7 +95,9 @@ type Limiter struct {
 }
 
 type record struct {
-	failures     int
+	failures int
+	inflight int // attempts let through and not yet Done
+
 	last         time.Time // of the latest failure
 	next         time.Time // the earliest moment the next attempt may be checked
 	blockedUntil time.Time
@@ -123,12 +125,22 @@ func key(ip netip.Addr) netip.Prefix {
 // Wait returns when a login attempt from ip may be checked: at once for an
 // address with few failures, after its turn otherwise. It returns
 // ErrRefused without waiting when the address is blocked or its turn is
-// more than Policy.MaxWait away, and ctx.Err() if ctx ends first.
+// more than Policy.MaxWait away, and ctx.Err() if ctx ends first. An
+// attempt Wait lets through must be reported with Done once checked:
+// attempts in flight count against the free failures, so that a burst of
+// parallel guesses does not all pass before the first failure is counted.
 func (l *Limiter) Wait(ctx context.Context, protocol string, ip netip.Addr) error {
 	l.mu.Lock()
 	now := l.now()
-	r := l.current(key(ip), now)
-	if r == nil || r.failures <= l.p.Free {
+	k := key(ip)
+	r := l.current(k, now)
+	if r == nil {
+		l.makeRoom(now)
+		r = &record{}
+		l.addrs[k] = r
+	}
+	if r.failures+r.inflight < l.p.Free {
+		r.inflight++
 		l.mu.Unlock()
 		return nil
 	}
@@ -147,7 +159,8 @@ func (l *Limiter) Wait(ctx context.Context, protocol string, ip netip.Addr) erro
 		l.observe(protocol, Refused)
 		return ErrRefused
 	}
-	r.next = slot.Add(l.spacing(r.failures))
+	r.next = slot.Add(l.spacing(max(r.failures, l.p.Free+1)))
+	r.inflight++
 	l.mu.Unlock()
 	if wait <= 0 {
 		return nil
@@ -158,25 +171,47 @@ func (l *Limiter) Wait(ctx context.Context, protocol string, ip netip.Addr) erro
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
+		l.Done(protocol, ip, false)
 		return ctx.Err()
 	}
 }
+
+// Done reports the outcome of an attempt Wait let through: failed means
+// the credentials were wrong.
+func (l *Limiter) Done(protocol string, ip netip.Addr, failed bool) { l.record(protocol, ip, failed) }
 
 // spacing is the gap between attempts after n failures (n > Free).
 func (l *Limiter) spacing(n int) time.Duration {
 	return min(l.p.Delay<<min(n-l.p.Free-1, 30), l.p.MaxDelay)
 }
 
-// Failed records a failed login from ip.
-func (l *Limiter) Failed(protocol string, ip netip.Addr) {
+// Failed records a failed login from ip that did not go through Wait (a
+// malformed exchange, say).
+func (l *Limiter) Failed(protocol string, ip netip.Addr) { l.record(protocol, ip, true) }
+
+// record ends an attempt from ip: one fewer in flight, and one more
+// failure if it failed. A record left with nothing to remember is dropped.
+func (l *Limiter) record(protocol string, ip netip.Addr, failed bool) {
 	l.mu.Lock()
 	now := l.now()
 	k := key(ip)
 	r := l.current(k, now)
 	if r == nil {
+		if !failed {
+			l.mu.Unlock()
+			return
+		}
 		l.makeRoom(now)
 		r = &record{}
 		l.addrs[k] = r
+	}
+	r.inflight = max(r.inflight-1, 0)
+	if !failed {
+		if r.failures == 0 && r.inflight == 0 {
+			delete(l.addrs, k)
+		}
+		l.mu.Unlock()
+		return
 	}
 	r.failures++
 	r.last = now
@@ -208,7 +243,7 @@ func (l *Limiter) current(k netip.Prefix, now time.Time) *record {
 }
 
 func (l *Limiter) expired(r *record, now time.Time) bool {
-	return now.Sub(r.last) > l.p.Forget && !now.Before(r.blockedUntil)
+	return r.inflight == 0 && now.Sub(r.last) > l.p.Forget && !now.Before(r.blockedUntil)
 }
 
 // makeRoom keeps the table within MaxAddresses. Called with l.mu held.

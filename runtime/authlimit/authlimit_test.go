@@ -154,6 +154,7 @@ func TestBlockAndForget(t *testing.T) {
 	if err := l.Wait(context.Background(), "test", mallory); err != nil {
 		t.Fatalf("after the block: %v", err)
 	}
+	l.Done("test", mallory, false)
 	if l.Addresses() != 0 {
 		t.Errorf("the expired record is kept")
 	}
@@ -244,5 +245,44 @@ func TestWaitCanceled(t *testing.T) {
 		return time.Since(start), err
 	}(); !errors.Is(err, context.DeadlineExceeded) || took > 500*time.Millisecond {
 		t.Errorf("canceled wait: %v after %v", err, took)
+	}
+}
+
+// A burst of parallel attempts from a fresh address: only the free ones
+// pass before any of them is counted; the rest wait their turns, so a
+// burst cannot spend more guesses than the policy allows.
+func TestBurstCountsAttemptsInFlight(t *testing.T) {
+	p := fast()
+	p.Delay, p.MaxDelay = 40*time.Millisecond, 40*time.Millisecond
+	l := New(p, nil)
+	var passed atomic.Int32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			if err := l.Wait(context.Background(), "test", mallory); err == nil {
+				passed.Add(1)
+				time.Sleep(20 * time.Millisecond) // checking the password
+				l.Done("test", mallory, true)
+			}
+		})
+	}
+	time.Sleep(30 * time.Millisecond)
+	if n := passed.Load(); n > int32(p.Free)+1 {
+		t.Errorf("%d of a burst of 32 passed at once; want the %d free ones and one turn", n, p.Free)
+	}
+	wg.Wait()
+}
+
+// A success leaves nothing behind for an address without failures.
+func TestSuccessLeavesNoRecord(t *testing.T) {
+	l := New(fast(), nil)
+	for range 5 {
+		if err := l.Wait(context.Background(), "test", alice); err != nil {
+			t.Fatal(err)
+		}
+		l.Done("test", alice, false)
+	}
+	if n := l.Addresses(); n != 0 {
+		t.Errorf("%d records after successes only", n)
 	}
 }

@@ -55,12 +55,13 @@ func (s *session) Login(username, password string) error {
 		}
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Server shutting down"}
 	}
-	if err := s.srv.store.Authenticate(username, password); err != nil {
+	err := s.srv.store.Authenticate(username, password)
+	s.srv.limiter.Done("imap", ip, errors.Is(err, store.ErrAuthFailed))
+	if err != nil {
 		if !errors.Is(err, store.ErrAuthFailed) {
 			s.log.Error("imap login", "remote", s.remote.String(), "err", err)
 			return errInternal
 		}
-		s.srv.limiter.Failed("imap", ip)
 		s.log.Info("imap login failed", "remote", s.remote.String())
 		return imapserver.ErrAuthFailed
 	}

@@ -151,6 +151,7 @@ func (s *session) cmdAUTH(arg string) error {
 		challenge, done, err := mech.Next(resp)
 		if err != nil {
 			// A malformed PLAIN message counts as a failed login.
+			s.srv.limiter.Failed("pop3", s.clientIP)
 			return s.authFailed()
 		}
 		if done {
@@ -173,6 +174,7 @@ func (s *session) cmdAUTH(arg string) error {
 	}
 	// Logging in as someone else (proxy authorization) is not supported.
 	if authz != "" && authz != user {
+		s.srv.limiter.Failed("pop3", s.clientIP)
 		return s.authFailed()
 	}
 	return s.login(user, pass)
@@ -201,9 +203,11 @@ func (s *session) login(user, pass string) error {
 		return nil
 	}
 	if user == "" || pass == "" {
+		s.srv.limiter.Done("pop3", s.clientIP, true)
 		return s.authFailed()
 	}
 	drop, err := s.srv.opts.Backend.Login(s.ctx, user, pass)
+	s.srv.limiter.Done("pop3", s.clientIP, errors.Is(err, ErrAuthFailed))
 	switch {
 	case errors.Is(err, ErrAuthFailed):
 		return s.authFailed()
@@ -253,11 +257,10 @@ func checkMessages(msgs []Message) error {
 	return nil
 }
 
-// authFailed answers a failed login, counts it with the AUTH limiter and
-// ends the session after maxAuthFailures.
+// authFailed answers a failed login (the caller has told the AUTH limiter)
+// and ends the session after maxAuthFailures.
 func (s *session) authFailed() error {
 	s.authFailures++
-	s.srv.limiter.Failed("pop3", s.clientIP)
 	if s.authFailures >= maxAuthFailures {
 		s.reply("-ERR [AUTH] invalid credentials, too many failures")
 		return errQuit

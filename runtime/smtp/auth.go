@@ -56,12 +56,12 @@ func (s *session) authenticate(username, password string) error {
 		return replyAuthTempFailure
 	}
 	err := s.srv.opts.Backend.Authenticate(s.srv.ctx, username, password)
+	s.srv.limiter.Done(s.srv.protocol(), s.clientIP, errors.Is(err, ErrAuthFailed))
 	switch {
 	case err == nil:
 		s.user = username
 		return nil
 	case errors.Is(err, ErrAuthFailed):
-		s.srv.limiter.Failed(s.srv.protocol(), s.clientIP)
 		return s.authFailed(username)
 	}
 	s.log.Error("checking login", "user", username, "remote", s.remote, "error", err)
