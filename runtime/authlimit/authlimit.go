@@ -159,7 +159,9 @@ func (l *Limiter) Wait(ctx context.Context, protocol string, ip netip.Addr) erro
 		l.observe(protocol, Refused)
 		return ErrRefused
 	}
-	r.next = slot.Add(l.spacing(max(r.failures, l.p.Free+1)))
+	// Attempts in flight are presumed to fail: a burst of them reserves
+	// turns ever further apart, as their failures would space them.
+	r.next = slot.Add(l.spacing(r.failures + r.inflight + 1))
 	r.inflight++
 	l.mu.Unlock()
 	if wait <= 0 {

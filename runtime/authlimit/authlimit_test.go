@@ -248,29 +248,32 @@ func TestWaitCanceled(t *testing.T) {
 	}
 }
 
-// A burst of parallel attempts from a fresh address: only the free ones
-// pass before any of them is counted; the rest wait their turns, so a
-// burst cannot spend more guesses than the policy allows.
-func TestBurstCountsAttemptsInFlight(t *testing.T) {
-	p := fast()
-	p.Delay, p.MaxDelay = 40*time.Millisecond, 40*time.Millisecond
+// Turns a burst reserves grow apart as if its attempts had failed: with
+// the policy's doubling (here 10 ms to 160 ms, at most 300 ms of waiting),
+// 32 parallel attempts get the 3 free ones and then turns 0, 10, 30, 70
+// and 150 ms away; the rest are beyond MaxWait and refused.
+func TestBurstTurnsGrowApart(t *testing.T) {
+	p := DefaultPolicy
+	p.Delay, p.MaxDelay, p.MaxWait = 10*time.Millisecond, 160*time.Millisecond, 300*time.Millisecond
 	l := New(p, nil)
-	var passed atomic.Int32
+	var checked, refused atomic.Int32
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
-			if err := l.Wait(context.Background(), "test", mallory); err == nil {
-				passed.Add(1)
-				time.Sleep(20 * time.Millisecond) // checking the password
+			switch err := l.Wait(context.Background(), "test", mallory); {
+			case err == nil:
+				checked.Add(1)
+				time.Sleep(time.Second) // a slow check: all turns are reserved before any failure counts
 				l.Done("test", mallory, true)
+			case errors.Is(err, ErrRefused):
+				refused.Add(1)
 			}
 		})
 	}
-	time.Sleep(30 * time.Millisecond)
-	if n := passed.Load(); n > int32(p.Free)+1 {
-		t.Errorf("%d of a burst of 32 passed at once; want the %d free ones and one turn", n, p.Free)
-	}
 	wg.Wait()
+	if want := int32(p.Free + 5); checked.Load() != want || refused.Load() != 32-want {
+		t.Errorf("%d checked, %d refused; want %d and the rest", checked.Load(), refused.Load(), want)
+	}
 }
 
 // A success leaves nothing behind for an address without failures.
