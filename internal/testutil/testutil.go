@@ -10,7 +10,9 @@ package testutil
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -109,4 +111,66 @@ func NoAuthLimit() *authlimit.Limiter {
 	p := authlimit.DefaultPolicy
 	p.Free, p.BlockAfter = 1<<30, 1<<30
 	return authlimit.New(p, nil)
+}
+
+// OneConn is a net.Listener that hands out one connection, then blocks
+// until it is closed: a server's Serve on a net.Pipe, for fuzz targets that
+// drive whole sessions without sockets.
+type OneConn struct {
+	conn net.Conn
+	addr net.Addr
+	once sync.Once
+	stop sync.Once
+	done chan struct{}
+}
+
+// NewOneConn returns a listener that yields conn, reporting addr as its
+// address.
+func NewOneConn(conn net.Conn, addr net.Addr) *OneConn {
+	return &OneConn{conn: conn, addr: addr, done: make(chan struct{})}
+}
+
+// Accept returns the connection the first time, then waits for Close.
+func (l *OneConn) Accept() (net.Conn, error) {
+	var c net.Conn
+	l.once.Do(func() { c = l.conn })
+	if c != nil {
+		return c, nil
+	}
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+// Close makes Accept return net.ErrClosed.
+func (l *OneConn) Close() error { l.stop.Do(func() { close(l.done) }); return nil }
+
+// Addr is the address given to NewOneConn.
+func (l *OneConn) Addr() net.Addr { return l.addr }
+
+// ErrorLog is a slog.Handler that keeps the messages logged at Error level,
+// with their attributes, for tests that require a server to log none.
+type ErrorLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *ErrorLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+
+func (r *ErrorLog) Handle(_ context.Context, rec slog.Record) error {
+	msg := rec.Message
+	rec.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, msg)
+	return nil
+}
+
+func (r *ErrorLog) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *ErrorLog) WithGroup(string) slog.Handler      { return r }
+
+// Messages returns what was logged at Error level so far.
+func (r *ErrorLog) Messages() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.msgs...)
 }

@@ -7,61 +7,21 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
-// pipeListener hands out one connection, then reports closed.
-type pipeListener struct {
-	conn net.Conn
-	once sync.Once
-	done chan struct{}
-	stop sync.Once
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	var c net.Conn
-	l.once.Do(func() { c = l.conn })
-	if c != nil {
-		return c, nil
-	}
-	<-l.done
-	return nil, net.ErrClosed
-}
-
-func (l *pipeListener) Close() error   { l.stop.Do(func() { close(l.done) }); return nil }
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 143} }
-
-// errorLog keeps what is logged at Error level.
-type errorLog struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (r *errorLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
-func (r *errorLog) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	msg := rec.Message
-	rec.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
-	r.msgs = append(r.msgs, msg)
-	return nil
-}
-func (r *errorLog) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *errorLog) WithGroup(string) slog.Handler      { return r }
-
 // fuzzServer is a server on a store with testUser, for the fuzz targets,
 // and the errors it logs.
-func fuzzServer(f *testing.F) (*Server, *errorLog) {
+func fuzzServer(f *testing.F) (*Server, *testutil.ErrorLog) {
 	st := openStore(f, f.TempDir())
 	f.Cleanup(func() { st.Close() })
 	if err := st.PutUser(testUser, testPass, 0); err != nil {
 		f.Fatal(err)
 	}
-	logs := &errorLog{}
+	logs := &testutil.ErrorLog{}
 	srv := New(Options{Store: st, AllowInsecureAuth: true, MaxLiteralSize: 1 << 16, AuthLimiter: testutil.NoAuthLimit(), Logger: slog.New(logs)})
 	f.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -73,10 +33,10 @@ func fuzzServer(f *testing.F) (*Server, *errorLog) {
 
 // runScript sends script to srv on a connection of its own and checks the
 // answer: no [SERVERBUG], nothing logged as an error.
-func runScript(t *testing.T, srv *Server, logs *errorLog, script string) {
+func runScript(t *testing.T, srv *Server, logs *testutil.ErrorLog, script string) {
 	client, server := net.Pipe()
 	defer client.Close()
-	ln := &pipeListener{conn: server, done: make(chan struct{})}
+	ln := testutil.NewOneConn(server, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 143})
 	served := make(chan struct{})
 	go func() { defer close(served); srv.Serve(ln) }()
 	go client.Write([]byte(script))
@@ -88,10 +48,8 @@ func runScript(t *testing.T, srv *Server, logs *errorLog, script string) {
 	if strings.Contains(string(out), "SERVERBUG") {
 		t.Fatalf("[SERVERBUG] for %q:\n%s", script, out)
 	}
-	logs.mu.Lock()
-	defer logs.mu.Unlock()
-	if len(logs.msgs) > 0 {
-		t.Fatalf("logged as errors: %q\nfor %q", logs.msgs, script)
+	if msgs := logs.Messages(); len(msgs) > 0 {
+		t.Fatalf("logged as errors: %q\nfor %q", msgs, script)
 	}
 }
 

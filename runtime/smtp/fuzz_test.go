@@ -9,58 +9,11 @@ import (
 	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
-
-// pipeListener hands out one connection, then reports closed.
-type pipeListener struct {
-	conn net.Conn
-	once sync.Once
-	done chan struct{}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	var c net.Conn
-	l.once.Do(func() { c = l.conn })
-	if c != nil {
-		return c, nil
-	}
-	<-l.done
-	return nil, net.ErrClosed
-}
-
-func (l *pipeListener) Close() error {
-	select {
-	case <-l.done:
-	default:
-		close(l.done)
-	}
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 587} }
-
-// errorRecorder keeps the messages logged at Error level.
-type errorRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (r *errorRecorder) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
-func (r *errorRecorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	msg := rec.Message
-	rec.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
-	r.msgs = append(r.msgs, msg)
-	return nil
-}
-func (r *errorRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *errorRecorder) WithGroup(string) slog.Handler      { return r }
 
 var replyLine = regexp.MustCompile(`^[2-5][0-9][0-9][ -]`)
 
@@ -81,7 +34,7 @@ func FuzzSession(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, input []byte) {
-		errs := &errorRecorder{}
+		errs := &testutil.ErrorLog{}
 		srv := New(Options{
 			Backend: &memBackend{}, Hostname: testHostname, Submission: true, AllowInsecureAuth: true,
 			MaxMessageBytes: 1 << 16, ReadTimeout: 200 * time.Millisecond, WriteTimeout: time.Second,
@@ -89,7 +42,7 @@ func FuzzSession(f *testing.F) {
 		})
 		client, server := net.Pipe()
 		defer client.Close()
-		ln := &pipeListener{conn: server, done: make(chan struct{})}
+		ln := testutil.NewOneConn(server, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 587})
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ln) }()
 		go client.Write(append(input, "\r\n.\r\nQUIT\r\n"...))
@@ -111,10 +64,8 @@ func FuzzSession(f *testing.F) {
 				t.Fatalf("not an SMTP reply: %q in %q", sc.Text(), out)
 			}
 		}
-		errs.mu.Lock()
-		defer errs.mu.Unlock()
-		if len(errs.msgs) > 0 {
-			t.Fatalf("logged as errors: %q", errs.msgs)
+		if msgs := errs.Messages(); len(msgs) > 0 {
+			t.Fatalf("logged as errors: %q", msgs)
 		}
 	})
 }
