@@ -60,6 +60,7 @@ type options struct {
 	settle       time.Duration
 	kinds        string
 	hsClients    string
+	sideBySide   bool
 }
 
 func main() {
@@ -73,6 +74,7 @@ func main() {
 	flag.DurationVar(&o.settle, "idle-settle", 150*time.Second, "how long the idle sessions stay before the runtime's memory is read again (Go collects at least every 2 minutes, then returns memory; 0: skip)")
 	flag.StringVar(&o.kinds, "handshakes", "full,resumed", "which handshakes to measure")
 	flag.StringVar(&o.hsClients, "handshake-clients", "8,32", "concurrent clients of the handshake measurements, comma-separated")
+	flag.BoolVar(&o.sideBySide, "side-by-side", true, "load the runtime and the bare crypto/tls server at the same time (false: one after the other)")
 	flag.IntVar(&o.reps, "reps", 3, "alternating repetitions of each handshake measurement (the median counts)")
 	bare := flag.String("bare-tls-server", "", "internal: serve bare crypto/tls with this keystore and print the address")
 	flag.Parse()
@@ -464,32 +466,63 @@ func benchHandshakes(ctx context.Context, o options, rt *mailRuntime, ks *testKe
 		{"runtime listener, session_tickets = false", rt.addr("smtps-notickets"), rt.pid(), []string{"resumed"}},
 	}
 	kinds := strings.Split(o.kinds, ",")
+	// measure runs the loads against tgs at the same time, so that each
+	// sees the machine as the others do: the ratios then hold even while
+	// other work shares the CPUs.
+	measure := func(kind string, clients int, tgs ...target) error {
+		var wg sync.WaitGroup
+		errs := make([]error, len(tgs))
+		results := make([]loadgen.Result, len(tgs))
+		meters := make([]*cpuMeter, len(tgs))
+		for i, tg := range tgs {
+			cfg := ks.client.Clone()
+			if kind == "resumed" {
+				cfg.ClientSessionCache = tls.NewLRUClientSessionCache(clients)
+			}
+			meters[i] = meter(tg.pid)
+			wg.Go(func() {
+				results[i], errs[i] = loadgen.RunHandshakes(ctx, loadgen.HandshakeLoad{Addr: tg.addr, TLS: cfg, Clients: clients, Duration: o.duration})
+			})
+		}
+		wg.Wait()
+		for i, tg := range tgs {
+			if errs[i] != nil {
+				return fmt.Errorf("handshakes with %s: %w", tg.name, errs[i])
+			}
+			c := cell{tg.name, kind, clients}
+			srv, _ := meters[i].perOp(results[i].Ops)
+			rates[c] = append(rates[c], results[i].PerSecond())
+			cpus[c] = append(cpus[c], srv)
+			resumedShare[c] = float64(results[i].Resumed) / float64(max(results[i].Ops, 1))
+		}
+		return nil
+	}
 	for range o.reps {
 		for _, clients := range counts {
 			for _, kind := range kinds {
-				for _, tg := range targets {
+				for _, tg := range []target{targets[0], targets[2]} {
 					if tg.kinds != nil && !slices.Contains(tg.kinds, kind) {
 						continue
 					}
-					cfg := ks.client.Clone()
-					if kind == "resumed" {
-						cfg.ClientSessionCache = tls.NewLRUClientSessionCache(clients)
+					pair := []target{tg, targets[1]}
+					if !o.sideBySide {
+						if err := measure(kind, clients, pair[0]); err != nil {
+							return err
+						}
+						pair = pair[1:]
 					}
-					m := meter(tg.pid)
-					r, err := loadgen.RunHandshakes(ctx, loadgen.HandshakeLoad{Addr: tg.addr, TLS: cfg, Clients: clients, Duration: o.duration})
-					if err != nil {
-						return fmt.Errorf("handshakes with %s: %w", tg.name, err)
+					if err := measure(kind, clients, pair...); err != nil {
+						return err
 					}
-					c := cell{tg.name, kind, clients}
-					srv, _ := m.perOp(r.Ops)
-					rates[c] = append(rates[c], r.PerSecond())
-					cpus[c] = append(cpus[c], srv)
-					resumedShare[c] = float64(r.Resumed) / float64(max(r.Ops, 1))
 				}
 			}
 		}
 	}
-	fmt.Printf("\n### TLS handshakes (%s, TLS 1.3, median of %d alternating runs of %s; load average now %s)\n\n", ks.desc, o.reps, o.duration, loadAverage())
+	how := "each run side by side with bare crypto/tls (both loaded at once)"
+	if !o.sideBySide {
+		how = "alternating runs"
+	}
+	fmt.Printf("\n### TLS handshakes (%s, TLS 1.3, median of %d runs of %s, %s; load average now %s)\n\n", ks.desc, o.reps, o.duration, how, loadAverage())
 	fmt.Println("| handshake | clients | server | handshakes/s | vs bare | server CPU µs/handshake | CPU vs bare | resumed |")
 	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|")
 	for _, kind := range kinds {
