@@ -28,7 +28,8 @@ import (
 //     even with several processes on one store; a mailbox deleted and
 //     created again gets a new UIDVALIDITY (RFC 9051 2.3.1.1).
 //   - Every committed change to a mailbox's messages fires the Watches on
-//     that mailbox, whichever process made it.
+//     that mailbox and the user's WatchUser watches, whichever process made
+//     it; a change to the mailbox list or subscriptions fires the latter.
 //
 // Implementations are safe for concurrent use.
 type Backend interface {
@@ -99,6 +100,13 @@ type Mailboxes interface {
 	Subscribe(address, name string, subscribed bool) error
 	// Subscriptions returns the subscribed names, sorted.
 	Subscriptions(address string) ([]string, error)
+	// WatchUser starts notifications of any change to the user's mail
+	// (IMAP NOTIFY): to the messages of any of their mailboxes (what
+	// Messages.Watch reports), to the mailbox list (create, delete, rename)
+	// and to the subscriptions, whichever process made it. It fails with
+	// ErrNotFound for an unknown user. The caller must Close it.
+	// Implementations fan out through a Hub (Hub.WatchUser, NotifyUser).
+	WatchUser(address string) (*Watch, error)
 }
 
 // Messages reads and changes the messages of one mailbox.

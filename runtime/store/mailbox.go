@@ -174,7 +174,8 @@ func (s *Store) createLocked(addr, name string, mustBeNew bool, use string) erro
 	if err := durable.SyncDir(root); err != nil {
 		return err
 	}
-	return s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
+	return s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+		*changed = append(*changed, userKey(addr))
 		ub := userBoxes(tx, addr)
 		for _, n := range missing {
 			m, err := createMbox(tx, ub, n, folderDir(n))
@@ -340,7 +341,8 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 	if err := durable.SyncDir(root); err != nil {
 		return fmt.Errorf("renaming mailbox: %w", err)
 	}
-	err = s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
+	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+		*changed = append(*changed, userKey(addr))
 		ub := userBoxes(tx, addr)
 		names := ub.Bucket(bucketNames)
 		for _, mv := range moves {
@@ -397,7 +399,8 @@ func (s *Store) Subscribe(address, name string, subscribed bool) error {
 	if err := validMailboxName(name); err != nil {
 		return err
 	}
-	err = s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
+	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+		*changed = append(*changed, userKey(addr))
 		ub := userBoxes(tx, addr)
 		if ub == nil {
 			return fmt.Errorf("user %s: %w", addr, ErrNotFound)

@@ -108,7 +108,8 @@ func (s *Store) DeleteUser(address string) error {
 	if err != nil {
 		return fmt.Errorf("removing mail of %s: %w", addr, err)
 	}
-	err = s.commit.update(func(tx *bolt.Tx, _ *[]watchKey) error {
+	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
+		*changed = append(*changed, userKey(addr))
 		if err := tx.Bucket(bucketUsers).Delete([]byte(addr)); err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 
 // watchKey names a mailbox for change notification: its owner's canonical
 // address and its UIDVALIDITY, which no other mailbox of the store shares.
+// UIDVALIDITY 0, which no mailbox has, stands for the whole user (userKey).
 type watchKey struct {
 	addr string
 	id   uint32
@@ -16,9 +17,11 @@ type watchKey struct {
 
 // Watch delivers change notifications for one mailbox: C receives a value
 // after any committed change to its messages (delivery, append, copy or move
-// into it, flag change, expunge). Notifications coalesce: one value may stand
-// for many changes, so a receiver re-reads the mailbox (Messages, ModSeq)
-// rather than counting. IMAP IDLE is built on it.
+// into it, flag change, expunge). A user's watch (WatchUser) hears of every
+// change to any of their mailboxes and to their mailbox list and
+// subscriptions. Notifications coalesce: one value may stand for many
+// changes, so a receiver re-reads the mailbox (Messages, ModSeq) rather
+// than counting. IMAP IDLE is built on it, and NOTIFY on a user's watch.
 type Watch struct {
 	// C is signalled (never closed) when the mailbox changed.
 	C <-chan struct{}
@@ -56,10 +59,24 @@ func (h *Hub) Watch(addr string, uidValidity uint32) *Watch {
 	return w
 }
 
-// Notify signals every Watch on the mailbox with that UIDVALIDITY of addr.
+// WatchUser starts watching everything of the canonical address addr: its
+// Watch is signalled by every Notify for any of the user's mailboxes and by
+// NotifyUser. The caller must Close it.
+func (h *Hub) WatchUser(addr string) *Watch { return h.Watch(addr, 0) }
+
+// Notify signals every Watch on the mailbox with that UIDVALIDITY of addr,
+// and the user's WatchUser watches. UIDVALIDITY 0 signals only the latter,
+// as NotifyUser does.
 func (h *Hub) Notify(addr string, uidValidity uint32) {
 	h.notify([]watchKey{{addr, uidValidity}})
 }
+
+// NotifyUser signals the WatchUser watches of addr: a Backend calls it
+// after a change to the user's mailbox list or subscriptions.
+func (h *Hub) NotifyUser(addr string) { h.Notify(addr, 0) }
+
+// userKey is the key of addr's WatchUser watches.
+func userKey(addr string) watchKey { return watchKey{addr: addr} }
 
 func (h *Hub) notify(keys []watchKey) {
 	if len(keys) == 0 {
@@ -69,9 +86,11 @@ func (h *Hub) notify(keys []watchKey) {
 	defer h.mu.Unlock()
 	for _, k := range keys {
 		for w := range h.m[k] {
-			select {
-			case w.c <- struct{}{}:
-			default: // a notification is already pending
+			w.signal()
+		}
+		if k.id != 0 {
+			for w := range h.m[userKey(k.addr)] {
+				w.signal()
 			}
 		}
 	}
@@ -95,6 +114,14 @@ func (s *Store) Watch(address, mailbox string) (*Watch, error) {
 	return s.watch.Watch(addr, id), nil
 }
 
+// signal makes C ready, unless a notification is already pending.
+func (w *Watch) signal() {
+	select {
+	case w.c <- struct{}{}:
+	default:
+	}
+}
+
 // Close stops the notifications. It is safe to call more than once.
 func (w *Watch) Close() {
 	w.hub.mu.Lock()
@@ -105,4 +132,19 @@ func (w *Watch) Close() {
 			delete(w.hub.m, w.key)
 		}
 	}
+}
+
+// WatchUser starts watching everything of address: any of its mailboxes
+// and their messages, its mailbox list and subscriptions. The caller must
+// Close it.
+func (s *Store) WatchUser(address string) (*Watch, error) {
+	addr, err := s.rlockAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	if _, err := s.userRecord(addr); err != nil {
+		return nil, fmt.Errorf("watching %s: %w", address, err)
+	}
+	return s.watch.WatchUser(addr), nil
 }

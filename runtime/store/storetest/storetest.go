@@ -42,6 +42,7 @@ func Run(t *testing.T, open Factory) {
 		{"CopyMoveExpunge", testCopyMoveExpunge},
 		{"Append", testAppend},
 		{"Watch", testWatch},
+		{"WatchUser", testWatchUser},
 		{"ModSeq", testModSeq},
 		{"Vanished", testVanished},
 		{"Recent", testRecent},
@@ -682,6 +683,79 @@ func testWatch(t *testing.T, s store.Backend) {
 	}
 	w.Close()
 	w.Close()
+}
+
+// testWatchUser checks that a user's watch hears of every change to their
+// mail, list and subscriptions included, and nothing of another user's.
+func testWatchUser(t *testing.T, s store.Backend) {
+	const u, other = "u@example.com", "other@example.com"
+	putUser(t, s, u, 0)
+	putUser(t, s, other, 0)
+	w, err := s.WatchUser(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ow, err := s.WatchUser(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ow.Close()
+	if _, err := s.WatchUser("nobody@example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("WatchUser of an unknown user: %v", err)
+	}
+	body := Msg("x")
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"a delivery to INBOX", func() error { return s.Deliver(context.Background(), []string{u}, body) }},
+		{"an append to Sent", func() error {
+			_, _, err := s.Append(u, "Sent", bytes.NewReader(body), int64(len(body)), store.AppendOptions{})
+			return err
+		}},
+		{"a flag change in Sent", func() error {
+			_, err := s.SetFlags(u, "Sent", []uint32{1}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}})
+			return err
+		}},
+		{"an expunge in Sent", func() error { _, err := s.Expunge(u, "Sent", nil); return err }},
+		{"a create", func() error { return s.CreateMailbox(u, "Lists/Go", store.CreateOptions{}) }},
+		{"a rename", func() error { return s.RenameMailbox(u, "Lists", "Groups") }},
+		{"a subscribe", func() error { return s.Subscribe(u, "Groups/Go", true) }},
+		{"an unsubscribe", func() error { return s.Subscribe(u, "Groups/Go", false) }},
+		{"a delete", func() error { return s.DeleteMailbox(u, "Groups/Go") }},
+		{"a move between mailboxes", func() error { _, err := s.Move(u, "INBOX", []uint32{1}, "Archive"); return err }},
+	} {
+		drain(w)
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		select {
+		case <-w.C:
+		case <-time.After(time.Second):
+			t.Fatalf("no notification within a second of %s", step.what)
+		}
+	}
+	select {
+	case <-ow.C:
+		t.Fatal("another user's watch was notified")
+	default:
+	}
+	w.Close()
+	w.Close()
+}
+
+// drain takes the notifications pending on w, so that the next one comes
+// from what the caller does next: one step may commit (and notify) twice.
+func drain(w *store.Watch) {
+	for {
+		select {
+		case <-w.C:
+			continue
+		case <-time.After(20 * time.Millisecond):
+		}
+		return
+	}
 }
 
 func testBlobs(t *testing.T, s store.Backend) {
