@@ -8,6 +8,10 @@
 // IPv6 /64, the smallest network one subscriber is usually given):
 //
 //   - the first 3 failures cost nothing: a user who mistypes is not slowed;
+//   - until then, up to 8 attempts are checked at once and more wait for
+//     one of them to end, so a burst of guesses on many connections is
+//     checked at most 8 at a time, while a client or an office behind one
+//     NAT address that logs in on many connections at once is served;
 //   - from the 4th on, attempts are spaced, whatever connection they come
 //     on: 1 s apart after the 4th failure, 2 s after the 5th, then 4 s and
 //     8 s, and 16 s from the 8th on; an attempt whose turn is more than
@@ -43,6 +47,9 @@ var ErrRefused = errors.New("too many failed logins from this address; try again
 type Policy struct {
 	// Free is how many failures cost nothing.
 	Free int
+	// Parallel is how many attempts from one address are checked at once
+	// while it has fewer than Free failures; more wait for a check to end.
+	Parallel int
 	// Delay is the spacing between attempts after Free failures; it
 	// doubles with each further failure up to MaxDelay.
 	Delay, MaxDelay time.Duration
@@ -62,6 +69,7 @@ type Policy struct {
 // DefaultPolicy is the rate the package documentation describes.
 var DefaultPolicy = Policy{
 	Free:         3,
+	Parallel:     8,
 	Delay:        time.Second,
 	MaxDelay:     16 * time.Second,
 	MaxWait:      30 * time.Second,
@@ -96,7 +104,8 @@ type Limiter struct {
 
 type record struct {
 	failures int
-	inflight int // attempts let through and not yet Done
+	inflight int           // attempts let through and not yet Done
+	ended    chan struct{} // closed when an attempt in flight ends; nil until someone waits
 
 	last         time.Time // of the latest failure
 	next         time.Time // the earliest moment the next attempt may be checked
@@ -123,32 +132,54 @@ func key(ip netip.Addr) netip.Prefix {
 }
 
 // Wait returns when a login attempt from ip may be checked: at once for an
-// address with few failures, after its turn otherwise. It returns
-// ErrRefused without waiting when the address is blocked or its turn is
-// more than Policy.MaxWait away, and ctx.Err() if ctx ends first. An
-// attempt Wait lets through must be reported with Done once checked:
-// attempts in flight count against the free failures, so that a burst of
-// parallel guesses does not all pass before the first failure is counted.
+// address with few failures and few attempts in flight, after its turn
+// otherwise. It returns ErrRefused when the address is blocked or its turn
+// is more than Policy.MaxWait away, and ctx.Err() if ctx ends first. An
+// attempt Wait lets through must be reported with Done once checked: up
+// to Policy.Parallel attempts are checked at once before the free failures
+// are used up, and past them attempts in flight are presumed to fail, so a
+// burst of parallel guesses does not pass before its failures are counted.
 func (l *Limiter) Wait(ctx context.Context, protocol string, ip netip.Addr) error {
-	l.mu.Lock()
-	now := l.now()
 	k := key(ip)
-	r := l.current(k, now)
-	if r == nil {
-		l.makeRoom(now)
-		r = &record{}
-		l.addrs[k] = r
-	}
-	if r.failures+r.inflight < l.p.Free {
-		r.inflight++
+	deadline := l.now().Add(l.p.MaxWait)
+	for {
+		l.mu.Lock()
+		now := l.now()
+		r := l.current(k, now)
+		if r == nil {
+			l.makeRoom(now)
+			r = &record{}
+			l.addrs[k] = r
+		}
+		if now.Before(r.blockedUntil) {
+			l.mu.Unlock()
+			l.observe(protocol, Refused)
+			return ErrRefused
+		}
+		if r.failures >= l.p.Free {
+			return l.waitTurn(ctx, protocol, ip, r, now)
+		}
+		if r.inflight < l.p.Parallel {
+			r.inflight++
+			l.mu.Unlock()
+			return nil
+		}
+		// As many checks as may run at once are running: wait for one to
+		// end, then look again (it may have been a failure).
+		if r.ended == nil {
+			r.ended = make(chan struct{})
+		}
+		ended := r.ended
 		l.mu.Unlock()
-		return nil
+		if err := l.sleep(ctx, protocol, deadline.Sub(now), ended); err != nil {
+			return err
+		}
 	}
-	if now.Before(r.blockedUntil) {
-		l.mu.Unlock()
-		l.observe(protocol, Refused)
-		return ErrRefused
-	}
+}
+
+// waitTurn reserves the next turn of an address past its free failures and
+// waits for it. Called with l.mu held; it unlocks it.
+func (l *Limiter) waitTurn(ctx context.Context, protocol string, ip netip.Addr, r *record, now time.Time) error {
 	slot := r.next
 	if slot.Before(now) {
 		slot = now
@@ -167,13 +198,28 @@ func (l *Limiter) Wait(ctx context.Context, protocol string, ip netip.Addr) erro
 	if wait <= 0 {
 		return nil
 	}
-	t := time.NewTimer(wait)
+	if err := l.sleep(ctx, protocol, wait, nil); err != nil {
+		l.Done(protocol, ip, false)
+		return err
+	}
+	return nil
+}
+
+// sleep waits d, or until wake is closed (nil: never); it returns ctx.Err()
+// if ctx ends first, and ErrRefused if wake was given and d passed first.
+func (l *Limiter) sleep(ctx context.Context, protocol string, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
+	case <-wake:
+		return nil
 	case <-t.C:
+		if wake != nil {
+			l.observe(protocol, Refused)
+			return ErrRefused
+		}
 		return nil
 	case <-ctx.Done():
-		l.Done(protocol, ip, false)
 		return ctx.Err()
 	}
 }
@@ -208,6 +254,10 @@ func (l *Limiter) record(protocol string, ip netip.Addr, failed bool) {
 		l.addrs[k] = r
 	}
 	r.inflight = max(r.inflight-1, 0)
+	if r.ended != nil {
+		close(r.ended)
+		r.ended = nil
+	}
 	if !failed {
 		if r.failures == 0 && r.inflight == 0 {
 			delete(l.addrs, k)

@@ -248,13 +248,15 @@ func TestWaitCanceled(t *testing.T) {
 	}
 }
 
-// Turns a burst reserves grow apart as if its attempts had failed: with
-// the policy's doubling (here 10 ms to 160 ms, at most 300 ms of waiting),
-// 32 parallel attempts get the 3 free ones and then turns 0, 10, 30, 70
-// and 150 ms away; the rest are beyond MaxWait and refused.
-func TestBurstTurnsGrowApart(t *testing.T) {
+// A burst of guesses on many connections is checked Parallel at a time
+// until failures count: here a slow check that fails, and turns further
+// away than MaxWait once the free failures are used up, so of 32 attempts
+// Parallel are checked, plus at most one per free failure (each failure
+// before the last free one frees a slot, and the turn right after the
+// free ones is now), and the others are refused.
+func TestBurstCheckedParallelAtATime(t *testing.T) {
 	p := DefaultPolicy
-	p.Delay, p.MaxDelay, p.MaxWait = 10*time.Millisecond, 160*time.Millisecond, 300*time.Millisecond
+	p.Delay, p.MaxDelay, p.MaxWait = time.Hour, time.Hour, time.Minute
 	l := New(p, nil)
 	var checked, refused atomic.Int32
 	var wg sync.WaitGroup
@@ -263,16 +265,80 @@ func TestBurstTurnsGrowApart(t *testing.T) {
 			switch err := l.Wait(context.Background(), "test", mallory); {
 			case err == nil:
 				checked.Add(1)
-				time.Sleep(time.Second) // a slow check: all turns are reserved before any failure counts
+				time.Sleep(100 * time.Millisecond) // a slow check: the others queue behind it
 				l.Done("test", mallory, true)
+			case errors.Is(err, ErrRefused):
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if c := int(checked.Load()); c < p.Parallel || c > p.Parallel+p.Free || c+int(refused.Load()) != 32 {
+		t.Errorf("%d checked, %d refused; want %d to %d checked and the rest refused", c, refused.Load(), p.Parallel, p.Parallel+p.Free)
+	}
+}
+
+// Turns reserved past the free failures grow apart as if the attempts in
+// flight had failed: after Free failures (with the policy's doubling, 10
+// ms to 160 ms, at most 300 ms of waiting), parallel attempts get turns
+// 0, 10, 30, 70 and 150 ms away; the rest are beyond MaxWait and refused.
+func TestBurstTurnsGrowApart(t *testing.T) {
+	p := DefaultPolicy
+	p.Delay, p.MaxDelay, p.MaxWait = 10*time.Millisecond, 160*time.Millisecond, 300*time.Millisecond
+	l := New(p, nil)
+	l.now = func() time.Time { return time.Unix(1e9, 0) } // turns reserved, never reached by the clock
+	failN(l, mallory, p.Free)
+	var checked, refused atomic.Int32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			defer cancel()
+			switch err := l.Wait(ctx, "test", mallory); {
+			case err == nil, errors.Is(err, context.DeadlineExceeded):
+				checked.Add(1) // given a turn
 			case errors.Is(err, ErrRefused):
 				refused.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	if want := int32(p.Free + 5); checked.Load() != want || refused.Load() != 32-want {
-		t.Errorf("%d checked, %d refused; want %d and the rest", checked.Load(), refused.Load(), want)
+	if checked.Load() != 5 || refused.Load() != 27 {
+		t.Errorf("%d given a turn, %d refused; want 5 and 27", checked.Load(), refused.Load())
+	}
+}
+
+// Correct logins on many connections from one address (a client opening
+// several, an office behind NAT) are all served, at most Parallel checked
+// at once: nothing counts as a failure until one happens.
+func TestParallelLoginsServed(t *testing.T) {
+	l := New(DefaultPolicy, nil)
+	var inflight, most atomic.Int32
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			for range 4 {
+				if err := l.Wait(context.Background(), "test", alice); err != nil {
+					t.Error(err)
+					return
+				}
+				n := inflight.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(time.Millisecond)
+				inflight.Add(-1)
+				l.Done("test", alice, false)
+			}
+		})
+	}
+	wg.Wait()
+	if m := most.Load(); m > int32(DefaultPolicy.Parallel) {
+		t.Errorf("%d checked at once; Parallel is %d", m, DefaultPolicy.Parallel)
+	}
+	if n := l.Addresses(); n != 0 {
+		t.Errorf("%d records left after successes only", n)
 	}
 }
 
