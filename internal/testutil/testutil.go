@@ -1,6 +1,7 @@
 // Package testutil holds the helpers that more than one test package of
-// the runtime needs: test certificates and keystores (pki.go), free ports
-// on 127.0.0.1, polling for a condition and a log buffer that goroutines
+// the runtime needs: test certificates and keystores (pki.go), ports
+// reserved on 127.0.0.1 for servers a test does not bind itself (ports.go),
+// polling for a condition and a log buffer that goroutines
 // may write to while a test reads it.
 //
 // It is for tests only: nothing outside _test.go files imports it. Each
@@ -41,34 +42,6 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
-}
-
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	return FreePorts(t, 1)[0]
-}
-
-// FreePorts returns n distinct TCP ports that were free on 127.0.0.1 a
-// moment ago: all are held open together, so none is returned twice.
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
 }
 
 // Dial connects to addr over TCP, with TLS (the handshake done) when

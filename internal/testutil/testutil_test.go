@@ -100,23 +100,6 @@ func TestWriteKeystore(t *testing.T) {
 	}
 }
 
-func TestFreePorts(t *testing.T) {
-	ports := FreePorts(t, 5)
-	seen := map[int]bool{}
-	for _, p := range ports {
-		if seen[p] || p == 0 {
-			t.Errorf("ports %v", ports)
-		}
-		seen[p] = true
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			t.Errorf("port %d is not free again: %v", p, err)
-			continue
-		}
-		ln.Close()
-	}
-}
-
 func TestSyncBuffer(t *testing.T) {
 	var b SyncBuffer
 	var wg sync.WaitGroup
