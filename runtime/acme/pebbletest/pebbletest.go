@@ -155,27 +155,56 @@ func Start(t testing.TB, opts Options) *Pebble {
 		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "",
 		"-dnsserver", dnsAddr, "-management", fmt.Sprintf("127.0.0.1:%d", testutil.FreePorts(t, 1)[0]),
 		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	// Pebble resolves every challenge's name over TCP at dnsAddr and fails
+	// the validation for good if nothing answers there; challtestsrv binds
+	// it some time after it starts (long after Pebble answers, on a busy
+	// machine).
+	waitReady(t, "challtestsrv's DNS server at "+dnsAddr, func() error {
+		c, err := net.DialTimeout("tcp", dnsAddr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
 	p.Stop = start(t, dir, "pebble", []string{
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once
 		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce answers
 		"PEBBLE_AUTHZREUSE=0",      // every order validates for real
 	}, pebbleBin, "-config", filepath.Join(dir, "pebble.json"), "-dnsserver", dnsAddr)
 
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	waitReady(t, "pebble at "+p.DirectoryURL, func() error {
 		resp, err := p.client.Get(p.DirectoryURL)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		return nil
+	})
+	return p
+}
+
+// readyTimeout is how long a started program may take to answer: generous,
+// for a machine busy with other tests.
+const readyTimeout = time.Minute
+
+// waitReady polls ready until it returns nil, and fails the test with its
+// last error if that takes longer than readyTimeout.
+func waitReady(t testing.TB, what string, ready func() error) {
+	t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		err := ready()
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pebble did not answer at %s: %v", p.DirectoryURL, err)
+			t.Fatalf("waiting for %s: %v", what, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return p
 }
 
 // IssuerRoots returns the root Pebble issues under, as a pool and as PEM,
