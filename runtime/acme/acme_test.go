@@ -478,22 +478,28 @@ func TestRenewalReachesListener(t *testing.T) {
 	echo(t, session, "before renewal")
 
 	var renewed string
-	waitFor(t, 20*time.Second, "the renewed certificate in the keystore", func() bool {
+	waitFor(t, time.Minute, "the renewed certificate in the keystore", func() bool {
 		_, chain := entry(t, cfg)
 		renewed = keystore.Fingerprint(chain[0])
 		return renewed != st.Fingerprint
 	})
-	waitFor(t, 5*time.Second, "the listener to serve the renewed certificate", func() bool {
+	waitFor(t, 30*time.Second, "the listener to serve the renewed certificate", func() bool {
 		c := dialTLS(t, ln, "smtp.example.test", roots)
 		defer c.Close()
 		return servedFingerprint(c) == renewed
 	})
 	echo(t, session, "after renewal")
 
-	_, st2, err := s.Get("mx")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The status follows the keystore write: wait for it to name a
+	// renewed certificate.
+	var st2 acme.Status
+	waitFor(t, 30*time.Second, "the status to show the renewed certificate", func() bool {
+		_, st2, err = s.Get("mx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st2.Fingerprint != st.Fingerprint
+	})
 	if st2.LastError != "" || !st2.LastIssued.After(st.LastIssued) || !st2.NextRenewal.After(st.NextRenewal) {
 		t.Errorf("status after renewal %+v (before %+v)", st2, st)
 	}
@@ -529,7 +535,7 @@ func TestResumeFromStateDirectory(t *testing.T) {
 
 	s2 := newService(t, dir)
 	s2.Start()
-	waitFor(t, 5*time.Second, "the certificate written back into the keystore", func() bool {
+	waitFor(t, 30*time.Second, "the certificate written back into the keystore", func() bool {
 		ks, err := keystore.Open(context.Background(), host.LocalFile(cfg.KeystorePath), []byte(password))
 		if err != nil {
 			return false
