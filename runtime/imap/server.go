@@ -148,6 +148,7 @@ var capabilities = imap.CapSet{
 	imap.CapQResync:               {},
 	imap.CapSort:                  {},
 	imap.CapMultiAppend:           {},
+	imap.CapCatenate:              {},
 	imap.CapSortDisplay:           {},
 	imap.CapESort:                 {},
 	"THREAD=ORDEREDSUBJECT":       {},

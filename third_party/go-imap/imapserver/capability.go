@@ -98,6 +98,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapCondStore,
 			imap.CapQResync,
 			imap.CapMultiAppend,
+			imap.CapCatenate,
 			imap.CapSort,
 			imap.CapSortDisplay,
 			imap.CapESort,

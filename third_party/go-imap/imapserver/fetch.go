@@ -1,6 +1,7 @@
 package imapserver
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"mime"
@@ -745,4 +746,19 @@ func writeBodyFldLang(enc *imapwire.Encoder, l []string) {
 // EXPUNGE.
 func (cmd *FetchWriter) Updates() *UpdateWriter {
 	return &UpdateWriter{conn: cmd.conn}
+}
+
+// ParseSection parses the section of a body part as FETCH BODY[...]
+// takes it, without the brackets ("1.2.MIME", "HEADER.FIELDS (From)"; ""
+// for the whole message): an IMAP URL's ";SECTION=" (RFC 5092), for one.
+func ParseSection(s string) (*imap.FetchItemBodySection, error) {
+	dec := imapwire.NewDecoder(bufio.NewReader(strings.NewReader(s+"]")), imapwire.ConnSideServer)
+	var section imap.FetchItemBodySection
+	if err := readSection(dec, &section); err != nil {
+		return nil, err
+	}
+	if !dec.EOF() {
+		return nil, fmt.Errorf("trailing data after section %q", s)
+	}
+	return &section, nil
 }
