@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -25,7 +24,7 @@ func newACME(dir string, opts Options) (*acme.Service, error) {
 func (rt *mailRuntime) ACME(id string) (control.ACMEObject, error) {
 	cfg, st, err := rt.acme.Get(id)
 	if err != nil {
-		return control.ACMEObject{}, acmeError(err)
+		return control.ACMEObject{}, err
 	}
 	return control.ACMEObject{ID: id, Config: cfg, Status: st}, nil
 }
@@ -33,33 +32,15 @@ func (rt *mailRuntime) ACME(id string) (control.ACMEObject, error) {
 func (rt *mailRuntime) PutACME(ctx context.Context, id string, cfg acme.Config) (control.ACMEObject, error) {
 	st, err := rt.acme.Put(ctx, id, cfg)
 	if err != nil {
-		return control.ACMEObject{}, acmeError(err)
+		return control.ACMEObject{}, err
 	}
 	got, _, err := rt.acme.Get(id)
 	if err != nil {
-		return control.ACMEObject{}, acmeError(err)
+		return control.ACMEObject{}, err
 	}
 	return control.ACMEObject{ID: id, Config: got, Status: st}, nil
 }
 
 func (rt *mailRuntime) DeleteACME(ctx context.Context, id string) error {
-	return acmeError(rt.acme.Delete(ctx, id))
-}
-
-// acmeError gives runtime/acme's kinds of failure their HTTP status; the
-// text stays as it is.
-func acmeError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, acme.ErrInvalid):
-		return control.Invalid(err)
-	case errors.Is(err, acme.ErrConflict):
-		return control.Conflict(err)
-	case errors.Is(err, acme.ErrNotFound):
-		return control.NotFound("%w", err)
-	case errors.Is(err, acme.ErrIssuance):
-		return control.Upstream(err)
-	}
-	return err
+	return rt.acme.Delete(ctx, id)
 }

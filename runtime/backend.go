@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -185,7 +185,7 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 	rt.mu.Unlock()
 	next.Server = s
 	if err := next.Validate(); err != nil {
-		return control.Invalid(err)
+		return errkind.With(errkind.Invalid, err)
 	}
 	var changes []*listener.Change
 	abort := func() {
@@ -202,7 +202,7 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 		c, err := rt.listeners.Prepare(id, l, build)
 		if err != nil {
 			abort()
-			return listenerError(fmt.Errorf("the server settings were not applied: %w", err))
+			return fmt.Errorf("the server settings were not applied: %w", err)
 		}
 		changes = append(changes, c)
 	}
@@ -217,7 +217,7 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 		var err error
 		if started, err = startMetrics(s.MetricsAddress, rt.metrics.Handler(), rt.log); err != nil {
 			abort()
-			return control.Conflict(err)
+			return errkind.With(errkind.Conflict, err)
 		}
 	}
 	if err := rt.state.SaveConfig(ctx, next); err != nil {
@@ -253,7 +253,7 @@ func (rt *mailRuntime) Listener(id string) (control.ListenerObject, error) {
 	defer rt.mu.Unlock()
 	l, ok := rt.doc.Listeners[id]
 	if !ok {
-		return control.ListenerObject{}, control.NotFound("listener %q does not exist", id)
+		return control.ListenerObject{}, errkind.With(listener.ErrNotFound, fmt.Errorf("listener %q does not exist", id))
 	}
 	return control.ListenerObject{ID: id, Config: l, Status: rt.listenerStatus(id)}, nil
 }
@@ -270,11 +270,11 @@ func (rt *mailRuntime) PutListener(ctx context.Context, id string, l config.List
 	rt.mu.Unlock()
 	next.Listeners[id] = l
 	if err := next.Validate(); err != nil {
-		return control.ListenerObject{}, control.Invalid(err)
+		return control.ListenerObject{}, errkind.With(errkind.Invalid, err)
 	}
 	c, err := rt.listeners.Prepare(id, l, nil)
 	if err != nil {
-		return control.ListenerObject{}, listenerError(err)
+		return control.ListenerObject{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		c.Abort()
@@ -300,7 +300,7 @@ func (rt *mailRuntime) DeleteListener(ctx context.Context, id string) error {
 	next := rt.doc.Clone()
 	rt.mu.Unlock()
 	if !ok {
-		return control.NotFound("listener %q does not exist", id)
+		return errkind.With(listener.ErrNotFound, fmt.Errorf("listener %q does not exist", id))
 	}
 	delete(next.Listeners, id)
 	if err := ctx.Err(); err != nil {
@@ -314,7 +314,7 @@ func (rt *mailRuntime) DeleteListener(ctx context.Context, id string) error {
 	delete(rt.startErrs, id)
 	rt.mu.Unlock()
 	if slices.Contains(rt.listeners.IDs(), id) {
-		return listenerError(rt.listeners.Remove(id))
+		return rt.listeners.Remove(id)
 	}
 	return nil
 }
@@ -344,20 +344,4 @@ func apiCertificates(cs []listener.CertificateStatus) []control.CertificateStatu
 			NotAfter: c.NotAfter, Served: c.Served, OCSP: c.OCSP, LastError: c.LastError}
 	}
 	return out
-}
-
-// listenerError gives runtime/listener's kinds of failure their HTTP
-// status; the text stays as it is.
-func listenerError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, listener.ErrInvalid):
-		return control.Invalid(err)
-	case errors.Is(err, listener.ErrConflict):
-		return control.Conflict(err)
-	case errors.Is(err, listener.ErrNotFound):
-		return control.NotFound("%w", err)
-	}
-	return err
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/dkim"
@@ -125,27 +126,16 @@ func (rt *mailRuntime) Queue() (control.QueueList, error) {
 	return control.QueueList{QueueSummary: rt.queueSummary(), Messages: entries}, nil
 }
 
-func (rt *mailRuntime) QueueEntry(id string) (queue.Entry, error) {
-	e, err := rt.out.queue.Entry(id)
-	return e, queueError(err)
-}
-
-func (rt *mailRuntime) RetryQueued(id string) error { return queueError(rt.out.engine.RetryNow(id)) }
-func (rt *mailRuntime) DropQueued(id string) error  { return queueError(rt.out.engine.Drop(id)) }
-
-func queueError(err error) error {
-	if errors.Is(err, queue.ErrNotFound) {
-		return control.NotFound("%w", err)
-	}
-	return err
-}
+func (rt *mailRuntime) QueueEntry(id string) (queue.Entry, error) { return rt.out.queue.Entry(id) }
+func (rt *mailRuntime) RetryQueued(id string) error               { return rt.out.engine.RetryNow(id) }
+func (rt *mailRuntime) DropQueued(id string) error                { return rt.out.engine.Drop(id) }
 
 func (rt *mailRuntime) DKIM(name string) (control.DKIMObject, error) {
 	p, err := rt.out.dkim.Get(name)
-	if errors.Is(err, dkim.ErrNotFound) {
-		return control.DKIMObject{}, control.NotFound("%w", err)
+	if err != nil {
+		return control.DKIMObject{}, err
 	}
-	return dkimObject(p), err
+	return dkimObject(p), nil
 }
 
 func dkimObject(p dkim.Public) control.DKIMObject {
@@ -156,10 +146,10 @@ func (rt *mailRuntime) PutDKIM(ctx context.Context, name string, k config.DKIMKe
 	rt.change.Lock()
 	defer rt.change.Unlock()
 	if err := k.Validate(); err != nil {
-		return control.DKIMObject{}, control.Invalid(err)
+		return control.DKIMObject{}, errkind.With(errkind.Invalid, err)
 	}
 	if k.Name() != name {
-		return control.DKIMObject{}, control.Invalid(fmt.Errorf("dkim key %q: the name must be %q, the key's DNS name", name, k.Name()))
+		return control.DKIMObject{}, errkind.With(errkind.Invalid, fmt.Errorf("dkim key %q: the name must be %q, the key's DNS name", name, k.Name()))
 	}
 	rt.mu.Lock()
 	next := rt.doc.Clone()
@@ -169,7 +159,7 @@ func (rt *mailRuntime) PutDKIM(ctx context.Context, name string, k config.DKIMKe
 	}
 	next.DKIM[name] = k
 	if err := next.Validate(); err != nil {
-		return control.DKIMObject{}, control.Invalid(err)
+		return control.DKIMObject{}, errkind.With(errkind.Invalid, err)
 	}
 	// The key file first: a config naming a key that is not on disk yet
 	// would make one at the next start anyway, but not the same one.
@@ -194,7 +184,7 @@ func (rt *mailRuntime) DeleteDKIM(ctx context.Context, name string) error {
 	next := rt.doc.Clone()
 	rt.mu.Unlock()
 	if !ok {
-		return control.NotFound("dkim key %q does not exist", name)
+		return errkind.With(dkim.ErrNotFound, fmt.Errorf("dkim key %q does not exist", name))
 	}
 	delete(next.DKIM, name)
 	if err := rt.state.SaveConfig(ctx, next); err != nil {

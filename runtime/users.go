@@ -5,30 +5,31 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
 
-// The store owns users; these methods translate its errors into the
-// control API's kinds.
+// The store owns users and their errors, whose kinds the control API
+// answers with their HTTP status.
 
 func (rt *mailRuntime) User(address string) (control.UserObject, error) {
 	u, err := rt.fronts.store.User(address)
 	if err != nil {
-		return control.UserObject{}, userError(address, err)
+		return control.UserObject{}, err
 	}
 	return control.UserObject{Address: u.Address, QuotaBytes: u.QuotaBytes, UsedBytes: u.UsedBytes}, nil
 }
 
 func (rt *mailRuntime) PutUser(ctx context.Context, address string, req control.UserRequest) (control.UserObject, error) {
 	if req.Password == "" {
-		return control.UserObject{}, control.Invalid(fmt.Errorf("user %q: password must not be empty", address))
+		return control.UserObject{}, errkind.With(errkind.Invalid, fmt.Errorf("user %q: password must not be empty", address))
 	}
 	if req.QuotaBytes < 0 {
-		return control.UserObject{}, control.Invalid(fmt.Errorf("user %q: quota_bytes %d must not be negative", address, req.QuotaBytes))
+		return control.UserObject{}, errkind.With(errkind.Invalid, fmt.Errorf("user %q: quota_bytes %d must not be negative", address, req.QuotaBytes))
 	}
 	if err := rt.fronts.store.PutUser(address, req.Password, req.QuotaBytes); err != nil {
-		return control.UserObject{}, userError(address, err)
+		return control.UserObject{}, err
 	}
 	rt.log.Info("user saved", "address", address, "quota_bytes", req.QuotaBytes)
 	return rt.User(address)
@@ -36,7 +37,7 @@ func (rt *mailRuntime) PutUser(ctx context.Context, address string, req control.
 
 func (rt *mailRuntime) DeleteUser(ctx context.Context, address string) error {
 	if err := rt.fronts.store.DeleteUser(address); err != nil {
-		return userError(address, err)
+		return err
 	}
 	rt.log.Info("user deleted", "address", address)
 	return nil
@@ -55,15 +56,5 @@ func (rt *mailRuntime) CheckPassword(ctx context.Context, address, password stri
 	case errors.Is(err, store.ErrAuthFailed):
 		return false, nil
 	}
-	return false, userError(address, err)
-}
-
-func userError(address string, err error) error {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return control.NotFound("user %q does not exist", address)
-	case errors.Is(err, store.ErrInvalidAddress):
-		return control.Invalid(err)
-	}
-	return err
+	return false, err
 }

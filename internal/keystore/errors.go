@@ -4,39 +4,43 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 )
 
-// Sentinel errors. Every *Error wraps exactly one of them; test with errors.Is.
+// Sentinel errors. Every *Error wraps exactly one of them; test with
+// errors.Is. All are of the errkind kind Invalid: the keystore, the
+// password or the request is refused as it stands.
 var (
 	// ErrWrongStorePassword: the store password does not verify the
 	// keystore's integrity check (or the file was tampered with, which the
 	// format cannot tell apart, just as keytool cannot).
-	ErrWrongStorePassword = errors.New("wrong keystore password (or the keystore was tampered with)")
+	ErrWrongStorePassword = errkind.New(errkind.Invalid, "wrong keystore password (or the keystore was tampered with)")
 	// ErrWrongKeyPassword: the key password does not decrypt the private key.
-	ErrWrongKeyPassword = errors.New("wrong key password")
+	ErrWrongKeyPassword = errkind.New(errkind.Invalid, "wrong key password")
 	// ErrNotKeystore: the bytes are not a JKS or PKCS#12 keystore, or are
 	// truncated or corrupt.
-	ErrNotKeystore = errors.New("not a keystore or corrupt")
+	ErrNotKeystore = errkind.New(errkind.Invalid, "not a keystore or corrupt")
 	// ErrAliasNotFound: no entry of the needed kind has the alias.
-	ErrAliasNotFound = errors.New("alias not found")
+	ErrAliasNotFound = errkind.New(errkind.Invalid, "alias not found")
 	// ErrKeyMismatch: a certificate (CA reply) does not match the private key.
-	ErrKeyMismatch = errors.New("certificate does not match the private key")
+	ErrKeyMismatch = errkind.New(errkind.Invalid, "certificate does not match the private key")
 	// ErrUntrustedChain: a chain does not reach a trusted certificate entry or
 	// a self-signed root, or is not correctly signed.
-	ErrUntrustedChain = errors.New("certificate chain does not reach a trusted or self-signed root")
+	ErrUntrustedChain = errkind.New(errkind.Invalid, "certificate chain does not reach a trusted or self-signed root")
 	// ErrCertificateValidity: a certificate has expired or is not valid yet.
-	ErrCertificateValidity = errors.New("certificate expired or not yet valid")
+	ErrCertificateValidity = errkind.New(errkind.Invalid, "certificate expired or not yet valid")
 	// ErrAmbiguousAlias: no alias was given and the keystore does not hold
 	// exactly one private key entry.
-	ErrAmbiguousAlias = errors.New("alias required: keystore does not hold exactly one private key entry")
+	ErrAmbiguousAlias = errkind.New(errkind.Invalid, "alias required: keystore does not hold exactly one private key entry")
 	// ErrUnsupported: a valid request this package does not do (JCEKS, secret
 	// key entries, a distinct key password in PKCS#12, unknown algorithms).
-	ErrUnsupported = errors.New("not supported")
+	ErrUnsupported = errkind.New(errkind.Invalid, "not supported")
 	// ErrInvalidInput: a bad argument (empty alias, empty store password, bad
 	// PEM, unknown key algorithm, inverted validity dates, ...).
-	ErrInvalidInput = errors.New("invalid input")
+	ErrInvalidInput = errkind.New(errkind.Invalid, "invalid input")
 	// ErrTypeMismatch: the file holds another keystore type than requested.
-	ErrTypeMismatch = errors.New("keystore type mismatch")
+	ErrTypeMismatch = errkind.New(errkind.Invalid, "keystore type mismatch")
 )
 
 // Error is the error this package returns. Err is one of the sentinels above;

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/acme"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 )
 
 // challengeServers shares challenge listeners between managers: one socket
@@ -32,7 +34,7 @@ func (r *challengeServers) acquire(typ, addr string) (*challengeServer, error) {
 	defer r.mu.Unlock()
 	if s, ok := r.servers[addr]; ok {
 		if s.typ != typ {
-			return nil, withKind(ErrConflict, fmt.Errorf("challenge_address %s already answers %s challenges for another ACME keystore; %s needs its own address", addr, s.typ, typ))
+			return nil, errkind.With(ErrConflict, fmt.Errorf("challenge_address %s already answers %s challenges for another ACME keystore; %s needs its own address", addr, s.typ, typ))
 		}
 		s.refs++
 		return s, nil
@@ -85,7 +87,7 @@ type httpToken struct{ domain, keyAuth string }
 func listenChallenge(typ, addr string, log *slog.Logger) (*challengeServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, withKind(ErrConflict, fmt.Errorf("cannot bind challenge_address %s for %s challenges: %w", addr, typ, err))
+		return nil, errkind.With(ErrConflict, fmt.Errorf("cannot bind challenge_address %s for %s challenges: %w", addr, typ, err))
 	}
 	s := &challengeServer{
 		typ: typ, addr: addr, log: log, ln: ln, refs: 1, done: make(chan struct{}),

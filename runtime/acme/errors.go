@@ -1,44 +1,32 @@
 package acme
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"golang.org/x/crypto/acme"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 )
 
 // Kinds of failure. Every error a Service returns wraps exactly one of
-// them; its text is the detail alone.
+// them; its text is the detail alone. Each is of an errkind kind.
 var (
 	// ErrInvalid: the config or the keystore it names is refused before
 	// anything is asked of the CA; nothing changed.
-	ErrInvalid = errors.New("invalid ACME keystore")
+	ErrInvalid = errkind.New(errkind.Invalid, "invalid ACME keystore")
 	// ErrNotFound: no ACME keystore has the id.
-	ErrNotFound = errors.New("ACME keystore not found")
+	ErrNotFound = errkind.New(errkind.NotFound, "ACME keystore not found")
 	// ErrConflict: the challenge address cannot be bound, or is used with
 	// the other challenge type, or another ACME keystore owns the same
 	// keystore entry; nothing changed.
-	ErrConflict = errors.New("ACME keystore conflict")
+	ErrConflict = errkind.New(errkind.Conflict, "ACME keystore conflict")
 	// ErrIssuance: the CA could not be reached, refused, could not validate
 	// the domains, or the certificate could not be written into the
 	// keystore. The keystore is unchanged.
-	ErrIssuance = errors.New("ACME issuance failed")
+	ErrIssuance = errkind.New(errkind.Upstream, "ACME issuance failed")
 )
-
-// kindError carries a kind without changing the message.
-type kindError struct{ kind, err error }
-
-func (k kindError) Error() string   { return k.err.Error() }
-func (k kindError) Unwrap() []error { return []error{k.kind, k.err} }
-
-func withKind(kind, err error) error {
-	if err == nil || errors.Is(err, kind) {
-		return err
-	}
-	return kindError{kind, err}
-}
 
 // problem presents an ACME problem document (RFC 8555 section 6.7) for
 // people: type, detail and subproblems, or the HTTP status when the answer

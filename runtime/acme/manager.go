@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
@@ -85,7 +86,7 @@ type manager struct {
 func newManager(id string, cfg Config, dir string, opts *Options, servers *challengeServers) (*manager, error) {
 	hc, err := newHTTPClient(cfg.CACertificatesPEM)
 	if err != nil {
-		return nil, withKind(ErrInvalid, err)
+		return nil, errkind.With(ErrInvalid, err)
 	}
 	m := &manager{
 		id: id, cfg: cfg, dir: dir, cache: autocert.DirCache(dir),
@@ -157,7 +158,7 @@ func (m *manager) syncLocked(ctx context.Context) error {
 		m.log.Info("requesting a certificate from the ACME CA", "domains", m.cfg.Domains, "directory", m.cfg.DirectoryURL, "challenge", m.cfg.Challenge)
 		next, err := m.obtain(ctx)
 		if err != nil {
-			return withKind(ErrIssuance, fmt.Errorf("ACME keystore %q (keystore %s, alias %q): %w", m.id, m.cfg.KeystorePath, m.cfg.Alias, err))
+			return errkind.With(ErrIssuance, fmt.Errorf("ACME keystore %q (keystore %s, alias %q): %w", m.id, m.cfg.KeystorePath, m.cfg.Alias, err))
 		}
 		if err := m.storeCached(ctx, next); err != nil {
 			// The keystore still gets it; a later renewal decides again.
@@ -172,7 +173,7 @@ func (m *manager) syncLocked(ctx context.Context) error {
 		if fresh {
 			what = "the issued certificate"
 		}
-		return withKind(ErrIssuance, fmt.Errorf("ACME keystore %q: writing %s into keystore: %w", m.id, what, err))
+		return errkind.With(ErrIssuance, fmt.Errorf("ACME keystore %q: writing %s into keystore: %w", m.id, what, err))
 	}
 	if wrote && !fresh {
 		m.log.Warn("keystore entry was changed outside the runtime; wrote the ACME certificate back", "keystore", m.cfg.KeystorePath, "alias", m.cfg.Alias)

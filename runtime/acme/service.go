@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 )
 
 // Dir is the folder of ACME state in a runtime's state directory: one
@@ -145,11 +146,11 @@ func (s *Service) Start() {
 // a new id is not created, and a changed one keeps its previous config.
 func (s *Service) Put(ctx context.Context, id string, cfg Config) (Status, error) {
 	if !ValidID(id) {
-		return Status{}, withKind(ErrInvalid, fmt.Errorf("ACME keystore id %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", id))
+		return Status{}, errkind.With(ErrInvalid, fmt.Errorf("ACME keystore id %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", id))
 	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
-		return Status{}, withKind(ErrInvalid, fmt.Errorf("ACME keystore %q: %w", id, err))
+		return Status{}, errkind.With(ErrInvalid, fmt.Errorf("ACME keystore %q: %w", id, err))
 	}
 	unlock := s.lock(id)
 	defer unlock()
@@ -163,7 +164,7 @@ func (s *Service) Put(ctx context.Context, id string, cfg Config) (Status, error
 	claim := claimKey(cfg)
 	if other, ok := s.claims[claim]; ok && other != id {
 		s.mu.Unlock()
-		return Status{}, withKind(ErrConflict, fmt.Errorf("ACME keystore %q: alias %q of keystore %s is already kept by ACME keystore %q", id, cfg.Alias, cfg.KeystorePath, other))
+		return Status{}, errkind.With(ErrConflict, fmt.Errorf("ACME keystore %q: alias %q of keystore %s is already kept by ACME keystore %q", id, cfg.Alias, cfg.KeystorePath, other))
 	}
 	_, claimed := s.claims[claim]
 	s.claims[claim] = id
@@ -183,7 +184,7 @@ func (s *Service) Put(ctx context.Context, id string, cfg Config) (Status, error
 	}
 	if err := checkKeystore(ctx, cfg); err != nil {
 		unclaim()
-		return Status{}, withKind(ErrInvalid, fmt.Errorf("ACME keystore %q: %w", id, err))
+		return Status{}, errkind.With(ErrInvalid, fmt.Errorf("ACME keystore %q: %w", id, err))
 	}
 	m, err := newManager(id, cfg, filepath.Join(s.dir, id), &s.opts, s.servers)
 	if err != nil {
@@ -249,7 +250,7 @@ func (s *Service) Get(id string) (Config, Status, error) {
 	m := s.managers[id]
 	s.mu.Unlock()
 	if m == nil {
-		return Config{}, Status{}, withKind(ErrNotFound, fmt.Errorf("ACME keystore %q does not exist", id))
+		return Config{}, Status{}, errkind.With(ErrNotFound, fmt.Errorf("ACME keystore %q does not exist", id))
 	}
 	return m.cfg.Redacted(), m.Status(), nil
 }
@@ -279,7 +280,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	m := s.managers[id]
 	if m == nil {
 		s.mu.Unlock()
-		return withKind(ErrNotFound, fmt.Errorf("ACME keystore %q does not exist", id))
+		return errkind.With(ErrNotFound, fmt.Errorf("ACME keystore %q does not exist", id))
 	}
 	delete(s.managers, id)
 	delete(s.claims, claimKey(m.cfg))

@@ -35,7 +35,7 @@ type ACMEObject struct {
 // ACMEBackend is the optional part of a Backend that keeps ACME
 // keystores; Handler serves /v1/acme/{id} when the Backend implements it.
 type ACMEBackend interface {
-	// ACME returns one ACME keystore, or an error wrapping ErrNotFound.
+	// ACME returns one ACME keystore, or an error wrapping errkind.NotFound.
 	ACME(id string) (ACMEObject, error)
 	// PutACME creates or changes an ACME keystore and returns when the
 	// keystore holds a certificate for cfg.
@@ -56,7 +56,7 @@ func (h *handler) acmeRoutes(mux *http.ServeMux, b ACMEBackend) {
 	})
 	mux.HandleFunc("PUT /v1/acme/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var cfg acme.Config
-		if !decode(w, r, &cfg) {
+		if !h.decode(w, r, &cfg) {
 			return
 		}
 		obj, err := b.PutACME(r.Context(), r.PathValue("id"), cfg)

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 )
@@ -26,7 +28,7 @@ type fakeACME struct {
 func (f *fakeACME) ACME(id string) (ACMEObject, error) {
 	obj, ok := f.objs[id]
 	if !ok {
-		return ACMEObject{}, NotFound("ACME keystore %q does not exist", id)
+		return ACMEObject{}, errkind.With(errkind.NotFound, fmt.Errorf("ACME keystore %q does not exist", id))
 	}
 	return obj, nil
 }
@@ -42,7 +44,7 @@ func (f *fakeACME) PutACME(_ context.Context, id string, cfg acme.Config) (ACMEO
 
 func (f *fakeACME) DeleteACME(_ context.Context, id string) error {
 	if _, ok := f.objs[id]; !ok {
-		return NotFound("ACME keystore %q does not exist", id)
+		return errkind.With(errkind.NotFound, fmt.Errorf("ACME keystore %q does not exist", id))
 	}
 	delete(f.objs, id)
 	return nil
@@ -82,9 +84,9 @@ func TestACMEEndpoints(t *testing.T) {
 		err  error
 		code int
 	}{
-		{Invalid(errors.New("domains: at least one domain is required")), http.StatusBadRequest},
-		{Conflict(errors.New("cannot bind challenge_address :80")), http.StatusConflict},
-		{Upstream(errors.New("ACME CA refused the order: urn:ietf:params:acme:error:rejectedIdentifier")), http.StatusBadGateway},
+		{errkind.With(errkind.Invalid, errors.New("domains: at least one domain is required")), http.StatusBadRequest},
+		{errkind.With(errkind.Conflict, errors.New("cannot bind challenge_address :80")), http.StatusConflict},
+		{errkind.With(errkind.Upstream, errors.New("ACME CA refused the order: urn:ietf:params:acme:error:rejectedIdentifier")), http.StatusBadGateway},
 	} {
 		b.fail = tc.err
 		_, err := c.PutACME(ctx, "x", cfg)

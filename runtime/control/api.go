@@ -20,10 +20,10 @@ package control
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
@@ -140,36 +140,21 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &e) && e.Code == http.StatusNotFound
 }
 
-// Errors a Backend returns (wrapped with detail) to select the HTTP status.
-var (
-	// ErrNotFound: the object does not exist (404).
-	ErrNotFound = errors.New("not found")
-	// ErrInvalid: the request is refused as it stands (400); nothing changed.
-	ErrInvalid = errors.New("invalid")
-	// ErrConflict: the request clashes with the host or another object,
-	// such as a port in use (409); nothing changed.
-	ErrConflict = errors.New("conflict")
-	// ErrUpstream: a service the runtime relies on, such as an ACME CA,
-	// could not be reached, refused or failed (502); nothing changed.
-	ErrUpstream = errors.New("upstream failure")
-)
-
-// Invalid wraps err so the API answers 400 with err's text.
-func Invalid(err error) error { return kindError{ErrInvalid, err} }
-
-// Conflict wraps err so the API answers 409 with err's text.
-func Conflict(err error) error { return kindError{ErrConflict, err} }
-
-// Upstream wraps err so the API answers 502 with err's text.
-func Upstream(err error) error { return kindError{ErrUpstream, err} }
-
-// NotFound returns a 404 error naming what is missing.
-func NotFound(format string, args ...any) error {
-	return kindError{ErrNotFound, fmt.Errorf(format, args...)}
+// statusOf is the one place that gives a failure its HTTP status: by its
+// kind (internal/errkind), which every layer's sentinel errors carry
+// (store.ErrNotFound, listener.ErrConflict, acme.ErrIssuance, ...), so a
+// Backend returns its parts' errors as they are. An error of no kind is
+// an internal failure (500).
+func statusOf(err error) int {
+	switch errkind.Of(err) {
+	case errkind.NotFound:
+		return http.StatusNotFound
+	case errkind.Invalid:
+		return http.StatusBadRequest
+	case errkind.Conflict:
+		return http.StatusConflict
+	case errkind.Upstream:
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
 }
-
-// kindError carries a status kind without changing the message text.
-type kindError struct{ kind, err error }
-
-func (k kindError) Error() string   { return k.err.Error() }
-func (k kindError) Unwrap() []error { return []error{k.kind, k.err} }

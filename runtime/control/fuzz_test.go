@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
@@ -46,7 +47,7 @@ func newMemBackend() *memBackend {
 
 func (b *memBackend) PutACME(ctx context.Context, id string, cfg acme.Config) (ACMEObject, error) {
 	if err := cfg.Validate(); err != nil {
-		return ACMEObject{}, Invalid(err)
+		return ACMEObject{}, errkind.With(errkind.Invalid, err)
 	}
 	return b.fakeACME.PutACME(ctx, id, cfg)
 }
@@ -56,7 +57,7 @@ func (b *memBackend) CheckPassword(_ context.Context, address, password string) 
 	defer b.mu.Unlock()
 	want, ok := b.passwords[address]
 	if !ok {
-		return false, NotFound("user %q does not exist", address)
+		return false, errkind.With(errkind.NotFound, fmt.Errorf("user %q does not exist", address))
 	}
 	return want == password, nil
 }
@@ -75,7 +76,7 @@ func (b *memBackend) SetServer(_ context.Context, s config.Server) error {
 	next := b.doc.Clone()
 	next.Server = s
 	if err := next.Validate(); err != nil {
-		return Invalid(err)
+		return errkind.With(errkind.Invalid, err)
 	}
 	b.doc = *next
 	return nil
@@ -86,7 +87,7 @@ func (b *memBackend) Listener(id string) (ListenerObject, error) {
 	defer b.mu.Unlock()
 	l, ok := b.doc.Listeners[id]
 	if !ok {
-		return ListenerObject{}, NotFound("listener %q does not exist", id)
+		return ListenerObject{}, errkind.With(errkind.NotFound, fmt.Errorf("listener %q does not exist", id))
 	}
 	return ListenerObject{ID: id, Config: l}, nil
 }
@@ -97,7 +98,7 @@ func (b *memBackend) PutListener(_ context.Context, id string, l config.Listener
 	next := b.doc.Clone()
 	next.Listeners[id] = l
 	if err := next.Validate(); err != nil {
-		return ListenerObject{}, Invalid(err)
+		return ListenerObject{}, errkind.With(errkind.Invalid, err)
 	}
 	b.doc = *next
 	return ListenerObject{ID: id, Config: l}, nil
@@ -107,7 +108,7 @@ func (b *memBackend) DeleteListener(_ context.Context, id string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.doc.Listeners[id]; !ok {
-		return NotFound("listener %q does not exist", id)
+		return errkind.With(errkind.NotFound, fmt.Errorf("listener %q does not exist", id))
 	}
 	delete(b.doc.Listeners, id)
 	return nil
@@ -118,14 +119,14 @@ func (b *memBackend) User(address string) (UserObject, error) {
 	defer b.mu.Unlock()
 	u, ok := b.users[address]
 	if !ok {
-		return UserObject{}, NotFound("user %q does not exist", address)
+		return UserObject{}, errkind.With(errkind.NotFound, fmt.Errorf("user %q does not exist", address))
 	}
 	return u, nil
 }
 
 func (b *memBackend) PutUser(_ context.Context, address string, req UserRequest) (UserObject, error) {
 	if req.Password == "" || req.QuotaBytes < 0 || !strings.Contains(address, "@") {
-		return UserObject{}, Invalid(errors.New("bad user"))
+		return UserObject{}, errkind.With(errkind.Invalid, errors.New("bad user"))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -139,7 +140,7 @@ func (b *memBackend) DeleteUser(_ context.Context, address string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.users[address]; !ok {
-		return NotFound("user %q does not exist", address)
+		return errkind.With(errkind.NotFound, fmt.Errorf("user %q does not exist", address))
 	}
 	delete(b.users, address)
 	return nil

@@ -53,7 +53,7 @@ type DKIMObject struct {
 // implements it.
 type OutboundBackend interface {
 	Queue() (QueueList, error)
-	// QueueEntry returns one message, or an error wrapping ErrNotFound.
+	// QueueEntry returns one message, or an error wrapping errkind.NotFound.
 	QueueEntry(id string) (queue.Entry, error)
 	RetryQueued(id string) error
 	DropQueued(id string) error
@@ -95,7 +95,7 @@ func (h *handler) outboundRoutes(mux *http.ServeMux, b OutboundBackend) {
 	})
 	mux.HandleFunc("PUT /v1/dkim/{name}", func(w http.ResponseWriter, r *http.Request) {
 		var k config.DKIMKey
-		if !decode(w, r, &k) {
+		if !h.decode(w, r, &k) {
 			return
 		}
 		obj, err := b.PutDKIM(r.Context(), r.PathValue("name"), k)

@@ -12,23 +12,27 @@ import (
 	"os"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
 
-// Backend is the runtime as the control API sees it.
+// Backend is the runtime as the control API sees it. Its methods return
+// their parts' errors as they are: the errkind kind an error carries
+// (NotFound, Invalid, Conflict, Upstream) selects the HTTP status, and its
+// text is the answer's message.
 type Backend interface {
 	Status() Status
 	Server() config.Server
 	// SetServer replaces the server settings; live listeners pick them up.
 	SetServer(ctx context.Context, s config.Server) error
 	// Listener returns one listener's settings and status, or an error
-	// wrapping ErrNotFound.
+	// wrapping errkind.NotFound.
 	Listener(id string) (ListenerObject, error)
 	// PutListener creates or changes a listener and returns when it is live.
 	PutListener(ctx context.Context, id string, l config.Listener) (ListenerObject, error)
 	// DeleteListener stops a listener and frees its port.
 	DeleteListener(ctx context.Context, id string) error
-	// User returns a user, or an error wrapping ErrNotFound.
+	// User returns a user, or an error wrapping errkind.NotFound.
 	User(address string) (UserObject, error)
 	// PutUser creates a user or changes their password and quota.
 	PutUser(ctx context.Context, address string, req UserRequest) (UserObject, error)
@@ -40,7 +44,7 @@ type Backend interface {
 // assertion: it lets the provider see a password changed behind its back
 // as drift. The answer must take the same time for unknown users and
 // wrong passwords; a user that does not exist is an error wrapping
-// ErrNotFound.
+// errkind.NotFound.
 type PasswordChecker interface {
 	CheckPassword(ctx context.Context, address, password string) (bool, error)
 }
@@ -82,7 +86,7 @@ type handler struct {
 
 func (h *handler) putServer(w http.ResponseWriter, r *http.Request) {
 	var s config.Server
-	if !decode(w, r, &s) {
+	if !h.decode(w, r, &s) {
 		return
 	}
 	if err := h.b.SetServer(r.Context(), s); err != nil {
@@ -103,7 +107,7 @@ func (h *handler) getListener(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) putListener(w http.ResponseWriter, r *http.Request) {
 	var l config.Listener
-	if !decode(w, r, &l) {
+	if !h.decode(w, r, &l) {
 		return
 	}
 	obj, err := h.b.PutListener(r.Context(), r.PathValue("id"), l)
@@ -133,7 +137,7 @@ func (h *handler) getUser(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) putUser(w http.ResponseWriter, r *http.Request) {
 	var req UserRequest
-	if !decode(w, r, &req) {
+	if !h.decode(w, r, &req) {
 		return
 	}
 	u, err := h.b.PutUser(r.Context(), r.PathValue("address"), req)
@@ -159,7 +163,7 @@ func (h *handler) checkPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req PasswordCheck
-	if !decode(w, r, &req) {
+	if !h.decode(w, r, &req) {
 		return
 	}
 	match, err := pc.CheckPassword(r.Context(), r.PathValue("address"), req.Password)
@@ -170,18 +174,10 @@ func (h *handler) checkPassword(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, PasswordCheckResult{Match: match})
 }
 
+// fail answers a failed request with err's text and the status its kind
+// gives it (statusOf).
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, ErrInvalid):
-		code = http.StatusBadRequest
-	case errors.Is(err, ErrConflict):
-		code = http.StatusConflict
-	case errors.Is(err, ErrUpstream):
-		code = http.StatusBadGateway
-	}
+	code := statusOf(err)
 	h.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	writeJSON(w, code, &Error{Message: err.Error()})
 }
@@ -201,9 +197,11 @@ func redact(obj ListenerObject) ListenerObject {
 	return obj
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// decode reads a request body strictly into v; a body that does not
+// decode is answered as invalid.
+func (h *handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := config.DecodeStrict(io.LimitReader(r.Body, maxBody), v); err != nil {
-		writeJSON(w, http.StatusBadRequest, &Error{Message: err.Error()})
+		h.fail(w, r, errkind.With(errkind.Invalid, err))
 		return false
 	}
 	return true

@@ -36,11 +36,12 @@ import (
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
 
 // ErrNotFound means there is no key of that name.
-var ErrNotFound = errors.New("no such DKIM key")
+var ErrNotFound = errkind.New(errkind.NotFound, "no such DKIM key")
 
 // rsaBits is the size of new RSA keys (RFC 8301 section 3.2 asks for at
 // least 1024, and 2048 is what large receivers expect).

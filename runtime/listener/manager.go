@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
 
@@ -214,7 +215,7 @@ type Change struct {
 // listener may run until the Change is committed or aborted.
 func (m *Manager) Prepare(id string, cfg config.Listener, build NewFrontendFunc) (*Change, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
+		return nil, errkind.With(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
 	}
 	if build == nil {
 		build = m.opts.NewFrontend
@@ -231,11 +232,11 @@ func (m *Manager) Prepare(id string, cfg config.Listener, build NewFrontendFunc)
 	if cfg.TLS.Mode != config.TLSNone {
 		var err error
 		if c.certs, err = m.certs.newCertSet(cfg.TLS); err != nil {
-			return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
+			return nil, errkind.With(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
 		}
 		if tlsCfg, err = tlsConfig(cfg, c.certs, m.tickets); err != nil {
 			m.certs.releaseSet(c.certs)
-			return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
+			return nil, errkind.With(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
 		}
 		tlsCfg = countHandshakes(tlsCfg, c.counters)
 	}
@@ -246,7 +247,7 @@ func (m *Manager) Prepare(id string, cfg config.Listener, build NewFrontendFunc)
 		var err error
 		if c.sock, err = net.Listen("tcp", cfg.Addr()); err != nil {
 			m.certs.releaseSet(c.certs)
-			return nil, kind(ErrConflict, fmt.Errorf("listener %q: cannot bind %s: %w", id, cfg.Addr(), err))
+			return nil, errkind.With(ErrConflict, fmt.Errorf("listener %q: cannot bind %s: %w", id, cfg.Addr(), err))
 		}
 	}
 
@@ -256,7 +257,7 @@ func (m *Manager) Prepare(id string, cfg config.Listener, build NewFrontendFunc)
 			c.sock.Close()
 		}
 		m.certs.releaseSet(c.certs)
-		return nil, kind(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
+		return nil, errkind.With(ErrInvalid, fmt.Errorf("listener %q: %w", id, err))
 	}
 	return c, nil
 }
@@ -370,7 +371,7 @@ func (m *Manager) Remove(id string) error {
 	defer m.mu.Unlock()
 	l, ok := m.listeners[id]
 	if !ok {
-		return kind(ErrNotFound, fmt.Errorf("listener %q does not exist", id))
+		return errkind.With(ErrNotFound, fmt.Errorf("listener %q does not exist", id))
 	}
 	delete(m.listeners, id)
 	m.stop(l)

@@ -20,13 +20,14 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
 )
 
 // Errors the queue returns; callers test them with errors.Is.
 var (
 	// ErrNotFound: no queued message has that id.
-	ErrNotFound = errors.New("no such queued message")
+	ErrNotFound = errkind.New(errkind.NotFound, "no such queued message")
 	// ErrClosed: the queue was closed.
 	ErrClosed = errors.New("queue closed")
 )

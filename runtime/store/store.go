@@ -11,35 +11,39 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/errkind"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
 )
 
 // Errors returned by the store. Callers test them with errors.Is; the store
-// wraps them with the address or mailbox they concern.
+// wraps them with the address or mailbox they concern. Each that a request
+// can cause is of an errkind kind, which the control API answers with its
+// status.
 var (
 	// ErrNotFound: the user, mailbox or message does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errkind.New(errkind.NotFound, "not found")
 	// ErrExists: a mailbox with that name already exists.
-	ErrExists = errors.New("already exists")
+	ErrExists = errkind.New(errkind.Conflict, "already exists")
 	// ErrAuthFailed: unknown user or wrong password (deliberately the same).
 	ErrAuthFailed = errors.New("authentication failed")
 	// ErrQuotaExceeded: the message would take a user over their quota
 	// (SMTP maps it to 552, IMAP APPEND to NO [OVERQUOTA]).
-	ErrQuotaExceeded = errors.New("mailbox quota exceeded")
+	ErrQuotaExceeded = errkind.New(errkind.Conflict, "mailbox quota exceeded")
 	// ErrMaildropLocked: another POP3 session holds the user's maildrop.
-	ErrMaildropLocked = errors.New("maildrop is locked by another session")
+	ErrMaildropLocked = errkind.New(errkind.Conflict, "maildrop is locked by another session")
 	// ErrInvalidAddress: the address is not local@domain or cannot name a
 	// directory safely.
-	ErrInvalidAddress = errors.New("invalid address")
+	ErrInvalidAddress = errkind.New(errkind.Invalid, "invalid address")
 	// ErrInvalidMailbox: the mailbox name is not acceptable, or the operation
 	// is not allowed on that mailbox (deleting INBOX).
-	ErrInvalidMailbox = errors.New("invalid mailbox name")
+	ErrInvalidMailbox = errkind.New(errkind.Invalid, "invalid mailbox name")
 	// ErrHasChildren: a mailbox with inferior mailboxes cannot be deleted.
-	ErrHasChildren = errors.New("mailbox has child mailboxes")
+	ErrHasChildren = errkind.New(errkind.Conflict, "mailbox has child mailboxes")
 	// ErrSpecialUse: a special-use attribute the store does not offer
 	// (IMAP's [USEATTR], RFC 6154 6).
-	ErrSpecialUse = errors.New("unsupported special use")
+	ErrSpecialUse = errkind.New(errkind.Invalid, "unsupported special use")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
 )
