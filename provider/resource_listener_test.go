@@ -22,8 +22,9 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 )
 
-// stackConfig is a keystore, a server and an implicit-TLS SMTP listener.
-func stackConfig(e *accEnv, ksPath string, port int, extra string) string {
+// stackConfig is a keystore, a server and an implicit-TLS SMTP listener
+// with attrs added to it.
+func stackConfig(e *accEnv, ksPath string, port int, attrs, extra string) string {
 	return e.ProviderBlock() + fmt.Sprintf(`
 resource "mailstack_keystore" "mx" {
   path     = %[1]q
@@ -54,13 +55,14 @@ resource "mailstack_listener" "smtps" {
   protocol  = "smtp"
   address   = "127.0.0.1"
   port      = %[2]d
+  %[4]s
   tls {
     mode              = "implicit"
     keystore_path     = mailstack_keystore.mx.path
     keystore_password = "changeit"
   }
 }
-%[3]s`, ksPath, port, extra)
+%[3]s`, ksPath, port, extra, attrs)
 }
 
 func TestAccListener_implicitTLSGreeting(t *testing.T) {
@@ -94,7 +96,7 @@ func TestAccListener_implicitTLSGreeting(t *testing.T) {
 		},
 		Steps: []resource.TestStep{
 			{
-				Config: stackConfig(e, ksPath, port, ""),
+				Config: stackConfig(e, ksPath, port, "", ""),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("mailstack_listener.smtps", tfjsonpath.New("bound"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue("mailstack_server.mx", tfjsonpath.New("running"), knownvalue.Bool(true)),
@@ -123,7 +125,7 @@ func TestAccListener_implicitTLSGreeting(t *testing.T) {
 			{
 				// A port in use fails the apply with the address, and
 				// leaves the keystore and the other listener as they were.
-				Config: stackConfig(e, ksPath, port, fmt.Sprintf(`
+				Config: stackConfig(e, ksPath, port, "", fmt.Sprintf(`
 resource "mailstack_listener" "taken" {
   server_id = mailstack_server.mx.id
   protocol  = "smtp"
@@ -138,7 +140,17 @@ resource "mailstack_listener" "taken" {
 				ExpectError: regexp.MustCompile(regexp.QuoteMeta(fmt.Sprintf("127.0.0.1:%d", busyPort)) + `(.|\n)*address already in use`),
 			},
 			{
-				Config: stackConfig(e, ksPath, port, ""),
+				// The listener's own per-client limit, changed in place: it
+				// applies to loopback, which the default exempts.
+				Config: stackConfig(e, ksPath, port, "max_connections_per_ip = 1", ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction("mailstack_listener.smtps", plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("mailstack_listener.smtps", tfjsonpath.New("max_connections_per_ip"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue("mailstack_listener.smtps", tfjsonpath.New("max_connections"), knownvalue.Null()),
+				},
 				Check: func(s *terraform.State) error {
 					after, err := os.ReadFile(ksPath)
 					if err != nil {
@@ -148,7 +160,15 @@ resource "mailstack_listener" "taken" {
 						return fmt.Errorf("keystore %s changed after the failed apply", ksPath)
 					}
 					fp := s.RootModule().Resources["mailstack_keystore.mx"].Primary.Attributes["fingerprint_sha256"]
-					return checkTLSGreeting(addr, "220 mail.example.test ESMTP", fp)
+					held, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+					if err != nil {
+						return err
+					}
+					defer held.Close()
+					if line, err := bufio.NewReader(held).ReadString('\n'); err != nil || !strings.HasPrefix(line, "220 ") {
+						return fmt.Errorf("first connection: %q, %v", line, err)
+					}
+					return checkTLSGreeting(addr, "421 4.7.0", fp)
 				},
 			},
 		},

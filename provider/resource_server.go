@@ -132,10 +132,12 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Validators:          []validator.Int64{int64validator.AtLeast(1)},
 			},
 			"max_connections": schema.Int64Attribute{
-				MarkdownDescription: fmt.Sprintf("Most open connections per listener; `0` (the default) means %d. "+
-					"A client over the limit gets the protocol's refusal (SMTP `421`, IMAP `* BYE`, POP3 `-ERR`) and is "+
-					"disconnected. Each client address may also hold at most %d connections per listener (loopback "+
-					"clients excepted).", config.DefaultMaxConnections, config.DefaultMaxConnectionsPerIP),
+				MarkdownDescription: fmt.Sprintf("Most open connections per listener, for listeners that set no "+
+					"`max_connections` of their own; `0` (the default) means %d. A client over the limit gets the "+
+					"protocol's refusal (SMTP `421`, IMAP `* BYE`, POP3 `-ERR`) and is disconnected. Each client address "+
+					"may also hold at most %d connections per listener (loopback clients excepted) unless the listener "+
+					"sets `max_connections_per_ip`. The listener's attributes explain the defaults.",
+					config.DefaultMaxConnections, config.DefaultMaxConnectionsPerIP),
 				Optional:   true,
 				Computed:   true,
 				Default:    int64default.StaticInt64(0),

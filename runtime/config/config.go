@@ -166,6 +166,13 @@ type Listener struct {
 	Port int `json:"port"`
 	// TLS selects implicit TLS, STARTTLS or none and the certificate.
 	TLS TLS `json:"tls"`
+	// MaxConnections limits this listener's open connections; zero means
+	// the server's (Server.Connections).
+	MaxConnections int `json:"max_connections,omitempty"`
+	// MaxConnectionsPerIP limits the open connections one client address
+	// may hold on this listener, loopback included; zero means the
+	// server's (Server.ConnectionsPerIP).
+	MaxConnectionsPerIP int `json:"max_connections_per_ip,omitempty"`
 }
 
 // TLS is a listener's TLS settings.

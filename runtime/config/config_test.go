@@ -160,3 +160,28 @@ func TestMetricsAddress(t *testing.T) {
 		})
 	}
 }
+
+// A listener's own connection limits: zero takes the server's, a negative
+// one is refused naming the field.
+func TestListenerConnectionLimits(t *testing.T) {
+	base := Listener{Protocol: ProtocolSMTP, Address: "127.0.0.1", Port: 2525, TLS: TLS{Mode: TLSNone}}
+	for _, tc := range []struct {
+		name         string
+		conns, perIP int
+		err          string
+	}{
+		{"the server's", 0, 0, ""},
+		{"its own", 10, 2, ""},
+		{"negative max_connections", -1, 0, "max_connections -1 must not be negative"},
+		{"negative max_connections_per_ip", 0, -3, "max_connections_per_ip -3 must not be negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := base
+			l.MaxConnections, l.MaxConnectionsPerIP = tc.conns, tc.perIP
+			err := l.Validate()
+			if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("Validate() = %v; want %q", err, tc.err)
+			}
+		})
+	}
+}

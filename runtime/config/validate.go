@@ -112,6 +112,12 @@ func (l *Listener) Validate() error {
 	if err := l.TLS.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if l.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("max_connections %d must not be negative", l.MaxConnections))
+	}
+	if l.MaxConnectionsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("max_connections_per_ip %d must not be negative", l.MaxConnectionsPerIP))
+	}
 	return errors.Join(errs...)
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/connid"
 )
 
@@ -36,12 +37,12 @@ func (m *Manager) acceptLoop(l *listener) {
 		}
 		delay = 0
 		ip := remoteIP(c)
-		if limit := m.maxConns.Load(); limit > 0 && l.conns.Load() >= limit {
+		if limit := l.connLimit(); limit > 0 && l.conns.Load() >= limit {
 			l.counters.refusedListener.Add(1)
 			l.refuse(c, ip, false)
 			continue
 		}
-		if !l.perIP.acquire(ip, m.perIPLimit(ip)) {
+		if !l.perIP.acquire(ip, l.perIPLimit(ip)) {
 			l.counters.refusedClient.Add(1)
 			l.refuse(c, ip, true)
 			continue
@@ -217,13 +218,32 @@ func remoteIP(c net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
-// perIPLimit is the connection limit for a client at ip; zero means none.
-func (m *Manager) perIPLimit(ip netip.Addr) int {
-	l := m.perIP.Load()
-	if l == nil || (l.exemptLoopback && ip.IsLoopback()) {
+// setLimits keeps cfg's own connection limits for the accept loop.
+func (l *listener) setLimits(cfg config.Listener) {
+	l.maxConns.Store(int64(cfg.MaxConnections))
+	l.maxPerIP.Store(int64(cfg.MaxConnectionsPerIP))
+}
+
+// connLimit is the listener's connection limit: its own, else the
+// Manager's; zero means none.
+func (l *listener) connLimit() int64 {
+	if n := l.maxConns.Load(); n > 0 {
+		return n
+	}
+	return l.m.maxConns.Load()
+}
+
+// perIPLimit is the connection limit for a client at ip: the listener's
+// own (loopback included), else the Manager's; zero means none.
+func (l *listener) perIPLimit(ip netip.Addr) int {
+	if n := l.maxPerIP.Load(); n > 0 {
+		return int(n)
+	}
+	s := l.m.perIP.Load()
+	if s == nil || (s.exemptLoopback && ip.IsLoopback()) {
 		return 0
 	}
-	return l.limit
+	return s.limit
 }
 
 // ipCounter counts open connections per client address.

@@ -98,13 +98,16 @@ type Manager struct {
 	drains    sync.WaitGroup
 }
 
-// SetMaxConnections limits the open connections of each listener; zero
-// means no limit. Connections already open are kept.
+// SetMaxConnections limits the open connections of each listener whose
+// settings set no limit of their own (config.Listener.MaxConnections);
+// zero means no limit. Connections already open are kept.
 func (m *Manager) SetMaxConnections(n int) { m.maxConns.Store(int64(n)) }
 
 // SetMaxConnectionsPerIP limits the connections one client address may have
-// open on a listener; zero means no limit. With exemptLoopback, clients on
-// loopback addresses are not limited. Connections already open are kept.
+// open on a listener whose settings set no such limit of their own
+// (config.Listener.MaxConnectionsPerIP, which applies to loopback too);
+// zero means no limit. With exemptLoopback, clients on loopback addresses
+// are not limited. Connections already open are kept.
 func (m *Manager) SetMaxConnectionsPerIP(n int, exemptLoopback bool) {
 	if n <= 0 {
 		m.perIP.Store(nil)
@@ -155,7 +158,10 @@ type listener struct {
 	gen   atomic.Pointer[generation]
 	conns atomic.Int64
 	perIP ipCounter
-	done  chan struct{} // closed when the accept loop has returned
+	// maxConns and maxPerIP are cfg's own limits (zero: the Manager's),
+	// kept where the accept loop reads them without m.mu.
+	maxConns, maxPerIP atomic.Int64
+	done               chan struct{} // closed when the accept loop has returned
 
 	// stopping is closed, and ctx canceled, when the listener stops:
 	// handshakes in progress end and nothing more reaches a front end.
@@ -275,10 +281,12 @@ func (c *Change) Commit() {
 		prev := c.old.gen.Swap(c.gen)
 		m.certs.releaseSet(c.old.certs)
 		c.old.certs, c.old.cfg = c.certs, c.cfg
+		c.old.setLimits(c.cfg)
 		m.drain(prev)
 	} else {
 		l := &listener{m: m, id: c.id, cfg: c.cfg, sock: c.sock, certs: c.certs, counters: c.counters, done: make(chan struct{}), stopping: make(chan struct{})}
 		l.ctx, l.cancel = context.WithCancel(context.Background())
+		l.setLimits(c.cfg)
 		l.gen.Store(c.gen)
 		m.listeners[c.id] = l
 		go m.acceptLoop(l)

@@ -669,6 +669,51 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	}
 }
 
+// A listener's own limits win over the server's, in place, and its own
+// per-client limit applies to loopback clients, which the server's
+// default exempts.
+func TestListenerOwnLimits(t *testing.T) {
+	t.Parallel()
+	m, _ := newManager(t, Options{})
+	m.SetMaxConnections(config.DefaultMaxConnections)
+	m.SetMaxConnectionsPerIP(config.DefaultMaxConnectionsPerIP, true)
+	l := tlsListener(testutil.FreePort(t), config.TLSNone, nil)
+	l.MaxConnectionsPerIP = 2
+	apply(t, m, "smtp", l)
+	served := func() (*client, string) {
+		c := dialPlain(t, l.Addr())
+		line, _ := c.line()
+		return c, line
+	}
+	var open []*client
+	for range 2 {
+		c, line := served()
+		if !strings.HasPrefix(line, "HELLO") {
+			t.Fatalf("a connection under the listener's per-client limit got %q", line)
+		}
+		open = append(open, c)
+	}
+	if _, line := served(); line != "FULL imap#1 per-client" {
+		t.Fatalf("a third loopback connection got %q, want the per-client refusal", line)
+	}
+
+	// In place: the limit of all clients, and the per-client one back to
+	// the server's (loopback exempt); open sessions stay.
+	l.MaxConnectionsPerIP, l.MaxConnections = 0, 3
+	apply(t, m, "smtp", l)
+	c, line := served()
+	if !strings.HasPrefix(line, "HELLO") {
+		t.Fatalf("under the server's default, loopback is exempt; got %q", line)
+	}
+	open = append(open, c)
+	if _, line := served(); !strings.HasPrefix(line, "FULL ") || strings.HasSuffix(line, "per-client") {
+		t.Fatalf("a fourth connection got %q, want the listener's refusal at 3", line)
+	}
+	if st, _ := m.Status("smtp"); st.OpenConnections != 3 {
+		t.Errorf("open connections %d, want the 3 served", st.OpenConnections)
+	}
+}
+
 // Remove frees the port and ends the sessions after draining them.
 func TestRemove(t *testing.T) {
 	t.Parallel()

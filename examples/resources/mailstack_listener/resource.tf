@@ -16,11 +16,14 @@ resource "mailstack_listener" "smtps" {
   }
 }
 
-# IMAP with STARTTLS on 143 (Apache James: <tls startTLS="true">).
+# IMAP with STARTTLS on 143 (Apache James: <tls startTLS="true">). A whole
+# office reaches it through one NAT gateway, and each mail client holds
+# several connections: more per client address than the default 50.
 resource "mailstack_listener" "imap" {
-  server_id = mailstack_server.mx.id
-  protocol  = "imap"
-  port      = 143
+  server_id              = mailstack_server.mx.id
+  protocol               = "imap"
+  port                   = 143
+  max_connections_per_ip = 200
 
   tls {
     mode              = "starttls"
