@@ -38,6 +38,8 @@ type selected struct {
 	// keywords are the keywords the client was told of in FLAGS; a
 	// message with another one makes a new FLAGS response first.
 	keywords map[string]bool
+	// contexts are the searches kept up to date (RFC 5267 4).
+	contexts []*searchContext
 }
 
 type viewMsg struct {
@@ -212,16 +214,18 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	} else if err != nil {
 		return s.imapError(err, imap.ResponseCodeNonExistent)
 	}
-	if modSeq == sel.modSeq && !(sel.stale && allowExpunge) {
-		return nil
+	if modSeq != sel.modSeq || sel.stale && allowExpunge {
+		snap, err := s.srv.store.Messages(s.user, sel.name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return s.imapError(err, imap.ResponseCodeNonExistent)
+		}
+		if err := s.update(sel, w, snap, allowExpunge); err != nil {
+			return err
+		}
 	}
-	snap, err := s.srv.store.Messages(s.user, sel.name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return s.imapError(err, imap.ResponseCodeNonExistent)
-	}
-	return s.update(sel, w, snap, allowExpunge)
+	return s.updateSearches(w)
 }
 
 // update compares the view with snap and writes EXPUNGE (highest sequence
@@ -253,6 +257,11 @@ func (s *session) update(sel *selected, w *imapserver.UpdateWriter, snap *store.
 	}
 	isGone := func(m viewMsg) bool { return m.gone }
 	sel.stale = false
+	if allowExpunge {
+		if err := sel.dropExpunged(w); err != nil {
+			return err
+		}
+	}
 	if allowExpunge && w.Conn().QResyncEnabled() {
 		// RFC 7162 3.2.10: VANISHED with UIDs replaces EXPUNGE.
 		var gone imap.UIDSet

@@ -151,6 +151,7 @@ var capabilities = imap.CapSet{
 	imap.CapCatenate:              {},
 	imap.CapSortDisplay:           {},
 	imap.CapESort:                 {},
+	imapserver.CapContextSearch:   {},
 	"THREAD=ORDEREDSUBJECT":       {},
 	"THREAD=REFERENCES":           {},
 	imap.Cap("QUOTA=RES-STORAGE"): {},

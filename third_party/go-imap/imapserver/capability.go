@@ -102,6 +102,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapSort,
 			imap.CapSortDisplay,
 			imap.CapESort,
+			CapContextSearch,
 			"THREAD=ORDEREDSUBJECT",
 			"THREAD=REFERENCES",
 			imap.CapLiteralPlus,

@@ -17,10 +17,11 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 	var (
 		atom     string
 		options  imap.SearchOptions
+		ctx      searchContext
 		extended bool
 	)
 	if maybeReadSearchKeyAtom(dec, &atom) && strings.EqualFold(atom, "RETURN") {
-		if err := readSearchReturnOpts(dec, &options); err != nil {
+		if err := readSearchReturnOpts(dec, &options, c.contextOpts(&ctx)); err != nil {
 			return fmt.Errorf("in search-return-opts: %w", err)
 		}
 		if !dec.ExpectSP() {
@@ -68,8 +69,9 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		return err
 	}
 
-	// If no return option is specified, ALL is assumed
-	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount {
+	// If no return option is specified, ALL is assumed; PARTIAL and
+	// UPDATE are return options too (RFC 5267 4.1).
+	if !options.ReturnMin && !options.ReturnMax && !options.ReturnAll && !options.ReturnCount && ctx.partial[0] == 0 && !ctx.update {
 		options.ReturnAll = true
 	}
 
@@ -86,15 +88,20 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		// RFC 7162 3.1.5: MODSEQ is in the result only when asked for.
 		data.ModSeq = 0
 	}
+	if ctx.update {
+		if err := c.session.(SessionSearchContext).SearchUpdate(tag, numKind, &criteria, &options, data); err != nil {
+			return err
+		}
+	}
 
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
-		return c.writeESearch(tag, data, &options, numKind)
+		return c.writeESearch(tag, data, &options, ctx, numKind)
 	} else {
 		return c.writeSearch(data.All, data.ModSeq)
 	}
 }
 
-func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.SearchOptions, numKind NumKind) error {
+func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.SearchOptions, ctx searchContext, numKind NumKind) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -118,6 +125,9 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	}
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(data.Count)
+	}
+	if ctx.partial[0] != 0 {
+		writePartial(enc, data.All, ctx.partial, numKind)
 	}
 	if data.ModSeq > 0 && data.Count > 0 {
 		enc.SP().Atom("MODSEQ").SP().ModSeq(data.ModSeq)
@@ -165,7 +175,9 @@ func (c *Conn) writeSearch(numSet imap.NumSet, modSeq uint64) error {
 	return enc.CRLF()
 }
 
-func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions) error {
+// readSearchReturnOpts reads RETURN's options; CONTEXT=SEARCH's too when
+// ctx is not nil.
+func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions, ctx *searchContext) error {
 	if !dec.ExpectSP() {
 		return dec.Err()
 	}
@@ -174,7 +186,13 @@ func readSearchReturnOpts(dec *imapwire.Decoder, options *imap.SearchOptions) er
 		if !dec.ExpectAtom(&name) {
 			return dec.Err()
 		}
-		switch strings.ToUpper(name) {
+		name = strings.ToUpper(name)
+		if ctx != nil {
+			if ok, err := readContextReturnOpt(dec, name, ctx); ok || err != nil {
+				return err
+			}
+		}
+		switch name {
 		case "MIN":
 			options.ReturnMin = true
 		case "MAX":

@@ -54,7 +54,7 @@ func (c *Conn) handleSort(tag string, dec *imapwire.Decoder, numKind NumKind) er
 		if !strings.EqualFold(atom, "RETURN") || !c.server.options.caps().Has(imap.CapESort) {
 			return newClientBugError("expected sort criteria")
 		}
-		if err := readSearchReturnOpts(dec, &options); err != nil {
+		if err := readSearchReturnOpts(dec, &options, nil); err != nil {
 			return err
 		}
 		if !dec.ExpectSP() {
