@@ -49,6 +49,11 @@ func TestPostfixPeer(t *testing.T) {
 	if len(ids) != n || len(msgs) != n {
 		t.Errorf("%d messages with %d distinct ids arrived, want %d once each", len(msgs), len(ids), n)
 	}
+	// Postfix logs through postlogd, after the maildir file is written:
+	// wait for its log to catch up before reading it.
+	testutil.Eventually(t, "Postfix to log every delivery", func() bool {
+		return pf.Count("status=sent (delivered to maildir)") >= n
+	})
 	log := pf.Log()
 	tlsLine := regexp.MustCompile(`TLS connection established from localhost\[127\.0\.0\.1\]: (TLSv1\.[23]) with cipher (\S+)`).FindStringSubmatch(log)
 	if tlsLine == nil {
