@@ -282,6 +282,8 @@ func TestClientNotReading(t *testing.T) {
 	c.login("alice", "secret")
 	c.send("RETR 1\r\n")
 	testutil.Eventually(t, "session end", func() bool { _, closes, _ := ts.backend.stats(); return closes == 1 })
+	// The session closes the maildrop, then writes its log line.
+	testutil.Eventually(t, "session log line", func() bool { return strings.Contains(ts.logs.String(), "pop3 session") })
 	if !strings.Contains(ts.logs.String(), "i/o timeout") {
 		t.Errorf("log does not say why the session ended: %s", ts.logs.String())
 	}
