@@ -35,4 +35,10 @@
 // GiveUpAfter, returns it with a delivery status notification (RFC 3464,
 // dsn.go) to the sender's local mailbox. Every result is committed to the
 // queue before the connection moves on.
+//
+// # Scheduling
+//
+// Submit starts a new message's delivery itself, with the entry it has
+// just queued; the scheduler takes the rest: messages due for another
+// attempt, and those queued before the engine started.
 package outbound

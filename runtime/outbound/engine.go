@@ -89,16 +89,21 @@ type Engine struct {
 	wg     sync.WaitGroup
 	wake   chan struct{}
 
-	mu    sync.Mutex
-	items map[string]*item
-	dests map[string]*dest
+	mu      sync.Mutex
+	items   map[string]*item
+	dests   map[string]*dest
+	started bool // Start ran: Submit dispatches what it queues itself
+	closed  bool // Close ran: nothing new is dispatched
 }
 
 // item is a queued message as the scheduler sees it.
 type item struct {
-	id      string
-	next    time.Time
-	running int         // jobs in flight
+	id   string
+	next time.Time
+	// running counts the jobs in flight; a dispatcher claims an idle item
+	// by setting it to 1 under Engine.mu before it knows the jobs, so that
+	// no other one starts it too.
+	running int
 	gone    atomic.Bool // left the queue (delivered, or dropped by the operator) while jobs ran
 }
 
@@ -204,6 +209,9 @@ func (e *Engine) Configure(s config.Server) error {
 
 // Start starts delivering.
 func (e *Engine) Start() {
+	e.mu.Lock()
+	e.started = true
+	e.mu.Unlock()
 	e.wg.Add(1)
 	go e.schedule()
 }
@@ -212,6 +220,9 @@ func (e *Engine) Start() {
 // transaction's reply, and Close returns when every one has. What was not
 // delivered stays queued.
 func (e *Engine) Close() {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
 	e.cancel()
 	e.mu.Lock()
 	for _, d := range e.dests {
@@ -230,16 +241,28 @@ func (e *Engine) Wake() {
 	}
 }
 
-// Submit queues a message (durably) and schedules it at once.
+// Submit queues a message (durably) and starts its delivery at once,
+// with the entry in hand: neither the scheduler's look at the whole
+// queue nor a read of the entry back from the index stands between the
+// 250 of the submission and the first attempt.
 func (e *Engine) Submit(env queue.Envelope, body []byte) (queue.Entry, error) {
 	en, err := e.q.Enqueue(env, body)
 	if err != nil {
 		return en, err
 	}
+	it := &item{id: en.ID, next: en.NextAttempt}
 	e.mu.Lock()
-	e.items[en.ID] = &item{id: en.ID, next: en.NextAttempt}
+	e.items[en.ID] = it
+	now := e.started && !e.closed
+	if now {
+		it.running = 1 // claimed: the scheduler leaves it alone
+		e.wg.Add(1)
+	}
 	e.mu.Unlock()
-	e.Wake()
+	if now {
+		defer e.wg.Done()
+		e.start(it, en)
+	}
 	return en, nil
 }
 
@@ -285,6 +308,7 @@ func (e *Engine) schedule() {
 			switch {
 			case it.running > 0:
 			case !it.next.After(now):
+				it.running = 1 // claimed, see item
 				due = append(due, it)
 			case it.next.Before(next):
 				next = it.next
@@ -313,7 +337,7 @@ type job struct {
 	rcpts []string
 }
 
-// dispatch starts the jobs of a due message.
+// dispatch starts the jobs of a due message the scheduler claimed.
 func (e *Engine) dispatch(it *item) {
 	en, err := e.q.Entry(it.id)
 	if err != nil {
@@ -325,6 +349,11 @@ func (e *Engine) dispatch(it *item) {
 		}
 		return
 	}
+	e.start(it, en)
+}
+
+// start starts the jobs of claimed message it, whose entry is en.
+func (e *Engine) start(it *item, en queue.Entry) {
 	set := e.set.Load()
 	var local []string
 	remote := map[string][]string{}
@@ -338,16 +367,20 @@ func (e *Engine) dispatch(it *item) {
 			remote[domainOf(r.Address)] = append(remote[domainOf(r.Address)], r.Address)
 		}
 	}
-	e.mu.Lock()
-	it.running = len(remote)
+	jobs := len(remote)
 	if len(local) > 0 {
-		it.running++
+		jobs++
 	}
-	e.mu.Unlock()
-	if it.running == 0 {
+	if jobs == 0 {
 		e.finish(it)
+		e.mu.Lock()
+		it.running = 0
+		e.mu.Unlock()
 		return
 	}
+	e.mu.Lock()
+	it.running = jobs
+	e.mu.Unlock()
 	if len(local) > 0 {
 		e.wg.Add(1)
 		go func() {

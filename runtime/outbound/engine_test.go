@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,6 +76,60 @@ func TestDeliverReusesConnections(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "tls=\"TLS 1.3") {
 		t.Errorf("the delivery log does not name TLS 1.3:\n%s", h.logs.String())
+	}
+}
+
+// TestConcurrentSubmissionsDeliveredOnce: submissions from many
+// goroutines start their own delivery while the scheduler retries the
+// deferred ones; every message arrives exactly once, none is started
+// twice, and the queue ends empty.
+func TestConcurrentSubmissionsDeliveredOnce(t *testing.T) {
+	s := startSink(t, false, false, "mx.example.test")
+	const clients, each = 8, 15
+	s.be.reply = func(n int) error {
+		if n%3 == 0 && n <= clients*each {
+			return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+		}
+		return nil
+	}
+	dns := dnstest.Start(t, mxZone())
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}}, func(o *Options) {
+		o.MaxConnections = 3
+	})
+	ids := make(chan string, clients*each)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				ids <- h.submit("alice@ours.test", fmt.Sprintf("c%d-%d@example.test", c, i)).ID
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	testutil.Eventually(t, "every message to leave the queue", func() bool {
+		if n, _ := h.q.Stats(); n == 0 {
+			return true
+		}
+		h.clock.Add(config.DefaultRetryMin) // the deferred ones are due again
+		h.e.Wake()
+		return false
+	})
+	got := map[string]int{}
+	for _, m := range s.be.messages() {
+		got[m.rcpts[0]]++
+	}
+	for c := range clients {
+		for i := range each {
+			if r := fmt.Sprintf("c%d-%d@example.test", c, i); got[r] != 1 {
+				t.Errorf("%s got %d copies, want 1", r, got[r])
+			}
+		}
+	}
+	for id := range ids {
+		if _, err := h.q.Entry(id); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("message %s is still queued: %v", id, err)
+		}
 	}
 }
 

@@ -75,8 +75,13 @@ func (e *Engine) jobDone(j *job) {
 		e.finish(j.it)
 		e.mu.Lock()
 		j.it.running--
+		_, queued := e.items[j.it.id]
 		e.mu.Unlock()
-		e.Wake()
+		if queued {
+			// Another attempt is due later: the scheduler's timer must
+			// know. A message that left the queue needs no look at it.
+			e.Wake()
+		}
 	}
 }
 
