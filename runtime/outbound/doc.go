@@ -33,8 +33,16 @@
 // schedule's Min up to Max. After DelayWarning the sender is told once
 // that the message is delayed; a 5xx reply, or a message older than
 // GiveUpAfter, returns it with a delivery status notification (RFC 3464,
-// dsn.go) to the sender's local mailbox. Every result is committed to the
-// queue before the connection moves on.
+// dsn.go) to the sender's local mailbox.
+//
+// # Results
+//
+// The peer's replies go to the queue's send log the moment they are read,
+// so that a runtime killed before they are committed sends none of the
+// accepted ones again. The commit itself (a group commit, shared with the
+// other connections' results and the submissions) runs while the
+// connection goes on with its destination's next job; the message counts
+// as in flight until it lands, so its next attempt never starts before.
 //
 // # Scheduling
 //
