@@ -60,6 +60,9 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		s.sel.close()
 		s.sel = nil
 	}
+	if s.notify != nil {
+		s.notify.setSelected("")
+	}
 	watch, err := s.srv.store.Watch(s.user, name)
 	if err != nil {
 		return nil, s.imapError(err, imap.ResponseCodeNonExistent)
@@ -91,6 +94,9 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		}
 	}
 	s.sel = sel
+	if s.notify != nil {
+		s.notify.setSelected(sel.name)
+	}
 	flags, permanent := sel.flagLists()
 	return &imap.SelectData{
 		Flags:             flags,
@@ -197,6 +203,9 @@ func (s *session) Unselect() error {
 	if s.sel != nil {
 		s.sel.close()
 		s.sel = nil
+	}
+	if s.notify != nil {
+		s.notify.setSelected("")
 	}
 	return nil
 }

@@ -152,6 +152,7 @@ var capabilities = imap.CapSet{
 	imap.CapSortDisplay:           {},
 	imap.CapESort:                 {},
 	imapserver.CapContextSearch:   {},
+	imap.CapNotify:                {},
 	"THREAD=ORDEREDSUBJECT":       {},
 	"THREAD=REFERENCES":           {},
 	imap.Cap("QUOTA=RES-STORAGE"): {},

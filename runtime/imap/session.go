@@ -22,8 +22,9 @@ type session struct {
 	remote net.Addr
 	start  time.Time
 
-	user string    // canonical address once logged in
-	sel  *selected // the selected mailbox, or nil
+	user   string    // canonical address once logged in
+	sel    *selected // the selected mailbox, or nil
+	notify *notifier // NOTIFY's, once set
 }
 
 var (
@@ -34,6 +35,10 @@ var (
 
 // Close ends the session and logs it.
 func (s *session) Close() error {
+	if s.notify != nil {
+		s.notify.close()
+		s.notify = nil
+	}
 	if s.sel != nil {
 		s.sel.close()
 		s.sel = nil

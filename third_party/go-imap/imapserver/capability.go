@@ -103,6 +103,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapSortDisplay,
 			imap.CapESort,
 			CapContextSearch,
+			imap.CapNotify,
 			"THREAD=ORDEREDSUBJECT",
 			"THREAD=REFERENCES",
 			imap.CapLiteralPlus,

@@ -290,6 +290,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleSearch(tag, dec, numKind)
 	case "CANCELUPDATE":
 		err = c.handleCancelUpdate(dec)
+	case "NOTIFY":
+		err = c.handleNotify(dec)
 	default:
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to
