@@ -174,8 +174,8 @@ func argon2PHC(password string, p store.Argon2Params) string {
 // startDovecot runs Dovecot's IMAP server on a free loopback port with
 // implicit TLS on env's certificate, one user with the PHC hash phc, its
 // auth_cache on, and Maildir under a temporary directory. It returns the
-// address and stops Dovecot when the benchmark ends.
-func startDovecot(b *testing.B, dovecot string, env *testEnv, user, phc string) string {
+// address and stops Dovecot when the test or benchmark ends.
+func startDovecot(b testing.TB, dovecot string, env *testEnv, user, phc string) string {
 	b.Helper()
 	// Dovecot's auth process runs as the dovecot user: the directory
 	// with its passwd file must be reachable, which b.TempDir's parent
