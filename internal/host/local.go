@@ -149,8 +149,10 @@ func (Local) Start(_ context.Context, c Command) (int, error) {
 	return cmd.Process.Pid, nil
 }
 
-func (Local) Signal(_ context.Context, pid int, sig syscall.Signal) error {
-	if pid <= 0 {
+func (h Local) Signal(ctx context.Context, pid int, sig syscall.Signal) error {
+	// A zombie (exited, its parent not done reaping it) takes signals
+	// without error; it is gone all the same, as Process says.
+	if p, err := h.Process(ctx, pid); pid <= 0 || (err == nil && !p.Alive) {
 		return fmt.Errorf("signal to pid %d: %w", pid, ErrNoProcess)
 	}
 	if err := syscall.Kill(pid, sig); err != nil {
