@@ -25,7 +25,9 @@ func runTool(t *testing.T, stdin string, name string, args ...string) (stdout, s
 	if err != nil {
 		t.Skipf("%s not installed", name)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// A guard against a client that hangs, not a speed check: on a loaded
+	// machine Python alone takes seconds to start.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
 	var out, errOut bytes.Buffer

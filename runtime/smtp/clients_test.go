@@ -27,7 +27,9 @@ func lookTool(t *testing.T, name string) string {
 // runTool runs name with args and stdin, failing the test on error.
 func runTool(t *testing.T, stdin string, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// A guard against a client that hangs, not a speed check: on a loaded
+	// machine Python alone takes seconds to start.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdin = strings.NewReader(stdin)
