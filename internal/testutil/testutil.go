@@ -65,10 +65,12 @@ func Dial(t testing.TB, addr string, tlsConfig *tls.Config) net.Conn {
 }
 
 // Eventually polls cond every 10ms until it holds, and fails the test with
-// "timed out waiting for <what>" if it does not within 5 seconds.
+// "timed out waiting for <what>" if it does not within 30 seconds: a
+// deadline for something that does not happen at all, generous enough for
+// a machine loaded with other tests (it costs a passing test nothing).
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
