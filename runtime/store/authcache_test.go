@@ -52,7 +52,7 @@ func TestAuthenticateCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, _ := s.userRecord("a@example.com")
-	if !s.authCache.Verified("a@example.com", rec.Hash, "secret-a@example.com") {
+	if !s.passwords.cache.Verified("a@example.com", rec.Hash, "secret-a@example.com") {
 		t.Fatal("a successful login was not remembered")
 	}
 	if err := s.Authenticate("a@example.com", "wrong"); err != ErrAuthFailed {

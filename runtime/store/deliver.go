@@ -96,7 +96,7 @@ func (s *Store) Deliver(ctx context.Context, recipients []string, body []byte) e
 	now := time.Now()
 	err := s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {
 		for _, addr := range addrs {
-			m, err := openMbox(tx, addr, inboxName)
+			m, err := openMbox(tx, addr, Inbox)
 			if err != nil {
 				return err
 			}

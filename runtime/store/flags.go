@@ -95,6 +95,21 @@ func makeFlagSet(flags []string) flagSet {
 	return f
 }
 
+// NormalizeFlags returns flags as a store keeps them: system flags in
+// their IMAP spelling first, then the keywords sorted, each once; \Recent
+// and unknown system flags dropped. Two lists name the same flags exactly
+// when their normalized forms are equal.
+func NormalizeFlags(flags []string) []string { return makeFlagSet(flags).list() }
+
+// ApplyFlags returns what the normalized flags current become under op
+// with flags (one STORE), normalized, and whether that differs from
+// current.
+func ApplyFlags(current []string, op FlagOp, flags []string) (next []string, changed bool) {
+	cur := makeFlagSet(current)
+	nf := cur.apply(op, flags)
+	return nf.list(), !nf.equal(cur)
+}
+
 // maildirInfo returns the ":2," suffix letters for f (maildir(5)), in
 // ASCII order as the format requires.
 func (f flagSet) maildirInfo() string {

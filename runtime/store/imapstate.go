@@ -11,8 +11,8 @@ import (
 // UIDRange is the UIDs Start to Stop, both included.
 type UIDRange struct{ Start, Stop uint32 }
 
-// appendUID adds uid, which must be above every UID in rs, to rs.
-func appendUID(rs []UIDRange, uid uint32) []UIDRange {
+// AppendUID adds uid, which must be above every UID in rs, to rs.
+func AppendUID(rs []UIDRange, uid uint32) []UIDRange {
 	if n := len(rs); n > 0 && rs[n-1].Stop+1 == uid {
 		rs[n-1].Stop = uid
 		return rs
@@ -83,7 +83,7 @@ func (s *Store) Vanished(address, mailbox string, since uint64) ([]UIDRange, err
 		}
 		return gone.ForEach(func(k, v []byte) error {
 			if seq, n := binary.Uvarint(v); n > 0 && seq > internal {
-				out = appendUID(out, binary.BigEndian.Uint32(k))
+				out = AppendUID(out, binary.BigEndian.Uint32(k))
 			}
 			return nil
 		})
@@ -112,7 +112,9 @@ var DefaultMailboxes = []MailboxInfo{
 	{Name: "Trash", SpecialUse: `\Trash`},
 }
 
-func validSpecialUse(use string) error {
+// ValidSpecialUse accepts "" and the attributes of SpecialUses, and fails
+// with ErrSpecialUse for any other.
+func ValidSpecialUse(use string) error {
 	if use == "" || slices.Contains(SpecialUses, use) {
 		return nil
 	}

@@ -39,9 +39,9 @@ var (
 	keyMeta     = []byte("meta")
 )
 
-// inboxName is the one mailbox every user has; its directory is the user's
-// Maildir root.
-const inboxName = "INBOX"
+// Inbox is the one mailbox every user has; in the embedded store its
+// directory is the user's Maildir root.
+const Inbox = "INBOX"
 
 func initIndex(tx *bolt.Tx) error {
 	for _, name := range [][]byte{bucketMeta, bucketUsers, bucketUsage, bucketBoxes} {
@@ -181,15 +181,15 @@ type mbox struct {
 	meta mailboxMeta
 }
 
-// normalizeName returns the stored form of an IMAP mailbox name: INBOX in
+// NormalizeMailbox returns the stored form of an IMAP mailbox name: INBOX in
 // any case is INBOX (RFC 9051 5.1), trailing delimiters are dropped.
-func normalizeName(name string) string {
+func NormalizeMailbox(name string) string {
 	name = strings.TrimRight(name, "/")
-	if strings.EqualFold(name, inboxName) {
-		return inboxName
+	if strings.EqualFold(name, Inbox) {
+		return Inbox
 	}
-	if len(name) > len(inboxName) && strings.EqualFold(name[:len(inboxName)+1], inboxName+"/") {
-		return inboxName + name[len(inboxName):]
+	if len(name) > len(Inbox) && strings.EqualFold(name[:len(Inbox)+1], Inbox+"/") {
+		return Inbox + name[len(Inbox):]
 	}
 	return name
 }
@@ -201,7 +201,7 @@ func openMbox(tx *bolt.Tx, addr, name string) (*mbox, error) {
 	if ub == nil {
 		return nil, fmt.Errorf("user %s: %w", addr, ErrNotFound)
 	}
-	name = normalizeName(name)
+	name = NormalizeMailbox(name)
 	idb := ub.Bucket(bucketNames).Get([]byte(name))
 	if idb == nil {
 		return nil, fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
@@ -298,7 +298,7 @@ func createMbox(tx *bolt.Tx, ub *bolt.Bucket, name, dir string) (*mbox, error) {
 	if err := ub.Bucket(bucketNames).Put([]byte(name), be32(id)); err != nil {
 		return nil, err
 	}
-	m := &mbox{id: id, b: b, meta: mailboxMeta{Name: name, Dir: dir, UIDNext: 1, RecentFrom: 1, Subscribed: name == inboxName}}
+	m := &mbox{id: id, b: b, meta: mailboxMeta{Name: name, Dir: dir, UIDNext: 1, RecentFrom: 1, Subscribed: name == Inbox}}
 	return m, m.saveMeta()
 }
 

@@ -121,11 +121,11 @@ func (s *Store) CreateMailbox(address, name string, opts CreateOptions) error {
 	if err != nil {
 		return err
 	}
-	name = normalizeName(name)
-	if err := validMailboxName(name); err != nil {
+	name = NormalizeMailbox(name)
+	if err := ValidMailboxName(name); err != nil {
 		return err
 	}
-	if err := validSpecialUse(opts.SpecialUse); err != nil {
+	if err := ValidSpecialUse(opts.SpecialUse); err != nil {
 		return err
 	}
 	if err := s.wlock(); err != nil {
@@ -155,7 +155,7 @@ func (s *Store) createLocked(addr, name string, mustBeNew bool, use string) erro
 			}
 			return nil
 		}
-		for p := name; p != ""; p = parentName(p) {
+		for p := name; p != ""; p = ParentMailbox(p) {
 			if names.Get([]byte(p)) == nil {
 				missing = append(missing, p)
 			}
@@ -193,8 +193,8 @@ func (s *Store) createLocked(addr, name string, mustBeNew bool, use string) erro
 	})
 }
 
-// parentName returns the parent of a mailbox name, or "".
-func parentName(name string) string {
+// ParentMailbox returns the parent of a mailbox name, or "".
+func ParentMailbox(name string) string {
 	i := strings.LastIndexByte(name, Delimiter)
 	if i < 0 {
 		return ""
@@ -210,8 +210,8 @@ func (s *Store) DeleteMailbox(address, name string) error {
 	if err != nil {
 		return err
 	}
-	name = normalizeName(name)
-	if name == inboxName {
+	name = NormalizeMailbox(name)
+	if name == Inbox {
 		return fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalidMailbox)
 	}
 	if err := s.wlock(); err != nil {
@@ -279,18 +279,18 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 	if err != nil {
 		return err
 	}
-	oldName, newName = normalizeName(oldName), normalizeName(newName)
-	if err := validMailboxName(newName); err != nil {
+	oldName, newName = NormalizeMailbox(oldName), NormalizeMailbox(newName)
+	if err := ValidMailboxName(newName); err != nil {
 		return err
 	}
-	if newName == inboxName || strings.HasPrefix(newName, oldName+"/") {
+	if newName == Inbox || strings.HasPrefix(newName, oldName+"/") {
 		return fmt.Errorf("%w: cannot rename %q to %q", ErrInvalidMailbox, oldName, newName)
 	}
 	if err := s.wlock(); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	if oldName == inboxName {
+	if oldName == Inbox {
 		return s.renameInboxLocked(addr, newName)
 	}
 	type move struct{ from, to *mailboxMeta }
@@ -325,7 +325,7 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 	if err != nil {
 		return fmt.Errorf("renaming mailbox: %w", err)
 	}
-	if p := parentName(newName); p != "" {
+	if p := ParentMailbox(newName); p != "" {
 		if err := s.createLocked(addr, p, false, ""); err != nil {
 			return fmt.Errorf("renaming mailbox: %w", err)
 		}
@@ -379,7 +379,7 @@ func (s *Store) renameInboxLocked(addr, newName string) error {
 	if err := s.createLocked(addr, newName, true, ""); err != nil {
 		return fmt.Errorf("renaming INBOX: %w", err)
 	}
-	if _, err := s.transfer(addr, inboxName, nil, newName, true); err != nil {
+	if _, err := s.transfer(addr, Inbox, nil, newName, true); err != nil {
 		return fmt.Errorf("renaming INBOX: %w", err)
 	}
 	return nil
@@ -395,8 +395,8 @@ func (s *Store) Subscribe(address, name string, subscribed bool) error {
 		return err
 	}
 	defer s.mu.RUnlock()
-	name = normalizeName(name)
-	if err := validMailboxName(name); err != nil {
+	name = NormalizeMailbox(name)
+	if err := ValidMailboxName(name); err != nil {
 		return err
 	}
 	err = s.commit.update(func(tx *bolt.Tx, changed *[]watchKey) error {

@@ -21,7 +21,7 @@ const (
 // component '.', '%' and control characters are percent-escaped so that the
 // mapping is reversible.
 func folderDir(name string) string {
-	if name == inboxName {
+	if name == Inbox {
 		return ""
 	}
 	parts := strings.Split(name, "/")
@@ -57,7 +57,7 @@ func nameFromFolderDir(dir string) (string, bool) {
 		parts[i] = s
 	}
 	name := strings.Join(parts, "/")
-	return name, validMailboxName(name) == nil
+	return name, ValidMailboxName(name) == nil
 }
 
 func unescapePercent(s string) (string, error) {
@@ -83,8 +83,9 @@ func unescapePercent(s string) (string, error) {
 	return b.String(), nil
 }
 
-// validMailboxName checks a normalized IMAP mailbox name.
-func validMailboxName(name string) error {
+// ValidMailboxName checks a normalized IMAP mailbox name (see
+// NormalizeMailbox): ErrInvalidMailbox for one no store can hold.
+func ValidMailboxName(name string) error {
 	if name == "" || len(name) > 512 || strings.HasPrefix(name, "/") {
 		return fmt.Errorf("%w %q", ErrInvalidMailbox, name)
 	}

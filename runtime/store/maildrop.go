@@ -44,7 +44,7 @@ func (s *Store) OpenMaildrop(address string) (Maildrop, error) {
 	}
 	s.drops[addr] = true
 	s.dropsMu.Unlock()
-	snap, err := s.Messages(addr, inboxName)
+	snap, err := s.Messages(addr, Inbox)
 	if err != nil {
 		s.unlockDrop(addr)
 		return nil, fmt.Errorf("opening maildrop: %w", err)
@@ -96,7 +96,7 @@ func (d *maildrop) Commit(deleteUIDs []string) error {
 		return err
 	}
 	defer d.s.mu.RUnlock()
-	if _, err := d.s.remove(d.addr, inboxName, uids, false); err != nil && !errors.Is(err, ErrNotFound) {
+	if _, err := d.s.remove(d.addr, Inbox, uids, false); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("committing maildrop of %s: %w", d.addr, err)
 	}
 	return nil

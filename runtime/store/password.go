@@ -47,6 +47,69 @@ func maxConcurrentHashes() int {
 	return max(2, runtime.GOMAXPROCS(0))
 }
 
+// Passwords hashes and checks the passwords of a store's users, the same
+// way in every implementation of Backend: argon2id with a bounded number
+// of hashes at once (each holds Argon2.MemoryKiB), unknown users checked
+// against a dummy hash of the same cost so that they take as long as a
+// wrong password, and recent successful logins remembered in an AuthCache.
+type Passwords struct {
+	argon Argon2Params
+	// dummy is verified for unknown users.
+	dummy string
+	// slots bounds concurrent argon2 computations.
+	slots chan struct{}
+	cache *AuthCache
+}
+
+// NewPasswords returns a Passwords that makes new hashes with p (the zero
+// value means DefaultArgon2).
+func NewPasswords(p Argon2Params) (*Passwords, error) {
+	pw := &Passwords{
+		argon: p.withDefaults(),
+		slots: make(chan struct{}, maxConcurrentHashes()),
+		cache: NewAuthCache(DefaultAuthCacheTTL, DefaultAuthCacheSize),
+	}
+	var err error
+	if pw.dummy, err = hashPassword("dummy password for unknown users", pw.argon); err != nil {
+		return nil, err
+	}
+	return pw, nil
+}
+
+// Hash returns the PHC string of a new password.
+func (pw *Passwords) Hash(password string) (string, error) {
+	pw.slots <- struct{}{}
+	defer func() { <-pw.slots }()
+	return hashPassword(password, pw.argon)
+}
+
+// Check verifies password against phc, the stored hash of the canonical
+// address addr; phc "" means there is no such user. Unknown users and
+// wrong passwords both fail with ErrAuthFailed, in the same time.
+func (pw *Passwords) Check(addr, phc, password string) error {
+	known := phc != ""
+	if known && pw.cache.Verified(addr, phc, password) {
+		return nil
+	}
+	if !known {
+		phc = pw.dummy
+	}
+	pw.slots <- struct{}{}
+	ok, err := verifyPassword(phc, password)
+	<-pw.slots
+	if err != nil {
+		return fmt.Errorf("checking password: %w", err)
+	}
+	if !ok || !known {
+		return ErrAuthFailed
+	}
+	pw.cache.Remember(addr, phc, password)
+	return nil
+}
+
+// Forget drops what the login cache holds for addr (a deleted user).
+func (pw *Passwords) Forget(addr string) { pw.cache.Forget(addr) }
+
 // hashPassword returns the PHC string of password:
 // $argon2id$v=19$m=<KiB>,t=<time>,p=<threads>$<salt>$<hash> (unpadded base64).
 func hashPassword(password string, p Argon2Params) (string, error) {

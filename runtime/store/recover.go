@@ -69,8 +69,8 @@ func (s *Store) recoverUser(addr string) error {
 				return err
 			}
 		}
-		if ub.Bucket(bucketNames).Get([]byte(inboxName)) == nil {
-			if _, err := createMbox(tx, ub, inboxName, ""); err != nil {
+		if ub.Bucket(bucketNames).Get([]byte(Inbox)) == nil {
+			if _, err := createMbox(tx, ub, Inbox, ""); err != nil {
 				return err
 			}
 		}

@@ -67,7 +67,6 @@ type Store struct {
 	dir    string
 	db     *bolt.DB
 	log    *slog.Logger
-	argon  Argon2Params
 	host   string
 	pid    int
 	seq    atomic.Uint64
@@ -75,14 +74,7 @@ type Store struct {
 	syncs  durable.DirSyncer
 	watch  Hub
 
-	// dummyHash is verified for unknown users so that Authenticate takes as
-	// long as for a wrong password.
-	dummyHash string
-	// hashSlots bounds concurrent argon2 computations (each needs
-	// Argon2.MemoryKiB of memory).
-	hashSlots chan struct{}
-	// authCache spares repeated logins the argon2 hash.
-	authCache *AuthCache
+	passwords *Passwords
 
 	// mu is held for reading by every operation and for writing by Close
 	// and by operations that change mailbox or user structure on disk.
@@ -108,15 +100,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening index %s: %w", filepath.Join(dir, "index.db"), err)
 	}
 	s := &Store{
-		dir:       dir,
-		db:        db,
-		log:       opts.Logger,
-		argon:     opts.Argon2.withDefaults(),
-		host:      opts.Hostname,
-		pid:       os.Getpid(),
-		hashSlots: make(chan struct{}, maxConcurrentHashes()),
-		authCache: NewAuthCache(DefaultAuthCacheTTL, DefaultAuthCacheSize),
-		drops:     make(map[string]bool),
+		dir:   dir,
+		db:    db,
+		log:   opts.Logger,
+		host:  opts.Hostname,
+		pid:   os.Getpid(),
+		drops: make(map[string]bool),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -130,7 +119,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising index: %w", err)
 	}
-	if s.dummyHash, err = hashPassword("dummy password for unknown users", s.argon); err != nil {
+	if s.passwords, err = NewPasswords(opts.Argon2); err != nil {
 		db.Close()
 		return nil, err
 	}

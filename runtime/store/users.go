@@ -37,7 +37,7 @@ func (s *Store) PutUser(address, password string, quotaBytes int64) error {
 	if quotaBytes < 0 {
 		return fmt.Errorf("user %s: negative quota", addr)
 	}
-	hash, err := s.hash(password)
+	hash, err := s.passwords.Hash(password)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (s *Store) DeleteUser(address string) error {
 	if err != nil {
 		return fmt.Errorf("deleting user %s: %w", addr, err)
 	}
-	s.authCache.Forget(addr)
+	s.passwords.Forget(addr)
 	if err := os.RemoveAll(trashed); err != nil {
 		return fmt.Errorf("removing mail of %s: %w", addr, err)
 	}
@@ -226,28 +226,5 @@ func (s *Store) Authenticate(address, password string) error {
 		}
 		hash = rec.Hash
 	}
-	known := hash != ""
-	if known && s.authCache.Verified(addr, hash, password) {
-		return nil
-	}
-	if !known {
-		hash = s.dummyHash
-	}
-	s.hashSlots <- struct{}{}
-	ok, err := verifyPassword(hash, password)
-	<-s.hashSlots
-	if err != nil {
-		return fmt.Errorf("checking password: %w", err)
-	}
-	if !ok || !known {
-		return ErrAuthFailed
-	}
-	s.authCache.Remember(addr, hash, password)
-	return nil
-}
-
-func (s *Store) hash(password string) (string, error) {
-	s.hashSlots <- struct{}{}
-	defer func() { <-s.hashSlots }()
-	return hashPassword(password, s.argon)
+	return s.passwords.Check(addr, hash, password)
 }

@@ -78,6 +78,19 @@ func (h *Hub) NotifyUser(addr string) { h.Notify(addr, 0) }
 // userKey is the key of addr's WatchUser watches.
 func userKey(addr string) watchKey { return watchKey{addr: addr} }
 
+// NotifyAll signals every Watch of the process: a Backend that may have
+// missed changes (its change feed was down) calls it, and sessions re-read
+// their mailboxes.
+func (h *Hub) NotifyAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, set := range h.m {
+		for w := range set {
+			w.signal()
+		}
+	}
+}
+
 func (h *Hub) notify(keys []watchKey) {
 	if len(keys) == 0 {
 		return
