@@ -17,6 +17,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/listener"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/metrics"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
 
 // mailRuntime is the control API's view of a running runtime.
@@ -68,7 +69,7 @@ func newRuntime(dir string, state *statedir.Locked, doc *config.Document, opts O
 			return n, time.Since(oldest)
 		},
 	})
-	fronts, err := newFrontends(dir, opts.Logger, rt.metrics)
+	fronts, err := newFrontends(context.Background(), dir, doc.Server, opts.Logger, rt.metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +79,7 @@ func newRuntime(dir string, state *statedir.Locked, doc *config.Document, opts O
 		fronts.close()
 		return nil, err
 	}
-	if rt.out, err = newOutbound(dir, fronts.store, doc, opts.Logger); err != nil {
+	if rt.out, err = newOutbound(dir, liveDeliverer{&fronts.stores}, doc, opts.Logger); err != nil {
 		rt.acme.Close()
 		fronts.close()
 		return nil, err
@@ -175,7 +176,9 @@ func (rt *mailRuntime) Server() config.Server {
 // ends read the hostname and message limits when they are built, so those
 // whose settings change are rebuilt with the new ones first (sockets stay
 // bound; their sessions drain once the new ones serve); domains and
-// connection limits apply live to every session.
+// connection limits apply live to every session. A change of store opens
+// the new one first (a database that cannot be reached changes nothing),
+// then rebuilds every front end on it.
 func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 	rt.change.Lock()
 	defer rt.change.Unlock()
@@ -187,16 +190,28 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 	if err := next.Validate(); err != nil {
 		return errkind.With(errkind.Invalid, err)
 	}
+	st := rt.fronts.stores.current()
+	var newStore store.Backend
+	if !prev.SameStore(&s) {
+		var err error
+		if newStore, err = openStore(ctx, rt.dir, s, rt.log); err != nil {
+			return errkind.With(errkind.Invalid, fmt.Errorf("the server settings were not applied: %w", err))
+		}
+		st = newStore
+	}
 	var changes []*listener.Change
 	abort := func() {
 		for _, c := range changes {
 			c.Abort()
 		}
+		if newStore != nil {
+			newStore.Close()
+		}
 	}
-	build := rt.fronts.builder(s)
+	build := rt.fronts.builder(s, st)
 	for _, id := range rt.listeners.IDs() {
 		l := next.Listeners[id]
-		if frontendSettings(l.Protocol, prev) == frontendSettings(l.Protocol, s) {
+		if newStore == nil && frontendSettings(l.Protocol, prev) == frontendSettings(l.Protocol, s) {
 			continue
 		}
 		c, err := rt.listeners.Prepare(id, l, build)
@@ -237,6 +252,10 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 	defer rt.mu.Unlock()
 	rt.doc = next
 	rt.fronts.setServer(s)
+	if newStore != nil {
+		rt.fronts.stores.set(newStore, rt.opts.DrainTimeout)
+		rt.log.Info("mail store changed", "store", s.StoreKind())
+	}
 	rt.setLimits(s)
 	// Validate has checked what Configure parses: resolvers and CAs.
 	if err := rt.out.engine.Configure(s); err != nil {

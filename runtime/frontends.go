@@ -1,10 +1,10 @@
 package runtime
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/authlimit"
@@ -16,9 +16,6 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/smtp"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
-
-// StoreDir is the mail store's folder in a state directory.
-const StoreDir = "mail"
 
 // frontendSettings is what a protocol's front end takes from the server
 // settings when it is built; a front end is rebuilt only when it changes.
@@ -47,49 +44,50 @@ var (
 // the protocol and listener.
 type frontends struct {
 	log     *slog.Logger
-	store   store.Backend
+	stores  mailStores // the store in force (store.go)
 	limiter *authlimit.Limiter
 	out     *outboundMail // set once, before any front end is built
 	metrics *metrics.Metrics
 	server  atomic.Pointer[config.Server]
 }
 
-func newFrontends(dir string, log *slog.Logger, m *metrics.Metrics) (*frontends, error) {
-	st, err := store.Open(filepath.Join(dir, StoreDir), store.Options{Logger: log})
+// newFrontends opens the store srv names.
+func newFrontends(ctx context.Context, dir string, srv config.Server, log *slog.Logger, m *metrics.Metrics) (*frontends, error) {
+	st, err := openStore(ctx, dir, srv, log)
 	if err != nil {
-		return nil, fmt.Errorf("opening mail store: %w", err)
+		return nil, err
 	}
-	return &frontends{log: log, store: st, metrics: m, limiter: authlimit.New(authlimit.DefaultPolicy, m.AuthEvent)}, nil
+	f := &frontends{log: log, metrics: m, limiter: authlimit.New(authlimit.DefaultPolicy, m.AuthEvent)}
+	f.stores.set(st, 0)
+	return f, nil
 }
 
-func (f *frontends) close() {
-	if err := f.store.Close(); err != nil {
-		f.log.Error("closing mail store", "err", err)
-	}
-}
+func (f *frontends) close() { f.stores.close(f.log) }
 
 // setServer makes s the settings front ends built from now on use.
 func (f *frontends) setServer(s config.Server) { f.server.Store(&s) }
 
 func (f *frontends) build(l config.Listener, starttls *tls.Config) (listener.Frontend, error) {
-	return f.buildWith(*f.server.Load(), l, starttls)
+	return f.buildWith(*f.server.Load(), f.stores.current(), l, starttls)
 }
 
-// builder builds front ends with server settings srv, before they are
-// the ones in force (SetServer prepares listeners with them).
-func (f *frontends) builder(srv config.Server) listener.NewFrontendFunc {
+// builder builds front ends with server settings srv and store st, before
+// they are the ones in force (SetServer prepares listeners with them). A
+// front end keeps the store it was built with: its sessions finish on it
+// when a new store takes over.
+func (f *frontends) builder(srv config.Server, st store.Backend) listener.NewFrontendFunc {
 	return func(l config.Listener, starttls *tls.Config) (listener.Frontend, error) {
-		return f.buildWith(srv, l, starttls)
+		return f.buildWith(srv, st, l, starttls)
 	}
 }
 
-func (f *frontends) buildWith(srv config.Server, l config.Listener, starttls *tls.Config) (listener.Frontend, error) {
+func (f *frontends) buildWith(srv config.Server, st store.Backend, l config.Listener, starttls *tls.Config) (listener.Frontend, error) {
 	log := f.log.With("protocol", l.Protocol, "listener", l.Addr())
 	insecure := l.TLS.Mode == config.TLSNone
 	switch l.Protocol {
 	case config.ProtocolSMTP, config.ProtocolSubmission:
 		return smtp.New(smtp.Options{
-			Backend:           &smtpBackend{store: f.store, server: &f.server, out: f.out, metrics: f.metrics},
+			Backend:           &smtpBackend{store: st, server: &f.server, out: f.out, metrics: f.metrics},
 			Hostname:          srv.Hostname,
 			Submission:        l.Protocol == config.ProtocolSubmission,
 			TLSConfig:         starttls,
@@ -101,7 +99,7 @@ func (f *frontends) buildWith(srv config.Server, l config.Listener, starttls *tl
 		}), nil
 	case config.ProtocolIMAP:
 		return imap.New(imap.Options{
-			Store:             f.store,
+			Store:             st,
 			Logger:            log,
 			TLSConfig:         starttls,
 			AllowInsecureAuth: insecure,
@@ -110,7 +108,7 @@ func (f *frontends) buildWith(srv config.Server, l config.Listener, starttls *tl
 		}), nil
 	case config.ProtocolPOP3:
 		return pop3.New(pop3.Options{
-			Backend:           pop3Backend{store: f.store},
+			Backend:           pop3Backend{store: st},
 			Hostname:          srv.Hostname,
 			TLSConfig:         starttls,
 			AllowInsecureAuth: insecure,

@@ -14,7 +14,7 @@ import (
 // answers with their HTTP status.
 
 func (rt *mailRuntime) User(address string) (control.UserObject, error) {
-	u, err := rt.fronts.store.User(address)
+	u, err := rt.fronts.stores.current().User(address)
 	if err != nil {
 		return control.UserObject{}, err
 	}
@@ -28,7 +28,7 @@ func (rt *mailRuntime) PutUser(ctx context.Context, address string, req control.
 	if req.QuotaBytes < 0 {
 		return control.UserObject{}, errkind.With(errkind.Invalid, fmt.Errorf("user %q: quota_bytes %d must not be negative", address, req.QuotaBytes))
 	}
-	if err := rt.fronts.store.PutUser(address, req.Password, req.QuotaBytes); err != nil {
+	if err := rt.fronts.stores.current().PutUser(address, req.Password, req.QuotaBytes); err != nil {
 		return control.UserObject{}, err
 	}
 	rt.log.Info("user saved", "address", address, "quota_bytes", req.QuotaBytes)
@@ -36,7 +36,7 @@ func (rt *mailRuntime) PutUser(ctx context.Context, address string, req control.
 }
 
 func (rt *mailRuntime) DeleteUser(ctx context.Context, address string) error {
-	if err := rt.fronts.store.DeleteUser(address); err != nil {
+	if err := rt.fronts.stores.current().DeleteUser(address); err != nil {
 		return err
 	}
 	rt.log.Info("user deleted", "address", address)
@@ -49,7 +49,7 @@ func (rt *mailRuntime) CheckPassword(ctx context.Context, address, password stri
 	if _, err := rt.User(address); err != nil {
 		return false, err
 	}
-	err := rt.fronts.store.Authenticate(address, password)
+	err := rt.fronts.stores.current().Authenticate(address, password)
 	switch {
 	case err == nil:
 		return true, nil

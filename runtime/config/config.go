@@ -137,6 +137,14 @@ type Server struct {
 	// over plain HTTP at /metrics ("127.0.0.1:9154"); empty means none.
 	// The host must be an IP address, or empty for every address.
 	MetricsAddress string `json:"metrics_address,omitempty"`
+
+	// Store is where users and mail live (store.go): one of Stores; empty
+	// means StoreEmbedded.
+	Store string `json:"store,omitempty"`
+	// PostgresDSN is the PostgreSQL connection string (libpq keyword/value
+	// or URL form) when Store is StorePostgres. It may hold a password:
+	// the control API never returns it.
+	PostgresDSN string `json:"postgres_dsn,omitempty"`
 }
 
 // Connections returns the per-listener connection limit in force.

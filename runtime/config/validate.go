@@ -73,7 +73,7 @@ func (s *Server) Validate() error {
 	if s.MaxConnectionsPerIP < 0 {
 		errs = append(errs, fmt.Errorf("server: max_connections_per_ip %d must not be negative", s.MaxConnectionsPerIP))
 	}
-	errs = append(errs, s.validateOutbound())
+	errs = append(errs, s.validateOutbound(), s.validateStore())
 	if s.MetricsAddress != "" {
 		if err := validHostPort(s.MetricsAddress); err != nil {
 			errs = append(errs, fmt.Errorf("server: metrics_address %q %w", s.MetricsAddress, err))

@@ -182,8 +182,10 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, code, &Error{Message: err.Error()})
 }
 
-// redactServer blanks the relay password in answers.
+// redactServer blanks the secrets in answers: the relay password and the
+// PostgreSQL connection string (which may hold a password).
 func redactServer(s config.Server) config.Server {
+	s.PostgresDSN = ""
 	if s.Relay != nil && s.Relay.Password != "" {
 		r := *s.Relay
 		r.Password = ""
