@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/pgtest"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
@@ -37,7 +38,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "building the runtime:", err)
 			return 1
 		}
-		return m.Run()
+		return pgtest.Main(m)
 	}())
 }
 
@@ -110,11 +111,16 @@ func (p *process) wait(d time.Duration) error {
 }
 
 // setup writes a config.json for a fresh state directory and a keystore,
-// and returns the client TLS config that trusts it.
-func setup(t testing.TB) (dir string, ks config.TLS, clientTLS *tls.Config) {
+// and returns the client TLS config that trusts it. opts change the server
+// settings written.
+func setup(t testing.TB, opts ...func(*config.Server)) (dir string, ks config.TLS, clientTLS *tls.Config) {
 	t.Helper()
 	dir = t.TempDir()
-	if err := statedir.Local(dir).Create(context.Background(), &config.Document{Server: config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}}}); err != nil {
+	srv := config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}}
+	for _, o := range opts {
+		o(&srv)
+	}
+	if err := statedir.Local(dir).Create(context.Background(), &config.Document{Server: srv}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "mail.p12")
