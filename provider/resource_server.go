@@ -57,6 +57,7 @@ type serverModel struct {
 	ExecutableSHA256    types.String `tfsdk:"executable_sha256"`
 	RuntimeExecutable   types.String `tfsdk:"runtime_executable"`
 	serverOutboundModel              // resource_server_outbound.go
+	serverStoreModel                 // resource_server_store.go
 }
 
 // Supervisors a server can run under.
@@ -101,7 +102,7 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			"executable; accepted mail is on disk and survives. Destroy drains and stops it; mail is kept unless " +
 			"`delete_mail_on_destroy` is set.",
 		Blocks: outboundBlocks(),
-		Attributes: withOutboundAttributes(map[string]schema.Attribute{
+		Attributes: withStoreAttributes(withOutboundAttributes(map[string]schema.Attribute{
 			// Required
 			"hostname": schema.StringAttribute{
 				MarkdownDescription: "Name the server greets with and uses in EHLO replies, e.g. `mail.example.com`.",
@@ -152,10 +153,12 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
 			"delete_mail_on_destroy": schema.BoolAttribute{
-				MarkdownDescription: "Delete the mail store with the server. Defaults to `false`: destroy stops the runtime and keeps the mail.",
-				Optional:            true,
-				Computed:            true,
-				Default:             booldefault.StaticBool(false),
+				MarkdownDescription: "Delete the mail store with the server. Defaults to `false`: destroy stops the runtime and keeps the mail. " +
+					"It applies to the embedded store in the state directory; a PostgreSQL database (`store = \"postgres\"`) may " +
+					"serve other servers and is never emptied by a destroy.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(false),
 			},
 			"supervisor": schema.StringAttribute{
 				MarkdownDescription: "What keeps the runtime running: " + quoted(supervisors) + ". `builtin` is " +
@@ -204,7 +207,7 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 					"restarting the runtime on the new executable.",
 				Computed: true,
 			},
-		}),
+		})),
 	}
 }
 
@@ -224,6 +227,9 @@ func (m *serverModel) settings(ctx context.Context, cfg *tfsdk.Config) (config.S
 	}
 	if diags := m.outboundSettings(ctx, cfg, &s); diags.HasError() {
 		return s, fmt.Errorf("reading the outbound settings: %s", diags[0].Detail())
+	}
+	if diags := m.storeSettings(ctx, cfg, &s); diags.HasError() {
+		return s, fmt.Errorf("reading the store settings: %s", diags[0].Detail())
 	}
 	return s, s.Validate()
 }
@@ -373,6 +379,7 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 		state.Domains = domains
 	}
 	resp.Diagnostics.Append(state.readOutbound(ctx, settings)...)
+	state.readStore(settings)
 	if obs.status != nil {
 		state.setQueue(&obs.status.Queue)
 	} else {

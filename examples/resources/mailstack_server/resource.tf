@@ -40,6 +40,48 @@ resource "mailstack_server" "branch" {
   }
 }
 
+# Two servers serving the same users from one PostgreSQL database: mail
+# delivered through either shows up on both at once. Here they share a
+# host under two names; with one provider configuration per host they run
+# on two.
+resource "mailstack_server" "mx1" {
+  name     = "mx1"
+  hostname = "mx1.example.com"
+  domains  = ["example.com"]
+
+  store                   = "postgres"
+  postgres_dsn_wo         = var.mail_db_dsn # "host=db.example.com dbname=mail user=mailstack password=... sslmode=verify-full sslrootcert=/etc/mailstack/db-ca.pem"
+  postgres_dsn_wo_version = 1
+}
+
+resource "mailstack_server" "mx2" {
+  name     = "mx2"
+  hostname = "mx2.example.com"
+  domains  = ["example.com"]
+
+  store                   = "postgres"
+  postgres_dsn_wo         = var.mail_db_dsn
+  postgres_dsn_wo_version = 1
+}
+
+# Users live in the database: one mailstack_user, through either server.
+resource "mailstack_user" "alice" {
+  server_id = mailstack_server.mx1.id
+  address   = "alice@example.com"
+  password  = var.alice_password
+}
+
+variable "mail_db_dsn" {
+  type      = string
+  sensitive = true
+  ephemeral = true
+}
+
+variable "alice_password" {
+  type      = string
+  sensitive = true
+}
+
 variable "relay_password" {
   type      = string
   sensitive = true
