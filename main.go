@@ -3,7 +3,9 @@
 // provider; `terraform-provider-mailstack runtime serve --state-dir DIR`
 // runs the bundled mail runtime in the foreground, and
 // `terraform-provider-mailstack runtime supervise --state-dir DIR` keeps
-// such a serve process alive (restarts with backoff, drains on SIGTERM), and
+// such a serve process alive (restarts with backoff, drains on SIGTERM),
+// `terraform-provider-mailstack runtime store copy --state-dir DIR --to-dsn DSN`
+// copies a stopped server's embedded mail store into PostgreSQL, and
 // `terraform-provider-mailstack james import CONF_DIR -out DIR` writes the
 // Terraform configuration that takes an Apache James server over.
 // The provider copies this same executable onto the target host and starts
@@ -61,6 +63,9 @@ func run(args []string, stderr io.Writer) error {
 }
 
 func runRuntime(args []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "store" {
+		return runStore(args[1:], stderr)
+	}
 	usage := errors.New("usage: terraform-provider-mailstack runtime serve|supervise --state-dir DIR")
 	if len(args) == 0 || (args[0] != "serve" && args[0] != "supervise") {
 		return usage
@@ -89,6 +94,39 @@ func runRuntime(args []string, stderr io.Writer) error {
 		return runSupervisor(ctx, dir, logger)
 	}
 	return runtime.Serve(ctx, runtime.Options{StateDir: dir, Version: version, Logger: logger})
+}
+
+// runStore runs `runtime store copy`.
+func runStore(args []string, stderr io.Writer) error {
+	usage := errors.New("usage: terraform-provider-mailstack runtime store copy --state-dir DIR --to-dsn DSN\n" +
+		"  copies the embedded store of a stopped server into a PostgreSQL database; put the database\n" +
+		"  password in PGPASSWORD or ~/.pgpass rather than in the DSN, which other users can see in ps")
+	if len(args) == 0 || args[0] != "copy" {
+		return usage
+	}
+	fs := flag.NewFlagSet("runtime store copy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stateDir := fs.String("state-dir", "", "the server's state directory, whose runtime is stopped")
+	dsn := fs.String("to-dsn", "", "the PostgreSQL connection string, as postgres_dsn takes it")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *stateDir == "" || *dsn == "" || fs.NArg() > 0 {
+		return usage
+	}
+	dir, err := filepath.Abs(*stateDir)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	stats, err := runtime.CopyStore(ctx, dir, *dsn, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("store copied", "users", stats.Users, "messages", stats.Messages, "bytes", stats.Bytes)
+	return nil
 }
 
 // runSupervisor supervises `runtime serve` run from this same executable.

@@ -2,13 +2,16 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store/postgres"
 )
@@ -96,4 +99,72 @@ type liveDeliverer struct{ stores *mailStores }
 
 func (d liveDeliverer) Deliver(ctx context.Context, recipients []string, body []byte) error {
 	return d.stores.current().Deliver(ctx, recipients, body)
+}
+
+// CopyStats says what CopyStore copied.
+type CopyStats struct {
+	Users, Messages int
+	Bytes           int64
+}
+
+// CopyStore copies the embedded store of the state directory dir into the
+// PostgreSQL database dsn (`runtime store copy`): every user with their
+// password hash, quota, subscriptions, mailboxes and messages, keeping
+// UIDVALIDITY, UIDs, flags and MODSEQs, so that IMAP clients carry on as
+// if nothing moved. The runtime of dir must not run while it copies (it
+// takes the runtime's lock), and no user may already exist in the
+// database: both are checked before anything is written. Each user is
+// copied in one transaction.
+func CopyStore(ctx context.Context, dir, dsn string, log *slog.Logger) (CopyStats, error) {
+	var stats CopyStats
+	lock, err := statedir.Local(dir).Lock(ctx)
+	if errors.Is(err, statedir.ErrRunning) {
+		return stats, fmt.Errorf("%w: stop its runtime (its supervisor or systemd unit) before copying its store", err)
+	} else if err != nil {
+		return stats, err
+	}
+	defer lock.Unlock()
+	src, err := store.Open(filepath.Join(dir, StoreDir), store.Options{Logger: log})
+	if err != nil {
+		return stats, fmt.Errorf("opening the embedded store of %s: %w", dir, err)
+	}
+	defer src.Close()
+	dst, err := postgres.Open(ctx, dsn, postgres.Options{Logger: log})
+	if err != nil {
+		return stats, fmt.Errorf("opening the PostgreSQL store: %w", err)
+	}
+	defer dst.Close()
+
+	users, err := src.Users()
+	if err != nil {
+		return stats, err
+	}
+	var taken []string
+	for _, u := range users {
+		if _, err := dst.User(u.Address); err == nil {
+			taken = append(taken, u.Address)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return stats, err
+		}
+	}
+	if len(taken) > 0 {
+		return stats, fmt.Errorf("the database already has %d of the store's users (%s): nothing was copied; a copied user must be new there",
+			len(taken), strings.Join(taken, ", "))
+	}
+	err = src.Export(func(u store.UserDump) error {
+		res, err := dst.Import(ctx, u, src)
+		if err != nil {
+			return err
+		}
+		stats.Users++
+		stats.Messages += res.Messages
+		stats.Bytes += res.Bytes
+		log.Info("user copied", "address", u.Address, "mailboxes", len(u.Mailboxes), "messages", res.Messages, "bytes", res.Bytes)
+		for _, name := range res.Renumbered {
+			log.Warn("mailbox got a new UIDVALIDITY: the database had given its own to another mailbox; IMAP clients will fetch it again",
+				"address", u.Address, "mailbox", name)
+		}
+		return nil
+	})
+	return stats, err
 }

@@ -9,10 +9,14 @@ import (
 	"net"
 	"net/smtp"
 	"net/textproto"
+	"os"
+	"os/exec"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +27,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/pgtest"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // pgRuntime is a runtime process on the PostgreSQL store, with an smtps
@@ -379,4 +384,135 @@ func sendOne(addr string, cfg *tls.Config, msg string) error {
 		return err
 	}
 	return c.Quit()
+}
+
+// TestStoreCopyCommand moves a server from its embedded store to
+// PostgreSQL the way the guide says: stop it, `runtime store copy` (the
+// database password in PGPASSWORD, not on the command line), set store =
+// postgres, start it. IMAP clients find the same UIDVALIDITY, UIDs and
+// flags afterwards. The copy refuses to run while the runtime does.
+func TestStoreCopyCommand(t *testing.T) {
+	cluster := pgtest.Shared(t)
+	dsn := cluster.NewDatabase(t)
+	dir, ks, clientTLS := setup(t)
+	p := serve(t, dir)
+	ctx := context.Background()
+	if _, err := p.client.PutUser(ctx, user, control.UserRequest{Password: userPassword}); err != nil {
+		t.Fatal(err)
+	}
+	r := &pgRuntime{dir: dir, tls: clientTLS, process: p}
+	ports := testutil.FreePorts(t, 2)
+	for i, l := range []config.Listener{
+		{Protocol: config.ProtocolSMTP, Address: "127.0.0.1", Port: ports[0], TLS: ks},
+		{Protocol: config.ProtocolIMAP, Address: "127.0.0.1", Port: ports[1], TLS: ks},
+	} {
+		if _, err := p.client.PutListener(ctx, l.Protocol, l); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			r.smtps = l.Addr()
+		} else {
+			r.imaps = l.Addr()
+		}
+	}
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Go(func() {
+			for j := range 50 {
+				msg, _ := message(fmt.Sprintf("c%d-m%d", c, j), 500)
+				if err := sendOne(r.smtps, r.tls, msg); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	flagsOf := func(c *imapclient.Client) (uint32, map[imap.UID][]imap.Flag) {
+		t.Helper()
+		sel, err := c.Select("INBOX", nil).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := imap.SeqSet{}
+		all.AddRange(1, 0)
+		msgs, err := c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[imap.UID][]imap.Flag{}
+		for _, m := range msgs {
+			out[m.UID] = m.Flags
+		}
+		return sel.UIDValidity, out
+	}
+	c := r.login(t, nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []struct {
+		from, to uint32
+		flags    []imap.Flag
+	}{{1, 200, []imap.Flag{imap.FlagSeen}}, {20, 60, []imap.Flag{imap.FlagFlagged, "$Label1"}}, {150, 151, []imap.Flag{imap.FlagDeleted}}} {
+		set := imap.SeqSet{}
+		set.AddRange(st.from, st.to)
+		if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: st.flags, Silent: true}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	uidValidity, before := flagsOf(c)
+	c.Close()
+
+	noPassword := strings.Replace(dsn, "password="+cluster.Password+" ", "", 1)
+	copyCmd := func() (string, error) {
+		cmd := exec.Command(binary, "runtime", "store", "copy", "--state-dir", dir, "--to-dsn", noPassword)
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+cluster.Password)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := copyCmd(); err == nil || !strings.Contains(out, "stop its runtime") {
+		t.Fatalf("store copy while the runtime runs: %v\n%s", err, out)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.wait(60 * time.Second); err != nil {
+		t.Fatalf("the runtime did not stop on SIGTERM: %v", err)
+	}
+	out, err := copyCmd()
+	if err != nil || !strings.Contains(out, "store copied") || !strings.Contains(out, "messages=198") {
+		t.Fatalf("store copy: %v\n%s", err, out)
+	}
+	if strings.Contains(out, cluster.Password) {
+		t.Fatalf("store copy printed the database password:\n%s", out)
+	}
+	err = statedir.Local(dir).EditConfig(ctx, func(doc *config.Document) error {
+		doc.Server.Store, doc.Server.PostgresDSN = config.StorePostgres, dsn
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.process = serve(t, dir)
+	gotValidity, after := flagsOf(r.login(t, nil))
+	if gotValidity != uidValidity || !reflect.DeepEqual(after, before) {
+		t.Fatalf("on PostgreSQL: UIDVALIDITY %d and %d messages' flags; before %d and %d (differences: %v)",
+			gotValidity, len(after), uidValidity, len(before), diffFlags(before, after))
+	}
+}
+
+func diffFlags(a, b map[imap.UID][]imap.Flag) []string {
+	var out []string
+	for uid, f := range a {
+		if !reflect.DeepEqual(b[uid], f) {
+			out = append(out, fmt.Sprintf("%d: %v -> %v", uid, f, b[uid]))
+		}
+	}
+	for uid := range b {
+		if _, ok := a[uid]; !ok {
+			out = append(out, fmt.Sprintf("%d: new", uid))
+		}
+	}
+	return out
 }

@@ -172,38 +172,42 @@ func (s *Store) bodyOrBlob(ctx context.Context, body []byte) ([]byte, *int64, er
 // the message that will use it takes one when it commits, and the sweep
 // removes a blob left without any (its writer died before).
 func (s *Store) writeBlob(ctx context.Context, r io.Reader) (id, size int64, err error) {
-	buf := make([]byte, chunkSize)
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		size = 0
-		for seq := 0; ; seq++ {
-			n, rerr := io.ReadFull(r, buf)
-			if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
-				return rerr
-			}
-			if n == 0 && seq > 0 {
-				break
-			}
-			size += int64(n)
-			var err error
-			if seq == 0 {
-				err = tx.QueryRow(ctx, "INSERT INTO blobs (size, data) VALUES (0, $1) RETURNING id", buf[:n]).Scan(&id)
-			} else {
-				_, err = tx.Exec(ctx, "INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)", id, seq, buf[:n])
-			}
-			if err != nil {
-				return err
-			}
-			if n < len(buf) {
-				break
-			}
-		}
-		_, err := tx.Exec(ctx, "UPDATE blobs SET size = $1 WHERE id = $2", size, id)
+		id, size, err = writeBlobTx(ctx, tx, r, make([]byte, chunkSize))
 		return err
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("writing message body: %w", err)
 	}
 	return id, size, nil
+}
+
+// writeBlobTx writes r into a new blob within tx, a chunk of buf's size
+// at a time.
+func writeBlobTx(ctx context.Context, tx pgx.Tx, r io.Reader, buf []byte) (id, size int64, err error) {
+	for seq := 0; ; seq++ {
+		n, rerr := io.ReadFull(r, buf)
+		if rerr != nil && !errors.Is(rerr, io.ErrUnexpectedEOF) && !errors.Is(rerr, io.EOF) {
+			return 0, 0, rerr
+		}
+		if n == 0 && seq > 0 {
+			break
+		}
+		size += int64(n)
+		if seq == 0 {
+			err = tx.QueryRow(ctx, "INSERT INTO blobs (size, data) VALUES (0, $1) RETURNING id", buf[:n]).Scan(&id)
+		} else {
+			_, err = tx.Exec(ctx, "INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)", id, seq, buf[:n])
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		if n < len(buf) {
+			break
+		}
+	}
+	_, err = tx.Exec(ctx, "UPDATE blobs SET size = $1 WHERE id = $2", size, id)
+	return id, size, err
 }
 
 // dropBlob removes a blob written for a message that was then refused,
