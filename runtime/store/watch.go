@@ -91,6 +91,21 @@ func (h *Hub) NotifyAll() {
 	}
 }
 
+// Watched calls fn for each mailbox at least one Watch is on, with its
+// owner's canonical address and its UIDVALIDITY: a Backend whose change
+// feed may lose a notification checks those mailboxes itself.
+func (h *Hub) Watched(fn func(addr string, uidValidity uint32)) {
+	h.mu.Lock()
+	keys := make([]watchKey, 0, len(h.m))
+	for k := range h.m {
+		keys = append(keys, k)
+	}
+	h.mu.Unlock()
+	for _, k := range keys {
+		fn(k.addr, k.id)
+	}
+}
+
 func (h *Hub) notify(keys []watchKey) {
 	if len(keys) == 0 {
 		return

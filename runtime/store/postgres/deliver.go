@@ -22,10 +22,12 @@ const (
 )
 
 // Deliver stores body in the INBOX of every recipient: one call of the
-// schema's deliver function, which checks every recipient and quota,
-// gives the message its UIDs and announces the change in one transaction.
-// It returns once that transaction has committed, with synchronous_commit
-// on: the message is on the database's disk.
+// schema's deliver function, which checks every recipient and quota and
+// gives the message its UIDs. Concurrent deliveries are committed together
+// (commit.go), as the embedded store does: one transaction and one WAL
+// flush for many. It returns once the transaction holding the delivery has
+// committed, with synchronous_commit on: the message is on the database's
+// disk.
 func (s *Store) Deliver(ctx context.Context, recipients []string, body []byte) error {
 	if len(recipients) == 0 {
 		return fmt.Errorf("delivering: no recipients")
@@ -54,26 +56,20 @@ func (s *Store) Deliver(ctx context.Context, recipients []string, body []byte) e
 	defer stop()
 	context.AfterFunc(opCtx, stop)
 
-	size := int64(len(body))
-	inline, blob, err := s.bodyOrBlob(ctx, body)
-	if err != nil {
+	d := &delivery{addrs: addrs, size: int64(len(body)), at: time.Now(), done: make(chan struct{})}
+	if d.body, d.blob, err = s.bodyOrBlob(ctx, body); err != nil {
 		return fmt.Errorf("delivering: %w", err)
 	}
-	var (
-		status  int
-		address *string
-		changed []string
-	)
-	err = s.pool.QueryRow(ctx, "SELECT status, address, changed FROM deliver($1, $2, $3, $4, $5, $6)",
-		addrs, inline, blob, size, time.Now(), s.origin).Scan(&status, &address, &changed)
-	if err == nil && status != statusOK {
-		err = statusError(status, deref(address), "")
+	s.deliveries <- d
+	<-d.done
+	err = d.err
+	if err == nil && d.status != statusOK {
+		err = statusError(d.status, deref(d.address), "")
 	}
 	if err != nil {
-		s.dropBlob(blob)
+		s.dropBlob(d.blob)
 		return fmt.Errorf("delivering: %w", err)
 	}
-	s.notifyLocal(changed)
 	return nil
 }
 
@@ -116,8 +112,8 @@ func (s *Store) Append(address, mailbox string, r io.Reader, size int64, opts st
 	}
 	var status int
 	var uv, u *int64
-	err = s.pool.QueryRow(ctx, "SELECT status, uidvalidity, uid FROM append($1, $2, $3, $4, $5, $6, $7, $8)",
-		addr, name, inline, blob, n, store.NormalizeFlags(opts.Flags), date, s.origin).Scan(&status, &uv, &u)
+	err = s.pool.QueryRow(ctx, "SELECT status, uidvalidity, uid FROM append($1, $2, $3, $4, $5, $6, $7)",
+		addr, name, inline, blob, n, store.NormalizeFlags(opts.Flags), date).Scan(&status, &uv, &u)
 	if err == nil && status != statusOK {
 		err = statusError(status, addr, name)
 	}
@@ -125,7 +121,9 @@ func (s *Store) Append(address, mailbox string, r io.Reader, size int64, opts st
 		s.dropBlob(blob)
 		return 0, 0, fmt.Errorf("appending to %q: %w", mailbox, err)
 	}
-	s.hub.Notify(addr, uint32(*uv))
+	var c changes
+	c.add(addr, *uv)
+	s.changed(c)
 	return uint32(*uv), uint32(*u), nil
 }
 

@@ -19,18 +19,21 @@
 // The database allocates what must be unique: every change to a mailbox's
 // messages first locks the mailbox's row and takes its next UID and
 // MODSEQ there, so UIDs ascend in commit order and two runtimes never hand
-// out the same one. Each writing transaction announces the mailboxes it
-// changed with NOTIFY (delivered only if it commits); every store LISTENs,
-// and feeds other runtimes' changes to its Hub, which wakes IMAP IDLE
-// sessions. The POP3 maildrop lock is a session advisory lock, seen by
+// out the same one. Once a transaction has committed, the store announces
+// the mailboxes it changed with NOTIFY, from a connection of its own (a
+// NOTIFY inside the transaction would serialize every such commit through
+// its WAL flush); every store LISTENs and feeds other runtimes' changes to
+// its Hub, which wakes IMAP IDLE sessions, and polls the MODSEQ of the
+// mailboxes it watches twice a second in case a notification was lost
+// (notify.go). The POP3 maildrop lock is a session advisory lock, seen by
 // every runtime and released by the database if the runtime holding it
 // dies.
 //
 // # Durability
 //
 // A delivery is one call of the schema's deliver function (one round
-// trip): it checks every recipient and quota, stores the body, gives each
-// copy its UID and announces the change, in one transaction. It returns
+// trip): it checks every recipient and quota, stores the body and gives
+// each copy its UID, in one transaction. It returns
 // when the commit has returned, with synchronous_commit on (set on each
 // connection where the server has it off): the message is on the
 // database's disk, the promise the embedded store keeps with fsync. While

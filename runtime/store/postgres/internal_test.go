@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -117,5 +118,39 @@ func TestSynchronousCommitForced(t *testing.T) {
 	var sc string
 	if err := s.pool.QueryRow(context.Background(), "SHOW synchronous_commit").Scan(&sc); err != nil || sc != "on" {
 		t.Fatalf("synchronous_commit on the store's connections = %q, %v; want on", sc, err)
+	}
+}
+
+// TestLostNotification changes a watched mailbox behind every store's back
+// (no NOTIFY, as when a runtime dies between its commit and its
+// announcement): the watch wakes anyway, within a second, from the poll of
+// MODSEQs; and when the mailbox goes, too.
+func TestLostNotification(t *testing.T) {
+	s := openInternal(t, pgtest.Shared(t).NewDatabase(t))
+	const u = "u@example.com"
+	if err := s.PutUser(u, "pw", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateMailbox(u, "Lists", store.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Watch(u, "Lists")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	time.Sleep(2 * pollInterval) // the poll has seen the mailbox
+	for _, change := range []string{
+		"UPDATE mailboxes SET modseq = modseq + 1 WHERE name = 'Lists'",
+		"DELETE FROM mailboxes WHERE name = 'Lists'",
+	} {
+		if _, err := s.pool.Exec(context.Background(), change); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-w.C:
+		case <-time.After(time.Second):
+			t.Fatalf("no notification within a second of %q made without NOTIFY", change)
+		}
 	}
 }

@@ -16,7 +16,10 @@ import (
 // Every change to a mailbox's messages locks the mailbox's row first
 // (lockMailbox, or the UPDATE of uid_next and modseq in the deliver and
 // append functions), so changes to one mailbox are serialized across all
-// runtimes and UIDs and MODSEQs follow commit order.
+// runtimes and UIDs and MODSEQs follow commit order. A change that also
+// changes the user's usage locks the user's row before any mailbox's, as
+// the deliver and append functions do, and several mailboxes in id order,
+// so that no two transactions wait for each other.
 
 // maxVanished bounds the vanished rows a mailbox keeps; beyond it the
 // oldest half is pruned and vanished_floor rises (store.Messages.Vanished
@@ -269,6 +272,9 @@ func (s *Store) remove(ctx context.Context, addr, mailbox string, uids []uint32,
 	var removed []uint32
 	err := s.write(ctx, func(tx pgx.Tx, c *changes) error {
 		removed = nil
+		if _, err := lockUser(ctx, tx, addr); err != nil {
+			return err
+		}
 		b, err := s.lockMailbox(ctx, tx, addr, mailbox)
 		if err != nil {
 			return err
@@ -360,6 +366,9 @@ func (s *Store) transferOp(address, src string, uids []uint32, dst string, move 
 // within tx.
 func transfer(ctx context.Context, tx pgx.Tx, c *changes, addr, src string, uids []uint32, dst string, move bool) (store.CopyResult, error) {
 	src, dst = store.NormalizeMailbox(src), store.NormalizeMailbox(dst)
+	if _, err := lockUser(ctx, tx, addr); err != nil {
+		return store.CopyResult{}, err
+	}
 	// Lock both rows in id order, as every transaction that locks two
 	// mailboxes does, so that two transfers cannot deadlock.
 	rows, _ := tx.Query(ctx, `SELECT m.id, m.name, m.user_id FROM users u JOIN mailboxes m ON m.user_id = u.id
@@ -384,13 +393,6 @@ func transfer(ctx context.Context, tx pgx.Tx, c *changes, addr, src string, uids
 	}
 	for name, id := range map[string]int64{src: srcID, dst: dstID} {
 		if id == 0 {
-			var exists bool
-			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM users WHERE address = $1)", addr).Scan(&exists); err != nil {
-				return store.CopyResult{}, err
-			}
-			if !exists {
-				return store.CopyResult{}, userNotFound(addr)
-			}
 			return store.CopyResult{}, fmt.Errorf("mailbox %q: %w", name, store.ErrNotFound)
 		}
 	}

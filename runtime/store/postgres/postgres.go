@@ -59,8 +59,11 @@ type Store struct {
 	hub       store.Hub
 	// origin names this Store in its change notifications, so that it
 	// skips its own (it has notified its watches at commit).
-	origin string
-	locks  *locker
+	origin    string
+	announcer *announcer
+	locks     *locker
+	// deliveries feeds the committers (commit.go).
+	deliveries chan *delivery
 
 	// base is cancelled by Close, ending operations in progress and the
 	// background goroutines.
@@ -85,7 +88,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{log: opts.Logger, origin: randomID(), connCfg: cfg.ConnConfig}
+	s := &Store{log: opts.Logger, origin: randomID(), announcer: newAnnouncer(), connCfg: cfg.ConnConfig}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -113,6 +116,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.shutdown()
 		return nil, fmt.Errorf("listening for changes: %w", err)
 	}
+	s.deliveries = make(chan *delivery, maxBatch)
+	for range committers {
+		s.bg.Go(s.commitDeliveries)
+	}
+	s.bg.Go(s.announce)
+	s.bg.Go(s.poll)
 	s.bg.Go(s.sweepBlobs)
 	return s, nil
 }
@@ -191,6 +200,9 @@ func (s *Store) shutdown() {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	if s.deliveries != nil {
+		close(s.deliveries) // no Deliver is left: Close holds mu
+	}
 	s.bg.Wait()
 	if s.locks != nil {
 		s.locks.close()
@@ -242,23 +254,13 @@ func (c *changes) addUser(addr string) { c.add(addr, 0) }
 // write runs fn in a transaction and commits it, retrying the whole of it
 // when PostgreSQL aborts it for a serialization failure or a deadlock (fn
 // must not keep results of an earlier run). The mailboxes fn records in
-// its changes are announced to every process in the same transaction, and
-// to this process's watches once the commit returned.
+// its changes are announced once the commit returned (see changed).
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx, c *changes) error) error {
 	for attempt := 1; ; attempt++ {
 		var c changes
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if err := fn(tx, &c); err != nil {
-				return err
-			}
-			if len(c) == 0 {
-				return nil
-			}
-			_, err := tx.Exec(ctx, "SELECT notify_changes($1, $2)", s.origin, []string(c))
-			return err
-		})
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(tx, &c) })
 		if err == nil {
-			s.notifyLocal(c)
+			s.changed(c)
 			return nil
 		}
 		if !retryable(err) || attempt == maxAttempts {

@@ -34,3 +34,11 @@ func TestConformance(t *testing.T) {
 	c := pgtest.Shared(t)
 	storetest.Run(t, func(t *testing.T) store.Backend { return open(t, c.NewDatabase(t)) })
 }
+
+// BenchmarkDeliver measures durable deliveries (a synchronous commit each)
+// with storetest.BenchDeliver, the load the embedded store is measured
+// with.
+func BenchmarkDeliver(b *testing.B) {
+	c := pgtest.Shared(b)
+	storetest.BenchDeliver(b, func(b *testing.B) store.Backend { return open(b, c.NewDatabase(b)) })
+}

@@ -129,10 +129,14 @@ CREATE TRIGGER messages_added AFTER INSERT ON messages
 CREATE TRIGGER messages_removed AFTER DELETE ON messages
 	REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION messages_removed();
 
--- notify_changes tells every runtime on the database which mailboxes a
--- transaction changed, when it commits: each element of changed is
--- "<uidvalidity> <address>", origin names the store that made the change.
--- Payloads are kept under PostgreSQL's 8000-byte limit.
+-- notify_changes tells every runtime on the database which mailboxes
+-- changed: each element of changed is "<uidvalidity> <address>", origin
+-- names the store that made the change. Payloads are kept under
+-- PostgreSQL's 8000-byte limit. The runtime calls it right after the
+-- transactions that made the changes commit, in a transaction of its own
+-- that does not wait for the disk: NOTIFY serializes the commits of every
+-- transaction that sends one, through their WAL flush, which would undo
+-- the group commit of concurrent deliveries.
 CREATE FUNCTION notify_changes(origin text, changed text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = mailstack, pg_temp AS $$
 DECLARE
@@ -157,10 +161,10 @@ END $$;
 -- quota (nothing is written then). The users' rows are locked in id order
 -- while their usage is checked and raised, so concurrent deliveries cannot
 -- both squeeze under a quota and never deadlock. It returns each changed
--- mailbox as "<uidvalidity> <address>" in changed and announces them
--- (notify_changes) under origin.
+-- mailbox as "<uidvalidity> <address>" in changed, for the caller's
+-- notification.
 CREATE FUNCTION deliver(addrs text[], body bytea, blob bigint, body_size bigint, at timestamptz,
-	origin text, OUT status integer, OUT address text, OUT changed text[])
+	OUT status integer, OUT address text, OUT changed text[])
 LANGUAGE plpgsql SET search_path = mailstack, pg_temp AS $$
 DECLARE
 	u record;
@@ -202,15 +206,13 @@ BEGIN
 	SELECT array_agg(b.id || ' ' || users.address) INTO changed
 	FROM boxes b JOIN users ON users.id = b.user_id;
 	UPDATE users SET used_bytes = used_bytes + body_size WHERE id = ANY (ids);
-	PERFORM notify_changes(origin, changed);
 END $$;
 
 -- append stores a body as a new message of one mailbox (IMAP APPEND):
 -- status 0 with the mailbox's UIDVALIDITY and the new UID; 1 for an
--- unknown user, 3 for an unknown mailbox, 2 over quota. The change is
--- announced under origin.
+-- unknown user, 3 for an unknown mailbox, 2 over quota.
 CREATE FUNCTION append(addr text, mailbox text, body bytea, blob bigint, body_size bigint,
-	msg_flags text[], at timestamptz, origin text, OUT status integer, OUT uidvalidity bigint, OUT uid bigint)
+	msg_flags text[], at timestamptz, OUT status integer, OUT uidvalidity bigint, OUT uid bigint)
 LANGUAGE plpgsql SET search_path = mailstack, pg_temp AS $$
 DECLARE
 	u record;
@@ -238,7 +240,6 @@ BEGIN
 	INSERT INTO messages (mailbox_id, uid, modseq, flags, size, internal_date, blob_id)
 	VALUES (uidvalidity, uid, box_modseq, msg_flags, body_size, at, blob);
 	UPDATE users SET used_bytes = used_bytes + body_size WHERE id = u.id;
-	PERFORM notify_changes(origin, ARRAY[uidvalidity || ' ' || addr]);
 	status := 0;
 END $$;
 
