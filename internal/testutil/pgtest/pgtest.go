@@ -439,3 +439,14 @@ func Main(m *testing.M) int {
 	}
 	return code
 }
+
+// PID returns the postmaster's process id, for measuring the server's CPU
+// time (all its backends are its children).
+func (c *Cluster) PID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.data, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(line))
+}

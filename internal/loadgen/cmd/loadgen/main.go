@@ -61,6 +61,7 @@ type options struct {
 	kinds        string
 	hsClients    string
 	sideBySide   bool
+	stores       string
 }
 
 func main() {
@@ -75,6 +76,7 @@ func main() {
 	flag.StringVar(&o.kinds, "handshakes", "full,resumed", "which handshakes to measure")
 	flag.StringVar(&o.hsClients, "handshake-clients", "8,32", "concurrent clients of the handshake measurements, comma-separated")
 	flag.BoolVar(&o.sideBySide, "side-by-side", true, "load the runtime and the bare crypto/tls server at the same time (false: one after the other)")
+	flag.StringVar(&o.stores, "stores", "embedded,postgres", "the mail stores the smtp and fetch sections measure side by side: embedded, postgres (a cluster of its own, from Debian's postgresql)")
 	flag.IntVar(&o.reps, "reps", 3, "alternating repetitions of each handshake measurement (the median counts)")
 	bare := flag.String("bare-tls-server", "", "internal: serve bare crypto/tls with this keystore and print the address")
 	flag.Parse()
@@ -121,9 +123,18 @@ func run(o options) error {
 		return err
 	}
 	want := func(s string) bool { return slices.Contains(strings.Split(o.sections, ","), s) }
+	var stores []*storeRuntime
+	if want("smtp") || want("fetch") {
+		var cleanup func()
+		stores, cleanup, err = startStores(ctx, o, work, ks, rt)
+		defer cleanup()
+		if err != nil {
+			return err
+		}
+	}
 
 	if want("smtp") {
-		if err := benchSMTP(ctx, o, rt, ks); err != nil {
+		if err := benchSMTP(ctx, o, stores, ks); err != nil {
 			return err
 		}
 	}
@@ -138,7 +149,7 @@ func run(o options) error {
 		}
 	}
 	if want("fetch") {
-		if err := benchFetch(ctx, o, rt, ks); err != nil {
+		if err := benchFetch(ctx, o, stores, ks); err != nil {
 			return err
 		}
 	}
@@ -396,10 +407,9 @@ func (m *cpuMeter) perOp(ops int64) (server, self float64) {
 	return float64((c - m.server).Microseconds()) / float64(ops), float64((loadgen.SelfCPU() - m.self).Microseconds()) / float64(ops)
 }
 
-func benchSMTP(ctx context.Context, o options, rt *mailRuntime, ks *testKeystore) error {
-	fmt.Printf("\n### SMTP deliveries (fsync before 250; each client one connection, many messages)\n\n")
-	fmt.Println("| TLS | size | clients | msgs/s | MiB/s | runtime CPU µs/msg | loadgen CPU µs/msg |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+func benchSMTP(ctx context.Context, o options, stores []*storeRuntime, ks *testKeystore) error {
+	fmt.Printf("\n### SMTP deliveries (durable before 250: fsync in the embedded store, a synchronous commit in PostgreSQL; each client one connection, many messages)\n\n")
+	storeHeader(stores, "TLS | size | clients")
 	rcpts := make([]string, smtpRecipients)
 	for i := range rcpts {
 		rcpts[i] = recipient(i)
@@ -408,16 +418,19 @@ func benchSMTP(ctx context.Context, o options, rt *mailRuntime, ks *testKeystore
 		id := map[string]string{"starttls": "smtp", "implicit": "smtps"}[mode]
 		for _, size := range []int{1 << 10, 100 << 10} {
 			for _, clients := range []int{1, 32} {
-				m := meter(rt.pid())
-				r, err := loadgen.RunSMTP(ctx, loadgen.SMTPLoad{
-					Addr: rt.addr(id), TLS: ks.client, Implicit: mode == "implicit",
-					Size: size, Clients: clients, Recipients: rcpts, Duration: o.duration,
-				})
-				if err != nil {
-					return fmt.Errorf("SMTP %s %d KiB %d clients: %w", mode, size>>10, clients, err)
+				var row storeRow
+				for _, st := range stores {
+					m := meterStore(st)
+					r, err := loadgen.RunSMTP(ctx, loadgen.SMTPLoad{
+						Addr: st.rt.addr(id), TLS: ks.client, Implicit: mode == "implicit",
+						Size: size, Clients: clients, Recipients: rcpts, Duration: o.duration,
+					})
+					if err != nil {
+						return fmt.Errorf("SMTP %s %d KiB %d clients (%s store): %w", mode, size>>10, clients, st.name, err)
+					}
+					row.add(m, r)
 				}
-				srv, self := m.perOp(r.Ops)
-				fmt.Printf("| %s | %d KiB | %d | %.0f | %.1f | %.0f | %.0f |\n", mode, size>>10, clients, r.PerSecond(), r.MiBPerSecond(), srv, self)
+				row.print(stores, fmt.Sprintf("%s | %d KiB | %d", mode, size>>10, clients))
 			}
 		}
 	}
@@ -725,25 +738,29 @@ func (rt *mailRuntime) addListener(ctx context.Context, id string, l config.List
 	return nil
 }
 
-func benchFetch(ctx context.Context, o options, rt *mailRuntime, ks *testKeystore) error {
-	_, err := loadgen.RunSMTP(ctx, loadgen.SMTPLoad{
-		Addr: rt.addr("smtps"), TLS: ks.client, Implicit: true, Size: 1 << 10,
-		Clients: 8, Recipients: []string{fetchUser}, Messages: fetchMessages,
-	})
-	if err != nil {
-		return fmt.Errorf("filling the FETCH mailbox: %w", err)
+func benchFetch(ctx context.Context, o options, stores []*storeRuntime, ks *testKeystore) error {
+	for _, st := range stores {
+		_, err := loadgen.RunSMTP(ctx, loadgen.SMTPLoad{
+			Addr: st.rt.addr("smtps"), TLS: ks.client, Implicit: true, Size: 1 << 10,
+			Clients: 8, Recipients: []string{fetchUser}, Messages: fetchMessages,
+		})
+		if err != nil {
+			return fmt.Errorf("filling the FETCH mailbox (%s store): %w", st.name, err)
+		}
 	}
 	fmt.Printf("\n### IMAP FETCH over implicit TLS (INBOX of %d messages of 1 KiB; UID FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[]))\n\n", fetchMessages)
-	fmt.Println("| sessions | msgs/s | MiB/s | runtime CPU µs/msg |")
-	fmt.Println("|---:|---:|---:|---:|")
+	storeHeader(stores, "sessions")
 	for _, clients := range []int{1, 4} {
-		m := meter(rt.pid())
-		r, err := loadgen.RunFetch(ctx, loadgen.FetchLoad{Addr: rt.addr("imaps"), TLS: ks.client, User: fetchUser, Password: userPassword, Clients: clients, Duration: o.duration})
-		if err != nil {
-			return fmt.Errorf("FETCH: %w", err)
+		var row storeRow
+		for _, st := range stores {
+			m := meterStore(st)
+			r, err := loadgen.RunFetch(ctx, loadgen.FetchLoad{Addr: st.rt.addr("imaps"), TLS: ks.client, User: fetchUser, Password: userPassword, Clients: clients, Duration: o.duration})
+			if err != nil {
+				return fmt.Errorf("FETCH (%s store): %w", st.name, err)
+			}
+			row.add(m, r)
 		}
-		srv, _ := m.perOp(r.Ops)
-		fmt.Printf("| %d | %.0f | %.1f | %.1f |\n", clients, r.PerSecond(), r.MiBPerSecond(), srv)
+		row.print(stores, fmt.Sprint(clients))
 	}
 	return nil
 }
