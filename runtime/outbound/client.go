@@ -73,7 +73,16 @@ type dialSpec struct {
 	noTLS       bool // relay mode "none", or a retry after a failed opportunistic handshake
 	policy      *tlspolicy.Policy
 	roots       *x509.CertPool
+	sessions    *tlspolicy.Sessions // nil: no resumption
 	dialer      func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// tlsConfig is the policy's client configuration, resuming sessions of
+// earlier connections to the same address under the same policy.
+func (s dialSpec) tlsConfig() *tls.Config {
+	cfg := s.policy.TLSConfig(s.host, s.roots)
+	cfg.ClientSessionCache = s.sessions.For(s.policy, s.addr)
+	return cfg
 }
 
 // errNoTLSRetry means an opportunistic handshake failed and a plain-text
@@ -94,7 +103,7 @@ func dial(ctx context.Context, s dialSpec) (*conn, error) {
 	}
 	c := &conn{nc: nc, remote: remote, host: s.host}
 	if s.implicitTLS {
-		tc := tls.Client(nc, s.policy.TLSConfig(s.host, s.roots))
+		tc := tls.Client(nc, s.tlsConfig())
 		if err := tc.HandshakeContext(dctx); err != nil {
 			nc.Close()
 			if tlspolicy.IsPolicyError(err) {
@@ -187,7 +196,7 @@ func (c *conn) startTLS(ctx context.Context, s dialSpec) error {
 		}
 		return nil
 	}
-	tc := tls.Client(c.nc, s.policy.TLSConfig(s.host, s.roots))
+	tc := tls.Client(c.nc, s.tlsConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.nc.Close()
 		if tlspolicy.IsPolicyError(err) {
@@ -234,7 +243,11 @@ func (c *conn) tlsInfo() string {
 	if c.tls == nil {
 		return "none"
 	}
-	return tls.VersionName(c.tls.Version) + " " + tls.CipherSuiteName(c.tls.CipherSuite)
+	info := tls.VersionName(c.tls.Version) + " " + tls.CipherSuiteName(c.tls.CipherSuite)
+	if c.tls.DidResume {
+		info += " resumed"
+	}
+	return info
 }
 
 // envelope is one transaction's worth of work.

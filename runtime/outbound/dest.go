@@ -235,7 +235,7 @@ func (e *Engine) connectRelay(ctx context.Context, set *settings, r *config.Rela
 	for _, ip := range addrs {
 		c, err := e.dialHost(ctx, dialSpec{
 			host: host, addr: net.JoinHostPort(ip.String(), port), implicitTLS: mode == config.TLSImplicit,
-			noTLS: mode == config.TLSNone, policy: pol, roots: set.roots,
+			noTLS: mode == config.TLSNone, policy: pol, roots: set.roots, sessions: set.sessions,
 		})
 		if err != nil {
 			errs = append(errs, err)
@@ -295,7 +295,7 @@ func (e *Engine) connectMX(ctx context.Context, set *settings, domain string) (*
 		for _, ip := range addrs {
 			c, err := e.dialHost(ctx, dialSpec{
 				host: mx.Host, addr: net.JoinHostPort(ip.String(), strconv.Itoa(e.opts.SMTPPort)),
-				policy: pol, roots: set.roots,
+				policy: pol, roots: set.roots, sessions: set.sessions,
 			})
 			if err == nil {
 				return c, nil

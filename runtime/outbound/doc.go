@@ -24,7 +24,9 @@
 // Every connection follows the policy runtime/tlspolicy computes (DANE,
 // MTA-STS, the operator's tls_policy blocks, else opportunistic). A policy
 // that requires TLS is never downgraded: the message stays queued with the
-// reason in its entry.
+// reason in its entry. TLS sessions are resumed across connections to the
+// same address under the same policy (tlspolicy.Sessions), as Postfix's
+// tlsmgr cache does.
 //
 // # Retries and notifications
 //

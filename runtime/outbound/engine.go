@@ -30,6 +30,9 @@ type Local interface {
 const (
 	DefaultMaxConnections = 20
 	DefaultIdleTimeout    = 2 * time.Second
+	// tlsSessionCacheSize bounds the TLS sessions kept for resumption,
+	// one per MX address and policy.
+	tlsSessionCacheSize = 1024
 	// mtaSTSCacheFile is kept in Options.StateDir.
 	mtaSTSCacheFile = "mta-sts-cache.json"
 )
@@ -75,6 +78,9 @@ type settings struct {
 	eval     *tlspolicy.Evaluator
 	roots    *x509.CertPool
 	retry    config.RetrySchedule
+	// sessions start empty with every configuration, so that none
+	// outlives the trusted CAs it was verified against.
+	sessions *tlspolicy.Sessions
 }
 
 // Engine delivers the queue. Its methods are safe for concurrent use.
@@ -199,6 +205,7 @@ func (e *Engine) Configure(s config.Server) error {
 		resolver: res,
 		roots:    roots,
 		retry:    s.Queue.Retry(),
+		sessions: tlspolicy.NewSessions(tlsSessionCacheSize),
 		eval: tlspolicy.New(tlspolicy.Options{
 			Resolver: res, Roots: roots, Overrides: s.TLSPolicies, CacheFile: cache,
 			Now: e.opts.Now, Logger: e.log, HTTPSPort: e.opts.HTTPSPort,

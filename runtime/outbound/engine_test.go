@@ -79,6 +79,43 @@ func TestDeliverReusesConnections(t *testing.T) {
 	}
 }
 
+// TestTLSSessionResumed: a connection to an MX after the last one idled
+// out resumes its TLS session instead of a full handshake, and the
+// delivery log says so.
+func TestTLSSessionResumed(t *testing.T) {
+	s := startSink(t, false, false, "mx.example.test")
+	dns := dnstest.Start(t, mxZone())
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}}, func(o *Options) {
+		o.IdleTimeout = 20 * time.Millisecond
+	})
+	for i := range 2 {
+		h.waitGone(h.submit("alice@ours.test", "bob@example.test").ID)
+		testutil.Eventually(t, "the connection to idle out", func() bool {
+			h.e.mu.Lock()
+			d := h.e.dests["example.test"]
+			h.e.mu.Unlock()
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return d.conns == 0
+		})
+		s.be.mu.Lock()
+		n := s.be.sessions
+		s.be.mu.Unlock()
+		if n != i+1 {
+			t.Fatalf("%d connections for %d messages, want one each", n, i+1)
+		}
+	}
+	var lines []string
+	for _, l := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(l, "outbound delivery") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 2 || strings.Contains(lines[0], "resumed") || !strings.Contains(lines[1], "resumed\"") {
+		t.Fatalf("want a full handshake, then a resumed one:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
 // TestConcurrentSubmissionsDeliveredOnce: submissions from many
 // goroutines start their own delivery while the scheduler retries the
 // deferred ones; every message arrives exactly once, none is started

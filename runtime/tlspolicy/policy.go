@@ -18,7 +18,8 @@
 // without verification, plain text otherwise. A Policy that requires TLS is
 // never downgraded: a peer that does not offer STARTTLS, fails the
 // handshake or shows a certificate the policy does not accept is an error,
-// and the message stays queued.
+// and the message stays queued. Sessions (sessions.go) keeps TLS sessions
+// for resumption, each offered only under the policy that made it.
 package tlspolicy
 
 import (
