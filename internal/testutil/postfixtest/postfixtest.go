@@ -44,7 +44,8 @@ type Options struct {
 	Cert *testutil.Certificate
 	// RelayHost, when set, makes this instance a relay: mail for other
 	// domains from 127.0.0.0/8 goes to [host]:port with TLS required
-	// (smtp_tls_security_level = encrypt) and TLS connection reuse.
+	// (smtp_tls_security_level = encrypt), TLS connection reuse and
+	// Debian's TLS session cache (tlsmgr).
 	RelayHost string
 }
 
@@ -193,6 +194,7 @@ virtual_transport = %s
 		fmt.Fprintf(&main, `relayhost = [%s]:%s
 smtp_tls_security_level = encrypt
 smtp_tls_connection_reuse = yes
+smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache
 default_destination_concurrency_limit = 20
 `, hostOf(o.RelayHost), portOf(o.RelayHost))
 	}

@@ -22,7 +22,8 @@ import (
 // with AUTH, fsynced queue, relay over STARTTLS with the destination's
 // certificate pinned) and once through Postfix as the relay (smtpd with
 // STARTTLS from mynetworks, relayhost with smtp_tls_security_level =
-// encrypt and TLS connection reuse), alternately, to the same destination.
+// encrypt, TLS connection reuse and Debian's TLS session cache),
+// alternately, to the same destination.
 // A run ends when the destination has logged every message as delivered.
 const (
 	outboundMessages = 3000
