@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 )
 
 // File is where a keystore lives: internal/host's File reaches one on the
@@ -49,8 +50,36 @@ func Open(ctx context.Context, f File, storePassword []byte) (*Keystore, error) 
 // t == "" accepts whatever type the file has and makes new files JKS; any
 // other t must match an existing file's type (ErrTypeMismatch).
 func Update(ctx context.Context, f File, storePassword []byte, t Type, fn func(*Keystore) error) error {
+	return Edit(ctx, f, EditOptions{Passwords: [][]byte{storePassword}, Type: t}, fn)
+}
+
+// EditOptions say how Edit opens and writes a keystore file.
+type EditOptions struct {
+	// Passwords open the file, tried in turn until one verifies it: the
+	// current store password first, then others it may have (one already
+	// changed with keytool -storepasswd, say). At least one is required.
+	Passwords [][]byte
+	// Password protects what Edit writes; empty means the password that
+	// opened the file (Passwords[0] for a new file). Changing it re-encodes
+	// the file even when fn changes nothing, as keytool -storepasswd does:
+	// JKS private keys fn does not set again keep their own key passwords.
+	Password []byte
+	// Type is Update's t.
+	Type Type
+	// Repair starts a new keystore of Type in place of a file that is not
+	// a keystore at all (ErrNotKeystore: truncated, emptied or overwritten
+	// with garbage), instead of failing. Nothing in such a file can be
+	// kept.
+	Repair bool
+}
+
+// Edit is Update with more say over passwords and damaged files (see
+// EditOptions). It writes when fn changed something or the password
+// changes, and leaves the file byte-for-byte as it was otherwise or when
+// anything fails.
+func Edit(ctx context.Context, f File, o EditOptions, fn func(*Keystore) error) error {
 	path := f.Name()
-	if len(storePassword) == 0 {
+	if len(o.Passwords) == 0 || slices.ContainsFunc(o.Passwords, func(p []byte) bool { return len(p) == 0 }) {
 		return withPath(newErr(ErrInvalidInput, "", nil, "empty store password"), path)
 	}
 	unlock, err := f.Lock(ctx)
@@ -65,25 +94,35 @@ func Update(ctx context.Context, f File, storePassword []byte, t Type, fn func(*
 	switch {
 	case err == nil:
 		old = data
-		if k, err = Decode(data, storePassword); err != nil {
+		if k, err = decodeAny(data, o.Passwords); errors.Is(err, ErrNotKeystore) && o.Repair {
+			k, err = New(o.Type), nil
+			k.storePW = bytes.Clone(o.Passwords[0])
+		}
+		if err != nil {
 			return withPath(err, path)
 		}
-		if t != "" && k.typ != t {
-			return &Error{Path: path, Err: ErrTypeMismatch, Detail: fmt.Sprintf("file is %s, want %s", k.typ, t)}
+		if o.Type != "" && k.typ != o.Type {
+			return &Error{Path: path, Err: ErrTypeMismatch, Detail: fmt.Sprintf("file is %s, want %s", k.typ, o.Type)}
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		k = New(t)
+		k = New(o.Type)
+		k.storePW = bytes.Clone(o.Passwords[0])
 	default:
 		return fmt.Errorf("reading keystore %q: %w", path, err)
 	}
 	k.path = path
+	opened := k.storePW
 	if err := fn(k); err != nil {
 		return withPath(err, path)
 	}
-	if !k.dirty && old != nil {
+	pw := o.Password
+	if len(pw) == 0 {
+		pw = opened
+	}
+	if !k.dirty && old != nil && bytes.Equal(pw, opened) {
 		return nil
 	}
-	out, err := k.Encode(storePassword)
+	out, err := k.Encode(pw)
 	if err != nil {
 		return withPath(err, path)
 	}
@@ -95,4 +134,23 @@ func Update(ctx context.Context, f File, storePassword []byte, t Type, fn func(*
 	}
 	k.dirty = false
 	return nil
+}
+
+// decodeAny decodes data with the first of passwords that verifies it;
+// the error of the first password when none does.
+func decodeAny(data []byte, passwords [][]byte) (*Keystore, error) {
+	var first error
+	for _, pw := range passwords {
+		k, err := Decode(data, pw)
+		if err == nil {
+			return k, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if !errors.Is(err, ErrWrongStorePassword) {
+			break
+		}
+	}
+	return nil, first
 }

@@ -334,3 +334,50 @@ func javaServe(t *testing.T, roots *x509.CertPool, stores []javaStore) {
 		}
 	}
 }
+
+// Ed25519 and ECDSA P-521 keys (JDK 15 and later handle both), signed by a
+// CA issued here, in JKS and PKCS#12: keytool lists them and a JVM
+// KeyManager serves them to a Go client that verifies the chain.
+func TestNewKeyKindsInKeytoolAndJava(t *testing.T) {
+	needTool(t, "keytool")
+	needTool(t, "java")
+	dir := t.TempDir()
+	caKey := testKey(t, 1)
+	ca, err := SelfSign(caKey, CertificateRequest{Subject: Subject{CommonName: "Test CA"}, IsCA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	var stores []javaStore
+	for _, tc := range []struct {
+		typ     Type
+		spec    KeySpec
+		keyText string
+	}{
+		{JKS, KeySpec{Algorithm: Ed25519}, "Ed25519 key"},
+		{PKCS12, KeySpec{Algorithm: "EC", ECDSACurve: "P521"}, "521-bit EC (secp521r1) key"},
+	} {
+		key, err := GenerateKey(tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.ToLower(tc.spec.Algorithm) + ".example.com"
+		leaf, err := Issue(key.Public(), CertificateRequest{Subject: Subject{CommonName: name}, DNSNames: []string{name}}, caKey, ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".ks")
+		must(t, Update(bg, lf(path), []byte(storePW), tc.typ, func(k *Keystore) error {
+			return k.SetPrivateKeyEntry("mail", key, []*x509.Certificate{leaf, ca}, nil)
+		}))
+		out := keytool(t, "-list", "-v", "-keystore", path, "-storepass", storePW)
+		for _, want := range []string{"Entry type: PrivateKeyEntry", "Certificate chain length: 2", tc.keyText, "SHA256: " + Fingerprint(leaf)} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: keytool -list -v lacks %q:\n%s", path, want, out)
+			}
+		}
+		stores = append(stores, javaStore{string(tc.typ), path, storePW, name, leaf})
+	}
+	javaServe(t, roots, stores)
+}

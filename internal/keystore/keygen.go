@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -16,48 +17,125 @@ import (
 	"math"
 	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
 
+// Key algorithms and elliptic curves, named as the provider's key block
+// names them. keytool's own words are synonyms (see CanonicalAlgorithm and
+// CanonicalCurve).
+const (
+	RSA     = "RSA"
+	ECDSA   = "ECDSA"
+	Ed25519 = "Ed25519"
+
+	P256 = "P256"
+	P384 = "P384"
+	P521 = "P521"
+)
+
+// KeyAlgorithms, Curves and RSASizes list what GenerateKey makes, in
+// documentation order.
+var (
+	KeyAlgorithms = []string{RSA, ECDSA, Ed25519}
+	Curves        = []string{P256, P384, P521}
+	RSASizes      = []int{2048, 3072, 4096}
+)
+
+// CanonicalAlgorithm names a key algorithm as KeyAlgorithms does. It
+// accepts any case and keytool's -keyalg words: "EC" for ECDSA, "EdDSA"
+// for Ed25519.
+func CanonicalAlgorithm(s string) (string, error) {
+	switch strings.ToUpper(s) {
+	case "RSA":
+		return RSA, nil
+	case "ECDSA", "EC":
+		return ECDSA, nil
+	case "ED25519", "EDDSA":
+		return Ed25519, nil
+	}
+	return "", newErr(ErrInvalidInput, "", nil, "key algorithm %q: want RSA, ECDSA (EC) or Ed25519 (EdDSA)", s)
+}
+
+// CanonicalCurve names an elliptic curve as Curves does. It accepts any
+// case, NIST's names ("P-256") and keytool's -groupname words
+// ("secp256r1", "prime256v1").
+func CanonicalCurve(s string) (string, error) {
+	switch strings.ToUpper(strings.ReplaceAll(s, "-", "")) {
+	case "P256", "SECP256R1", "PRIME256V1":
+		return P256, nil
+	case "P384", "SECP384R1":
+		return P384, nil
+	case "P521", "SECP521R1":
+		return P521, nil
+	}
+	return "", newErr(ErrInvalidInput, "", nil, "ECDSA curve %q: want P256, P384 or P521 (secp256r1, secp384r1, secp521r1)", s)
+}
+
 // KeySpec says which key to generate.
 type KeySpec struct {
-	Algorithm  string // "RSA" (also "" ) or "ECDSA" (also "EC"); case-insensitive
+	// Algorithm is RSA (also ""), ECDSA or Ed25519, as CanonicalAlgorithm
+	// reads it.
+	Algorithm  string
 	RSABits    int    // 2048, 3072 or 4096; 0 means 2048
-	ECDSACurve string // "P256" or "P384" (also "P-256", "secp256r1", ...); "" means P256
+	ECDSACurve string // as CanonicalCurve reads it; "" means P256
+}
+
+// SpecOf describes a public key as the KeySpec that generates its kind;
+// false for a key of another kind (DSA, an unusual curve or RSA size).
+func SpecOf(pub crypto.PublicKey) (KeySpec, bool) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return KeySpec{Algorithm: RSA, RSABits: k.N.BitLen()}, slices.Contains(RSASizes, k.N.BitLen())
+	case *ecdsa.PublicKey:
+		curve, err := CanonicalCurve(k.Curve.Params().Name)
+		return KeySpec{Algorithm: ECDSA, ECDSACurve: curve}, err == nil
+	case ed25519.PublicKey:
+		return KeySpec{Algorithm: Ed25519}, true
+	}
+	return KeySpec{}, false
 }
 
 // GenerateKey generates a private key as spec says.
 func GenerateKey(spec KeySpec) (crypto.Signer, error) {
-	switch strings.ToUpper(spec.Algorithm) {
-	case "", "RSA":
-		bits := spec.RSABits
-		if bits == 0 {
-			bits = 2048
+	alg := RSA
+	if spec.Algorithm != "" {
+		var err error
+		if alg, err = CanonicalAlgorithm(spec.Algorithm); err != nil {
+			return nil, err
 		}
-		if bits != 2048 && bits != 3072 && bits != 4096 {
-			return nil, newErr(ErrInvalidInput, "", nil, "RSA key size %d: want 2048, 3072 or 4096", bits)
-		}
-		return rsa.GenerateKey(rand.Reader, bits)
-	case "ECDSA", "EC":
+	}
+	switch alg {
+	case ECDSA:
 		curve, err := parseCurve(spec.ECDSACurve)
 		if err != nil {
 			return nil, err
 		}
 		return ecdsa.GenerateKey(curve, rand.Reader)
-	default:
-		return nil, newErr(ErrInvalidInput, "", nil, "key algorithm %q: want RSA or ECDSA", spec.Algorithm)
+	case Ed25519:
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		return key, err
 	}
+	bits := spec.RSABits
+	if bits == 0 {
+		bits = 2048
+	}
+	if !slices.Contains(RSASizes, bits) {
+		return nil, newErr(ErrInvalidInput, "", nil, "RSA key size %d: want 2048, 3072 or 4096", bits)
+	}
+	return rsa.GenerateKey(rand.Reader, bits)
 }
 
 func parseCurve(name string) (elliptic.Curve, error) {
-	switch strings.ToUpper(strings.ReplaceAll(name, "-", "")) {
-	case "", "P256", "SECP256R1", "PRIME256V1":
+	if name == "" {
 		return elliptic.P256(), nil
-	case "P384", "SECP384R1":
-		return elliptic.P384(), nil
 	}
-	return nil, newErr(ErrInvalidInput, "", nil, "ECDSA curve %q: want P256 or P384", name)
+	c, err := CanonicalCurve(name)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]elliptic.Curve{P256: elliptic.P256(), P384: elliptic.P384(), P521: elliptic.P521()}[c], nil
 }
 
 // Subject is an X.500 distinguished name as keytool -dname writes it
@@ -93,18 +171,52 @@ type CertificateRequest struct {
 	Subject     Subject
 	DNSNames    []string
 	IPAddresses []net.IP
-	// NotBefore and NotAfter bound the validity (SelfSign only). A zero
+	// NotBefore and NotAfter bound the validity (Issue only). A zero
 	// NotBefore means now; a zero NotAfter means NotBefore plus 90 days,
 	// keytool's default.
 	NotBefore, NotAfter time.Time
+	// IsCA makes a CA certificate: basic constraints CA:TRUE, as keytool's
+	// -ext bc:c (Issue only).
+	IsCA bool
+	// KeyUsage is the key usage extension (Issue only); zero means the
+	// default: keyCertSign, cRLSign and digitalSignature for a CA,
+	// digitalSignature (and keyEncipherment for an RSA key) otherwise.
+	KeyUsage x509.KeyUsage
+	// ExtKeyUsage is the extended key usage extension (Issue only); nil
+	// means the default, serverAuth, and none for a CA; an empty slice
+	// means none.
+	ExtKeyUsage []x509.ExtKeyUsage
 }
 
-// SelfSign issues a self-signed X.509 v3 certificate for key: random 128-bit
-// serial, serverAuth extended key usage, key usage digitalSignature (plus
-// keyEncipherment for RSA), subject key identifier, not a CA.
+// SelfSign issues a self-signed certificate for key: Issue with key as
+// its own issuer.
 func SelfSign(key crypto.Signer, req CertificateRequest) (*x509.Certificate, error) {
 	if key == nil {
 		return nil, newErr(ErrInvalidInput, "", nil, "no private key")
+	}
+	return Issue(key.Public(), req, key, nil)
+}
+
+// Issue issues an X.509 v3 certificate for the public key pub, signed by
+// signer with the certificate parent, or self-signed when parent is nil
+// (signer must then be pub's key): random 128-bit serial, subject key
+// identifier, the key usages of req (see CertificateRequest), and the
+// authority key identifier of parent. parent must be a CA certificate
+// allowed to sign certificates, or the result would verify nowhere.
+func Issue(pub crypto.PublicKey, req CertificateRequest, signer crypto.Signer, parent *x509.Certificate) (*x509.Certificate, error) {
+	if signer == nil || pub == nil {
+		return nil, newErr(ErrInvalidInput, "", nil, "no private key")
+	}
+	if parent != nil {
+		if !parent.BasicConstraintsValid || !parent.IsCA {
+			return nil, newErr(ErrInvalidInput, "", nil, "the issuer %q is not a CA certificate (no basic constraints CA:TRUE): make it with keytool -ext bc:c, openssl's basicConstraints=CA:TRUE or is_ca_certificate", parent.Subject)
+		}
+		if parent.KeyUsage != 0 && parent.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return nil, newErr(ErrInvalidInput, "", nil, "the issuer %q may not sign certificates (its key usage lacks keyCertSign)", parent.Subject)
+		}
+		if !publicKeysEqual(signer.Public(), parent.PublicKey) {
+			return nil, newErr(ErrKeyMismatch, "", nil, "the issuer's private key does not match its certificate %q", parent.Subject)
+		}
 	}
 	notBefore := req.NotBefore
 	if notBefore.IsZero() {
@@ -123,13 +235,21 @@ func SelfSign(key crypto.Signer, req CertificateRequest) (*x509.Certificate, err
 		return nil, err
 	}
 	serial.SetBit(serial, 127, 1) // always 16 bytes, never zero
-	usage := x509.KeyUsageDigitalSignature
-	if _, ok := key.Public().(*rsa.PublicKey); ok {
-		usage |= x509.KeyUsageKeyEncipherment
-	}
-	ski, err := subjectKeyID(key.Public())
+	ski, err := subjectKeyID(pub)
 	if err != nil {
 		return nil, err
+	}
+	usage, extUsage := req.KeyUsage, req.ExtKeyUsage
+	if usage == 0 {
+		usage = x509.KeyUsageDigitalSignature
+		if req.IsCA {
+			usage |= x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+		} else if _, ok := pub.(*rsa.PublicKey); ok {
+			usage |= x509.KeyUsageKeyEncipherment
+		}
+	}
+	if extUsage == nil && !req.IsCA {
+		extUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -139,11 +259,15 @@ func SelfSign(key crypto.Signer, req CertificateRequest) (*x509.Certificate, err
 		NotBefore:             notBefore.UTC().Truncate(time.Second),
 		NotAfter:              notAfter.UTC().Truncate(time.Second),
 		KeyUsage:              usage,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           extUsage,
 		BasicConstraintsValid: true,
+		IsCA:                  req.IsCA,
 		SubjectKeyId:          ski,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
 	if err != nil {
 		return nil, newErr(ErrInvalidInput, "", err, "signing certificate")
 	}

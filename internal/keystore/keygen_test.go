@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
@@ -28,7 +29,11 @@ func TestGenerateKey(t *testing.T) {
 		{"ECDSA P384", KeySpec{Algorithm: "ECDSA", ECDSACurve: "P384"}, 0, "P-384", false},
 		{"EC secp384r1", KeySpec{Algorithm: "EC", ECDSACurve: "secp384r1"}, 0, "P-384", false},
 		{"RSA 1024 refused", KeySpec{Algorithm: "RSA", RSABits: 1024}, 0, "", true},
-		{"P521 refused", KeySpec{Algorithm: "ECDSA", ECDSACurve: "P521"}, 0, "", true},
+		{"ECDSA P521", KeySpec{Algorithm: "ECDSA", ECDSACurve: "P521"}, 0, "P-521", false},
+		{"EC secp521r1", KeySpec{Algorithm: "ec", ECDSACurve: "secp521r1"}, 0, "P-521", false},
+		{"Ed25519", KeySpec{Algorithm: "Ed25519"}, 0, "", false},
+		{"EdDSA is Ed25519", KeySpec{Algorithm: "eddsa"}, 0, "", false},
+		{"P224 refused", KeySpec{Algorithm: "ECDSA", ECDSACurve: "P224"}, 0, "", true},
 		{"DSA refused", KeySpec{Algorithm: "DSA"}, 0, "", true},
 	}
 	for _, tc := range cases {
@@ -50,6 +55,10 @@ func TestGenerateKey(t *testing.T) {
 			case *ecdsa.PrivateKey:
 				if k.Curve.Params().Name != tc.crv {
 					t.Errorf("curve %s, want %s", k.Curve.Params().Name, tc.crv)
+				}
+			case ed25519.PrivateKey:
+				if tc.bits != 0 || tc.crv != "" {
+					t.Errorf("Ed25519 key for %+v", tc.spec)
 				}
 			default:
 				t.Fatalf("key %T", key)

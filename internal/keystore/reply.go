@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"slices"
 	"strconv"
@@ -35,25 +36,9 @@ func (k *Keystore) InstallReply(alias string, keyPassword, replyPEM []byte, trus
 	if err != nil {
 		return withPath(withAlias(err, e.alias), k.path)
 	}
-	var leaf *x509.Certificate
-	for _, c := range certs {
-		if publicKeysEqual(key.Public(), c.PublicKey) {
-			leaf = c
-			break
-		}
-	}
-	if leaf == nil {
-		return k.err(ErrKeyMismatch, e.alias, nil, "no certificate in the reply (%s) carries the public key of %q",
-			subjects(certs), e.chain[0].Subject)
-	}
-	anchors := append(k.trustedCerts(), trusted...)
-	chain := buildChain(leaf, append(slices.Clip(certs), anchors...))
-	anchor, err := verifyChain(chain, anchors, now())
+	chain, err := k.CompleteChain(key.Public(), certs, trusted...)
 	if err != nil {
 		return withPath(withAlias(err, e.alias), k.path)
-	}
-	if anchor != nil {
-		chain = append(chain, anchor)
 	}
 	pw := e.password // nil (the store password) for keys still sealed
 	if len(keyPassword) > 0 {
@@ -62,6 +47,62 @@ func (k *Keystore) InstallReply(alias string, keyPassword, replyPEM []byte, trus
 	k.entries[e.alias] = &entry{alias: e.alias, kind: PrivateKey, chain: chain, created: e.created, key: key, password: pw}
 	k.dirty = true
 	return nil
+}
+
+// CompleteChain returns the chain that certs (a CA reply: the signed
+// certificate and, usually, its CA certificates, in any order) make for
+// the key pub, completed as keytool -importcert -trustcacerts completes a
+// reply: the certificate carrying pub first (ErrKeyMismatch when there is
+// none), then its issuers from certs, the keystore's trusted certificate
+// entries and trusted; the chain must end at a self-signed root or at a
+// trusted certificate (ErrUntrustedChain), and every certificate must be
+// valid now (ErrCertificateValidity). The keystore is not changed.
+func (k *Keystore) CompleteChain(pub crypto.PublicKey, certs []*x509.Certificate, trusted ...*x509.Certificate) ([]*x509.Certificate, error) {
+	leaf, err := carrying(pub, certs)
+	if err != nil {
+		return nil, err
+	}
+	anchors := append(k.trustedCerts(), trusted...)
+	chain := buildChain(leaf, append(slices.Clip(certs), anchors...))
+	anchor, err := verifyChain(chain, anchors, now())
+	if err != nil {
+		return nil, err
+	}
+	if anchor != nil {
+		chain = append(chain, anchor)
+	}
+	return chain, nil
+}
+
+// ChainFor orders certs (a PEM bundle in any order, such as fullchain.pem
+// or what hashicorp/tls and cert-manager hand out) into the chain of the
+// key pub: the certificate carrying pub first (ErrKeyMismatch when there
+// is none), then each issuer found in certs, every one signed by the next
+// (ErrUntrustedChain). Unlike CompleteChain it needs no root: a server
+// sends its chain without one. Certificates that are not part of the
+// chain are left out; validity dates are not checked.
+func ChainFor(pub crypto.PublicKey, certs []*x509.Certificate) ([]*x509.Certificate, error) {
+	leaf, err := carrying(pub, certs)
+	if err != nil {
+		return nil, err
+	}
+	chain := buildChain(leaf, certs)
+	for i := 0; i+1 < len(chain); i++ {
+		if err := signedBy(chain[i], chain[i+1]); err != nil {
+			return nil, newErr(ErrUntrustedChain, "", err, "certificate %q is not signed by %q", chain[i].Subject, chain[i+1].Subject)
+		}
+	}
+	return chain, nil
+}
+
+// carrying returns the certificate of certs whose public key is pub.
+func carrying(pub crypto.PublicKey, certs []*x509.Certificate) (*x509.Certificate, error) {
+	for _, c := range certs {
+		if publicKeysEqual(pub, c.PublicKey) {
+			return c, nil
+		}
+	}
+	return nil, newErr(ErrKeyMismatch, "", nil, "no certificate of %s carries the private key's public key", subjects(certs))
 }
 
 func subjects(certs []*x509.Certificate) string {
