@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFile atomically replaces path with data, with mode perm.
@@ -33,7 +34,7 @@ func WriteFileOwned(path string, data []byte, perm os.FileMode, uid, gid int) (e
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if uid != -1 || gid != -1 {
-		if err = f.Chown(uid, gid); err != nil {
+		if err = chown(f, uid, gid); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
@@ -63,4 +64,24 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("syncing folder %s: %w", dir, err)
 	}
 	return nil
+}
+
+// chown gives f the owner uid and group gid (-1: unchanged), and calls
+// chown(2) only when they differ from what f has, so that a writer who is
+// not root can keep a file's own owner and group.
+func chown(f *os.File, uid, gid int) error {
+	if st, err := f.Stat(); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			if uid == int(sys.Uid) {
+				uid = -1
+			}
+			if gid == int(sys.Gid) {
+				gid = -1
+			}
+		}
+	}
+	if uid == -1 && gid == -1 {
+		return nil
+	}
+	return f.Chown(uid, gid)
 }

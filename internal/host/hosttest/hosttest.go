@@ -41,6 +41,8 @@ func Run(t *testing.T, tg Target) {
 		{"write and read", testWriteRead},
 		{"write replaces atomically", testReplace},
 		{"write with owner", testOwner},
+		{"file keeps mode and owner", testFileKeeps},
+		{"users and groups", testUsers},
 		{"missing files", testMissing},
 		{"mkdir, stat, remove", testDirs},
 		{"sha256", testSHA256},
@@ -135,11 +137,7 @@ func testReplace(t *testing.T, ctx context.Context, tg Target) {
 
 func testOwner(t *testing.T, ctx context.Context, tg Target) {
 	h, p := tg.Host, path.Join(tg.Dir, "owned")
-	out, err := h.Run(ctx, "id", "-u")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.TrimSpace(string(out)) != "0" {
+	if !isRoot(ctx, t, h) {
 		t.Skip("changing a file's owner needs root on the host")
 	}
 	if err := h.WriteFile(ctx, p, []byte("x"), host.WriteOptions{Mode: 0o640, Owner: &host.Owner{UID: 65534, GID: 65533}}); err != nil {
@@ -152,6 +150,83 @@ func testOwner(t *testing.T, ctx context.Context, tg Target) {
 	if st.UID != 65534 || st.GID != 65533 || st.Mode.Perm() != 0o640 {
 		t.Errorf("owner %d:%d mode %v, want 65534:65533 0640", st.UID, st.GID, st.Mode.Perm())
 	}
+}
+
+// A File rewritten without options keeps the replaced file's mode (and,
+// as root, its owner and group); its lock lives where LockPathFor says.
+func testFileKeeps(t *testing.T, ctx context.Context, tg Target) {
+	h, p := tg.Host, path.Join(tg.Dir, "kept")
+	root := isRoot(ctx, t, h)
+	opts := host.WriteOptions{Mode: 0o640}
+	if root {
+		opts.Owner = &host.Owner{UID: 65534, GID: 65533}
+	}
+	if err := h.WriteFile(ctx, p, []byte("one"), opts); err != nil {
+		t.Fatal(err)
+	}
+	f := host.File{Host: h, Path: p, LockPath: host.LockPathFor(path.Join(tg.Dir, "state"), p)}
+	unlock, err := f.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Write(ctx, []byte("two"))
+	unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.Stat(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode.Perm() != 0o640 || root && (st.UID != 65534 || st.GID != 65533) {
+		t.Errorf("after File.Write: mode %v owner %d:%d, want 0640 as before (owner 65534:65533 as root)", st.Mode.Perm(), st.UID, st.GID)
+	}
+	if _, err := h.Stat(ctx, p+".lock"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a lock file beside the file: %v", err)
+	}
+	if _, err := h.Stat(ctx, f.LockPath); err != nil {
+		t.Errorf("no lock file at LockPathFor's %s: %v", f.LockPath, err)
+	}
+	f.Options = host.WriteOptions{Mode: 0o600}
+	if root {
+		f.Options.Owner = &host.Owner{UID: -1, GID: 0}
+	}
+	if err := f.Write(ctx, []byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = h.Stat(ctx, p); err != nil || st.Mode.Perm() != 0o600 || root && (st.UID != 65534 || st.GID != 0) {
+		t.Errorf("with Options: mode %v owner %d:%d (%v), want 0600 (65534:0 as root)", st.Mode.Perm(), st.UID, st.GID, err)
+	}
+}
+
+func testUsers(t *testing.T, ctx context.Context, tg Target) {
+	h := tg.Host
+	if _, err := h.Run(ctx, "getent", "passwd", "root"); err != nil {
+		t.Skipf("no getent on the host: %v", err)
+	}
+	if uid, err := host.LookupUser(ctx, h, "root"); err != nil || uid != 0 {
+		t.Errorf("LookupUser(root) = %d, %v", uid, err)
+	}
+	if gid, err := host.LookupGroup(ctx, h, "4242"); err != nil || gid != 4242 {
+		t.Errorf("LookupGroup(4242) = %d, %v", gid, err)
+	}
+	if _, err := host.LookupUser(ctx, h, "no-such-user-here"); err == nil || !strings.Contains(err.Error(), "no-such-user-here") {
+		t.Errorf("LookupUser of an unknown name: %v", err)
+	}
+	if name := host.UserName(ctx, h, 0); name != "root" {
+		t.Errorf("UserName(0) = %q", name)
+	}
+	if name := host.GroupName(ctx, h, 4242424); name != "4242424" {
+		t.Errorf("GroupName of an unnamed gid = %q", name)
+	}
+}
+
+func isRoot(ctx context.Context, t *testing.T, h host.Host) bool {
+	out, err := h.Run(ctx, "id", "-u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out)) == "0"
 }
 
 func testMissing(t *testing.T, ctx context.Context, tg Target) {
