@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -18,7 +19,7 @@ var (
 )
 
 func newACME(dir string, opts Options) (*acme.Service, error) {
-	return acme.New(acme.Options{StateDir: dir, Logger: opts.Logger.With("component", "acme")})
+	return acme.New(acme.Options{StateDir: dir, LockRoot: filepath.Dir(dir), Logger: opts.Logger.With("component", "acme")})
 }
 
 func (rt *mailRuntime) ACME(id string) (control.ACMEObject, error) {

@@ -42,6 +42,7 @@ func newService(t *testing.T, stateDir string) *acme.Service {
 	t.Helper()
 	s, err := acme.New(acme.Options{
 		StateDir:      stateDir,
+		LockRoot:      lockRoot(stateDir),
 		Logger:        testLogger(t),
 		ObtainTimeout: 20 * time.Second,
 		RetryInterval: 200 * time.Millisecond,
@@ -52,6 +53,10 @@ func newService(t *testing.T, stateDir string) *acme.Service {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// lockRoot is where newService's locks go: the state directory's parent,
+// as in the runtime.
+func lockRoot(stateDir string) string { return filepath.Dir(stateDir) }
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
@@ -146,6 +151,14 @@ func TestIssueHTTP01JKS(t *testing.T) {
 	after, _ := os.ReadFile(cfg.KeystorePath)
 	if st2.Fingerprint != st.Fingerprint || !st2.LastAttempt.Equal(st.LastAttempt) || !bytes.Equal(before, after) {
 		t.Errorf("same config issued again or rewrote the keystore: %+v", st2)
+	}
+
+	// The keystore's lock is the provider's, not a file beside it.
+	if _, err := os.Stat(cfg.KeystorePath + ".lock"); !os.IsNotExist(err) {
+		t.Errorf("a lock file beside the keystore (%v)", err)
+	}
+	if _, err := os.Stat(host.LockPathFor(lockRoot(dir), cfg.KeystorePath)); err != nil {
+		t.Errorf("no lock file where the provider takes it: %v", err)
 	}
 
 	keytoolShowsChain(t, cfg, "JKS", rootPEM)

@@ -262,7 +262,7 @@ func keyMatches(key crypto.Signer, k Key) bool {
 // install writes c into the keystore's alias unless it is there already;
 // it reports whether it wrote. Other entries are kept.
 func (m *manager) install(ctx context.Context, c *issued) (wrote bool, err error) {
-	err = keystore.Update(ctx, host.LocalFile(m.cfg.KeystorePath), []byte(m.cfg.KeystorePassword), m.cfg.keystoreType(), func(ks *keystore.Keystore) error {
+	err = keystore.Update(ctx, m.opts.keystoreFile(m.cfg.KeystorePath), []byte(m.cfg.KeystorePassword), m.cfg.keystoreType(), func(ks *keystore.Keystore) error {
 		if e, ok := ks.Entry(m.cfg.Alias); ok {
 			if e.Kind != keystore.PrivateKey {
 				return fmt.Errorf("alias %q is a %s entry, not a private key entry", m.cfg.Alias, e.Kind)
@@ -275,6 +275,15 @@ func (m *manager) install(ctx context.Context, c *issued) (wrote bool, err error
 		return ks.SetPrivateKeyEntry(m.cfg.Alias, c.key, c.chain, nil)
 	})
 	return wrote && err == nil, err
+}
+
+// keystoreFile is the keystore at path, locked where LockRoot says.
+func (o *Options) keystoreFile(path string) host.File {
+	f := host.LocalFile(path)
+	if o.LockRoot != "" {
+		f.LockPath = host.LockPathFor(o.LockRoot, path)
+	}
+	return f
 }
 
 func sameChain(a, b []*x509.Certificate) bool {

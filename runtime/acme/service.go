@@ -38,6 +38,11 @@ type Options struct {
 	// RetryInterval is the wait after a failed renewal; it doubles with
 	// each further failure up to an hour. Zero means one minute.
 	RetryInterval time.Duration
+	// LockRoot is the provider's state directory on this host (the parent
+	// of the server's own): the keystores' lock files go under its
+	// host.LockDir (host.LockPathFor), where the provider takes the same
+	// locks, instead of beside the keystores. Empty puts them beside.
+	LockRoot string
 	// CheckInterval is how often a manager looks at its keystore when no
 	// renewal is due, writing the certificate back if the entry was changed
 	// outside the runtime; zero means one hour.
