@@ -33,7 +33,7 @@ func FuzzDecode(f *testing.F) {
 	p12CheapKDF = true
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeChecked(t, data)
-		switch detect(data) {
+		switch Detect(data) {
 		case JKS:
 			decodeChecked(t, fixJKSDigest(data))
 		case PKCS12:

@@ -258,43 +258,11 @@ type javaStore struct {
 	leaf                           *x509.Certificate
 }
 
-const javaServer = `import java.io.*;
-import java.net.*;
-import java.security.KeyStore;
-import javax.net.ssl.*;
-
-public class ServeKeystore {
-    public static void main(String[] a) throws Exception {
-        for (int i = 0; i + 3 < a.length; i += 4) {
-            KeyStore ks = KeyStore.getInstance(a[i]);
-            try (InputStream in = new FileInputStream(a[i + 1])) {
-                ks.load(in, a[i + 2].toCharArray());
-            }
-            KeyManagerFactory kmf = KeyManagerFactory.getInstance("SunX509");
-            kmf.init(ks, a[i + 3].toCharArray());
-            SSLContext ctx = SSLContext.getInstance("TLS");
-            ctx.init(kmf.getKeyManagers(), null, null);
-            try (SSLServerSocket ss = (SSLServerSocket) ctx.getServerSocketFactory()
-                    .createServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-                System.out.println("PORT " + ss.getLocalPort());
-                System.out.flush();
-                try (SSLSocket s = (SSLSocket) ss.accept()) {
-                    s.startHandshake();
-                    s.getOutputStream().write(("served " + a[i] + "\n").getBytes("UTF-8"));
-                    s.getOutputStream().flush();
-                }
-            }
-        }
-    }
-}
-`
-
-// javaServe runs a JVM that loads each keystore into a SunX509 KeyManager and
+// javaServe runs a JVM (testdata/ServeKeystore.java, also used by the
+// provider's tests) that loads each keystore into a SunX509 KeyManager and
 // serves one TLS connection from it; a Go client verifies the chain.
 func javaServe(t *testing.T, roots *x509.CertPool, stores []javaStore) {
-	src := filepath.Join(t.TempDir(), "ServeKeystore.java")
-	writeFile(t, src, []byte(javaServer))
-	args := append(append([]string{}, jvmFlags...), src)
+	args := append(append([]string{}, jvmFlags...), filepath.Join("testdata", "ServeKeystore.java"))
 	for _, s := range stores {
 		args = append(args, s.typ, s.path, storePW, s.keyPass)
 	}

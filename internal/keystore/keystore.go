@@ -110,7 +110,7 @@ func (k *Keystore) Type() Type { return k.typ }
 func Decode(data, storePassword []byte) (*Keystore, error) {
 	var k *Keystore
 	var err error
-	switch detect(data) {
+	switch Detect(data) {
 	case JKS:
 		k, err = decodeJKS(data, storePassword)
 	case PKCS12:
@@ -130,8 +130,9 @@ const (
 	jceksMagic = 0xcececece
 )
 
-// detect returns the type of keystore data looks like, or "".
-func detect(data []byte) Type {
+// Detect returns the type of keystore data looks like, or "", from its
+// first bytes: no password is needed (nor verified).
+func Detect(data []byte) Type {
 	if len(data) >= 4 && binary.BigEndian.Uint32(data) == jksMagic {
 		return JKS
 	}
