@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,22 @@ import (
 
 var providerFactories = map[string]func() (tfprotov6.ProviderServer, error){
 	"mailstack": providerserver.NewProtocol6WithError(New("test")()),
+}
+
+// testClock is a provider clock a test moves forward, instead of sleeping
+// until a certificate is due (hashicorp/tls's overridableTimeFunc).
+type testClock struct{ offset atomic.Int64 }
+
+func (c *testClock) now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// advance moves the clock forward by d.
+func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// factories serves a provider whose resources see this clock.
+func (c *testClock) factories() map[string]func() (tfprotov6.ProviderServer, error) {
+	return map[string]func() (tfprotov6.ProviderServer, error){
+		"mailstack": providerserver.NewProtocol6WithError(&mailstackProvider{version: "test", clock: c.now}),
+	}
 }
 
 // hostLocal is the host the local acceptance tests check behind the

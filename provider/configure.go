@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 
@@ -31,9 +33,21 @@ type providerData struct {
 	// hosts of its platform.
 	runtimeExe string
 
+	// clock tells renewal and expiry logic the time; tests move it
+	// instead of sleeping (nil: time.Now).
+	clock func() time.Time
+
 	mu          sync.Mutex
 	absStateDir string        // stateDir made absolute on the host, once known
 	platform    host.Platform // the host's, once detected
+}
+
+// now is the provider's time.
+func (d *providerData) now() time.Time {
+	if d == nil || d.clock == nil {
+		return time.Now()
+	}
+	return d.clock()
 }
 
 // configuredData extracts the provider's data in a resource's or data
@@ -126,8 +140,20 @@ func (d *providerData) client(serverID string) *control.Client {
 }
 
 // file is a keystore file on the provider's host, as internal/keystore
-// reads and writes it.
-func (d *providerData) file(p string) host.File { return host.File{Host: d.host, Path: p} }
+// reads and writes it: a rewrite keeps its mode, owner and group, and its
+// lock file lives under the state directory (host.LockDir), where the
+// runtime takes the same lock, never in the keystore's folder.
+func (d *providerData) file(p string) host.File {
+	return host.File{Host: d.host, Path: p, LockPath: host.LockPathFor(d.stateDirPath(), d.absPath(p))}
+}
+
+// absPath is p made absolute on the host, or p when that fails.
+func (d *providerData) absPath(p string) string {
+	if a, err := d.host.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
 
 // abs makes a path absolute on the provider's host, for the runtime,
 // which runs in its own folder.
@@ -140,6 +166,13 @@ func (d *providerData) onHost(p string) string {
 		return p
 	}
 	return p + " on " + d.host.String()
+}
+
+// missing reports whether nothing at all is at p on the host (a file
+// that cannot be looked at is not missing).
+func (d *providerData) missing(ctx context.Context, p string) bool {
+	_, err := d.host.Stat(ctx, p)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // exists reports whether a regular file exists at p on the host.

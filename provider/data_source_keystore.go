@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -48,6 +50,8 @@ type keystoreEntryModel struct {
 	KeySize        types.Int64  `tfsdk:"key_size"`
 	ChainLength    types.Int64  `tfsdk:"chain_length"`
 	CertificatePEM types.String `tfsdk:"certificate_pem"`
+	ChainPEM       types.String `tfsdk:"chain_pem"`
+	DaysRemaining  types.Int64  `tfsdk:"days_remaining"`
 }
 
 func (d *keystoreDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -61,7 +65,8 @@ func (d *keystoreDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Reads a JKS or PKCS#12 keystore on the target host and lists its entries, as " +
 			"`keytool -list -v` does: for each entry its alias, kind, certificate names, serial, SHA-256 " +
-			"fingerprint, validity and key. Private keys are not decrypted, so no key password is needed.",
+			"fingerprint, validity and key, with the whole chain and the days left. Private keys are not decrypted, " +
+			"so no key password is needed.",
 		Attributes: map[string]schema.Attribute{
 			// Required
 			"path": schema.StringAttribute{
@@ -77,11 +82,11 @@ func (d *keystoreDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 			},
 			// Optional
 			"type": schema.StringAttribute{
-				MarkdownDescription: "Expected format: " + quoted(keystoreTypes) + ". When set, a file of the other " +
+				MarkdownDescription: "Expected format: " + keystoreTypeEnum.describe() + ". When set, a file of the other " +
 					"format is an error; when not, it is the format found (detected from the bytes).",
 				Optional:   true,
 				Computed:   true,
-				Validators: []validator.String{stringvalidator.OneOf(keystoreTypes...)},
+				Validators: []validator.String{keystoreTypeEnum.validator()},
 			},
 			// Computed
 			"id": computed("The keystore's path."),
@@ -116,6 +121,13 @@ func (d *keystoreDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 						Computed: true,
 					},
 					"certificate_pem": computed("The (leaf) certificate, PEM."),
+					"chain_pem": computed("The entry's whole certificate chain, leaf first, PEM; the certificate " +
+						"for a trusted entry."),
+					"days_remaining": schema.Int64Attribute{
+						MarkdownDescription: "Whole days until the (leaf) certificate's `not_after`; negative once it " +
+							"has expired. For a `check` block: `days_remaining > 14`.",
+						Computed: true,
+					},
 				}},
 			},
 		},
@@ -147,7 +159,7 @@ func (d *keystoreDataSource) Read(ctx context.Context, req datasource.ReadReques
 	m.Type = types.StringValue(string(ks.Type()))
 	m.Entries = []keystoreEntryModel{}
 	for _, e := range ks.Entries() {
-		em, diags := describeEntry(ctx, e)
+		em, diags := describeEntry(ctx, e, d.data.now())
 		resp.Diagnostics.Append(diags...)
 		m.Entries = append(m.Entries, em)
 	}
@@ -155,7 +167,7 @@ func (d *keystoreDataSource) Read(ctx context.Context, req datasource.ReadReques
 }
 
 // describeEntry lists an entry as keytool -list -v does.
-func describeEntry(ctx context.Context, e keystore.Entry) (keystoreEntryModel, diag.Diagnostics) {
+func describeEntry(ctx context.Context, e keystore.Entry, now time.Time) (keystoreEntryModel, diag.Diagnostics) {
 	c := e.Chain[0]
 	names, diags := types.ListValueFrom(ctx, types.StringType, nonNil(c.DNSNames))
 	alg, bits := keyDescription(c.PublicKey)
@@ -173,6 +185,8 @@ func describeEntry(ctx context.Context, e keystore.Entry) (keystoreEntryModel, d
 		KeySize:        types.Int64Value(int64(bits)),
 		ChainLength:    types.Int64Value(int64(len(e.Chain))),
 		CertificatePEM: types.StringValue(string(keystore.EncodeCertificatesPEM([]*x509.Certificate{c}))),
+		ChainPEM:       types.StringValue(string(keystore.EncodeCertificatesPEM(e.Chain))),
+		DaysRemaining:  types.Int64Value(int64(math.Floor(c.NotAfter.Sub(now).Hours() / 24))),
 	}, diags
 }
 

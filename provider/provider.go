@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -36,6 +37,9 @@ var _ provider.Provider = (*mailstackProvider)(nil)
 
 type mailstackProvider struct {
 	version string
+	// clock is the time the resources see; nil means time.Now (tests
+	// move it).
+	clock func() time.Time
 }
 
 // New returns the provider factory for version.
@@ -164,7 +168,7 @@ func (p *mailstackProvider) configured(h host.Host, stateDir string, resp *provi
 			return
 		}
 	}
-	data := &providerData{version: p.version, host: h, stateDir: stateDir, runtimeExe: exe}
+	data := &providerData{version: p.version, host: h, stateDir: stateDir, runtimeExe: exe, clock: p.clock}
 	resp.ResourceData = data
 	resp.DataSourceData = data
 }

@@ -10,12 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -26,11 +28,12 @@ import (
 )
 
 var (
-	_ resource.Resource                   = (*certificateImportResource)(nil)
-	_ resource.ResourceWithConfigure      = (*certificateImportResource)(nil)
-	_ resource.ResourceWithModifyPlan     = (*certificateImportResource)(nil)
-	_ resource.ResourceWithValidateConfig = (*certificateImportResource)(nil)
-	_ resource.ResourceWithImportState    = (*certificateImportResource)(nil)
+	_ resource.Resource                     = (*certificateImportResource)(nil)
+	_ resource.ResourceWithConfigure        = (*certificateImportResource)(nil)
+	_ resource.ResourceWithModifyPlan       = (*certificateImportResource)(nil)
+	_ resource.ResourceWithValidateConfig   = (*certificateImportResource)(nil)
+	_ resource.ResourceWithConfigValidators = (*certificateImportResource)(nil)
+	_ resource.ResourceWithImportState      = (*certificateImportResource)(nil)
 )
 
 // NewCertificateImportResource returns the mailstack_certificate_import
@@ -40,17 +43,20 @@ func NewCertificateImportResource() resource.Resource { return &certificateImpor
 type certificateImportResource struct{ data *providerData }
 
 type certificateImportModel struct {
-	ID               types.String `tfsdk:"id"`
-	KeystorePath     types.String `tfsdk:"keystore_path"`
-	KeystorePassword types.String `tfsdk:"keystore_password"`
-	KeystoreType     types.String `tfsdk:"keystore_type"`
-	Alias            types.String `tfsdk:"alias"`
-	CertificatePEM   types.String `tfsdk:"certificate_pem"`
-	Aliases          types.List   `tfsdk:"aliases"`
-	Fingerprint      types.String `tfsdk:"fingerprint_sha256"`
-	Fingerprints     types.List   `tfsdk:"fingerprints_sha256"`
-	Subject          types.String `tfsdk:"subject"`
-	NotAfter         types.String `tfsdk:"not_after"`
+	ID                types.String `tfsdk:"id"`
+	KeystorePath      types.String `tfsdk:"keystore_path"`
+	KeystorePassword  types.String `tfsdk:"keystore_password"`
+	PasswordWO        types.String `tfsdk:"password_wo"`
+	PasswordWOVersion types.Int64  `tfsdk:"password_wo_version"`
+	KeystoreType      types.String `tfsdk:"keystore_type"`
+	DeleteOnDestroy   types.Bool   `tfsdk:"delete_on_destroy"`
+	Alias             types.String `tfsdk:"alias"`
+	CertificatePEM    types.String `tfsdk:"certificate_pem"`
+	Aliases           types.List   `tfsdk:"aliases"`
+	Fingerprint       types.String `tfsdk:"fingerprint_sha256"`
+	Fingerprints      types.List   `tfsdk:"fingerprints_sha256"`
+	Subject           types.String `tfsdk:"subject"`
+	NotAfter          types.String `tfsdk:"not_after"`
 }
 
 func (r *certificateImportResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -60,6 +66,9 @@ func (r *certificateImportResource) Metadata(_ context.Context, req resource.Met
 func (r *certificateImportResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
 	resp.Schema = schema.Schema{
+		// Version 0 until the first change of shape, which brings an
+		// upgrader (see mailstack_keystore's).
+		Version: 0,
 		MarkdownDescription: "Trusted certificate entries in a keystore file (`keytool -importcert -trustcacerts " +
 			"-alias root`): a CA root or intermediate, one certificate or a PEM bundle. The keystore may be managed " +
 			"by a `mailstack_keystore` or not; entries this resource does not own are kept, and destroy removes " +
@@ -77,13 +86,37 @@ func (r *certificateImportResource) Schema(_ context.Context, _ resource.SchemaR
 				PlanModifiers: replace,
 				Validators:    []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
+			// Optional
 			"keystore_password": schema.StringAttribute{
-				MarkdownDescription: "The keystore's store password (keytool's `-storepass`). This resource never " +
-					"changes the file's password: change it with `mailstack_keystore`'s `password` (or keytool " +
-					"-storepasswd) and set the new one here too.",
-				Required:   true,
+				MarkdownDescription: "The keystore's store password (keytool's `-storepass`), kept in the Terraform " +
+					"state (sensitive); exactly one of it and `password_wo` is required. This resource never changes " +
+					"the file's password: change it with `mailstack_keystore`'s `password` (or keytool -storepasswd) " +
+					"and set the new one here too. Plan checks it against an existing keystore.",
+				Optional:   true,
 				Sensitive:  true,
 				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"password_wo": schema.StringAttribute{
+				MarkdownDescription: "The keystore's store password, write-only (Terraform 1.11 and later): never in " +
+					"the plan or the state. Change `password_wo_version` with it. As for `mailstack_keystore`, the " +
+					"provider keeps a copy on the target host (mode 0600 under `state_dir`) so that Read can open the " +
+					"keystore.",
+				Optional:   true,
+				Sensitive:  true,
+				WriteOnly:  true,
+				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+			},
+			"password_wo_version": schema.Int64Attribute{
+				MarkdownDescription: "Change it to use a new `password_wo`.",
+				Optional:            true,
+			},
+			"delete_on_destroy": schema.BoolAttribute{
+				MarkdownDescription: "Whether destroy deletes the entries (and the file, once nothing else is in it). " +
+					"Defaults to `true` for entries this resource imported and to `false` for ones adopted with " +
+					"`terraform import`, which destroy then leaves in the keystore (the plan says so).",
+				Optional:      true,
+				Computed:      true,
+				PlanModifiers: []planmodifier.Bool{boolplanmodifier.UseStateForUnknown()},
 			},
 			"alias": schema.StringAttribute{
 				MarkdownDescription: "Alias of the trusted entry (keytool's `-alias`), lower case; a bundle uses " +
@@ -98,15 +131,14 @@ func (r *certificateImportResource) Schema(_ context.Context, _ resource.SchemaR
 				Required:   true,
 				Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
 			},
-			// Optional
 			"keystore_type": schema.StringAttribute{
-				MarkdownDescription: "Format of the keystore: " + quoted(keystoreTypes) + ". Used when the file does " +
+				MarkdownDescription: "Format of the keystore: " + keystoreTypeEnum.describe() + ". Used when the file does " +
 					"not exist yet (default `JKS`); an existing file must have this format. Read from the file when " +
 					"not set. Changing it replaces the resource.",
 				Optional:      true,
 				Computed:      true,
-				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()},
-				Validators:    []validator.String{stringvalidator.OneOf(keystoreTypes...)},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown(), keystoreTypeEnum.requiresReplace()},
+				Validators:    []validator.String{keystoreTypeEnum.validator()},
 			},
 			// Computed
 			"id": schema.StringAttribute{
@@ -138,6 +170,13 @@ func (r *certificateImportResource) Schema(_ context.Context, _ resource.SchemaR
 				Computed:            true,
 			},
 		},
+	}
+}
+
+func (r *certificateImportResource) ConfigValidators(context.Context) []resource.ConfigValidator {
+	return []resource.ConfigValidator{
+		resourcevalidator.ExactlyOneOf(path.MatchRoot("keystore_password"), path.MatchRoot("password_wo")),
+		resourcevalidator.Conflicting(path.MatchRoot("keystore_password"), path.MatchRoot("password_wo_version")),
 	}
 }
 
@@ -221,10 +260,17 @@ func (m *certificateImportModel) describe(aliases []string, certs []*x509.Certif
 	m.NotAfter = types.StringValue(rfc3339(earliest))
 }
 
-// ModifyPlan shows the entries a new certificate_pem will make, and warns
-// about certificates that are not valid now.
+// ModifyPlan shows the entries a new certificate_pem will make, warns
+// about certificates that are not valid now and about entries destroy
+// leaves, and checks the password against an existing keystore.
 func (r *certificateImportResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() {
+		var state certificateImportModel
+		if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); !resp.Diagnostics.HasError() && !state.DeleteOnDestroy.ValueBool() {
+			resp.Diagnostics.AddWarning("Trusted Entries Kept on Destroy",
+				fmt.Sprintf("Destroy leaves the trusted entries %q in %s: this resource adopted them (terraform import) "+
+					"or has delete_on_destroy = false.", state.Alias.ValueString(), state.KeystorePath.ValueString()))
+		}
 		return
 	}
 	var plan certificateImportModel
@@ -232,14 +278,19 @@ func (r *certificateImportResource) ModifyPlan(ctx context.Context, req resource
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if req.State.Raw.IsNull() && plan.DeleteOnDestroy.IsUnknown() {
+		plan.DeleteOnDestroy = types.BoolValue(true)
+	}
+	r.checkPassword(ctx, &plan, req, &resp.Diagnostics)
 	if plan.CertificatePEM.IsUnknown() || plan.Alias.IsUnknown() || plan.KeystorePath.IsUnknown() {
+		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return // computed attributes stay unknown
 	}
 	certs, err := keystore.ParseCertificatesPEM([]byte(plan.CertificatePEM.ValueString()))
 	if err != nil {
 		return // ValidateConfig said so
 	}
-	now := time.Now()
+	now := r.data.now()
 	for _, c := range certs {
 		if now.After(c.NotAfter) || now.Before(c.NotBefore) {
 			resp.Diagnostics.AddAttributeWarning(path.Root("certificate_pem"), "Certificate Not Valid Now",
@@ -251,6 +302,50 @@ func (r *certificateImportResource) ModifyPlan(ctx context.Context, req resource
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
+// checkPassword checks at plan time that an existing keystore opens with
+// the configured password, unless the state's password still opens it (a
+// mailstack_keystore changes the password in the same apply).
+func (r *certificateImportResource) checkPassword(ctx context.Context, plan *certificateImportModel, req resource.ModifyPlanRequest, diags *diag.Diagnostics) {
+	if r.data == nil || plan.KeystorePath.IsUnknown() || plan.KeystorePassword.IsUnknown() {
+		return
+	}
+	pw, err := plan.password(ctx, req.Config)
+	if err != nil || pw == "" {
+		return
+	}
+	file := plan.KeystorePath.ValueString()
+	_, err = keystore.Open(ctx, r.data.file(file), []byte(pw))
+	if !errors.Is(err, keystore.ErrWrongStorePassword) {
+		return // missing (created by apply), fine, or reported by apply
+	}
+	if !req.State.Raw.IsNull() {
+		var state certificateImportModel
+		req.State.Get(ctx, &state)
+		if old, ok := r.readPassword(ctx, &state); ok && old != pw {
+			if _, err := keystore.Open(ctx, r.data.file(file), []byte(old)); err == nil {
+				return
+			}
+		}
+	}
+	attr := "keystore_password"
+	if plan.KeystorePassword.IsNull() {
+		attr = "password_wo"
+	}
+	diags.AddAttributeError(path.Root(attr), "Wrong Keystore Password", keystoreErrorDetail(file, plan.Alias.ValueString(), err))
+}
+
+// password is the store password to write with: keystore_password, or
+// the write-only password_wo from the configuration.
+func (m *certificateImportModel) password(ctx context.Context, cfg configReader) (string, error) {
+	return passwordOr(ctx, m.KeystorePassword, cfg, path.Root("password_wo"))
+}
+
+// readPassword is the password Read and Delete open the file with: the
+// state's, or the copy kept on the host for password_wo.
+func (r *certificateImportResource) readPassword(ctx context.Context, m *certificateImportModel) (string, bool) {
+	return r.data.storedPassword(ctx, m.KeystorePassword, m.KeystorePath.ValueString(), stashTrusted, m.Alias.ValueString())
+}
+
 func (r *certificateImportResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan certificateImportModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
@@ -259,13 +354,18 @@ func (r *certificateImportResource) Create(ctx context.Context, req resource.Cre
 	}
 	file, alias := plan.KeystorePath.ValueString(), plan.Alias.ValueString()
 	tflog.Debug(ctx, "importing trusted certificates into the keystore on the host", map[string]any{"keystore_path": file, "alias": alias})
+	pw, err := plan.password(ctx, req.Config)
+	if err != nil || pw == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("password_wo"), "Missing Keystore Password", fmt.Sprint("one of keystore_password and password_wo must be set ", err))
+		return
+	}
 	if err := r.data.mkdirFor(ctx, file); err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("keystore_path"), "Unable to Create Keystore Folder", err.Error())
 		return
 	}
 	var typ keystore.Type
 	var certs []*x509.Certificate
-	err := keystore.Update(ctx, r.data.file(file), []byte(plan.KeystorePassword.ValueString()), keystore.Type(plan.KeystoreType.ValueString()), func(ks *keystore.Keystore) error {
+	err = keystore.Update(ctx, r.data.file(file), []byte(pw), keystore.Type(keystoreTypeEnum.normal(plan.KeystoreType.ValueString())), func(ks *keystore.Keystore) error {
 		typ = ks.Type()
 		var err error
 		if certs, err = keystore.ParseCertificatesPEM([]byte(plan.CertificatePEM.ValueString())); err != nil {
@@ -273,7 +373,7 @@ func (r *certificateImportResource) Create(ctx context.Context, req resource.Cre
 		}
 		if group := orderedGroup(ks.TrustedGroup(alias), alias); len(group) > 0 {
 			if holdsImport(group, alias, certs) {
-				return errNoChange // already imported, by keytool say: adopt
+				return nil // already imported, by keytool say: adopt
 			}
 			return fmt.Errorf("the keystore already has trusted entries %s: adopt them with terraform import <address> %s:%s, or choose another alias",
 				strings.Join(groupAliases(group), ", "), file, alias)
@@ -281,12 +381,16 @@ func (r *certificateImportResource) Create(ctx context.Context, req resource.Cre
 		_, err = ks.ImportTrustedPEM(alias, []byte(plan.CertificatePEM.ValueString()))
 		return err
 	})
-	if err != nil && !errors.Is(err, errNoChange) {
+	if err != nil {
 		addKeystoreError(&resp.Diagnostics, "Unable to Import Trusted Certificate", file, alias, err)
 		return
 	}
-	plan.KeystoreType = types.StringValue(string(typ))
+	plan.KeystoreType = keystoreTypeEnum.keep(plan.KeystoreType, string(typ))
 	plan.describe(trustedAliases(alias, len(certs)), certs)
+	if plan.DeleteOnDestroy.IsUnknown() {
+		plan.DeleteOnDestroy = types.BoolValue(true)
+	}
+	r.data.keepPassword(ctx, plan.KeystorePassword.IsNull(), file, stashTrusted, alias, pw, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -298,15 +402,27 @@ func (r *certificateImportResource) Read(ctx context.Context, req resource.ReadR
 	}
 	file, alias := state.KeystorePath.ValueString(), state.Alias.ValueString()
 	tflog.Debug(ctx, "reading the trusted certificate entries from the keystore on the host", map[string]any{"keystore_path": file, "alias": alias})
-	ks, err := keystore.Open(ctx, r.data.file(file), []byte(state.KeystorePassword.ValueString()))
+	if r.data.missing(ctx, file) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	pw, ok := r.readPassword(ctx, &state)
+	if !ok {
+		resp.Diagnostics.AddWarning("Keystore Password Not Available",
+			fmt.Sprintf("The keystore %s (alias %q) uses password_wo, whose copy under state_dir is gone, so Read "+
+				"cannot compare the entries with the file. Set password_wo with a new password_wo_version.", file, alias))
+		return
+	}
+	ks, err := keystore.Open(ctx, r.data.file(file), []byte(pw))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		resp.State.RemoveResource(ctx)
 		return
 	case errors.Is(err, keystore.ErrWrongStorePassword) && !state.CertificatePEM.IsNull():
 		resp.Diagnostics.AddWarning("Keystore Password Changed",
-			fmt.Sprintf("The keystore %s (alias %q) no longer opens with the password in the Terraform state. If "+
-				"its password was changed, set keystore_password to the new one and apply.", file, alias))
+			fmt.Sprintf("The keystore %s (alias %q) no longer opens with the password Terraform has. If its "+
+				"password was changed, set the new one (keystore_password, or password_wo with a new "+
+				"password_wo_version) and apply.", file, alias))
 		return
 	case err != nil:
 		addKeystoreError(&resp.Diagnostics, "Unable to Read Keystore", file, alias, err)
@@ -324,28 +440,20 @@ func (r *certificateImportResource) Read(ctx context.Context, req resource.ReadR
 		// become the state, and plan shows the difference.
 		state.CertificatePEM = types.StringValue(string(keystore.EncodeCertificatesPEM(onDisk)))
 	}
-	state.KeystoreType = types.StringValue(string(ks.Type()))
+	state.KeystoreType = keystoreTypeEnum.keep(state.KeystoreType, string(ks.Type()))
 	state.describe(groupAliases(group), onDisk)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
-// updateTrusted runs fn in keystore.Update with the planned password, or
+// updateTrusted runs fn in keystore.Edit with the planned password, or
 // with the prior one when the file still has it: this resource never
 // changes the file's password, and the keystore that does may apply later.
 func updateTrusted(ctx context.Context, file keystore.File, passwords []string, fn func(*keystore.Keystore) error) error {
-	var err error
-	for i, pw := range passwords {
-		if i > 0 && pw == passwords[i-1] {
-			continue
-		}
-		if err = keystore.Update(ctx, file, []byte(pw), "", fn); !errors.Is(err, keystore.ErrWrongStorePassword) {
-			break
-		}
+	var opts keystore.EditOptions
+	for _, pw := range passwords {
+		opts.Passwords = append(opts.Passwords, []byte(pw))
 	}
-	if errors.Is(err, errNoChange) {
-		return nil
-	}
-	return err
+	return keystore.Edit(ctx, file, opts, fn)
 }
 
 func (r *certificateImportResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -357,9 +465,18 @@ func (r *certificateImportResource) Update(ctx context.Context, req resource.Upd
 	}
 	file, alias := plan.KeystorePath.ValueString(), plan.Alias.ValueString()
 	tflog.Debug(ctx, "replacing the trusted certificate entries in the keystore on the host", map[string]any{"keystore_path": file, "alias": alias})
+	pw, err := plan.password(ctx, req.Config)
+	if err != nil || pw == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("password_wo"), "Missing Keystore Password", fmt.Sprint("one of keystore_password and password_wo must be set ", err))
+		return
+	}
+	passwords := []string{pw}
+	if old, ok := r.readPassword(ctx, &state); ok && old != pw {
+		passwords = append(passwords, old)
+	}
 	var certs []*x509.Certificate
 	var typ keystore.Type
-	err := updateTrusted(ctx, r.data.file(file), []string{plan.KeystorePassword.ValueString(), state.KeystorePassword.ValueString()}, func(ks *keystore.Keystore) error {
+	err = updateTrusted(ctx, r.data.file(file), passwords, func(ks *keystore.Keystore) error {
 		typ = ks.Type()
 		var err error
 		if certs, err = keystore.ParseCertificatesPEM([]byte(plan.CertificatePEM.ValueString())); err != nil {
@@ -367,7 +484,7 @@ func (r *certificateImportResource) Update(ctx context.Context, req resource.Upd
 		}
 		group := orderedGroup(ks.TrustedGroup(alias), alias)
 		if holdsImport(group, alias, certs) {
-			return errNoChange // a new password or the same certificates in other PEM text
+			return nil // a new password or the same certificates in other PEM text
 		}
 		_, err = ks.ImportTrustedPEM(alias, []byte(plan.CertificatePEM.ValueString()))
 		return err
@@ -376,8 +493,9 @@ func (r *certificateImportResource) Update(ctx context.Context, req resource.Upd
 		addKeystoreError(&resp.Diagnostics, "Unable to Import Trusted Certificate", file, alias, err)
 		return
 	}
-	plan.KeystoreType = types.StringValue(string(typ))
+	plan.KeystoreType = keystoreTypeEnum.keep(plan.KeystoreType, string(typ))
 	plan.describe(trustedAliases(alias, len(certs)), certs)
+	r.data.keepPassword(ctx, plan.KeystorePassword.IsNull(), file, stashTrusted, alias, pw, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -389,7 +507,8 @@ func (r *certificateImportResource) Delete(ctx context.Context, req resource.Del
 	}
 	file, alias := state.KeystorePath.ValueString(), state.Alias.ValueString()
 	tflog.Debug(ctx, "deleting the trusted certificate entries from the keystore on the host", map[string]any{"keystore_path": file, "alias": alias})
-	if !r.data.exists(ctx, file) {
+	defer r.data.forgetPassword(ctx, file, stashTrusted, alias, &resp.Diagnostics)
+	if !state.DeleteOnDestroy.ValueBool() || !r.data.exists(ctx, file) {
 		return
 	}
 	var owned []string
@@ -397,8 +516,15 @@ func (r *certificateImportResource) Delete(ctx context.Context, req resource.Del
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	pw, ok := r.readPassword(ctx, &state)
+	if !ok {
+		resp.Diagnostics.AddError("Unable to Delete Trusted Certificate", fmt.Sprintf("The password of %s is not "+
+			"available (password_wo, and its copy on the host is gone). Remove the entries %s with keytool -delete, "+
+			"or set delete_on_destroy = false.", file, strings.Join(owned, ", ")))
+		return
+	}
 	empty := false
-	err := updateTrusted(ctx, r.data.file(file), []string{state.KeystorePassword.ValueString()}, func(ks *keystore.Keystore) error {
+	err := updateTrusted(ctx, r.data.file(file), []string{pw}, func(ks *keystore.Keystore) error {
 		for _, a := range owned {
 			if e, ok := ks.Entry(a); ok && e.Kind == keystore.TrustedCertificate {
 				if err := ks.DeleteEntry(a); err != nil {
@@ -414,12 +540,10 @@ func (r *certificateImportResource) Delete(ctx context.Context, req resource.Del
 		return
 	}
 	if empty {
-		// Nothing else lives in the file: remove it and its lock file, as
-		// mailstack_keystore does.
-		for _, p := range []string{file, file + ".lock"} {
-			if err := r.data.host.Remove(ctx, p); err != nil {
-				resp.Diagnostics.AddError("Unable to Delete Keystore", err.Error())
-			}
+		// Nothing else lives in the file: remove it, as mailstack_keystore
+		// does.
+		if err := r.data.host.Remove(ctx, file); err != nil {
+			resp.Diagnostics.AddError("Unable to Delete Keystore", err.Error())
 		}
 	}
 }
@@ -457,4 +581,6 @@ func (r *certificateImportResource) ImportState(ctx context.Context, req resourc
 	for attr, v := range map[string]string{"id": id, "keystore_path": file, "alias": alias, "keystore_password": password} {
 		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), types.StringValue(v))...)
 	}
+	// Terraform did not import them: destroy leaves them (delete_on_destroy).
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("delete_on_destroy"), false)...)
 }

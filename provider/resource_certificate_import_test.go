@@ -108,7 +108,7 @@ resource "mailstack_certificate_import" "root" {
 				ImportState:             true,
 				ImportStateId:           file + ":root",
 				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"keystore_password"},
+				ImportStateVerifyIgnore: []string{"keystore_password", "delete_on_destroy"},
 			},
 			{
 				ResourceName:  addr,

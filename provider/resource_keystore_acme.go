@@ -18,14 +18,13 @@ import (
 	"fmt"
 	"io/fs"
 	"reflect"
-	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
-	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
@@ -37,6 +36,20 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 )
+
+// acmeSource is the acme block.
+type acmeSource struct{}
+
+var _ runtimeSource = acmeSource{}
+
+func (acmeSource) block() string { return sourceACME }
+
+func (acmeSource) schema() schema.Block { return acmeBlock() }
+
+func (acmeSource) keyFromBlock() bool { return false }
+
+// renewal: the runtime renews by itself; Terraform never plans it.
+func (acmeSource) renewal(*keystoreModel, *x509.Certificate) (time.Duration, bool) { return 0, false }
 
 // acmeModel is the acme block.
 type acmeModel struct {
@@ -140,8 +153,9 @@ func acmeBlock() schema.ListNestedBlock {
 // /v1/acme/{id} takes. Unset optional fields stay zero (the runtime's
 // defaults).
 //
-// abs makes the keystore path absolute on the host, as the runtime needs.
-func (m *keystoreModel) acmeConfig(ctx context.Context, abs func(string) (string, error)) (acme.Config, diag.Diagnostics) {
+// password is the store password; abs makes the keystore path absolute on
+// the host, as the runtime needs.
+func (m *keystoreModel) acmeConfig(ctx context.Context, password string, abs func(string) (string, error)) (acme.Config, diag.Diagnostics) {
 	a := m.ACME[0]
 	var domains []string
 	diags := a.Domains.ElementsAs(ctx, &domains, false)
@@ -150,16 +164,16 @@ func (m *keystoreModel) acmeConfig(ctx context.Context, abs func(string) (string
 		diags.AddAttributeError(path.Root("path"), "Invalid Keystore Path", err.Error())
 	}
 	spec := m.keySpec()
-	key := acme.Key{Algorithm: spec.Algorithm}
-	if strings.EqualFold(spec.Algorithm, "ECDSA") {
-		key.ECDSACurve = spec.ECDSACurve
+	key := acme.Key{Algorithm: keyAlgorithmEnum.normal(spec.Algorithm)}
+	if key.Algorithm == keystore.ECDSA {
+		key.ECDSACurve = ecdsaCurveEnum.normal(spec.ECDSACurve)
 	} else {
 		key.RSABits = spec.RSABits
 	}
 	return acme.Config{
 		KeystorePath:      ksPath,
-		KeystoreType:      m.Type.ValueString(),
-		KeystorePassword:  m.Password.ValueString(),
+		KeystoreType:      keystoreTypeEnum.normal(m.Type.ValueString()),
+		KeystorePassword:  password,
 		Alias:             m.Alias.ValueString(),
 		Key:               key,
 		Domains:           domains,
@@ -177,10 +191,10 @@ func (m *keystoreModel) acmeConfig(ctx context.Context, abs func(string) (string
 // acmeID is the runtime's id of the keystore entry.
 func acmeID(cfg acme.Config) string { return acme.IDFor(cfg.KeystorePath, cfg.Alias) }
 
-// validateACME checks the acme block with the runtime's own rules, so
-// that what the runtime would refuse fails at plan time. Unknown values
-// are checked once known.
-func (m *keystoreModel) validateACME(ctx context.Context, diags *diag.Diagnostics) {
+// validate checks the acme block with the runtime's own rules, so that
+// what the runtime would refuse fails at plan time. Unknown values are
+// checked once known.
+func (acmeSource) validate(ctx context.Context, m *keystoreModel, diags *diag.Diagnostics) {
 	if !m.KeyPassword.IsNull() {
 		diags.AddAttributeError(path.Root("key_password"), "Key Password Not Supported With ACME",
 			"The runtime protects the key of an ACME certificate with the store password, as it writes a new key "+
@@ -205,50 +219,46 @@ func (m *keystoreModel) validateACME(ctx context.Context, diags *diag.Diagnostic
 			return
 		}
 	}
-	cfg, cd := m.acmeConfig(ctx, func(p string) (string, error) { return p, nil })
+	// Path and password are checked on their own; placeholders keep the
+	// runtime's checks of them quiet here.
+	cfg, cd := m.acmeConfig(ctx, "password", func(string) (string, error) { return "/keystore", nil })
 	if cd.HasError() {
 		return
 	}
-	// Path and password are checked on their own; placeholders keep the
-	// runtime's checks of them quiet here.
-	cfg.KeystorePath, cfg.KeystorePassword = "/keystore", "password"
 	if err := cfg.WithDefaults().Validate(); err != nil {
 		diags.AddAttributeError(path.Root(sourceACME).AtListIndex(0), "Invalid ACME Settings", err.Error())
 	}
 }
 
-// createACME has the runtime obtain the first certificate. The alias must
-// be new, as with the other sources: an existing entry is adopted with
+// create has the runtime obtain the first certificate. The alias must be
+// new, as with the other sources: an existing entry is adopted with
 // terraform import, not overwritten.
-func (r *keystoreResource) createACME(ctx context.Context, plan *keystoreModel, private privateState, diags *diag.Diagnostics) {
-	cfg, d := plan.acmeConfig(ctx, r.data.abs)
-	if diags.Append(d...); diags.HasError() {
+func (acmeSource) create(ctx context.Context, r *keystoreResource, a *applyRequest) {
+	cfg, d := a.plan.acmeConfig(ctx, a.password, r.data.abs)
+	if a.diags.Append(d...); a.diags.HasError() {
 		return
 	}
-	ksPath, alias := plan.Path.ValueString(), plan.Alias.ValueString()
-	ks, err := keystore.Open(ctx, r.data.file(ksPath), []byte(cfg.KeystorePassword))
+	ksPath, alias := a.plan.Path.ValueString(), a.plan.Alias.ValueString()
+	ks, err := keystore.Open(ctx, a.file, []byte(cfg.KeystorePassword))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := r.data.mkdirFor(ctx, ksPath); err != nil {
-			diags.AddAttributeError(path.Root("path"), "Unable to Create Keystore Folder", err.Error())
-			return
-		}
 	case err != nil:
-		addKeystoreError(diags, "Unable to Open Keystore", ksPath, alias, err)
+		addKeystoreError(a.diags, "Unable to Open Keystore", ksPath, alias, err)
 		return
 	default:
 		if _, exists := ks.Entry(alias); exists {
-			addKeystoreError(diags, "Unable to Create Keystore Entry", ksPath, alias,
+			addKeystoreError(a.diags, "Unable to Create Keystore Entry", ksPath, alias,
 				fmt.Errorf("the keystore already has an entry %q: adopt it with terraform import <address> %s, or choose another alias", alias, ksPath))
 			return
 		}
 	}
-	r.putACME(ctx, plan, cfg, private, diags)
+	r.putACME(ctx, a, cfg)
 }
 
 // putACME sends cfg to the runtime, waits for the certificate and records
-// it in plan.
-func (r *keystoreResource) putACME(ctx context.Context, plan *keystoreModel, cfg acme.Config, private privateState, diags *diag.Diagnostics) {
+// it in the plan.
+func (r *keystoreResource) putACME(ctx context.Context, a *applyRequest, cfg acme.Config) {
+	plan, diags := a.plan, a.diags
 	serverID := plan.ACME[0].ServerID.ValueString()
 	ksPath, alias := plan.Path.ValueString(), plan.Alias.ValueString()
 	if _, err := r.data.client(serverID).PutACME(ctx, acmeID(cfg), cfg); err != nil {
@@ -263,20 +273,20 @@ func (r *keystoreResource) putACME(ctx context.Context, plan *keystoreModel, cfg
 			fmt.Sprintf("%s\n\nKeystore file: %s\nAlias: %s%s\n\nThe keystore file was left as it was.", err, ksPath, alias, hint))
 		return
 	}
-	leaf, err := acmeLeaf(ctx, r.data.file(cfg.KeystorePath), cfg)
+	chain, err := acmeChain(ctx, a.file, cfg)
 	if err != nil {
 		addKeystoreError(diags, "Unable to Read ACME Certificate", ksPath, alias, err)
 		return
 	}
 	plan.ID = plan.Path
-	plan.setCertificate(leaf)
-	plan.CSRPEM = types.StringNull()
+	plan.recordIssued(issued{chain: chain}, r.now())
 	plan.ACME[0].Renewing = types.BoolValue(true)
-	diags.Append(setApplied(ctx, private, leaf)...)
+	diags.Append(setApplied(ctx, a.private, chain[0])...)
+	diags.Append(setDamaged(ctx, a.private, false)...)
 }
 
-// acmeLeaf reads the certificate the runtime wrote into the keystore.
-func acmeLeaf(ctx context.Context, f keystore.File, cfg acme.Config) (*x509.Certificate, error) {
+// acmeChain reads the chain the runtime wrote into the keystore.
+func acmeChain(ctx context.Context, f keystore.File, cfg acme.Config) ([]*x509.Certificate, error) {
 	ks, err := keystore.Open(ctx, f, []byte(cfg.KeystorePassword))
 	if err != nil {
 		return nil, err
@@ -285,20 +295,28 @@ func acmeLeaf(ctx context.Context, f keystore.File, cfg acme.Config) (*x509.Cert
 	if !ok || e.Kind != keystore.PrivateKey {
 		return nil, fmt.Errorf("the runtime reported the certificate written, but the keystore has no private key entry %q", cfg.Alias)
 	}
-	return e.Chain[0], nil
+	return e.Chain, nil
 }
 
-// updateACME changes the settings in place. A new store password is put
-// into the file first (the key entry re-protected with it), so that the
-// runtime opens the keystore with the password it is then given.
-func (r *keystoreResource) updateACME(ctx context.Context, plan, state *keystoreModel, private privateState, diags *diag.Diagnostics) {
-	cfg, d := plan.acmeConfig(ctx, r.data.abs)
-	if diags.Append(d...); diags.HasError() {
+// update changes the settings in place. A new store password is put into
+// the file first (the key entry re-protected with it), so that the
+// runtime opens the keystore with the password it is then given; a
+// damaged file is replaced by an empty keystore, which the runtime fills.
+func (acmeSource) update(ctx context.Context, r *keystoreResource, a *applyRequest) {
+	cfg, d := a.plan.acmeConfig(ctx, a.password, r.data.abs)
+	if a.diags.Append(d...); a.diags.HasError() {
 		return
 	}
-	ksPath, alias := plan.Path.ValueString(), plan.Alias.ValueString()
-	if !plan.Password.Equal(state.Password) {
-		err := updateKeystore(ctx, r.data.file(ksPath), []byte(state.Password.ValueString()), []byte(cfg.KeystorePassword), keystore.Type(cfg.KeystoreType), func(ks *keystore.Keystore) error {
+	ksPath, alias := a.plan.Path.ValueString(), a.plan.Alias.ValueString()
+	if a.password != a.oldPasswords[0] || a.damaged {
+		opts := keystore.EditOptions{Password: []byte(cfg.KeystorePassword), Type: keystore.Type(cfg.KeystoreType), Repair: a.damaged}
+		for _, pw := range a.oldPasswords {
+			opts.Passwords = append(opts.Passwords, []byte(pw))
+		}
+		err := keystore.Edit(ctx, a.file, opts, func(ks *keystore.Keystore) error {
+			if _, ok := ks.Entry(alias); !ok {
+				return nil
+			}
 			key, chain, err := ks.PrivateKeyEntry(alias, nil)
 			if err != nil {
 				return err
@@ -306,18 +324,18 @@ func (r *keystoreResource) updateACME(ctx context.Context, plan, state *keystore
 			return ks.SetPrivateKeyEntry(alias, key, chain, nil)
 		})
 		if err != nil {
-			addKeystoreError(diags, "Unable to Change Keystore Password", ksPath, alias, err)
+			addKeystoreError(a.diags, "Unable to Change Keystore Password", ksPath, alias, err)
 			return
 		}
 	}
-	r.putACME(ctx, plan, cfg, private, diags)
+	r.putACME(ctx, a, cfg)
 }
 
-// readACME refreshes what only the runtime knows: whether it still keeps
-// the keystore with the settings in state. The certificate it renewed is
-// the one Terraform expects, so it becomes the applied one.
-func (r *keystoreResource) readACME(ctx context.Context, state *keystoreModel, leaf *x509.Certificate, private privateState, diags *diag.Diagnostics) {
-	cfg, d := state.acmeConfig(ctx, r.data.abs)
+// read refreshes what only the runtime knows: whether it still keeps the
+// keystore with the settings in state. The certificate it renewed is the
+// one Terraform expects, so it becomes the applied one.
+func (acmeSource) read(ctx context.Context, r *keystoreResource, state *keystoreModel, password string, leaf *x509.Certificate, private privateState, diags *diag.Diagnostics) {
+	cfg, d := state.acmeConfig(ctx, password, r.data.abs)
 	if diags.Append(d...); diags.HasError() {
 		return
 	}
@@ -327,11 +345,11 @@ func (r *keystoreResource) readACME(ctx context.Context, state *keystoreModel, l
 	diags.Append(setApplied(ctx, private, leaf)...)
 }
 
-// deleteACME makes the runtime forget the keystore, so that it does not
+// delete makes the runtime forget the keystore, so that it does not
 // write into the file again. When the runtime does not answer, its saved
 // state for the keystore is removed, so that it does not resume it.
-func (r *keystoreResource) deleteACME(ctx context.Context, state *keystoreModel, diags *diag.Diagnostics) {
-	cfg, d := state.acmeConfig(ctx, r.data.abs)
+func (acmeSource) delete(ctx context.Context, r *keystoreResource, state *keystoreModel, diags *diag.Diagnostics) {
+	cfg, d := state.acmeConfig(ctx, "", r.data.abs)
 	if diags.Append(d...); diags.HasError() {
 		return
 	}
@@ -350,22 +368,15 @@ func (r *keystoreResource) deleteACME(ctx context.Context, state *keystoreModel,
 	}
 }
 
-// modifyACMEPlan plans an acme keystore that exists: a switch to or from
-// another source replaces the entry; new domains, directory or key kind
-// make the runtime order a new certificate in place; anything else keeps
-// the certificate. A renewal or a new key written by the runtime is not
-// drift.
-func modifyACMEPlan(ctx context.Context, plan, state *keystoreModel, resp *resource.ModifyPlanResponse) {
-	if plan.source() != state.source() {
-		plan.unknownCertificate()
-		resp.RequiresReplace = append(resp.RequiresReplace, path.Root(sourceACME))
-		resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
-		return
+// plan orders a new certificate in place for new domains, directory or
+// key kind, or when the runtime no longer keeps the keystore; anything
+// else keeps the certificate. A renewal or a new key written by the
+// runtime is not drift.
+func (acmeSource) plan(_ context.Context, p *planRequest) planned {
+	if p.state == nil {
+		return planned{}
 	}
-	p, s := plan.ACME[0], state.ACME[0]
-	newCert := !plan.Key.known() || plan.effectiveKey() != state.effectiveKey() ||
-		!p.Domains.Equal(s.Domains) || !p.DirectoryURL.Equal(s.DirectoryURL) || !s.Renewing.ValueBool()
-	plan.planCertificate(newCert, state)
-	plan.CSRPEM = types.StringNull()
-	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
+	a, s := p.plan.ACME[0], p.state.ACME[0]
+	return planned{certificate: keyChanged(p.plan, p.state) || !a.Domains.Equal(s.Domains) ||
+		!a.DirectoryURL.Equal(s.DirectoryURL) || !s.Renewing.ValueBool()}
 }

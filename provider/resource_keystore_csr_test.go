@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -67,9 +68,10 @@ func TestAccKeystore_csrSignedByOpensslCA(t *testing.T) {
 	var firstFP string
 	t.Setenv(KeystorePasswordEnv, "storepass1")
 	t.Setenv(KeystoreKeyPasswordEnv, "keypass1")
+	clock := &testClock{}
 
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: clock.factories(),
 		Steps: []resource.TestStep{
 			{
 				Config: csrKeystoreConfig(e, ksPath, "", ""),
@@ -161,7 +163,20 @@ func TestAccKeystore_csrSignedByOpensslCA(t *testing.T) {
 				ImportStateVerify: true,
 				// Secrets; the reply as installed (text differs from the file
 				// configured); a fresh ECDSA CSR (randomized signature).
-				ImportStateVerifyIgnore: []string{"password", "key_password", "certificate_chain_pem", "csr_pem"},
+				ImportStateVerifyIgnore: []string{"password", "key_password", "certificate_chain_pem", "csr_pem", "delete_on_destroy"},
+			},
+			{
+				// 20 hours on, the CA's one-day certificate is within a third
+				// of its lifetime: ready_for_renewal, and plan warns (the CA
+				// renews, not apply).
+				PreConfig: func() { clock.advance(20 * time.Hour) },
+				Config:    csrKeystoreConfig(e, ksPath, renewalPath, ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("mailstack_keystore.mx", tfjsonpath.New("ready_for_renewal"), knownvalue.Bool(true)),
+				},
 			},
 		},
 	})
@@ -179,10 +194,14 @@ func TestAccKeystore_csrBadReplies(t *testing.T) {
 	reply := func(name string) string { return filepath.Join(caDir, name+".pem") }
 	snap := newSnapshot(t)
 
-	bad := func(name, what string) resource.TestStep {
+	// atPlan: plan refuses the reply (PlanOnly proves it is not apply);
+	// otherwise plan only warns (the root may still come from a
+	// mailstack_certificate_import) and apply refuses it.
+	bad := func(name, what string, atPlan bool) resource.TestStep {
 		return resource.TestStep{
 			PreConfig:   snap.Unchanged,
 			Config:      csrKeystoreConfig(e, ksPath, reply(name), ""),
+			PlanOnly:    atPlan,
 			ExpectError: errorNaming(what, ksPath, "james"),
 		}
 	}
@@ -206,9 +225,9 @@ func TestAccKeystore_csrBadReplies(t *testing.T) {
 					return nil
 				},
 			},
-			bad("other-key", "certificate does not match the private key"),
-			bad("missing-intermediate", "does not reach a trusted or self-signed root"),
-			bad("expired", "certificate expired or not yet valid"),
+			bad("other-key", "certificate does not match the private key", true),
+			bad("missing-intermediate", "does not reach a trusted or self-signed root", false),
+			bad("expired", "certificate expired or not yet valid", true),
 			{
 				PreConfig:   snap.Unchanged,
 				Config:      csrKeystoreConfig(e, ksPath, reply("not-pem"), ""),

@@ -2,13 +2,9 @@ package provider
 
 // Helpers shared by mailstack_keystore, mailstack_certificate_import and
 // the mailstack_keystore data source: diagnostics that name the file and
-// alias, import ids, keytool-style text for certificates, and the one
-// keystore write internal/keystore does not offer (changing the store
-// password).
+// alias, import ids, and keytool-style text for certificates.
 
 import (
-	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -51,11 +47,16 @@ const aliasPatternMessage = "must be lower case: keytool and this provider store
 // keystore file and the alias, whatever the error, and says what to do for
 // the typed errors of internal/keystore.
 func addKeystoreError(diags *diag.Diagnostics, summary, file, alias string, err error) {
+	diags.AddError(summary, keystoreErrorDetail(file, alias, err))
+}
+
+// keystoreErrorDetail is the detail addKeystoreError gives err.
+func keystoreErrorDetail(file, alias string, err error) string {
 	detail := fmt.Sprintf("%s\n\nKeystore file: %s\nAlias: %s", err, file, alias)
 	if hint := keystoreHint(err); hint != "" {
 		detail += "\n\n" + hint
 	}
-	diags.AddError(summary, detail)
+	return detail
 }
 
 // keystoreHint says what an operator can do about a keystore error.
@@ -160,78 +161,6 @@ func sameCertificates(a, b []*x509.Certificate) bool {
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
-// errNoChange aborts a keystore.Update whose result would equal the file:
-// nothing is written.
-var errNoChange = errors.New("keystore already as planned")
-
-// updateKeystore is keystore.Update that may also change the store
-// password: the file is opened with oldPassword (or, if it was already
-// changed outside Terraform with keytool -storepasswd, with newPassword)
-// and written with newPassword. Private keys that fn does not set again
-// keep their own protection, as keytool -storepasswd leaves JKS key
-// passwords alone. A fn that returns errNoChange leaves the file as it is
-// and updateKeystore returns nil.
-func updateKeystore(ctx context.Context, f keystore.File, oldPassword, newPassword []byte, t keystore.Type, fn func(*keystore.Keystore) error) error {
-	file := f.Name()
-	if bytes.Equal(oldPassword, newPassword) {
-		err := keystore.Update(ctx, f, newPassword, t, fn)
-		if errors.Is(err, errNoChange) {
-			return nil
-		}
-		return err
-	}
-	// internal/keystore reads and writes with one password; this is
-	// keystore.Update's protocol (same advisory lock, atomic replace)
-	// with two.
-	unlock, err := f.Lock(ctx)
-	if err != nil {
-		return fmt.Errorf("locking keystore %q: %w", file, err)
-	}
-	defer unlock()
-	data, err := f.Read(ctx)
-	if err != nil {
-		return fmt.Errorf("reading keystore %q: %w", file, err)
-	}
-	ks, err := keystore.Decode(data, oldPassword)
-	changedOutside := false
-	if errors.Is(err, keystore.ErrWrongStorePassword) {
-		if again, err2 := keystore.Decode(data, newPassword); err2 == nil {
-			ks, err, changedOutside = again, nil, true
-		}
-	}
-	if err != nil {
-		return withFile(err, file)
-	}
-	if t != "" && ks.Type() != t {
-		return &keystore.Error{Path: file, Err: keystore.ErrTypeMismatch, Detail: fmt.Sprintf("file is %s, want %s", ks.Type(), t)}
-	}
-	if err := fn(ks); errors.Is(err, errNoChange) && changedOutside {
-		return nil
-	} else if err != nil && !errors.Is(err, errNoChange) {
-		return withFile(err, file)
-	}
-	out, err := ks.Encode(newPassword)
-	if err != nil {
-		return withFile(err, file)
-	}
-	if err := f.Write(ctx, out); err != nil {
-		return fmt.Errorf("writing keystore %q: %w", file, err)
-	}
-	return nil
-}
-
-// withFile names file in err, as internal/keystore's own errors do.
-func withFile(err error, file string) error {
-	var ke *keystore.Error
-	if errors.As(err, &ke) {
-		if ke.Path == "" {
-			ke.Path = file
-		}
-		return err
-	}
-	return fmt.Errorf("keystore %q: %w", file, err)
-}
 
 // openPrivateKey returns the key and chain of the private key entry alias,
 // trying each key password in turn ("" means the store password) and

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -63,6 +65,8 @@ func (r *keystoreResource) ImportState(ctx context.Context, req resource.ImportS
 	} {
 		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), v)...)
 	}
+	// Terraform did not make it: destroy leaves it (see delete_on_destroy).
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("delete_on_destroy"), false)...)
 }
 
 // adopt describes an imported private key entry the way a configuration
@@ -73,21 +77,33 @@ func (m *keystoreModel) adopt(ctx context.Context, ks *keystore.Keystore, e keys
 	var diags diag.Diagnostics
 	leaf := e.Chain[0]
 	m.ID = m.Path
-	m.Key = describeKey(leaf.PublicKey)
-	names, d := dnsNamesFrom(ctx, leaf, types.ListNull(types.StringType))
+	m.Key = describeKey(leaf.PublicKey, nil)
+	names := nameModel{Subject: subjectFrom(leaf, nil)}
+	var d diag.Diagnostics
+	names.DNSNames, d = listFrom(ctx, leaf.DNSNames, types.ListNull(types.StringType), func(s string) string { return s })
+	diags.Append(d...)
+	names.IPAddresses, d = listFrom(ctx, leaf.IPAddresses, types.ListNull(types.StringType), net.IP.String)
 	diags.Append(d...)
 	m.CSRPEM = types.StringNull()
 	m.CertificateChainPEM = types.StringNull()
 	if keystore.IsSelfSigned(leaf) {
-		m.SelfSigned = []selfSignedModel{{
-			Subject:          subjectFrom(leaf, nil),
-			DNSNames:         names,
-			ValidityDays:     types.Int64Value(keystore.ValidityDays(leaf)),
-			EarlyRenewalDays: types.Int64Value(defaultEarlyRenewal),
-		}}
+		s := issueModel{
+			nameModel:     names,
+			ValidityDays:  types.Int64Value(keystore.ValidityDays(leaf)),
+			ValidityHours: types.Int64Null(),
+			IsCA:          types.BoolNull(),
+			KeyUsage:      types.ListNull(types.StringType),
+			ExtKeyUsage:   types.ListNull(types.StringType),
+			renewalModel:  renewalModel{EarlyRenewalDays: types.Int64Null(), EarlyRenewalHours: types.Int64Null()},
+		}
+		if leaf.IsCA {
+			s.IsCA = types.BoolValue(true)
+		}
+		s.defaults(&s)
+		m.SelfSigned = []selfSignedModel{{s}}
 		return diags
 	}
-	m.CSR = []csrModel{{Subject: subjectFrom(leaf, nil), DNSNames: names}}
+	m.CSR = []csrModel{{nameModel: names, renewalModel: renewalModel{EarlyRenewalDays: types.Int64Null(), EarlyRenewalHours: types.Int64Null()}}}
 	m.CertificateChainPEM = types.StringValue(string(keystore.EncodeCertificatesPEM(e.Chain)))
 	// A CSR needs the private key; without its password csr_pem stays
 	// null and the first apply computes it.
@@ -97,7 +113,7 @@ func (m *keystoreModel) adopt(ctx context.Context, ks *keystore.Keystore, e keys
 		return diags
 	}
 	if key != nil {
-		req, d := m.request(ctx)
+		req, d := names.request(ctx, time.Now(), 0)
 		diags.Append(d...)
 		csr, err := keystore.CreateCSR(key, req)
 		if err != nil {

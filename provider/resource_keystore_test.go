@@ -67,13 +67,14 @@ resource "mailstack_keystore" "mx" {
 				return nil
 			},
 		}, {
-			// terraform import of what apply made describes it the same way.
+			// terraform import of what apply made describes it the same way,
+			// but for who owns it: destroy keeps what was imported.
 			PreConfig:               func() { t.Setenv(KeystorePasswordEnv, "changeit") },
 			ResourceName:            "mailstack_keystore.mx",
 			ImportState:             true,
 			ImportStateId:           ksPath,
 			ImportStateVerify:       true,
-			ImportStateVerifyIgnore: []string{"password"},
+			ImportStateVerifyIgnore: []string{"password", "delete_on_destroy"},
 		}},
 	})
 }

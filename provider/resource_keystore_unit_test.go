@@ -277,9 +277,10 @@ func writeKeystore(t *testing.T, file, password string) {
 	writeTestFile(t, file, data)
 }
 
-// updateKeystore with a new password keeps every entry: the key it sets
-// again moves to the new store password, the others keep their own.
-func TestUpdateKeystoreChangesPassword(t *testing.T) {
+// keystore.Edit as updateEntry calls it for a new store password keeps
+// every entry: the key it sets again moves to the new store password, the
+// others keep their own, as after keytool -storepasswd.
+func TestEditChangesPassword(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		fileAt string // the password the file has before the update
@@ -290,7 +291,8 @@ func TestUpdateKeystoreChangesPassword(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "ks.jks")
 			writeKeystore(t, file, tc.fileAt)
-			err := updateKeystore(context.Background(), host.LocalFile(file), []byte("old-pass"), []byte("new-pass"), keystore.JKS, func(ks *keystore.Keystore) error {
+			opts := keystore.EditOptions{Passwords: [][]byte{[]byte("old-pass"), []byte("new-pass")}, Password: []byte("new-pass"), Type: keystore.JKS}
+			err := keystore.Edit(context.Background(), host.LocalFile(file), opts, func(ks *keystore.Keystore) error {
 				key, chain, used, err := openPrivateKey(ks, "ours", "", "old-pass")
 				if err != nil {
 					return err
@@ -326,15 +328,15 @@ func TestUpdateKeystoreChangesPassword(t *testing.T) {
 	}
 }
 
-// A fn that returns errNoChange, or fails, leaves the file's bytes alone.
-func TestUpdateKeystoreLeavesFileAlone(t *testing.T) {
+// An edit that changes nothing, or fails, leaves the file's bytes alone.
+func TestEditLeavesFileAlone(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		newPass string
 		fnErr   error
 		wantErr bool
 	}{
-		{"no change, same password", "pass", errNoChange, false},
+		{"no change, same password", "pass", nil, false},
 		{"failure, same password", "pass", keystore.ErrKeyMismatch, true},
 		{"failure, new password", "other", keystore.ErrKeyMismatch, true},
 	} {
@@ -342,7 +344,8 @@ func TestUpdateKeystoreLeavesFileAlone(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "ks.jks")
 			writeKeystore(t, file, "pass")
 			before := readTestFile(t, file)
-			err := updateKeystore(context.Background(), host.LocalFile(file), []byte("pass"), []byte(tc.newPass), "", func(*keystore.Keystore) error { return tc.fnErr })
+			opts := keystore.EditOptions{Passwords: [][]byte{[]byte("pass")}, Password: []byte(tc.newPass)}
+			err := keystore.Edit(context.Background(), host.LocalFile(file), opts, func(*keystore.Keystore) error { return tc.fnErr })
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
 			}
@@ -356,7 +359,8 @@ func TestUpdateKeystoreLeavesFileAlone(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "ks.jks")
 	writeKeystore(t, file, "pass")
-	if err := updateKeystore(context.Background(), host.LocalFile(file), []byte("pass"), []byte("other"), keystore.PKCS12, func(*keystore.Keystore) error { return nil }); !errors.Is(err, keystore.ErrTypeMismatch) {
+	opts := keystore.EditOptions{Passwords: [][]byte{[]byte("pass")}, Password: []byte("other"), Type: keystore.PKCS12}
+	if err := keystore.Edit(context.Background(), host.LocalFile(file), opts, func(*keystore.Keystore) error { return nil }); !errors.Is(err, keystore.ErrTypeMismatch) {
 		t.Errorf("type mismatch: err = %v", err)
 	}
 }
