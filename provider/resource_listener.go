@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -32,6 +33,7 @@ var (
 	_ resource.ResourceWithConfigure      = (*listenerResource)(nil)
 	_ resource.ResourceWithImportState    = (*listenerResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*listenerResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*listenerResource)(nil)
 )
 
 // NewListenerResource returns the mailstack_listener resource.
@@ -50,33 +52,38 @@ type listenerModel struct {
 	MaxConnsPerIP     types.Int64  `tfsdk:"max_connections_per_ip"`
 	Bound             types.Bool   `tfsdk:"bound"`
 	ServedFingerprint types.String `tfsdk:"served_fingerprint_sha256"`
+	JamesTLSXML       types.String `tfsdk:"james_tls_xml"`
 }
 
 type tlsModel struct {
-	Mode             types.String       `tfsdk:"mode"`
-	KeystorePath     types.String       `tfsdk:"keystore_path"`
-	KeystorePassword types.String       `tfsdk:"keystore_password"`
-	KeyPassword      types.String       `tfsdk:"key_password"`
-	Alias            types.String       `tfsdk:"alias"`
-	MinVersion       types.String       `tfsdk:"min_version"`
-	CipherSuites     types.List         `tfsdk:"cipher_suites"`
-	ClientAuth       types.String       `tfsdk:"client_auth"`
-	Expected         types.String       `tfsdk:"expected_fingerprint_sha256"`
-	Certificates     []certificateModel `tfsdk:"certificate"`
-	SessionTickets   types.Bool         `tfsdk:"session_tickets"`
-	TicketLifetime   types.String       `tfsdk:"session_ticket_lifetime"`
-	OCSPStapling     types.Bool         `tfsdk:"ocsp_stapling"`
+	Mode                      types.String       `tfsdk:"mode"`
+	KeystorePath              types.String       `tfsdk:"keystore_path"`
+	KeystorePassword          types.String       `tfsdk:"keystore_password"`
+	KeystorePasswordWO        types.String       `tfsdk:"keystore_password_wo"`
+	KeystorePasswordWOVersion types.Int64        `tfsdk:"keystore_password_wo_version"`
+	KeyPassword               types.String       `tfsdk:"key_password"`
+	Alias                     types.String       `tfsdk:"alias"`
+	MinVersion                types.String       `tfsdk:"min_version"`
+	CipherSuites              types.List         `tfsdk:"cipher_suites"`
+	ClientAuth                types.String       `tfsdk:"client_auth"`
+	Expected                  types.String       `tfsdk:"expected_fingerprint_sha256"`
+	Certificates              []certificateModel `tfsdk:"certificate"`
+	SessionTickets            types.Bool         `tfsdk:"session_tickets"`
+	TicketLifetime            types.String       `tfsdk:"session_ticket_lifetime"`
+	OCSPStapling              types.Bool         `tfsdk:"ocsp_stapling"`
 }
 
 // certificateModel is one tls.certificate block: a keystore entry or a
 // pair of PEM files.
 type certificateModel struct {
-	KeystorePath     types.String `tfsdk:"keystore_path"`
-	KeystorePassword types.String `tfsdk:"keystore_password"`
-	KeyPassword      types.String `tfsdk:"key_password"`
-	Alias            types.String `tfsdk:"alias"`
-	CertificateFile  types.String `tfsdk:"certificate_file"`
-	PrivateKeyFile   types.String `tfsdk:"private_key_file"`
+	KeystorePath              types.String `tfsdk:"keystore_path"`
+	KeystorePassword          types.String `tfsdk:"keystore_password"`
+	KeystorePasswordWO        types.String `tfsdk:"keystore_password_wo"`
+	KeystorePasswordWOVersion types.Int64  `tfsdk:"keystore_password_wo_version"`
+	KeyPassword               types.String `tfsdk:"key_password"`
+	Alias                     types.String `tfsdk:"alias"`
+	CertificateFile           types.String `tfsdk:"certificate_file"`
+	PrivateKeyFile            types.String `tfsdk:"private_key_file"`
 }
 
 // quoted renders an enumeration for descriptions: `a`, `b` or `c`.
@@ -97,10 +104,20 @@ func (r *listenerResource) Metadata(_ context.Context, req resource.MetadataRequ
 
 func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
+		// Version 0 until the first change of shape, which brings an
+		// upgrader (see mailstack_keystore's).
+		Version: 0,
 		MarkdownDescription: "One port of a `mailstack_server` serving one protocol with implicit TLS " +
 			"(Apache James's `socketTLS`), STARTTLS, or no TLS. Apply returns when the port is bound and " +
 			"serves the keystore's certificate. Every attribute but `server_id` changes in place: sockets " +
-			"that stay are not reopened and sessions in flight finish.",
+			"that stay are not reopened and sessions in flight finish.\n\n" +
+			"Plan opens the keystore when it exists already and reports a wrong password, an ambiguous alias or a " +
+			"key password that does not open the key on the attribute to fix; it warns when the keystore would " +
+			"not suit Apache James (several private keys, or a key password that differs from the store " +
+			"password: James has one `<secret>`). `james_tls_xml` is the `<tls>` block James would need for the " +
+			"same port.\n\n" +
+			"The runtime logs to `<state_dir>/<server_id>/runtime.log` on the target host; its listeners, by id, " +
+			"are in `<state_dir>/<server_id>/config.json`.",
 		Attributes: map[string]schema.Attribute{
 			// Required
 			"server_id": schema.StringAttribute{
@@ -150,9 +167,10 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			},
 			// Computed
 			"id": schema.StringAttribute{
-				MarkdownDescription: "`<server_id>/<listener id>`; import a listener by it.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+				MarkdownDescription: "`<server_id>/<listener id>`; import a listener by it, or by " +
+					"`<server_id>/<address>:<port>`.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"bound": schema.BoolAttribute{
 				MarkdownDescription: "Whether the runtime has the port bound. `false` (runtime stopped, port taken " +
@@ -162,18 +180,32 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			},
 			"served_fingerprint_sha256": schema.StringAttribute{
 				MarkdownDescription: "SHA-256 fingerprint of the certificate the port serves, as `keytool -list` prints it. " +
-					"Empty without TLS.",
+					"Empty without TLS. Unknown in a plan that changes the listener (unless " +
+					"`tls.expected_fingerprint_sha256` says what it will be): the runtime may serve a renewed " +
+					"certificate by then.",
+				Computed: true,
+			},
+			"james_tls_xml": schema.StringAttribute{
+				MarkdownDescription: "The `<tls socketTLS=... startTLS=...>` block of Apache James's `smtpserver.xml`, " +
+					"`imapserver.xml` or `pop3server.xml` for the same port: the keystore (as `file://` path and " +
+					"`<keystoreType>`), TLS versions, cipher suites and client authentication. The password is not in " +
+					"it: `<secret>` holds `" + jamesSecretPlaceholder + "`, e.g. for `replace(mailstack_listener.x.james_tls_xml, " +
+					"\"" + jamesSecretPlaceholder + "\", var.keystore_password)`. James serves one keystore per port: " +
+					"`certificate` blocks have no equivalent in it.",
 				Computed: true,
 			},
 		},
 		Blocks: map[string]schema.Block{
 			"tls": schema.SingleNestedBlock{
-				MarkdownDescription: "TLS settings. Implicit TLS and STARTTLS are one choice per listener, never both.",
+				MarkdownDescription: "TLS settings. Implicit TLS and STARTTLS are one choice per listener, never both. " +
+					"Without this block the listener has no TLS, as with `mode = \"none\"` (and as a James server " +
+					"without `<tls>`): plan warns for submission, IMAP and POP3, whose passwords would cross in clear.",
 				Attributes: withKeystoreEntry(map[string]schema.Attribute{
 					"mode": schema.StringAttribute{
 						MarkdownDescription: "`implicit` (TLS from the first byte: `socketTLS`), `starttls` (plain text " +
-							"upgraded by STARTTLS/STLS; no password is accepted before it) or `none`.",
-						Required:   true,
+							"upgraded by STARTTLS/STLS; no password is accepted before it) or `none`. Required in a `tls` " +
+							"block (it is optional only because the block is).",
+						Optional:   true,
 						Validators: []validator.String{stringvalidator.OneOf(config.TLSModes...)},
 					},
 					"min_version": schema.StringAttribute{
@@ -230,7 +262,8 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 					"clients whose server name (SNI) no `certificate` block serves, or that send none. Unless `mode` "+
 					"is `none`, it or a `certificate` block is required (without it the first block is the default). "+
 					"The runtime watches it: a renewed or edited keystore is served from the next handshake.",
-					"Password of the keystore. Required with `keystore_path`."),
+					"Password of the keystore, kept in the Terraform state (sensitive). With `keystore_path`, exactly one "+
+						"of it and `keystore_password_wo` is required."),
 				Blocks: map[string]schema.Block{
 					"certificate": schema.ListNestedBlock{
 						MarkdownDescription: "More certificates on this port, chosen per handshake by the server name the " +
@@ -251,7 +284,7 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 									Optional:            true,
 								},
 							}, "JKS or PKCS#12 keystore; an `acme` keystore's renewals are served as they land.",
-								"Password of the keystore."),
+								"Password of the keystore (or `keystore_password_wo`)."),
 						},
 					},
 				},
@@ -271,31 +304,46 @@ func (r *listenerResource) ValidateConfig(ctx context.Context, req resource.Vali
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if m.TLS == nil {
-		resp.Diagnostics.AddAttributeError(path.Root("tls"), "Missing TLS Block",
-			"Every listener declares a tls block; use mode = \"none\" for a listener without TLS.")
+	if m.TLS == nil || m.TLS.Mode.ValueString() == config.TLSNone {
+		if p := m.Protocol.ValueString(); p != config.ProtocolSMTP && !m.Protocol.IsUnknown() {
+			resp.Diagnostics.AddAttributeWarning(path.Root("tls"), "Listener Without TLS",
+				fmt.Sprintf("This %s listener has no TLS: its users' passwords and mail would cross the network in "+
+					"clear. Add a tls block with mode = \"implicit\" or \"starttls\" unless it only serves a trusted "+
+					"network.", p))
+		}
 		return
 	}
 	mode := m.TLS.Mode
-	if mode.IsUnknown() || mode.IsNull() || mode.ValueString() == config.TLSNone {
+	if mode.IsUnknown() {
+		return
+	}
+	if mode.IsNull() {
+		resp.Diagnostics.AddAttributeError(path.Root("tls").AtName("mode"), "Missing TLS Attribute",
+			"A tls block needs mode: \"implicit\", \"starttls\" or \"none\".")
 		return
 	}
 	if m.TLS.KeystorePath.IsNull() && len(m.TLS.Certificates) == 0 {
 		resp.Diagnostics.AddAttributeError(path.Root("tls").AtName("keystore_path"), "Missing TLS Attribute",
 			fmt.Sprintf("tls.keystore_path (or a tls.certificate block) is required when tls.mode is %q.", mode.ValueString()))
 	}
-	if !m.TLS.KeystorePath.IsNull() && m.TLS.KeystorePassword.IsNull() {
-		resp.Diagnostics.AddAttributeError(path.Root("tls").AtName("keystore_password"), "Missing TLS Attribute",
-			fmt.Sprintf("tls.keystore_password is required with tls.keystore_path when tls.mode is %q.", mode.ValueString()))
+	if !m.TLS.KeystorePath.IsNull() {
+		checkPasswords(m.TLS.KeystorePassword, m.TLS.KeystorePasswordWO, m.TLS.KeystorePasswordWOVersion, path.Root("tls"), &resp.Diagnostics)
 	}
 	for i, c := range m.TLS.Certificates {
+		if !c.KeystorePath.IsNull() {
+			checkPasswords(c.KeystorePassword, c.KeystorePasswordWO, c.KeystorePasswordWOVersion, path.Root("tls").AtName("certificate").AtListIndex(i), &resp.Diagnostics)
+		}
 		given := func(v types.String) string {
 			if v.IsNull() {
 				return ""
 			}
 			return "given" // unknown counts as given
 		}
-		src := config.Certificate{KeystorePath: given(c.KeystorePath), KeystorePassword: given(c.KeystorePassword),
+		password := c.KeystorePassword
+		if password.IsNull() {
+			password = c.KeystorePasswordWO
+		}
+		src := config.Certificate{KeystorePath: given(c.KeystorePath), KeystorePassword: given(password),
 			KeyPassword: given(c.KeyPassword), Alias: given(c.Alias),
 			CertificateFile: given(c.CertificateFile), PrivateKeyFile: given(c.PrivateKeyFile)}
 		if err := src.Validate(); err != nil {
@@ -308,6 +356,19 @@ func (r *listenerResource) ValidateConfig(ctx context.Context, req resource.Vali
 	}
 	if hint := unusualPort(m.Protocol.ValueString(), mode.ValueString(), int(m.Port.ValueInt64())); hint != "" {
 		resp.Diagnostics.AddAttributeWarning(path.Root("tls").AtName("mode"), "Unusual TLS Mode for This Port", hint)
+	}
+}
+
+// checkPasswords wants exactly one of a keystore_password and its
+// write-only twin, and the version only with the twin.
+func checkPasswords(password, wo types.String, version types.Int64, at path.Path, diags *diag.Diagnostics) {
+	if !password.IsUnknown() && !wo.IsUnknown() && password.IsNull() == wo.IsNull() {
+		diags.AddAttributeError(at.AtName("keystore_password"), "Missing TLS Attribute",
+			"Exactly one of keystore_password and keystore_password_wo is required with keystore_path.")
+	}
+	if !password.IsNull() && !version.IsNull() {
+		diags.AddAttributeError(at.AtName("keystore_password_wo_version"), "Conflicting TLS Attributes",
+			"keystore_password_wo_version goes with keystore_password_wo, not with keystore_password.")
 	}
 }
 
@@ -330,22 +391,24 @@ func unusualPort(protocol, mode string, port int) string {
 		"for the standard port will fail to connect.", port, protocol, other, mode)
 }
 
-// abs makes the keystore path absolute on the host: the runtime runs in its
-// own folder.
-func (m *listenerModel) settings(ctx context.Context, abs func(string) (string, error)) (config.Listener, error) {
+// settings is the listener as the runtime takes it, with the keystore
+// passwords pw (keystorePasswords); abs makes paths absolute on the host:
+// the runtime runs in its own folder.
+func (m *listenerModel) settings(ctx context.Context, pw tlsPasswords, abs func(string) (string, error)) (config.Listener, error) {
 	l := config.Listener{
 		Protocol:            m.Protocol.ValueString(),
 		Address:             m.Address.ValueString(),
 		Port:                int(m.Port.ValueInt64()),
 		MaxConnections:      int(m.MaxConnections.ValueInt64()),
 		MaxConnectionsPerIP: int(m.MaxConnsPerIP.ValueInt64()),
+		TLS:                 config.TLS{Mode: config.TLSNone},
 	}
 	if m.TLS != nil {
 		t := m.TLS
 		l.TLS = config.TLS{
 			Mode:             t.Mode.ValueString(),
 			KeystorePath:     t.KeystorePath.ValueString(),
-			KeystorePassword: t.KeystorePassword.ValueString(),
+			KeystorePassword: pw.keystore,
 			KeyPassword:      t.KeyPassword.ValueString(),
 			Alias:            t.Alias.ValueString(),
 			MinVersion:       t.MinVersion.ValueString(),
@@ -357,9 +420,9 @@ func (m *listenerModel) settings(ctx context.Context, abs func(string) (string, 
 		l.TLS.SessionTickets = boolPointer(t.SessionTickets)
 		l.TLS.OCSPStapling = boolPointer(t.OCSPStapling)
 		l.TLS.SessionTicketLifetime = t.TicketLifetime.ValueString()
-		for _, c := range t.Certificates {
+		for i, c := range t.Certificates {
 			l.TLS.Certificates = append(l.TLS.Certificates, config.Certificate{
-				KeystorePath: c.KeystorePath.ValueString(), KeystorePassword: c.KeystorePassword.ValueString(),
+				KeystorePath: c.KeystorePath.ValueString(), KeystorePassword: pw.certificates[i],
 				KeyPassword: c.KeyPassword.ValueString(), Alias: c.Alias.ValueString(),
 				CertificateFile: c.CertificateFile.ValueString(), PrivateKeyFile: c.PrivateKeyFile.ValueString(),
 			})
@@ -386,6 +449,60 @@ func (m *listenerModel) settings(ctx context.Context, abs func(string) (string, 
 	return l, l.Validate()
 }
 
+// tlsPasswords are the keystore passwords of a tls block and its
+// certificate blocks, from the plan or, write-only, the configuration.
+type tlsPasswords struct {
+	keystore     string
+	certificates []string
+}
+
+// keystorePasswords resolves the tls block's keystore passwords.
+func (m *listenerModel) keystorePasswords(ctx context.Context, cfg configReader) (tlsPasswords, error) {
+	var pw tlsPasswords
+	if m.TLS == nil {
+		return pw, nil
+	}
+	at := path.Root("tls")
+	var err error
+	if pw.keystore, err = passwordOr(ctx, m.TLS.KeystorePassword, cfg, at.AtName("keystore_password_wo")); err != nil {
+		return pw, err
+	}
+	for i, c := range m.TLS.Certificates {
+		p, err := passwordOr(ctx, c.KeystorePassword, cfg, at.AtName("certificate").AtListIndex(i).AtName("keystore_password_wo"))
+		if err != nil {
+			return pw, err
+		}
+		pw.certificates = append(pw.certificates, p)
+	}
+	return pw, nil
+}
+
+// samePasswords reports whether the passwords the runtime has stay: the
+// same keystore and key passwords, and no new write-only version.
+func (m *listenerModel) samePasswords(prior *listenerModel) bool {
+	if (m.TLS == nil) != (prior.TLS == nil) {
+		return false
+	}
+	if m.TLS == nil {
+		return true
+	}
+	same := func(a, b types.String, av, bv types.Int64) bool {
+		return a.Equal(b) && av.Equal(bv)
+	}
+	a, b := m.TLS, prior.TLS
+	if !same(a.KeystorePassword, b.KeystorePassword, a.KeystorePasswordWOVersion, b.KeystorePasswordWOVersion) ||
+		!a.KeyPassword.Equal(b.KeyPassword) || len(a.Certificates) != len(b.Certificates) {
+		return false
+	}
+	for i, c := range a.Certificates {
+		p := b.Certificates[i]
+		if !same(c.KeystorePassword, p.KeystorePassword, c.KeystorePasswordWOVersion, p.KeystorePasswordWOVersion) || !c.KeyPassword.Equal(p.KeyPassword) {
+			return false
+		}
+	}
+	return true
+}
+
 // withKeystoreEntry adds to attrs the attributes that name a keystore
 // entry to serve (keystore_path, keystore_password, key_password, alias),
 // which the tls block and its certificate blocks share.
@@ -396,6 +513,19 @@ func withKeystoreEntry(attrs map[string]schema.Attribute, pathDesc, passwordDesc
 		Optional:            true,
 		Sensitive:           true,
 		Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+	}
+	attrs["keystore_password_wo"] = schema.StringAttribute{
+		MarkdownDescription: "Password of the keystore, write-only (Terraform 1.11 and later): sent to the runtime, which " +
+			"keeps it in its config on the host, and never stored in the Terraform state or plan. Change " +
+			"`keystore_password_wo_version` to send a new one.",
+		Optional:   true,
+		Sensitive:  true,
+		WriteOnly:  true,
+		Validators: []validator.String{stringvalidator.LengthAtLeast(1)},
+	}
+	attrs["keystore_password_wo_version"] = schema.Int64Attribute{
+		MarkdownDescription: "Change it to send a new `keystore_password_wo` to the runtime.",
+		Optional:            true,
 	}
 	attrs["key_password"] = schema.StringAttribute{
 		MarkdownDescription: "Password of the private key entry when it differs from the keystore's (JKS only).",
@@ -442,7 +572,7 @@ func (r *listenerResource) Create(ctx context.Context, req resource.CreateReques
 	_, _ = rand.Read(b[:])
 	plan.ID = types.StringValue(plan.ServerID.ValueString() + "/l-" + hex.EncodeToString(b[:]))
 	tflog.Debug(ctx, "creating the listener in the runtime over its control socket", map[string]any{"id": plan.ID.ValueString(), "protocol": plan.Protocol.ValueString(), "address": plan.Address.ValueString(), "port": plan.Port.ValueInt64()})
-	r.put(ctx, &plan, nil, &resp.State, &resp.Diagnostics)
+	r.put(ctx, &plan, nil, req.Config, &resp.State, &resp.Diagnostics)
 }
 
 func (r *listenerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -453,14 +583,19 @@ func (r *listenerResource) Update(ctx context.Context, req resource.UpdateReques
 		return
 	}
 	tflog.Debug(ctx, "changing the listener in the runtime over its control socket", map[string]any{"id": plan.ID.ValueString(), "protocol": plan.Protocol.ValueString(), "address": plan.Address.ValueString(), "port": plan.Port.ValueInt64()})
-	r.put(ctx, &plan, &prior, &resp.State, &resp.Diagnostics)
+	r.put(ctx, &plan, &prior, req.Config, &resp.State, &resp.Diagnostics)
 }
 
 // put sends the planned listener to the runtime; it returns when the
 // listener is live and serves the certificate it should, and records what
 // the runtime reports. prior is the state before an update, nil on create.
-func (r *listenerResource) put(ctx context.Context, plan, prior *listenerModel, state *tfsdk.State, diags *diag.Diagnostics) {
-	settings, err := plan.settings(ctx, r.data.abs)
+func (r *listenerResource) put(ctx context.Context, plan, prior *listenerModel, cfg tfsdk.Config, state *tfsdk.State, diags *diag.Diagnostics) {
+	pw, err := plan.keystorePasswords(ctx, cfg)
+	if err != nil {
+		diags.AddError("Invalid Listener", err.Error())
+		return
+	}
+	settings, err := plan.settings(ctx, pw, r.data.abs)
 	if err != nil {
 		diags.AddError("Invalid Listener", err.Error())
 		return
@@ -469,9 +604,10 @@ func (r *listenerResource) put(ctx context.Context, plan, prior *listenerModel, 
 	client := r.data.client(serverID)
 	var obj control.ListenerObject
 	unchanged := false
-	if prior != nil && prior.Bound.ValueBool() {
+	if prior != nil && prior.Bound.ValueBool() && plan.samePasswords(prior) && (prior.TLS == nil) == (plan.TLS == nil) &&
+		(prior.TLS == nil || len(prior.TLS.Certificates) == len(plan.TLS.Certificates)) {
 		// Only the expected fingerprint changed: nothing to send.
-		before, err := prior.settings(ctx, r.data.abs)
+		before, err := prior.settings(ctx, pw, r.data.abs)
 		unchanged = err == nil && settingsEqual(before, settings)
 	}
 	if unchanged {
@@ -500,6 +636,7 @@ func (r *listenerResource) put(ctx context.Context, plan, prior *listenerModel, 
 	}
 	plan.Bound = types.BoolValue(obj.Status.Bound)
 	plan.ServedFingerprint = types.StringValue(obj.Status.CertificateFingerprint)
+	plan.JamesTLSXML = r.jamesTLSXML(ctx, plan)
 	diags.Append(state.Set(ctx, plan)...)
 }
 
@@ -527,6 +664,7 @@ func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, r
 		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 		return
 	}
+	importing := state.Protocol.IsNull() // an import sets only the id
 	state.ServerID = types.StringValue(serverID)
 	state.Protocol = types.StringValue(obj.Config.Protocol)
 	state.Address = types.StringValue(obj.Config.Address)
@@ -534,13 +672,20 @@ func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, r
 	state.MaxConnections = optionalInt(obj.Config.MaxConnections)
 	state.MaxConnsPerIP = optionalInt(obj.Config.MaxConnectionsPerIP)
 	prior := state.TLS
-	if prior == nil && obj.Config.TLS.Mode != config.TLSNone {
+	if prior == nil && obj.Config.TLS.Mode != config.TLSNone && importing {
 		prior = r.storedSecrets(ctx, serverID, id)
 	}
 	state.TLS = readTLS(ctx, obj.Config.TLS, prior, r.data.abs, &resp.Diagnostics)
 	state.Bound = types.BoolValue(obj.Status.Bound)
 	served := obj.Status.CertificateFingerprint
 	state.ServedFingerprint = types.StringValue(served)
+	if xml := r.jamesTLSXML(ctx, &state); !xml.IsUnknown() {
+		state.JamesTLSXML = xml
+	}
+	if state.TLS == nil {
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+		return
+	}
 	if exp := state.TLS.Expected; !exp.IsNull() && obj.Status.Bound && served != "" && served != exp.ValueString() {
 		// Serving another certificate than the one configured (a
 		// keystore replaced on disk): plan shows the way back.
@@ -553,6 +698,9 @@ func (r *listenerResource) Read(ctx context.Context, req resource.ReadRequest, r
 // never returns passwords, so those stay as they were in prior; optional
 // attributes the runtime reports as empty stay null.
 func readTLS(ctx context.Context, t config.TLS, prior *tlsModel, abs func(string) (string, error), diags *diag.Diagnostics) *tlsModel {
+	if prior == nil && t.Mode == config.TLSNone {
+		return nil // no tls block, as configured
+	}
 	m := &tlsModel{
 		Mode:           types.StringValue(t.Mode),
 		KeystorePath:   optionalString(t.KeystorePath),
@@ -574,19 +722,22 @@ func readTLS(ctx context.Context, t config.TLS, prior *tlsModel, abs func(string
 	}
 	if prior != nil {
 		m.KeystorePassword, m.KeyPassword, m.Expected = prior.KeystorePassword, prior.KeyPassword, prior.Expected
+		m.KeystorePasswordWOVersion = prior.KeystorePasswordWOVersion
 		m.KeystorePath = asWritten(prior.KeystorePath, t.KeystorePath)
 	} else {
 		m.KeystorePassword, m.KeyPassword, m.Expected = types.StringNull(), types.StringNull(), types.StringNull()
+		m.KeystorePasswordWOVersion = types.Int64Null()
 	}
 	for i, c := range t.Certificates {
 		cm := certificateModel{
 			KeystorePath: optionalString(c.KeystorePath), KeystorePassword: types.StringNull(), KeyPassword: types.StringNull(),
-			Alias: optionalString(c.Alias), CertificateFile: optionalString(c.CertificateFile), PrivateKeyFile: optionalString(c.PrivateKeyFile),
+			KeystorePasswordWOVersion: types.Int64Null(),
+			Alias:                     optionalString(c.Alias), CertificateFile: optionalString(c.CertificateFile), PrivateKeyFile: optionalString(c.PrivateKeyFile),
 		}
 		if prior != nil && i < len(prior.Certificates) {
 			// The runtime never returns passwords.
 			p := prior.Certificates[i]
-			cm.KeystorePassword, cm.KeyPassword = p.KeystorePassword, p.KeyPassword
+			cm.KeystorePassword, cm.KeyPassword, cm.KeystorePasswordWOVersion = p.KeystorePassword, p.KeyPassword, p.KeystorePasswordWOVersion
 			cm.KeystorePath = asWritten(p.KeystorePath, c.KeystorePath)
 			cm.CertificateFile = asWritten(p.CertificateFile, c.CertificateFile)
 			cm.PrivateKeyFile = asWritten(p.PrivateKeyFile, c.PrivateKeyFile)
@@ -631,17 +782,50 @@ func (r *listenerResource) Delete(ctx context.Context, req resource.DeleteReques
 	}
 }
 
+// ImportState adopts a listener by its id, "<server_id>/<listener id>",
+// or by where it listens, "<server_id>/<address>:<port>" (IPv6 in
+// brackets), looked up in the server's config.json.
 func (r *listenerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	id, ok := r.data.importID(req.ID, &resp.Diagnostics)
 	if !ok {
 		return
 	}
+	if serverID, addr, ok := strings.Cut(id, "/"); ok && serverNameRE.MatchString(serverID) {
+		if host, port, err := net.SplitHostPort(addr); err == nil {
+			found, err := r.listenerAt(ctx, serverID, host, port)
+			if err != nil {
+				resp.Diagnostics.AddError("Unable to Import Listener", err.Error())
+				return
+			}
+			id = serverID + "/" + found
+		}
+	}
 	if _, _, ok := splitListenerID(id); !ok {
 		resp.Diagnostics.AddError("Invalid Import ID",
-			fmt.Sprintf("%q is not <server_id>/<listener id>, e.g. \"default/l-0123456789ab\".", id))
+			fmt.Sprintf("%q is not <server_id>/<listener id> (e.g. \"default/l-0123456789ab\") nor "+
+				"<server_id>/<address>:<port> (e.g. \"default/0.0.0.0:465\", \"default/[::1]:993\").", id))
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), id)...)
+}
+
+// listenerAt finds the id of the listener of server serverID on host:port.
+func (r *listenerResource) listenerAt(ctx context.Context, serverID, host, port string) (string, error) {
+	dir := r.data.server(serverID)
+	doc, err := dir.LoadConfig(ctx)
+	if err != nil {
+		return "", fmt.Errorf("server %q: %w (is it applied? its state is in %s)", serverID, err, dir)
+	}
+	ip := net.ParseIP(host)
+	var all []string
+	for id, l := range doc.Listeners {
+		if strconv.Itoa(l.Port) == port && (l.Address == host || ip != nil && ip.Equal(net.ParseIP(l.Address))) {
+			return id, nil
+		}
+		all = append(all, fmt.Sprintf("%s (%s %s)", l.Addr(), l.Protocol, id))
+	}
+	slices.Sort(all)
+	return "", fmt.Errorf("server %q has no listener on %s; it has: %s", serverID, net.JoinHostPort(host, port), strings.Join(all, ", "))
 }
 
 // ticketLifetime validates tls.session_ticket_lifetime.

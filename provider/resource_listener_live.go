@@ -166,15 +166,17 @@ func (r *listenerResource) storedSecrets(ctx context.Context, serverID, id strin
 		return nil
 	}
 	m := &tlsModel{
-		KeystorePath:     types.StringNull(),
-		KeystorePassword: optionalString(l.TLS.KeystorePassword),
-		KeyPassword:      optionalString(l.TLS.KeyPassword),
-		Expected:         types.StringNull(),
+		KeystorePath:              types.StringNull(),
+		KeystorePassword:          optionalString(l.TLS.KeystorePassword),
+		KeystorePasswordWOVersion: types.Int64Null(),
+		KeyPassword:               optionalString(l.TLS.KeyPassword),
+		Expected:                  types.StringNull(),
 	}
 	for _, c := range l.TLS.Certificates {
 		m.Certificates = append(m.Certificates, certificateModel{
 			KeystorePath: types.StringNull(), CertificateFile: types.StringNull(), PrivateKeyFile: types.StringNull(),
 			KeystorePassword: optionalString(c.KeystorePassword), KeyPassword: optionalString(c.KeyPassword),
+			KeystorePasswordWOVersion: types.Int64Null(),
 		})
 	}
 	return m
