@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -150,8 +151,13 @@ func (d *tlsProbeDataSource) Read(ctx context.Context, req datasource.ReadReques
 	}
 	res, err := probe.Probe(ctx, opts)
 	if err != nil {
-		resp.Diagnostics.AddError("Unable to Probe "+opts.Address,
-			fmt.Sprintf("%s %s probe of %s failed at %s", opts.Protocol, opts.Mode, opts.Address, err))
+		summary := "Unable to Probe " + opts.Address
+		detail := fmt.Sprintf("%s %s probe of %s failed at %s", opts.Protocol, opts.Mode, opts.Address, err)
+		if hint := modeHint(ctx, opts, err); hint != "" {
+			resp.Diagnostics.AddAttributeError(path.Root("mode"), summary, detail+"\n\n"+hint)
+			return
+		}
+		resp.Diagnostics.AddError(summary, detail)
 		return
 	}
 	m.ID = types.StringValue(fmt.Sprintf("%s+%s://%s", opts.Protocol, opts.Mode, opts.Address))
@@ -171,6 +177,43 @@ func (d *tlsProbeDataSource) Read(ctx context.Context, req datasource.ReadReques
 	m.Verified = types.BoolValue(res.Verified())
 	m.VerifyError = types.StringValue(res.VerifyError)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+}
+
+// modeHint says which mode would work when a probe failed in the wrong
+// one: a server that greets in plain text when the probe expects a TLS
+// handshake speaks STARTTLS; one that stays silent for a STARTTLS probe
+// but completes an implicit TLS handshake speaks implicit TLS. "" when
+// the mode is not what failed.
+func modeHint(ctx context.Context, o probe.Options, err error) string {
+	var failed *probe.Error
+	if !errors.As(err, &failed) {
+		return ""
+	}
+	switch {
+	case o.Mode == probe.Implicit && failed.Step == "handshake":
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && printable(rh.RecordHeader[:]) {
+			return fmt.Sprintf("The server answered in plain text (%q...): this port speaks STARTTLS, or no TLS. "+
+				"Try mode = \"starttls\".", rh.RecordHeader[:])
+		}
+	case o.Mode == probe.StartTLS && (failed.Step == "greeting" || failed.Step == "starttls"):
+		o.Mode, o.Timeout = probe.Implicit, 5*time.Second
+		_, err := probe.Probe(ctx, o)
+		if again := (*probe.Error)(nil); err == nil || errors.As(err, &again) && again.Step != "dial" && again.Step != "handshake" {
+			return "This port speaks implicit TLS: a TLS handshake from the first byte succeeds. Try mode = \"implicit\"."
+		}
+	}
+	return ""
+}
+
+// printable reports whether b is text a mail server greets with.
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\r' && c != '\n' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // certPool parses PEM certificates; other PEM blocks are skipped, and no

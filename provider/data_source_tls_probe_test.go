@@ -1,9 +1,12 @@
 package provider
 
 import (
+	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +15,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/probe"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 func TestCertPool(t *testing.T) {
@@ -83,4 +88,70 @@ func TestAccTLSProbe_errors(t *testing.T) {
 			},
 		},
 	})
+}
+
+// A probe in the wrong mode says which one the port speaks: a STARTTLS
+// server greets an implicit probe in plain text; an implicit-TLS server
+// stays silent for a STARTTLS probe but completes a handshake.
+func TestModeHint(t *testing.T) {
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	go func() {
+		for {
+			c, err := plain.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("220 mail.example.test ESMTP ready\r\n"))
+			time.Sleep(200 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	implicit, err := tls.Listen("tcp", "127.0.0.1:0", testutil.SelfSigned(t, "mail.example.test").ServerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer implicit.Close()
+	go func() {
+		for {
+			c, err := implicit.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if c.(*tls.Conn).Handshake() == nil {
+					c.Write([]byte("220 mail.example.test ESMTP ready\r\n"))
+				}
+			}()
+		}
+	}()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, addr, mode, want string
+	}{
+		{"implicit probe of a STARTTLS port", plain.Addr().String(), probe.Implicit, `Try mode = "starttls"`},
+		{"STARTTLS probe of an implicit port", implicit.Addr().String(), probe.StartTLS, `Try mode = "implicit"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := probe.Options{Address: tc.addr, Protocol: probe.SMTP, Mode: tc.mode, Timeout: 2 * time.Second}
+			_, err := probe.Probe(ctx, o)
+			if err == nil {
+				t.Fatal("probe in the wrong mode succeeded")
+			}
+			if hint := modeHint(ctx, o, err); !strings.Contains(hint, tc.want) {
+				t.Errorf("hint %q for %v, want %q", hint, err, tc.want)
+			}
+		})
+	}
+	// A port that is closed gets no hint about modes.
+	closed := plain.Addr().String()
+	plain.Close()
+	o := probe.Options{Address: closed, Protocol: probe.SMTP, Mode: probe.StartTLS, Timeout: time.Second}
+	if _, err := probe.Probe(ctx, o); err == nil || modeHint(ctx, o, err) != "" {
+		t.Errorf("closed port: err %v, hint %q", err, modeHint(ctx, o, err))
+	}
 }
