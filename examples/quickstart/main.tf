@@ -65,9 +65,9 @@ resource "mailstack_keystore" "mx" {
       organization = "mailstack demo"
       country      = "US"
     }
-    dns_names          = [var.hostname, "localhost"]
-    validity_days      = var.validity_days
-    early_renewal_days = 30
+    dns_names     = [var.hostname, "localhost"]
+    ip_addresses  = ["127.0.0.1"]
+    validity_days = var.validity_days
   }
 }
 

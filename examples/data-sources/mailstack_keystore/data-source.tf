@@ -8,8 +8,13 @@ data "mailstack_keystore" "james" {
 output "expiring_soon" {
   value = [
     for e in data.mailstack_keystore.james.entries : "${e.alias} (${e.kind}): ${e.subject} until ${e.not_after}"
-    if timecmp(e.not_after, timeadd(plantimestamp(), "720h")) < 0
+    if e.days_remaining < 30
   ]
+}
+
+# Each private key entry's whole chain, as the server sends it.
+output "chains" {
+  value = { for e in data.mailstack_keystore.james.entries : e.alias => e.chain_pem if e.kind == "PrivateKeyEntry" }
 }
 
 output "fingerprints" {

@@ -8,3 +8,6 @@ terraform import mailstack_keystore.mx /etc/mail/james.keystore
 
 # When the file holds several private key entries, name the alias:
 terraform import mailstack_keystore.mx /etc/mail/james.keystore:james
+
+# An adopted keystore keeps its file's mode, owner and group, and destroy
+# leaves it on disk (delete_on_destroy defaults to false for it).

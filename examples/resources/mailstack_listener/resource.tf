@@ -26,10 +26,12 @@ resource "mailstack_listener" "imap" {
   max_connections_per_ip = 200
 
   tls {
-    mode              = "starttls"
-    keystore_path     = mailstack_keystore.mx.path
-    keystore_password = var.keystore_password
-    min_version       = "1.2"
+    mode          = "starttls"
+    keystore_path = mailstack_keystore.mx.path
+    # Write-only (Terraform 1.11+): sent to the runtime, never in the state.
+    keystore_password_wo         = var.keystore_password
+    keystore_password_wo_version = 1
+    min_version                  = "1.2"
   }
 }
 
@@ -73,4 +75,10 @@ resource "mailstack_listener" "imaps" {
       private_key_file = "/etc/letsencrypt/live/mail.b.example/privkey.pem"
     }
   }
+}
+
+# The <tls> block Apache James needs for the same port, password filled in.
+output "imap_james_tls" {
+  value     = replace(mailstack_listener.imap.james_tls_xml, "@KEYSTORE_PASSWORD@", var.keystore_password)
+  sensitive = true
 }
