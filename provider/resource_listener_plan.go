@@ -148,7 +148,7 @@ func (r *listenerResource) checkKeystore(ctx context.Context, ref keystoreRef, p
 		return
 	case err != nil:
 		resp.Diagnostics.AddAttributeError(at.AtName("alias"), "No Such Private Key Entry",
-			fmt.Sprintf("%s\n\nKeystore file: %s\n\nSet alias to the private key entry this port serves.", err, file))
+			fmt.Sprintf("%s\n\nKeystore file: %s\n\nSet %s to the private key entry this port serves.", err, file, at.AtName("alias")))
 		return
 	}
 	if _, _, err := ks.PrivateKeyEntry(alias, []byte(ref.key.ValueString())); err != nil {
