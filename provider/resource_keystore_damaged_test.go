@@ -22,7 +22,7 @@ func TestAccKeystore_damagedKeystoreRepaired(t *testing.T) {
 	ksPath := e.Path("mx.jks")
 	port := e.FreePort()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	config := stackConfig(e, ksPath, port, "")
+	config := stackConfig(e, ksPath, port, "", "")
 	var served string
 	damage := func(how string) func() {
 		return func() {
