@@ -3,11 +3,14 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -418,4 +421,87 @@ func TestLargeBodies(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("Archive", 1, bodies[2])
+}
+
+// TestLargeBodyBoundedMemory appends a 48 MiB message from a reader that
+// makes it as it goes and streams it back with OpenBlob, sampling the
+// heap all along: neither direction ever holds the message whole, so the
+// heap never grows by more than a few chunks.
+func TestLargeBodyBoundedMemory(t *testing.T) {
+	s := open(t, pgtest.Shared(t).NewDatabase(t))
+	const u = "u@example.com"
+	if err := s.PutUser(u, "pw", 0); err != nil {
+		t.Fatal(err)
+	}
+	const size = 48 << 20
+	const bound = 16 << 20 // a third of the message
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	stop := make(chan struct{})
+	peak := make(chan uint64)
+	go func() {
+		var peakAlloc uint64
+		var ms runtime.MemStats
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				peak <- peakAlloc
+				return
+			case <-tick.C:
+				runtime.ReadMemStats(&ms)
+				peakAlloc = max(peakAlloc, ms.HeapAlloc)
+			}
+		}
+	}()
+
+	want := sha256.New()
+	src := io.TeeReader(io.LimitReader(&lines{}, size), want)
+	_, uid, err := s.Append(u, "INBOX", src, size, store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Lookup(u, "INBOX", []uint32{uid})
+	if err != nil || len(m) != 1 || m[0].Size != size {
+		t.Fatalf("Lookup = %+v, %v", m, err)
+	}
+	rc, err := s.OpenBlob(m[0].Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sha256.New()
+	n, err := io.Copy(got, rc)
+	rc.Close()
+	close(stop)
+	grew := int64(<-peak) - int64(base.HeapAlloc)
+	if err != nil || n != size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("streamed back %d bytes (%v), digest equal %v; want %d", n, err, bytes.Equal(got.Sum(nil), want.Sum(nil)), size)
+	}
+	t.Logf("a %d MiB message written and read back with the heap %.1f MiB above where it started at most", size>>20, float64(grew)/(1<<20))
+	if grew > bound {
+		t.Fatalf("the heap grew by %.1f MiB for a %d MiB message: it was held whole", float64(grew)/(1<<20), size>>20)
+	}
+}
+
+// lines is an endless message: a header, then numbered lines.
+type lines struct {
+	n   int
+	buf []byte
+}
+
+func (l *lines) Read(p []byte) (int, error) {
+	if len(l.buf) == 0 {
+		if l.n == 0 {
+			l.buf = []byte("From: a@example.org\r\nTo: u@example.com\r\nSubject: large\r\n\r\n")
+		} else {
+			l.buf = fmt.Appendf(l.buf[:0], "%08d 0123456789abcdef0123456789abcdef0123456789abcdef\r\n", l.n)
+		}
+		l.n++
+	}
+	n := copy(p, l.buf)
+	l.buf = l.buf[n:]
+	return n, nil
 }
