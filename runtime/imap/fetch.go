@@ -69,6 +69,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 	}
 	var buf []byte
+	blobs := fetchBlobs(s.srv.store, infos, needsContent(options))
 	for _, m := range infos {
 		i := sel.indexOf(m.UID)
 		if i < 0 {
@@ -86,7 +87,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if options.ModSeq || condStore && flags != nil {
 			modSeq = m.ModSeq // RFC 7162 3.1.4.1, 3.2.4
 		}
-		if err := fetchOne(w, s.srv.store, uint32(i+1), m, options, flags, modSeq, &buf); err != nil {
+		if err := fetchOne(w, blobs, uint32(i+1), m, options, flags, modSeq, &buf); err != nil {
 			return err
 		}
 	}
@@ -97,6 +98,17 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 // read into memory rather than streamed from its file: reading costs a
 // single system call, streaming bounds the memory a huge message takes.
 const maxBufferedBody = 1 << 20
+
+// needsParsing reports whether a FETCH reads every message's content to
+// parse it.
+func needsParsing(options *imap.FetchOptions) bool {
+	return options.Envelope || options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+}
+
+// needsContent reports whether a FETCH reads message content at all.
+func needsContent(options *imap.FetchOptions) bool {
+	return needsParsing(options) || len(options.BodySection) > 0
+}
 
 func marksSeen(options *imap.FetchOptions) bool {
 	for _, bs := range options.BodySection {
@@ -125,7 +137,7 @@ func wholeMessage(bs *imap.FetchItemBodySection) bool {
 // RFC 9051 7.5.1 allows; the file is opened before anything is written so
 // that no response is left half-written.
 func fetchOne(w *imapserver.FetchWriter, blobs store.Blobs, seq uint32, m store.MessageInfo, options *imap.FetchOptions, flags []imap.Flag, modSeq uint64, buf *[]byte) (err error) {
-	needContent := options.Envelope || options.BodyStructure != nil || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	needContent := needsParsing(options)
 	needFile := needContent
 	for _, bs := range options.BodySection {
 		needContent = needContent || !wholeMessage(bs) || m.Size <= maxBufferedBody

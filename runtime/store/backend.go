@@ -179,6 +179,18 @@ type Blobs interface {
 	OpenBlob(ref BlobRef) (io.ReadCloser, error)
 }
 
+// BlobBatchReader is implemented by Blobs whose every read is a round
+// trip to a server (PostgreSQL): a front end about to read many bodies
+// reads them with one call instead. It is optional; the embedded store,
+// whose reads are local files, does not need it.
+type BlobBatchReader interface {
+	Blobs
+	// ReadBlobs reads the whole bodies of refs and calls fn with each, in
+	// any order; body is valid only during the call. A body that is gone
+	// (its message expunged) is left out.
+	ReadBlobs(refs []BlobRef, fn func(ref BlobRef, body []byte) error) error
+}
+
 // Maildrops serves POP3.
 type Maildrops interface {
 	// OpenMaildrop locks the user's INBOX against other POP3 sessions (of

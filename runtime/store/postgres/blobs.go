@@ -184,3 +184,64 @@ func (s *Store) sweepOnce() (int64, error) {
 }
 
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+var _ store.BlobBatchReader = (*Store)(nil)
+
+// ReadBlobs reads many bodies with one query (and one more for those
+// longer than a chunk): IMAP FETCH of a range of messages costs a round
+// trip per batch rather than per message.
+func (s *Store) ReadBlobs(refs []store.BlobRef, fn func(ref store.BlobRef, body []byte) error) error {
+	ids := make([]int64, 0, len(refs))
+	for _, ref := range refs {
+		if id, err := blobID(ref); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	ctx, done, err := s.op()
+	if err != nil {
+		return err
+	}
+	defer done()
+	var (
+		id, size int64
+		a        appender
+		long     map[int64][]byte // bodies continued in blob_chunks
+	)
+	rows, _ := s.pool.Query(ctx, "SELECT id, size, data FROM blobs WHERE id = ANY ($1)", ids)
+	_, err = pgx.ForEachRow(rows, []any{&id, &size, &a}, func() error {
+		defer func() { a.b = a.b[:0] }()
+		if int64(len(a.b)) < size {
+			if long == nil {
+				long = map[int64][]byte{}
+			}
+			long[id] = append(make([]byte, 0, size), a.b...)
+			return nil
+		}
+		return fn(blobRef(id), a.b)
+	})
+	if err != nil || len(long) == 0 {
+		return wrap("reading message bodies", err)
+	}
+	chunked := make([]int64, 0, len(long))
+	for id := range long {
+		chunked = append(chunked, id)
+	}
+	rows, _ = s.pool.Query(ctx, "SELECT blob_id, data FROM blob_chunks WHERE blob_id = ANY ($1) ORDER BY blob_id, seq", chunked)
+	_, err = pgx.ForEachRow(rows, []any{&id, &a}, func() error {
+		long[id] = append(long[id], a.b...)
+		a.b = a.b[:0]
+		return nil
+	})
+	if err != nil {
+		return wrap("reading message bodies", err)
+	}
+	for id, body := range long {
+		if err := fn(blobRef(id), body); err != nil {
+			return err
+		}
+	}
+	return nil
+}

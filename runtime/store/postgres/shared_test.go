@@ -414,6 +414,27 @@ func TestLargeBodies(t *testing.T) {
 		check("INBOX", uint32(i+1), b)
 	}
 	check("Archive", 1, bodies[2])
+
+	// ReadBlobs (FETCH's prefetch) reads bodies of one row and of several
+	// in one call, and leaves out what is not a body.
+	ms, err := s.Lookup(u, "INBOX", []uint32{1, 2, 3})
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("Lookup = %+v, %v", ms, err)
+	}
+	refs := []store.BlobRef{ms[0].Body, ms[1].Body, ms[2].Body, "999999", "not a ref"}
+	got := map[store.BlobRef][]byte{}
+	err = s.ReadBlobs(refs, func(ref store.BlobRef, body []byte) error {
+		got[ref] = bytes.Clone(body)
+		return nil
+	})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("ReadBlobs gave %d bodies, %v; want 3", len(got), err)
+	}
+	for i, m := range ms {
+		if !bytes.Equal(got[m.Body], bodies[i]) {
+			t.Fatalf("ReadBlobs: body of UID %d has %d bytes, want %d", m.UID, len(got[m.Body]), len(bodies[i]))
+		}
+	}
 	if _, err := s.SetFlags(u, "INBOX", []uint32{3}, store.FlagChange{Op: store.FlagsAdd, Flags: []string{store.FlagDeleted}}); err != nil {
 		t.Fatal(err)
 	}
