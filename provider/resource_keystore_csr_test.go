@@ -69,9 +69,10 @@ func TestAccKeystore_csrSignedByOpensslCA(t *testing.T) {
 	t.Setenv(KeystorePasswordEnv, "storepass1")
 	t.Setenv(KeystoreKeyPasswordEnv, "keypass1")
 	clock := &testClock{}
+	warned := &warnings{}
 
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: clock.factories(),
+		ProtoV6ProviderFactories: warned.wrap(clock.factories()),
 		Steps: []resource.TestStep{
 			{
 				Config: csrKeystoreConfig(e, ksPath, "", ""),
@@ -169,10 +170,14 @@ func TestAccKeystore_csrSignedByOpensslCA(t *testing.T) {
 				// 20 hours on, the CA's one-day certificate is within a third
 				// of its lifetime: ready_for_renewal, and plan warns (the CA
 				// renews, not apply).
-				PreConfig: func() { clock.advance(20 * time.Hour) },
+				PreConfig: func() { clock.advance(20 * time.Hour); warned.reset() },
 				Config:    csrKeystoreConfig(e, ksPath, renewalPath, ""),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectEmptyPlan(),
+						warned.expect("mailstack_keystore", `Certificate Due for Renewal: The certificate of alias "james" in `+
+							regexp.QuoteMeta(ksPath)+` ends on .*csr_pem`),
+					},
 				},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("mailstack_keystore.mx", tfjsonpath.New("ready_for_renewal"), knownvalue.Bool(true)),

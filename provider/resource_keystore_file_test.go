@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,8 +93,9 @@ resource "mailstack_keystore" "james" {
 			return nil
 		}
 	}
+	warned := &warnings{}
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: warned.wrap(providerFactories),
 		CheckDestroy: func(*terraform.State) error {
 			if out := keytoolList(t, file, "second-pass"); !strings.Contains(out, "Alias name: james") {
 				return fmt.Errorf("destroy deleted the adopted entry:\n%s", out)
@@ -153,6 +155,23 @@ resource "mailstack_keystore" "james" {
 					statecheck.ExpectKnownValue("mailstack_keystore.james", tfjsonpath.New("delete_on_destroy"), knownvalue.Bool(false)),
 				},
 				Check: keeps(0o640),
+			},
+			{
+				// The resource leaves the configuration: the plan says that
+				// the adopted keystore stays, and it does.
+				PreConfig: warned.reset,
+				Config:    e.SourcedProviderBlock(),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("mailstack_keystore.james", plancheck.ResourceActionDestroy),
+						warned.expect("mailstack_keystore", `Keystore Entry Kept on Destroy: Destroy leaves the entry "james" and the keystore `+
+							regexp.QuoteMeta(file)+` on disk`),
+					},
+				},
+				Check: func(*terraform.State) error {
+					keytoolList(t, file, "second-pass")
+					return keeps(0o640)(nil)
+				},
 			},
 		},
 	})

@@ -111,8 +111,41 @@ data "mailstack_tls_probe" "p" {
   mode     = %q
 }`, port, protocol, mode))
 	}
+	// Keystores keytool made that the runtime can serve but James could
+	// not: two private keys; a key password other than the store's.
+	twoKeys, ownKeyPassword := e.Path("two-keys.jks"), e.Path("key-password.jks")
+	keytoolGenkeypair(t, twoKeys, "JKS", "changeit", "james", "EC")
+	keytoolGenkeypair(t, twoKeys, "JKS", "changeit", "other", "EC")
+	keytoolGenkeypair(t, ownKeyPassword, "JKS", "changeit", "james", "EC", "-keypass", "keypass")
+	notForJames := config("mail.example.test", "changeit", "", fmt.Sprintf(`
+resource "mailstack_listener" "two_keys" {
+  server_id = mailstack_server.mx.id
+  protocol  = "pop3"
+  address   = "127.0.0.1"
+  port      = %[1]d
+  tls {
+    mode              = "implicit"
+    keystore_path     = %[2]q
+    keystore_password = "changeit"
+    alias             = "other"
+  }
+}
+
+resource "mailstack_listener" "key_password" {
+  server_id = mailstack_server.mx.id
+  protocol  = "pop3"
+  address   = "127.0.0.1"
+  port      = %[3]d
+  tls {
+    mode              = "starttls"
+    keystore_path     = %[4]q
+    keystore_password = "changeit"
+    key_password      = "keypass"
+  }
+}`, e.FreePort(), twoKeys, e.FreePort(), ownKeyPassword))
+	warned := &warnings{}
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: warned.wrap(providerFactories),
 		Steps: []resource.TestStep{
 			{
 				Config: good,
@@ -159,6 +192,22 @@ resource "mailstack_listener" "pop3s" {
 				PreConfig: func() { keytool(t, "-delete", "-alias", "other", "-keystore", ksPath, "-storepass", "changeit") },
 				Config:    good,
 				PlanOnly:  true,
+			},
+			{
+				// James guards: the runtime serves these keystores, James
+				// (one <secret>, no alias) could not; plan warns.
+				PreConfig:          warned.reset,
+				Config:             notForJames,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PostApplyPreRefresh: []plancheck.PlanCheck{
+						warned.expect("mailstack_listener", `Several Private Keys for Apache James: `+regexp.QuoteMeta(twoKeys)+
+							` holds 2 private key entries \(james, other\)\. This listener serves "other"`),
+						warned.expect("mailstack_listener", `Key Password Differs From Store Password: The key "james" in `+
+							regexp.QuoteMeta(ownKeyPassword)+` has its own password.*one <secret>`),
+					},
+				},
 			},
 			{
 				Config:      probe(ports[1], "imap", "implicit"),
