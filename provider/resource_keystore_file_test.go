@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -171,6 +172,65 @@ resource "mailstack_keystore" "james" {
 				Check: func(*terraform.State) error {
 					keytoolList(t, file, "second-pass")
 					return keeps(0o640)(nil)
+				},
+			},
+		},
+	})
+}
+
+// An adopted entry with delete_on_destroy = true: the change is planned
+// in place and touches nothing on disk; destroy then deletes that entry
+// and keeps the keystore file with the entry Terraform does not manage.
+func TestAccKeystore_adoptedEntryDeletedWhenAsked(t *testing.T) {
+	e := newAccEnv(t)
+	file := e.Path("james.jks")
+	keytoolGenkeypair(t, file, "JKS", "changeit", "james", "EC")
+	keytoolGenkeypair(t, file, "JKS", "changeit", "other", "EC")
+	t.Setenv(KeystorePasswordEnv, "changeit")
+	before := readTestFile(t, file)
+	config := e.SourcedProviderBlock() + fmt.Sprintf(`
+resource "mailstack_keystore" "james" {
+  path              = %[1]q
+  password          = "changeit"
+  alias             = "james"
+  delete_on_destroy = true
+  key {
+    algorithm = "EC"
+  }
+  self_signed {
+    %[2]s
+  }
+}`, file, keytoolSubject("james"))
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		CheckDestroy: func(*terraform.State) error {
+			out := keytoolList(t, file, "changeit")
+			if strings.Contains(out, "Alias name: james") || !strings.Contains(out, "Alias name: other") {
+				return fmt.Errorf("after destroy with delete_on_destroy = true, want only the entry \"other\":\n%s", out)
+			}
+			return nil
+		},
+		Steps: []resource.TestStep{
+			initOnly(e),
+			{
+				Config: config, ResourceName: "mailstack_keystore.james", ImportState: true,
+				ImportStateId: file + ":james", ImportStatePersist: true,
+			},
+			{
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("mailstack_keystore.james", plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue("mailstack_keystore.james", tfjsonpath.New("delete_on_destroy"), knownvalue.Bool(true)),
+						plancheck.ExpectKnownValue("mailstack_keystore.james", tfjsonpath.New("fingerprint_sha256"), knownvalue.NotNull()),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: func(*terraform.State) error {
+					if !bytes.Equal(readTestFile(t, file), before) {
+						return fmt.Errorf("setting delete_on_destroy rewrote %s", file)
+					}
+					return nil
 				},
 			},
 		},
