@@ -2,7 +2,9 @@ package smtp
 
 import (
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,19 +57,27 @@ func TestAuthLimiterSpansConnections(t *testing.T) {
 	const spacing = 150 * time.Millisecond
 	p := authlimit.DefaultPolicy
 	p.Free, p.Delay, p.MaxDelay, p.BlockAfter = 1, spacing, spacing, 4
-	ts := startServer(t, modeImplicit, Options{Submission: true, AuthLimiter: authlimit.New(p, nil)})
+	var mu sync.Mutex
+	var events []authlimit.Event
+	limiter := authlimit.New(p, func(_ string, e authlimit.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, e)
+	})
+	ts := startServer(t, modeImplicit, Options{Submission: true, AuthLimiter: limiter})
 
-	var last time.Time     // when the previous reply came
-	var took time.Duration // the last AUTH command alone
-	try := func(password string) (reply string, sinceLast time.Duration) {
+	// The limiter spaces an attempt from the moment it recorded the
+	// previous failure, which lies between sending that AUTH and its
+	// reply: the sound lower bound runs from sending the previous AUTH.
+	var prevSent time.Time
+	try := func(password string) (reply string, sincePrev time.Duration) {
 		c := dial(t, ts.addr, true)
 		c.reply()
 		c.cmd(ehlo)
-		start := time.Now()
+		sent := time.Now()
 		r := c.cmd("AUTH PLAIN " + plain("alice@example.com", password))
-		now := time.Now()
-		took, sinceLast, last = now.Sub(start), now.Sub(last), now
-		return r, sinceLast
+		sincePrev, prevSent = time.Since(prevSent), sent
+		return r, sincePrev
 	}
 	try("wrong") // free
 	if r, gap := try("wrong"); !strings.HasPrefix(r, "535 5.7.8") {
@@ -75,10 +85,19 @@ func TestAuthLimiterSpansConnections(t *testing.T) {
 	}
 	for i := range 2 {
 		if r, gap := try("wrong"); !strings.HasPrefix(r, "535 5.7.8") || gap < spacing {
-			t.Fatalf("paced failure %d on a new connection: %q %v after the previous one, want at least %v", i+1, r, gap, spacing)
+			t.Fatalf("paced failure %d on a new connection: %q %v after the previous one was sent, want at least %v", i+1, r, gap, spacing)
 		}
 	}
-	if r, _ := try(testPassword); !strings.HasPrefix(r, "454 4.7.0") || took >= spacing {
-		t.Fatalf("right password from a blocked address: %q after %v", r, took)
+	if r, _ := try(testPassword); !strings.HasPrefix(r, "454 4.7.0") {
+		t.Fatalf("right password from a blocked address: %q", r)
+	}
+	// Refused unchecked (not checked and failed, nor waited for): the
+	// limiter blocked the address at the fourth failure and refused the
+	// next attempt outright.
+	mu.Lock()
+	defer mu.Unlock()
+	want := []authlimit.Event{authlimit.Failed, authlimit.Failed, authlimit.Failed, authlimit.Failed, authlimit.Blocked, authlimit.Refused}
+	if !slices.Equal(events, want) {
+		t.Errorf("limiter events %v, want %v", events, want)
 	}
 }
