@@ -781,3 +781,43 @@ resource "mailstack_server" "mx" {
 		},
 	})
 }
+
+// TestAccServer_severalInOneApply: servers created in one apply, with
+// nothing ordering them, install and start their runtimes concurrently;
+// none fails with "text file busy" (one server's runtime started while
+// another's executable is being written), and every runtime runs the
+// installed executable under its supervisor.
+func TestAccServer_severalInOneApply(t *testing.T) {
+	e := newAccEnv(t)
+	const servers = 4
+	want, err := host.FileSHA256(runtimeExe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		Steps: []resource.TestStep{{
+			Config: e.ProviderBlock() + fmt.Sprintf(`
+resource "mailstack_server" "mx" {
+  count    = %d
+  name     = "mx${count.index}"
+  hostname = "mx${count.index}.example.test"
+  domains  = ["example.test"]
+}`, servers),
+			Check: func(*terraform.State) error {
+				for i := range servers {
+					dir := e.Path(fmt.Sprintf("mx%d", i))
+					st, err := statedir.Local(dir).Client().Status(context.Background())
+					if err != nil {
+						return fmt.Errorf("server mx%d: %w", i, err)
+					}
+					if st.Supervisor == nil || st.ExecutableSHA256 != want {
+						return fmt.Errorf("server mx%d runs %s (supervisor %+v), want %s under its supervisor", i, st.ExecutableSHA256, st.Supervisor, want)
+					}
+				}
+				return nil
+			},
+			ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+		}},
+	})
+}

@@ -17,40 +17,59 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 
 // WriteFileOwned is WriteFile that also gives the file owner uid and group
 // gid before it takes path's name; -1 keeps the writer's own.
-func WriteFileOwned(path string, data []byte, perm os.FileMode, uid, gid int) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+func WriteFileOwned(path string, data []byte, perm os.FileMode, uid, gid int) error {
+	tmp, err := writeTemp(path, data, perm, uid, gid)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	tmp := f.Name()
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// writeTemp writes data to a new, synced and closed temporary file beside
+// path and returns its name.
+//
+// A file with an execute bit in perm is written with no fork in flight in
+// this process (syscall.ForkLock held for reading while its descriptor is
+// open): a child forked meanwhile would inherit the write descriptor until
+// its own exec, and an exec of the new file in that window would fail with
+// "text file busy" (ETXTBSY, golang/go#22315).
+func writeTemp(path string, data []byte, perm os.FileMode, uid, gid int) (tmp string, err error) {
+	if perm&0o111 != 0 {
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			os.Remove(f.Name())
 		}
 	}()
 	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", err
 	}
 	if uid != -1 || gid != -1 {
 		if err = chown(f, uid, gid); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
+			return "", err
 		}
 	}
 	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", err
 	}
 	if err = f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", err
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return "", err
 	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return SyncDir(dir)
+	return f.Name(), nil
 }
 
 // SyncDir fsyncs a folder, making renames and new names in it durable.

@@ -35,6 +35,10 @@ func (Local) Abs(path string) (string, error) { return filepath.Abs(path) }
 
 func (Local) ReadFile(_ context.Context, path string) ([]byte, error) { return os.ReadFile(path) }
 
+// WriteFile writes through internal/atomicfile, which keeps this process
+// from forking while an executable's write descriptor is open: a runtime
+// started by one goroutine while another installs its executable never
+// meets "text file busy".
 func (Local) WriteFile(_ context.Context, path string, data []byte, opts WriteOptions) error {
 	uid, gid := -1, -1
 	if opts.Owner != nil {

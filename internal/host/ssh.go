@@ -386,6 +386,12 @@ func (h *SSH) WriteFile(ctx context.Context, p string, data []byte, opts WriteOp
 	return nil
 }
 
+// writeAtomic writes through a temporary file renamed over p. An
+// executable written so can be started at once, even while other files
+// are being written: the only write descriptor of the temporary file is
+// the SFTP server's, which forks no process that could inherit it, and it
+// is closed before the rename (no "text file busy", unlike Local, which
+// guards its own forks in internal/atomicfile).
 func (c *sshConn) writeAtomic(p string, data []byte, opts WriteOptions) (err error) {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])

@@ -9,11 +9,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,6 +51,7 @@ func Run(t *testing.T, tg Target) {
 		{"lock", testLock},
 		{"start, status, signal", testProcess},
 		{"run", testRun},
+		{"executables written while others run", testWriteExec},
 		{"dial unix", testDial},
 	}
 	for _, tc := range cases {
@@ -407,6 +410,49 @@ func testRun(t *testing.T, ctx context.Context, tg Target) {
 	}
 	if _, err := host.DetectPlatform(ctx, tg.Host); err != nil {
 		t.Errorf("DetectPlatform: %v", err)
+	}
+}
+
+// testWriteExec writes executables and runs each as soon as it is written,
+// from several goroutines at once, as one apply installs and starts several
+// servers' runtimes. No run may fail with "text file busy": a process
+// forked for one run must not hold another goroutine's executable open for
+// writing (golang/go#22315).
+func testWriteExec(t *testing.T, ctx context.Context, tg Target) {
+	h := tg.Host
+	exe, err := h.ReadFile(ctx, "/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, rounds = 4, 50
+	errs := make(chan error, workers*rounds)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				p := path.Join(tg.Dir, fmt.Sprintf("exe-%d-%d", w, i))
+				if err := h.WriteFile(ctx, p, exe, host.WriteOptions{Mode: 0o755}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := h.Run(ctx, p); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for err := range errs {
+		if n++; n <= 3 {
+			t.Error(err)
+		}
+	}
+	if n > 0 {
+		t.Errorf("%d of %d runs of a freshly written executable failed", n, workers*rounds)
 	}
 }
 
