@@ -40,6 +40,13 @@ type providerData struct {
 	mu          sync.Mutex
 	absStateDir string        // stateDir made absolute on the host, once known
 	platform    host.Platform // the host's, once detected
+
+	// systemdMu serializes detecting systemd, so that concurrent callers
+	// wait for one probe; the fields below it hold its answer.
+	systemdMu    sync.Mutex
+	systemdKnown bool
+	systemdMgr   host.Systemd
+	systemdOK    bool
 }
 
 // now is the provider's time.
@@ -103,6 +110,24 @@ func (d *providerData) hostPlatform(ctx context.Context) (host.Platform, error) 
 		d.platform = p
 	}
 	return d.platform, nil
+}
+
+// systemd is host.DetectSystemd once per provider run: every server's
+// plan, read, apply and delete asks, and over SSH each probe is a remote
+// command. A probe that could not run (the host did not answer) is
+// reported as no systemd, as DetectSystemd does, and asked again next
+// time.
+func (d *providerData) systemd(ctx context.Context) (host.Systemd, bool) {
+	d.systemdMu.Lock()
+	defer d.systemdMu.Unlock()
+	if !d.systemdKnown {
+		sd, ok, err := host.DetectSystemd(ctx, d.host)
+		if err != nil {
+			return sd, false
+		}
+		d.systemdMgr, d.systemdOK, d.systemdKnown = sd, ok, true
+	}
+	return d.systemdMgr, d.systemdOK
 }
 
 // runtimeFor picks the executable to install as the runtime on the host:

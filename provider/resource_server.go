@@ -247,7 +247,7 @@ func (r *serverResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		return
 	}
 	if !plan.Supervisor.IsUnknown() {
-		if _, err := resolveSupervisor(ctx, r.data.host, plan.Supervisor.ValueString()); err != nil {
+		if _, err := resolveSupervisor(ctx, r.data, plan.Supervisor.ValueString()); err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
 			return
 		}
@@ -275,13 +275,13 @@ func (r *serverResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 }
 
 // desired returns the runtime settings and the supervisor plan asks for.
-func (m *serverModel) desired(ctx context.Context, h host.Host, cfg *tfsdk.Config, diags *diag.Diagnostics) (config.Server, string, bool) {
+func (m *serverModel) desired(ctx context.Context, d *providerData, cfg *tfsdk.Config, diags *diag.Diagnostics) (config.Server, string, bool) {
 	settings, err := m.settings(ctx, cfg)
 	if err != nil {
 		diags.AddError("Invalid Server Settings", err.Error())
 		return settings, "", false
 	}
-	mode, err := resolveSupervisor(ctx, h, m.Supervisor.ValueString())
+	mode, err := resolveSupervisor(ctx, d, m.Supervisor.ValueString())
 	if err != nil {
 		diags.AddAttributeError(path.Root("supervisor"), "Supervisor Not Available", err.Error())
 		return settings, "", false
@@ -295,7 +295,7 @@ func (r *serverResource) Create(ctx context.Context, req resource.CreateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	settings, mode, ok := plan.desired(ctx, r.data.host, &req.Config, &resp.Diagnostics)
+	settings, mode, ok := plan.desired(ctx, r.data, &req.Config, &resp.Diagnostics)
 	if !ok {
 		return
 	}
@@ -401,7 +401,7 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	settings, mode, ok := plan.desired(ctx, r.data.host, &req.Config, &resp.Diagnostics)
+	settings, mode, ok := plan.desired(ctx, r.data, &req.Config, &resp.Diagnostics)
 	if !ok {
 		return
 	}

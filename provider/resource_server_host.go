@@ -24,12 +24,14 @@ type serverRuntime struct {
 	h    host.Host
 	// src is the local executable installed as the runtime.
 	src string
+	// systemd is the host's service manager (providerData.systemd).
+	systemd func(context.Context) (host.Systemd, bool)
 }
 
 // runtimeOf is server name's runtime; exe is the executable to install
 // (runtimeFor), "" where nothing is installed.
 func (r *serverResource) runtimeOf(name, exe string) *serverRuntime {
-	return &serverRuntime{name: name, dir: r.data.server(name), h: r.data.host, src: exe}
+	return &serverRuntime{name: name, dir: r.data.server(name), h: r.data.host, src: exe, systemd: r.data.systemd}
 }
 
 func (s *serverRuntime) exe() string     { return s.dir.Join(statedir.Executable) }
@@ -37,17 +39,17 @@ func (s *serverRuntime) logPath() string { return s.dir.Join(statedir.LogFile) }
 func (s *serverRuntime) unit() string    { return supervise.UnitName(s.name) }
 
 // resolveSupervisor turns the supervisor attribute into the supervisor
-// used on host h: builtin or systemd.
-func resolveSupervisor(ctx context.Context, h host.Host, configured string) (string, error) {
+// used on the provider's host: builtin or systemd.
+func resolveSupervisor(ctx context.Context, d *providerData, configured string) (string, error) {
 	if configured == supervisorBuiltin {
 		return supervisorBuiltin, nil
 	}
-	_, systemd := host.DetectSystemd(ctx, h)
+	_, systemd := d.systemd(ctx)
 	switch configured {
 	case supervisorSystemd:
 		if !systemd {
 			return "", fmt.Errorf(`supervisor = "systemd" needs systemd running as PID 1 on the target host `+
-				`(and, for a user other than root, their user manager), and %s has none; use "builtin" or "auto"`, h)
+				`(and, for a user other than root, their user manager), and %s has none; use "builtin" or "auto"`, d.host)
 		}
 		return supervisorSystemd, nil
 	}
@@ -60,7 +62,7 @@ func resolveSupervisor(ctx context.Context, h host.Host, configured string) (str
 // currentSupervisor is the supervisor this server was started under: its
 // systemd unit if one is installed, else builtin.
 func (s *serverRuntime) currentSupervisor(ctx context.Context) string {
-	if sd, ok := host.DetectSystemd(ctx, s.h); ok && sd.Installed(ctx, s.unit()) {
+	if sd, ok := s.systemd(ctx); ok && sd.Installed(ctx, s.unit()) {
 		return supervisorSystemd
 	}
 	return supervisorBuiltin
@@ -152,7 +154,7 @@ func (s *serverRuntime) start(ctx context.Context, mode string) (control.Status,
 }
 
 func (s *serverRuntime) startSystemd(ctx context.Context) (control.Status, error) {
-	sd, _ := host.DetectSystemd(ctx, s.h)
+	sd, _ := s.systemd(ctx)
 	// A builtin supervisor or a runtime it left would hold the directory.
 	if err := s.stop(ctx, supervisorBuiltin); err != nil {
 		return control.Status{}, err
@@ -187,7 +189,7 @@ func (s *serverRuntime) startSystemd(ctx context.Context) (control.Status, error
 func (s *serverRuntime) stop(ctx context.Context, mode string) error {
 	if mode == supervisorSystemd {
 		tflog.Debug(ctx, "removing the systemd unit, which stops the runtime", map[string]any{"id": s.name, "unit": s.unit()})
-		sd, _ := host.DetectSystemd(ctx, s.h)
+		sd, _ := s.systemd(ctx)
 		if err := sd.Remove(ctx, s.unit()); err != nil {
 			return err
 		}
@@ -225,7 +227,7 @@ func (s *serverRuntime) observe(ctx context.Context) (observation, error) {
 			obs := observation{settings: settings, status: &st}
 			switch s.currentSupervisor(ctx) {
 			case supervisorSystemd:
-				sd, _ := host.DetectSystemd(ctx, s.h)
+				sd, _ := s.systemd(ctx)
 				obs.running = sd.Active(ctx, s.unit())
 			default:
 				obs.running = st.Supervisor != nil

@@ -659,7 +659,7 @@ func sendPlain(port int, rcpt string) error {
 // "auto" picks the builtin supervisor (the other tests).
 func TestAccServer_systemdSupervisorNeedsSystemd(t *testing.T) {
 	e := newAccEnv(t)
-	if _, ok := host.DetectSystemd(context.Background(), hostLocal); ok {
+	if _, ok, _ := host.DetectSystemd(context.Background(), hostLocal); ok {
 		t.Skip("systemd runs here; this test covers hosts without it")
 	}
 	resource.ParallelTest(t, resource.TestCase{

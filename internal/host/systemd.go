@@ -31,27 +31,29 @@ if [ -n "${XDG_RUNTIME_DIR:-}" ] && [ -e "$XDG_RUNTIME_DIR/systemd/private" ]; t
 
 // DetectSystemd returns the service manager to use on h, and whether there
 // is one: systemd runs as PID 1 and, for anyone but root (who uses the
-// system manager), their user manager runs too.
-func DetectSystemd(ctx context.Context, h Host) (Systemd, bool) {
+// system manager), their user manager runs too. An error says the probe
+// could not run (the host did not answer); the manager is then reported
+// missing, but the answer is not one to remember.
+func DetectSystemd(ctx context.Context, h Host) (Systemd, bool, error) {
 	out, err := h.Run(ctx, "sh", "-c", systemdProbe)
 	if err != nil {
-		return Systemd{h: h}, false
+		return Systemd{h: h}, false, fmt.Errorf("detecting systemd on %s: %w", h, err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != 4 {
-		return Systemd{h: h}, false
+		return Systemd{h: h}, false, nil
 	}
 	s := Systemd{h: h, User: strings.TrimSpace(lines[0]) != "0", unitDir: "/etc/systemd/system"}
 	if strings.TrimSpace(lines[1]) != "systemd" {
-		return s, false
+		return s, false, nil
 	}
 	if s.User {
 		s.unitDir = strings.TrimSpace(lines[2])
 		if strings.TrimSpace(lines[3]) != "yes" {
-			return s, false
+			return s, false, nil
 		}
 	}
-	return s, true
+	return s, true, nil
 }
 
 // UnitPath is where unit name's file lives.

@@ -1,0 +1,91 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
+)
+
+// probeHost is the local host whose answers to commands are scripted:
+// each Run takes the next of answers (the last one repeats) and is
+// counted.
+type probeHost struct {
+	host.Local
+	runs    atomic.Int32
+	answers []probeAnswer
+}
+
+type probeAnswer struct {
+	out string
+	err error
+}
+
+func (h *probeHost) Run(context.Context, string, ...string) ([]byte, error) {
+	n := int(h.runs.Add(1)) - 1
+	a := h.answers[min(n, len(h.answers)-1)]
+	return []byte(a.out), a.err
+}
+
+// systemdAnswer is the systemd probe's output on a host where root runs
+// systemd as PID 1.
+const systemdAnswer = "0\nsystemd\n/root/.config/systemd/user\nno\n"
+
+func TestProviderDataSystemdOncePerRun(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		answers []probeAnswer
+		wantOK  bool
+	}{
+		{"systemd", []probeAnswer{{out: systemdAnswer}}, true},
+		{"no systemd", []probeAnswer{{out: "0\ninit\n/root/.config/systemd/user\nno\n"}}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &probeHost{answers: tc.answers}
+			want, wantOK, err := host.DetectSystemd(ctx, h)
+			if err != nil || wantOK != tc.wantOK {
+				t.Fatalf("DetectSystemd = %v, %v; want %v", wantOK, err, tc.wantOK)
+			}
+			h.runs.Store(0)
+			d := &providerData{host: h}
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sd, ok := d.systemd(ctx)
+					if ok != wantOK || sd != want {
+						t.Errorf("systemd() = %+v, %v; want %+v, %v as DetectSystemd says", sd, ok, want, wantOK)
+					}
+				}()
+			}
+			wg.Wait()
+			if n := h.runs.Load(); n != 1 {
+				t.Errorf("8 concurrent checks ran the probe %d times, want once", n)
+			}
+			// Another provider run (a new Configure) asks again.
+			if _, ok := (&providerData{host: h}).systemd(ctx); ok != wantOK || h.runs.Load() != 2 {
+				t.Errorf("a new provider run: ok %v after %d probes, want %v after 2", ok, h.runs.Load(), wantOK)
+			}
+		})
+	}
+	t.Run("a probe that fails is not remembered", func(t *testing.T) {
+		h := &probeHost{answers: []probeAnswer{{err: errors.New("connection lost")}, {out: systemdAnswer}}}
+		d := &providerData{host: h}
+		if _, ok := d.systemd(ctx); ok {
+			t.Error("a failed probe reported systemd")
+		}
+		if _, ok := d.systemd(ctx); !ok {
+			t.Error("the probe after a failed one was not run again, or its answer was lost")
+		}
+		d.systemd(ctx)
+		if n := h.runs.Load(); n != 2 {
+			t.Errorf("probes run: %d, want 2 (the failed one, then one remembered)", n)
+		}
+	})
+}
