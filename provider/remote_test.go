@@ -302,24 +302,7 @@ func killRuntime(t *testing.T, rh *netns.Host) {
 func TestAccRemote_failures(t *testing.T) {
 	newAccEnv(t)
 	rh, other := netns.New(t), netns.New(t)
-	keystoreOnly := func(provider string) string {
-		return provider + fmt.Sprintf(`
-resource "mailstack_keystore" "ks" {
-  provider = mailstack.h
-  path     = %q
-  password = "changeit"
-  key {
-    algorithm   = "ECDSA"
-    ecdsa_curve = "P256"
-  }
-  self_signed {
-    subject {
-      common_name = "mail.example.test"
-    }
-  }
-}
-`, rh.Path("ks", "james.keystore"))
-	}
+	keystoreOnly := func(provider string) string { return provider + remoteKeystore("h", rh.Path("ks", "james.keystore")) }
 	wrongUser := strings.Replace(remoteProvider("h", rh, hostKey(rh.HostKey)), `user        = "root"`, `user        = "nobody-here"`, 1)
 	wrongKey := strings.Replace(remoteProvider("h", rh, hostKey(rh.HostKey)), fmt.Sprintf("%q", rh.ClientKey), fmt.Sprintf("%q", other.ClientKey), 1)
 	addr := regexp.QuoteMeta(rh.Addr)
@@ -370,6 +353,89 @@ resource "mailstack_keystore" "ks" {
 			},
 		},
 	})
+}
+
+// TestAccRemote_agentAndPassphrase: one host through two provider
+// configurations, one logging in with the keys of a real ssh-agent
+// (agent = true), the other with a key ssh-keygen encrypted
+// (private_key_passphrase); each makes a keystore there. A wrong
+// passphrase fails before anything reaches the host, naming it.
+func TestAccRemote_agentAndPassphrase(t *testing.T) {
+	newAccEnv(t)
+	rh := netns.New(t)
+	agent := netns.StartAgent(t, rh.ClientKey)
+	t.Setenv("SSH_AUTH_SOCK", agent.Sock)
+	const passphrase = "s3cret passphrase"
+	key := rh.KeyWithPassphrase(netns.KeyOpenSSH, passphrase)
+	config := func(usedPassphrase string) string {
+		return fmt.Sprintf(`
+provider "mailstack" {
+  alias     = "agent"
+  state_dir = %[1]q
+  ssh {
+    address  = %[2]q
+    user     = %[3]q
+    agent    = true
+    host_key = %[4]q
+  }
+}
+
+provider "mailstack" {
+  alias     = "passphrase"
+  state_dir = %[1]q
+  ssh {
+    address                = %[2]q
+    user                   = %[3]q
+    private_key            = %[5]q
+    private_key_passphrase = %[6]q
+    host_key               = %[4]q
+  }
+}
+`, rh.Path("state"), rh.Addr, rh.User, rh.HostKey, string(key), usedPassphrase) +
+			remoteKeystore("agent", rh.Path("agent.keystore")) + remoteKeystore("passphrase", rh.Path("passphrase.keystore"))
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      config("not the passphrase"),
+				ExpectError: regexp.MustCompile(`Invalid SSH Settings(.|\n)*` + regexp.QuoteMeta(rh.Addr) + `(.|\n)*passphrase\s+does\s+not\s+decrypt`),
+			},
+			{
+				PreConfig: func() {
+					if out, _ := rh.Exec("ls", "-A", rh.Root); strings.TrimSpace(out) != "root" {
+						t.Errorf("after the refused passphrase the host holds %q, want nothing new", out)
+					}
+				},
+				Config: config(passphrase),
+				Check: func(*terraform.State) error {
+					return onlyOnHost(rh, rh.Path("agent.keystore"), rh.Path("passphrase.keystore"))
+				},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+	})
+}
+
+// remoteKeystore is a self-signed keystore at p made through provider
+// alias.
+func remoteKeystore(alias, p string) string {
+	return fmt.Sprintf(`
+resource "mailstack_keystore" %[1]q {
+  provider = mailstack.%[1]s
+  path     = %[2]q
+  password = "changeit"
+  key {
+    algorithm   = "ECDSA"
+    ecdsa_curve = "P256"
+  }
+  self_signed {
+    subject {
+      common_name = "mail.example.test"
+    }
+  }
+}
+`, alias, p)
 }
 
 // TestAccRemote_sshdKilledMidApply: sshd and every session it serves die

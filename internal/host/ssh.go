@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,10 +129,9 @@ func NewSSH(cfg SSHConfig) (*SSH, error) {
 		}
 		auth = append(auth, ssh.PublicKeys(signer))
 	}
-	if cfg.Agent {
-		auth = append(auth, ssh.PublicKeysCallback(agentSigners))
-	}
-	if len(auth) == 0 {
+	// The agent's keys are added per login (connect), which closes the
+	// agent connection when the handshake is over.
+	if len(auth) == 0 && !cfg.Agent {
 		return nil, fmt.Errorf("ssh %s: no way to log in: set a private key or use the SSH agent", addr)
 	}
 	verify, algorithms, err := hostKeyCheck(addr, cfg.HostKeys, cfg.KnownHosts)
@@ -167,28 +168,42 @@ func SSHAddress(a string) (string, error) {
 
 func parsePrivateKey(pemBytes, passphrase []byte) (ssh.Signer, error) {
 	if len(passphrase) > 0 {
-		return ssh.ParsePrivateKeyWithPassphrase(pemBytes, passphrase)
+		s, err := ssh.ParsePrivateKeyWithPassphrase(pemBytes, passphrase)
+		if errors.Is(err, x509.IncorrectPasswordError) {
+			return nil, errors.New("the passphrase does not decrypt the key (wrong private_key_passphrase)")
+		}
+		return s, err
 	}
 	s, err := ssh.ParsePrivateKey(pemBytes)
 	var missing *ssh.PassphraseMissingError
 	if errors.As(err, &missing) {
-		return nil, errors.New("the key is encrypted: set its passphrase")
+		return nil, errors.New("the key is encrypted: set its passphrase (private_key_passphrase)")
 	}
 	return s, err
 }
 
-func agentSigners() ([]ssh.Signer, error) {
-	sock := os.Getenv("SSH_AUTH_SOCK")
-	if sock == "" {
-		return nil, errors.New("no SSH agent: SSH_AUTH_SOCK is not set")
+// agentAuth logs in with the keys of the SSH agent at $SSH_AUTH_SOCK,
+// over one agent connection that done closes (after the handshake).
+func agentAuth() (method ssh.AuthMethod, done func()) {
+	var c net.Conn
+	method = ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+		if c == nil {
+			sock := os.Getenv("SSH_AUTH_SOCK")
+			if sock == "" {
+				return nil, errors.New("no SSH agent: SSH_AUTH_SOCK is not set")
+			}
+			var err error
+			if c, err = net.DialTimeout("unix", sock, 5*time.Second); err != nil {
+				return nil, fmt.Errorf("SSH agent %s: %w", sock, err)
+			}
+		}
+		return agent.NewClient(c).Signers()
+	})
+	return method, func() {
+		if c != nil {
+			c.Close()
+		}
 	}
-	c, err := net.DialTimeout("unix", sock, 5*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("SSH agent %s: %w", sock, err)
-	}
-	// The signers use the connection while the handshake lasts; it is
-	// closed with the process. One agent connection per login.
-	return agent.NewClient(c).Signers()
 }
 
 // String names the host: its address with the port.
@@ -226,7 +241,15 @@ func (h *SSH) connect(ctx context.Context) (*sshConn, error) {
 	// The handshake has the same bound.
 	deadline, _ := ctx.Deadline()
 	_ = raw.SetDeadline(deadline)
-	sc, chans, reqs, err := ssh.NewClientConn(raw, h.addr, h.client)
+	conf := h.client
+	if h.cfg.Agent {
+		withAgent := *h.client
+		method, done := agentAuth()
+		defer done()
+		withAgent.Auth = append(slices.Clip(withAgent.Auth), method)
+		conf = &withAgent
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(raw, h.addr, conf)
 	if err != nil {
 		raw.Close()
 		return nil, h.loginError(err)

@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"os/exec"
 	"path"
 	"strings"
 	"testing"
@@ -134,5 +135,92 @@ func TestSSHUnreachable(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("giving up took %s, want about the 2s timeout", d)
+	}
+}
+
+// TestSSHAgent logs in with a key held by a real ssh-agent (agent = true):
+// each login's agent connection is closed once the handshake is over, an
+// agent without the host's key is a refused login, and no agent at all is
+// an error that says so; each error names the host.
+func TestSSHAgent(t *testing.T) {
+	rh := netns.New(t)
+	agent := netns.StartAgent(t, rh.ClientKey)
+	t.Setenv("SSH_AUTH_SOCK", agent.Sock)
+	idle := agent.Sockets()
+	ctx := context.Background()
+
+	h, err := host.NewSSH(host.SSHConfig{Address: rh.Addr, User: rh.User, Agent: true, HostKeys: []string{rh.HostKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const logins = 3
+	for i := range logins {
+		if i > 0 { // lose the connection, so that the next Run logs in again
+			rh.KillSSHD()
+			_, _ = h.Run(ctx, "true")
+			rh.StartSSHD()
+		}
+		if out, err := h.Run(ctx, "echo", "agent"); err != nil || string(out) != "agent\n" {
+			t.Fatalf("Run with the agent's key: %q, %v", out, err)
+		}
+	}
+	if n := h.Dials(); n != logins {
+		t.Errorf("%d logins, want %d", n, logins)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for agent.Sockets() != idle && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := agent.Sockets(); n != idle {
+		t.Errorf("after %d logins the agent holds %d sockets, want %d: agent connections are left open", logins, n, idle)
+	}
+
+	agent.RemoveAll()
+	h, _ = host.NewSSH(host.SSHConfig{Address: rh.Addr, User: rh.User, Agent: true, HostKeys: []string{rh.HostKey}})
+	if _, err := h.Run(ctx, "true"); err == nil || !strings.Contains(err.Error(), rh.Addr) || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("an agent without the key: %v; want a refused login naming %s", err, rh.Addr)
+	}
+
+	t.Setenv("SSH_AUTH_SOCK", "")
+	h, _ = host.NewSSH(host.SSHConfig{Address: rh.Addr, User: rh.User, Agent: true, HostKeys: []string{rh.HostKey}})
+	if _, err := h.Run(ctx, "true"); err == nil || !strings.Contains(err.Error(), rh.Addr) || !strings.Contains(err.Error(), "SSH_AUTH_SOCK") {
+		t.Errorf("no agent: %v; want an error naming %s and SSH_AUTH_SOCK", err, rh.Addr)
+	}
+}
+
+// TestSSHPassphrase logs in with private keys ssh-keygen encrypted (-N),
+// in OpenSSH's format and in the legacy PEM one; a wrong or missing
+// passphrase is refused before any connection, naming the host.
+func TestSSHPassphrase(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen not found (openssh-client)")
+	}
+	rh := netns.New(t)
+	const passphrase = "correct horse battery staple"
+	for _, format := range []string{netns.KeyOpenSSH, netns.KeyPEM} {
+		t.Run(format, func(t *testing.T) {
+			key := rh.KeyWithPassphrase(format, passphrase)
+			cfg := host.SSHConfig{Address: rh.Addr, User: rh.User, PrivateKey: key, Passphrase: []byte(passphrase), HostKeys: []string{rh.HostKey}}
+			h, err := host.NewSSH(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := h.Run(context.Background(), "echo", "unlocked"); err != nil || string(out) != "unlocked\n" {
+				t.Fatalf("Run with the decrypted key: %q, %v", out, err)
+			}
+			for _, tc := range []struct{ name, passphrase, want string }{
+				{"wrong passphrase", "wrong horse", "passphrase does not decrypt"},
+				{"no passphrase", "", "encrypted: set its passphrase"},
+			} {
+				cfg.Passphrase = []byte(tc.passphrase)
+				_, err := host.NewSSH(cfg)
+				if err == nil || !strings.Contains(err.Error(), rh.Addr) || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%s: %v; want an error naming %s that says %q", tc.name, err, rh.Addr, tc.want)
+				}
+			}
+		})
+	}
+	if n := rh.Logins(); n != 2 {
+		t.Errorf("sshd accepted %d logins, want 2 (none for a key that could not be decrypted)", n)
 	}
 }

@@ -51,6 +51,7 @@ type Host struct {
 	Root string
 
 	conf, log string
+	keys      string    // sshd's authorized_keys file
 	link      string    // the veth end in the test's namespace
 	nsLink    string    // the veth end in the host's namespace
 	holder    *exec.Cmd // keeps the mount namespace alive
@@ -183,7 +184,8 @@ func (h *Host) writeKeys(dir string) string {
 	}
 	h.ClientKey = pem.EncodeToMemory(block)
 	ck, _ := ssh.NewPublicKey(clientPub)
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(ck), 0o600); err != nil {
+	h.keys = filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(h.keys, ssh.MarshalAuthorizedKey(ck), 0o600); err != nil {
 		h.t.Fatal(err)
 	}
 	return hostFile
@@ -206,7 +208,7 @@ X11Forwarding no
 MaxStartups 100
 MaxSessions 10
 LogLevel INFO
-`, h.IP, hostKey, filepath.Join(dir, "authorized_keys"))
+`, h.IP, hostKey, h.keys)
 	if err := os.WriteFile(h.conf, []byte(conf), 0o600); err != nil {
 		h.t.Fatal(err)
 	}
