@@ -203,7 +203,12 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Attributes: withKeystoreEntry(map[string]schema.Attribute{
 					"mode": schema.StringAttribute{
 						MarkdownDescription: "`implicit` (TLS from the first byte: `socketTLS`), `starttls` (plain text " +
-							"upgraded by STARTTLS/STLS; no password is accepted before it) or `none`. Required in a `tls` " +
+							"upgraded by STARTTLS/STLS; no password is accepted before it) or `none` (plain text only). " +
+							"On `none`, submission, IMAP and POP3 take a password in clear only from loopback clients " +
+							"(`127.0.0.0/8`, `::1`), as Dovecot's `disable_plaintext_auth` does: a client from any other " +
+							"address is offered no AUTH, USER or `AUTH=PLAIN` (IMAP says `LOGINDISABLED`) and its login is " +
+							"refused (`523 5.7.10`, `NO [PRIVACYREQUIRED]`, `-ERR [AUTH]`). Use `none` for a local webmail " +
+							"or a TLS proxy on the same host, never for clients on the network. Required in a `tls` " +
 							"block (it is optional only because the block is).",
 						Optional:   true,
 						Validators: []validator.String{stringvalidator.OneOf(config.TLSModes...)},

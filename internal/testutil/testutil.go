@@ -100,9 +100,17 @@ type OneConn struct {
 }
 
 // NewOneConn returns a listener that yields conn, reporting addr as its
-// address.
+// address. The connection seems to come from a loopback client
+// (127.0.0.1), the only one a clear-text listener lets log in.
 func NewOneConn(conn net.Conn, addr net.Addr) *OneConn {
-	return &OneConn{conn: conn, addr: addr, done: make(chan struct{})}
+	return &OneConn{conn: loopbackConn{conn}, addr: addr, done: make(chan struct{})}
+}
+
+// loopbackConn is a connection whose client is on loopback.
+type loopbackConn struct{ net.Conn }
+
+func (loopbackConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 49152}
 }
 
 // Accept returns the connection the first time, then waits for Close.

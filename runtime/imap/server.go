@@ -44,8 +44,11 @@ type Options struct {
 	// Nil: no STARTTLS; use it for implicit-TLS listeners (whose
 	// connections are already *tls.Conn) and tls.mode = "none".
 	TLSConfig *tls.Config
-	// AllowInsecureAuth permits LOGIN on a plain connection. Only for
-	// listeners with tls.mode = "none"; ignored when TLSConfig is set.
+	// AllowInsecureAuth permits LOGIN and AUTHENTICATE on a plain
+	// connection from a loopback client (127.0.0.0/8, ::1); any other
+	// client is told LOGINDISABLED and refused with PRIVACYREQUIRED
+	// (Dovecot's disable_plaintext_auth rule). Only for listeners with
+	// tls.mode = "none"; ignored when TLSConfig is set.
 	AllowInsecureAuth bool
 	// MaxLiteralSize is the largest message APPEND accepts, in bytes
 	// (advertised as APPENDLIMIT). Zero means DefaultMaxLiteralSize. Other

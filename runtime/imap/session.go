@@ -28,9 +28,10 @@ type session struct {
 }
 
 var (
-	_ imapserver.Session            = (*session)(nil)
-	_ imapserver.SessionIMAP4rev2   = (*session)(nil)
-	_ imapserver.SessionAppendLimit = (*session)(nil)
+	_ imapserver.Session             = (*session)(nil)
+	_ imapserver.SessionInsecureAuth = (*session)(nil)
+	_ imapserver.SessionIMAP4rev2    = (*session)(nil)
+	_ imapserver.SessionAppendLimit  = (*session)(nil)
 )
 
 // Close ends the session and logs it.
@@ -72,6 +73,15 @@ func (s *session) Login(username, password string) error {
 	}
 	s.user, _ = store.CanonicalAddress(username)
 	return nil
+}
+
+// InsecureAuthAllowed implements imapserver.SessionInsecureAuth: where
+// imapserver cannot tell TLS (behind a coalescingConn, Options.InsecureAuth
+// set) a connection of an implicit-TLS server is TLS; on a clear-text
+// listener only a loopback client may log in, any other is told
+// LOGINDISABLED and refused with PRIVACYREQUIRED.
+func (s *session) InsecureAuthAllowed() bool {
+	return s.srv.implicitTLS || authlimit.ClientIP(s.remote).IsLoopback()
 }
 
 // AppendLimit advertises and enforces Options.MaxLiteralSize.

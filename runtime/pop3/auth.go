@@ -23,11 +23,12 @@ const maxAuthFailures = 3
 const errInsecureAuth = "-ERR [AUTH] plaintext authentication disallowed on non-secure connection"
 
 // authAllowed reports whether credentials may cross this connection: only
-// over TLS, or on a listener without STLS that explicitly allows it (RFC
-// 2595 section 2.3: a server implementing STLS refuses clear-text logins
-// until TLS is active).
+// over TLS, or from a loopback client on a listener without STLS that
+// explicitly allows it (RFC 2595 section 2.3: a server implementing STLS
+// refuses clear-text logins until TLS is active; and, as Dovecot's
+// disable_plaintext_auth, never in clear from the network).
 func (s *session) authAllowed() bool {
-	return s.isTLS || (s.srv.opts.TLSConfig == nil && s.srv.opts.AllowInsecureAuth)
+	return s.isTLS || (s.srv.opts.TLSConfig == nil && s.srv.opts.AllowInsecureAuth && s.clientIP.IsLoopback())
 }
 
 // stlsOffered reports whether STLS is available now (RFC 2595 section 4:

@@ -11,7 +11,8 @@
 // Security rules the server keeps:
 //   - On a connection without TLS, credentials are refused (-ERR [AUTH]) and
 //     neither USER nor SASL is advertised, unless the listener offers no STLS
-//     and Options.AllowInsecureAuth is set (RFC 2595 sections 2.3 and 6).
+//     and Options.AllowInsecureAuth is set (RFC 2595 sections 2.3 and 6), and
+//     even then from loopback clients only (Dovecot's disable_plaintext_auth).
 //   - After STLS, anything the client pipelined before the TLS handshake is
 //     discarded (the STARTTLS command-injection class, CVE-2011-0411).
 //   - Failed logins are answered after a delay that grows with each failure,

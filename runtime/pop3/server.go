@@ -45,10 +45,11 @@ type Options struct {
 	// before it. Nil: no STLS.
 	TLSConfig *tls.Config
 	// AllowInsecureAuth permits USER, PASS and AUTH on connections without
-	// TLS. It is only for listeners with tls.mode = "none" and is ignored
-	// when TLSConfig is set: a listener that offers STLS never takes a
-	// password in clear. False (the default) refuses credentials on
-	// plain-text connections.
+	// TLS from loopback clients (127.0.0.0/8, ::1) only; any other client
+	// is refused them as without it. It is only for listeners with
+	// tls.mode = "none" and is ignored when TLSConfig is set: a listener
+	// that offers STLS never takes a password in clear. False (the
+	// default) refuses credentials on plain-text connections.
 	AllowInsecureAuth bool
 	// IdleTimeout is how long the server waits for the next command line
 	// (and for a client to accept output) before it closes the session

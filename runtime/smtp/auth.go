@@ -17,19 +17,26 @@ import (
 const maxAuthFailures = 5
 
 // AuthMechanisms implements go-smtp's AuthSession. go-smtp advertises them
-// only where AUTH is allowed: over TLS, or with AllowInsecureAuth.
+// only where AUTH is allowed: over TLS, or with AllowInsecureAuth, which
+// this narrows to loopback clients (none listed means no AUTH offered).
 func (s *session) AuthMechanisms() []string {
-	if !s.srv.opts.Submission {
+	if !s.srv.opts.Submission || s.clearTextFromNetwork() {
 		return nil
 	}
 	return []string{sasl.Plain, sasl.Login}
 }
 
 // Auth implements go-smtp's AuthSession (RFC 4954). go-smtp has already
-// refused AUTH without TLS (523 5.7.10) unless AllowInsecureAuth is set.
+// refused AUTH without TLS (523 5.7.10) unless AllowInsecureAuth is set;
+// with it, AUTH in clear text is refused the same way to any client but a
+// loopback one, before a mechanism reads the credentials.
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.srv.opts.Submission {
 		return nil, replyAuthNotOffered
+	}
+	if s.clearTextFromNetwork() {
+		s.log.Warn("clear-text AUTH refused: only loopback clients may log in without TLS", "remote", s.remote)
+		return nil, replyTLSRequired
 	}
 	switch mech {
 	case sasl.Plain:
@@ -43,6 +50,12 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		return saslReplies{&loginServer{authenticate: s.authenticate}}, nil
 	}
 	return nil, gosmtp.ErrAuthUnknownMechanism
+}
+
+// clearTextFromNetwork reports a connection without TLS from a client that
+// is not on loopback: credentials sent on it could be read on the way.
+func (s *session) clearTextFromNetwork() bool {
+	return s.tls == "" && !s.clientIP.IsLoopback()
 }
 
 // authenticate checks a login with the backend, once the client's address

@@ -15,7 +15,8 @@
 // Submission (Options.Submission true) requires AUTH PLAIN or LOGIN before
 // MAIL, offers and accepts AUTH only over TLS (RFC 3207 section 4, RFC 4954
 // section 4) unless Options.AllowInsecureAuth is set on a listener without
-// TLS, and requires the sender to be the authenticated address: in MAIL FROM
+// TLS, where it offers and accepts AUTH in clear text from loopback clients
+// only (as Dovecot's disable_plaintext_auth does), and requires the sender to be the authenticated address: in MAIL FROM
 // (RFC 6409 section 6.1) and in every From and Sender header field (RFC 6409
 // section 8; 550 5.7.1 otherwise). Recipients in other domains are accepted
 // from authenticated users when the backend is a [Relayer], which then takes

@@ -52,6 +52,10 @@ var (
 	// RFC 4954 section 4: AUTH not advertised (MX).
 	replyAuthNotOffered = &gosmtp.SMTPError{Code: 502, EnhancedCode: gosmtp.EnhancedCode{5, 5, 1},
 		Message: "AUTH is not offered here; use the submission service"}
+	// replyTLSRequired is go-smtp's own answer to AUTH before TLS (RFC
+	// 4954 section 6), with the reason.
+	replyTLSRequired = &gosmtp.SMTPError{Code: 523, EnhancedCode: gosmtp.EnhancedCode{5, 7, 10},
+		Message: "TLS is required; clear-text AUTH is accepted only from loopback"}
 )
 
 // rcptReply maps a Backend.CheckRecipient error to the client's reply; ok

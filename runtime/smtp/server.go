@@ -51,10 +51,13 @@ type Options struct {
 	// *tls.Conn) or plain text.
 	TLSConfig *tls.Config
 
-	// AllowInsecureAuth offers AUTH on connections without TLS. It is only
-	// meant for tls.mode = "none" listeners and is ignored when TLSConfig is
-	// set: a password never crosses a connection in clear text where
-	// STARTTLS is on offer.
+	// AllowInsecureAuth offers AUTH on connections without TLS from
+	// loopback clients (127.0.0.0/8, ::1) only: a client from any other
+	// address is offered no AUTH and its AUTH is refused with 523 5.7.10
+	// (Dovecot's disable_plaintext_auth rule). It is only meant for
+	// tls.mode = "none" listeners and is ignored when TLSConfig is set: a
+	// password never crosses a connection in clear text where STARTTLS is
+	// on offer.
 	AllowInsecureAuth bool
 
 	// MaxMessageBytes bounds a message as sent by the client (SIZE, RFC

@@ -41,6 +41,10 @@ type Host struct {
 	Name string
 	// IP is the host's address; Addr is IP:22, where sshd listens.
 	IP, Addr string
+	// LocalIP is the address of the veth end in the test's namespace: a
+	// server the test runs there on LocalIP is reached by the host's
+	// clients from IP, an address that is not loopback.
+	LocalIP string
 	// User logs in with ClientKey (an OpenSSH private key, PEM).
 	User      string
 	ClientKey []byte
@@ -82,10 +86,11 @@ func New(t testing.TB) *Host {
 	}
 	tag := fmt.Sprintf("%06x", idx)
 	h := &Host{
-		t:    t,
-		Name: "mailstack-" + tag,
-		IP:   ip(2),
-		User: "root",
+		t:       t,
+		Name:    "mailstack-" + tag,
+		IP:      ip(2),
+		LocalIP: ip(1),
+		User:    "root",
 	}
 	h.Addr = h.IP + ":22"
 	work := t.TempDir()

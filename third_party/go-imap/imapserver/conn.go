@@ -435,8 +435,16 @@ func (c *Conn) canAuth() bool {
 	if c.state != imap.ConnStateNotAuthenticated {
 		return false
 	}
-	_, isTLS := c.conn.(*tls.Conn)
-	return isTLS || c.server.options.InsecureAuth
+	if _, isTLS := c.conn.(*tls.Conn); isTLS {
+		return true
+	}
+	if !c.server.options.InsecureAuth {
+		return false
+	}
+	if s, ok := c.session.(SessionInsecureAuth); ok {
+		return s.InsecureAuthAllowed()
+	}
+	return true
 }
 
 func (c *Conn) writeStatusResp(tag string, statusResp *imap.StatusResponse) error {

@@ -107,6 +107,17 @@ type SessionSASL interface {
 	Authenticate(mech string) (sasl.Server, error)
 }
 
+// SessionInsecureAuth is an IMAP session which decides for its own
+// connection whether it may authenticate without TLS, where
+// Options.InsecureAuth allows it at all (for instance only for clients on
+// loopback). When it returns false, AUTH= is not advertised, LOGINDISABLED
+// is, and LOGIN and AUTHENTICATE are refused with PRIVACYREQUIRED, as
+// without InsecureAuth.
+type SessionInsecureAuth interface {
+	Session
+	InsecureAuthAllowed() bool
+}
+
 // SessionUnauthenticate is an IMAP session which supports UNAUTHENTICATE.
 type SessionUnauthenticate interface {
 	Session
