@@ -38,15 +38,12 @@ type providerData struct {
 	clock func() time.Time
 
 	mu          sync.Mutex
-	absStateDir string        // stateDir made absolute on the host, once known
-	platform    host.Platform // the host's, once detected
+	absStateDir string // stateDir made absolute on the host, once known
 
-	// systemdMu serializes detecting systemd, so that concurrent callers
-	// wait for one probe; the fields below it hold its answer.
-	systemdMu    sync.Mutex
-	systemdKnown bool
-	systemdMgr   host.Systemd
-	systemdOK    bool
+	// factsMu serializes probing the host, so that concurrent callers
+	// wait for one probe; facts holds its answer once there is one.
+	factsMu sync.Mutex
+	facts   *host.Facts
 }
 
 // now is the provider's time.
@@ -98,36 +95,38 @@ func (d *providerData) stateDirPath() string {
 	return d.absStateDir
 }
 
-// hostPlatform detects the host's platform once per provider run.
-func (d *providerData) hostPlatform(ctx context.Context) (host.Platform, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.platform == (host.Platform{}) {
-		p, err := host.DetectPlatform(ctx, d.host)
+// hostFacts is host.Detect once per provider run: every server's plan,
+// read, apply and delete asks for the platform or the service manager,
+// and over SSH each probe is a remote command. A probe that could not run
+// (the host did not answer) is not remembered, so that a lost connection
+// does not decide for the rest of the run.
+func (d *providerData) hostFacts(ctx context.Context) (host.Facts, error) {
+	d.factsMu.Lock()
+	defer d.factsMu.Unlock()
+	if d.facts == nil {
+		f, err := host.Detect(ctx, d.host)
 		if err != nil {
-			return p, err
+			return f, err
 		}
-		d.platform = p
+		d.facts = &f
 	}
-	return d.platform, nil
+	return *d.facts, nil
 }
 
-// systemd is host.DetectSystemd once per provider run: every server's
-// plan, read, apply and delete asks, and over SSH each probe is a remote
-// command. A probe that could not run (the host did not answer) is
-// reported as no systemd, as DetectSystemd does, and asked again next
-// time.
-func (d *providerData) systemd(ctx context.Context) (host.Systemd, bool) {
-	d.systemdMu.Lock()
-	defer d.systemdMu.Unlock()
-	if !d.systemdKnown {
-		sd, ok, err := host.DetectSystemd(ctx, d.host)
-		if err != nil {
-			return sd, false
-		}
-		d.systemdMgr, d.systemdOK, d.systemdKnown = sd, ok, true
+// hostPlatform is the host's platform, detected once per provider run.
+func (d *providerData) hostPlatform(ctx context.Context) (host.Platform, error) {
+	f, err := d.hostFacts(ctx)
+	if err != nil {
+		return host.Platform{}, err
 	}
-	return d.systemdMgr, d.systemdOK
+	return f.Platform, f.PlatformErr
+}
+
+// systemd is the host's service manager, detected once per provider run;
+// a probe that could not run reports none, as host.DetectSystemd does.
+func (d *providerData) systemd(ctx context.Context) (host.Systemd, bool) {
+	f, _ := d.hostFacts(ctx)
+	return f.Systemd, f.HasSystemd
 }
 
 // runtimeFor picks the executable to install as the runtime on the host:

@@ -30,11 +30,14 @@ func (h *probeHost) Run(context.Context, string, ...string) ([]byte, error) {
 	return []byte(a.out), a.err
 }
 
-// systemdAnswer is the systemd probe's output on a host where root runs
-// systemd as PID 1.
-const systemdAnswer = "0\nsystemd\n/root/.config/systemd/user\nno\n"
+// systemdAnswer is host.Detect's probe output on an x86-64 Linux host
+// where root runs systemd as PID 1.
+const systemdAnswer = "Linux x86_64\n0\nsystemd\n/root/.config/systemd/user\nno\n"
 
-func TestProviderDataSystemdOncePerRun(t *testing.T) {
+// TestProviderDataProbesOncePerRun: the platform and the service manager
+// come from one remote command per provider run, however many resources
+// ask, concurrently; a probe that failed is not remembered.
+func TestProviderDataProbesOncePerRun(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		name    string
@@ -42,7 +45,7 @@ func TestProviderDataSystemdOncePerRun(t *testing.T) {
 		wantOK  bool
 	}{
 		{"systemd", []probeAnswer{{out: systemdAnswer}}, true},
-		{"no systemd", []probeAnswer{{out: "0\ninit\n/root/.config/systemd/user\nno\n"}}, false},
+		{"no systemd", []probeAnswer{{out: "Linux aarch64\n0\ninit\n/root/.config/systemd/user\nno\n"}}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,13 +54,23 @@ func TestProviderDataSystemdOncePerRun(t *testing.T) {
 			if err != nil || wantOK != tc.wantOK {
 				t.Fatalf("DetectSystemd = %v, %v; want %v", wantOK, err, tc.wantOK)
 			}
+			wantPlatform, err := host.DetectPlatform(ctx, h)
+			if err != nil {
+				t.Fatal(err)
+			}
 			h.runs.Store(0)
 			d := &providerData{host: h}
 			var wg sync.WaitGroup
-			for range 8 {
+			for i := range 8 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					if i%2 == 0 {
+						if p, err := d.hostPlatform(ctx); err != nil || p != wantPlatform {
+							t.Errorf("hostPlatform() = %v, %v; want %v", p, err, wantPlatform)
+						}
+						return
+					}
 					sd, ok := d.systemd(ctx)
 					if ok != wantOK || sd != want {
 						t.Errorf("systemd() = %+v, %v; want %+v, %v as DetectSystemd says", sd, ok, want, wantOK)
@@ -66,7 +79,7 @@ func TestProviderDataSystemdOncePerRun(t *testing.T) {
 			}
 			wg.Wait()
 			if n := h.runs.Load(); n != 1 {
-				t.Errorf("8 concurrent checks ran the probe %d times, want once", n)
+				t.Errorf("8 concurrent checks of platform and systemd ran the probe %d times, want once", n)
 			}
 			// Another provider run (a new Configure) asks again.
 			if _, ok := (&providerData{host: h}).systemd(ctx); ok != wantOK || h.runs.Load() != 2 {

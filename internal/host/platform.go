@@ -12,17 +12,14 @@ type Platform struct{ OS, Arch string }
 
 func (p Platform) String() string { return p.OS + "/" + p.Arch }
 
-// DetectPlatform asks the host for its platform with `uname -sm`.
+// DetectPlatform asks the host for its platform with `uname -sm` (see
+// Detect).
 func DetectPlatform(ctx context.Context, h Host) (Platform, error) {
-	out, err := h.Run(ctx, "uname", "-sm")
+	f, err := Detect(ctx, h)
 	if err != nil {
-		return Platform{}, fmt.Errorf("detecting the platform of %s: %w", h, err)
+		return Platform{}, err
 	}
-	p, err := ParseUname(string(out))
-	if err != nil {
-		return Platform{}, fmt.Errorf("detecting the platform of %s: %w", h, err)
-	}
-	return p, nil
+	return f.Platform, f.PlatformErr
 }
 
 // ParseUname maps `uname -sm` output ("Linux x86_64") to a Platform.

@@ -35,25 +35,27 @@ if [ -n "${XDG_RUNTIME_DIR:-}" ] && [ -e "$XDG_RUNTIME_DIR/systemd/private" ]; t
 // could not run (the host did not answer); the manager is then reported
 // missing, but the answer is not one to remember.
 func DetectSystemd(ctx context.Context, h Host) (Systemd, bool, error) {
-	out, err := h.Run(ctx, "sh", "-c", systemdProbe)
-	if err != nil {
-		return Systemd{h: h}, false, fmt.Errorf("detecting systemd on %s: %w", h, err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	f, err := Detect(ctx, h)
+	return f.Systemd, f.HasSystemd, err
+}
+
+// parseSystemdProbe reads systemdProbe's output.
+func parseSystemdProbe(h Host, out string) (Systemd, bool) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 4 {
-		return Systemd{h: h}, false, nil
+		return Systemd{h: h}, false
 	}
 	s := Systemd{h: h, User: strings.TrimSpace(lines[0]) != "0", unitDir: "/etc/systemd/system"}
 	if strings.TrimSpace(lines[1]) != "systemd" {
-		return s, false, nil
+		return s, false
 	}
 	if s.User {
 		s.unitDir = strings.TrimSpace(lines[2])
 		if strings.TrimSpace(lines[3]) != "yes" {
-			return s, false, nil
+			return s, false
 		}
 	}
-	return s, true, nil
+	return s, true
 }
 
 // UnitPath is where unit name's file lives.
