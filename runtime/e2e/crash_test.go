@@ -55,42 +55,14 @@ func TestKill9LosesNoAcknowledgedMessage(t *testing.T) {
 		}
 	}
 
-	var (
-		mu    sync.Mutex
-		sums  = map[string]string{} // every message whose end of DATA was sent: id -> body SHA-256
-		acked = map[string]bool{}   // those that got a 250
-	)
+	l := newLedger()
 	for round := range rounds {
 		if round > 0 {
 			p = serve(t, dir) // listeners come back from config.json
 		}
-		var wg sync.WaitGroup
-		roundAcks := make(chan struct{}, 1<<16)
-		for c := range clients {
-			wg.Go(func() {
-				stream(smtps.Addr(), clientTLS, func(j int) (string, string) {
-					id := fmt.Sprintf("r%d-c%d-m%d", round, c, j)
-					msg, sum := message(id, rand.IntN(48<<10)+100)
-					mu.Lock()
-					sums[id] = sum
-					mu.Unlock()
-					return id, msg
-				}, func(id string) {
-					mu.Lock()
-					acked[id] = true
-					mu.Unlock()
-					roundAcks <- struct{}{}
-				})
-			})
-		}
-		// Let deliveries flow, then kill the runtime at a random moment.
-		for range 100 {
-			<-roundAcks
-		}
-		time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
-		p.kill()
-		wg.Wait()
+		l.deliverUntilKilled(smtps.Addr(), clientTLS, clients, 48<<10, fmt.Sprintf("r%d-", round), p.kill)
 	}
+	sums, acked := l.sums, l.acked
 
 	p = serve(t, dir)
 	t.Logf("%d messages acknowledged, %d more begun without an answer before a kill", len(acked), len(sums)-len(acked))
@@ -173,6 +145,50 @@ func TestKill9LosesNoAcknowledgedMessage(t *testing.T) {
 			break
 		}
 	}
+}
+
+// ledger records a stream of deliveries: every message whose end of DATA
+// was sent, with its body's SHA-256, and those that got a 250.
+type ledger struct {
+	mu    sync.Mutex
+	sums  map[string]string // id -> body SHA-256
+	acked map[string]bool
+}
+
+func newLedger() *ledger {
+	return &ledger{sums: map[string]string{}, acked: map[string]bool{}}
+}
+
+// deliverUntilKilled streams messages of up to maxSize bytes from clients
+// SMTP connections to addr (ids prefix+"c<client>-m<n>"), lets 100 of them
+// be acknowledged, calls kill at a random moment within 300 ms after that,
+// and returns once every stream has ended.
+func (l *ledger) deliverUntilKilled(addr string, cfg *tls.Config, clients, maxSize int, prefix string, kill func()) {
+	var wg sync.WaitGroup
+	acks := make(chan struct{}, 1<<16)
+	for c := range clients {
+		wg.Go(func() {
+			stream(addr, cfg, func(j int) (string, string) {
+				id := fmt.Sprintf("%sc%d-m%d", prefix, c, j)
+				msg, sum := message(id, rand.IntN(maxSize)+100)
+				l.mu.Lock()
+				l.sums[id] = sum
+				l.mu.Unlock()
+				return id, msg
+			}, func(id string) {
+				l.mu.Lock()
+				l.acked[id] = true
+				l.mu.Unlock()
+				acks <- struct{}{}
+			})
+		})
+	}
+	for range 100 {
+		<-acks
+	}
+	time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+	kill()
+	wg.Wait()
 }
 
 // message builds a message of about size bytes whose X-Sum header is the

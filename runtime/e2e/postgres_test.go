@@ -200,36 +200,9 @@ func TestKill9SharedDatabase(t *testing.T) {
 	if _, err := b.client.PutUser(context.Background(), user, control.UserRequest{Password: userPassword}); err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu    sync.Mutex
-		sums  = map[string]string{}
-		acked = map[string]bool{}
-		acks  = make(chan struct{}, 1<<16)
-		wg    sync.WaitGroup
-	)
-	for c := range 8 {
-		wg.Go(func() {
-			stream(a.smtps, a.tls, func(j int) (string, string) {
-				id := fmt.Sprintf("c%d-m%d", c, j)
-				msg, sum := message(id, rand.IntN(32<<10)+100)
-				mu.Lock()
-				sums[id] = sum
-				mu.Unlock()
-				return id, msg
-			}, func(id string) {
-				mu.Lock()
-				acked[id] = true
-				mu.Unlock()
-				acks <- struct{}{}
-			})
-		})
-	}
-	for range 100 {
-		<-acks
-	}
-	time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
-	a.kill()
-	wg.Wait()
+	l := newLedger()
+	l.deliverUntilKilled(a.smtps, a.tls, 8, 32<<10, "", a.kill)
+	sums, acked := l.sums, l.acked
 	t.Logf("%d messages acknowledged, %d more begun without an answer before the kill", len(acked), len(sums)-len(acked))
 
 	seen := func(r *pgRuntime) map[string]bool {
