@@ -20,51 +20,87 @@ import (
 //   - noop-plan-2x7: `terraform plan` (with refresh) of two hosts with a
 //     keystore, a server and seven listeners each, nothing to change.
 //
-// Each reports the SSH logins sshd accepted per operation: one per host
-// and terraform run, not one per resource. Figures are in
-// docs/benchmarks.md.
+// Each is followed by its -local twin: the same terraform commands and
+// configuration on this machine (127.0.0.2 and .3, no SSH), so that the
+// two are measured side by side under the same load and their ratio is
+// what SSH costs. The remote ones report the SSH logins sshd accepted per
+// operation: one per host and terraform run, not one per resource.
+// Figures are in docs/benchmarks.md.
 func BenchmarkRemote(b *testing.B) {
 	tf, rc, quickstart := benchTerraform(b)
-	ports := []int{2525, 2465, 2587, 2143, 2993, 2110, 2995}
 
 	b.Run("quickstart-apply", func(b *testing.B) {
 		rh := netns.New(b)
 		w := newTFWorkdir(b, tf, rc, remoteQuickstart(b, quickstart, rh), "-var", "address="+rh.IP)
-		logins := 0
-		for i := 0; i < b.N; i++ {
-			before := rh.Logins()
-			b.StartTimer()
-			w.run("apply", "-auto-approve")
-			if err := serveTLS(rh.IP, ports...); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			logins += rh.Logins() - before
-			w.run("destroy", "-auto-approve")
-		}
-		b.ReportMetric(float64(logins)/float64(b.N), "ssh-logins/op")
-		fmt.Printf("quickstart-apply to one remote host: %d SSH logins in %d applies\n", logins, b.N)
+		logins := applyFromNothing(b, w, rh.IP, rh.Logins)
+		b.ReportMetric(logins, "ssh-logins/op")
+		fmt.Printf("quickstart-apply to one remote host: %.0f SSH logins per apply\n", logins)
+	})
+	b.Run("quickstart-apply-local", func(b *testing.B) {
+		w := newTFWorkdir(b, tf, rc, quickstart, "-var", "address=127.0.0.2")
+		applyFromNothing(b, w, "127.0.0.2", func() int { return 0 })
 	})
 
 	b.Run("noop-plan-2x7", func(b *testing.B) {
 		h1, h2 := netns.New(b), netns.New(b)
 		w := newTFWorkdir(b, tf, rc, nil)
-		if err := os.WriteFile(filepath.Join(w.dir, "main.tf"), twoHostQuickstart(b, quickstart, w.dir, h1, h2), 0o600); err != nil {
+		logins := noopPlan(b, w, twoHostQuickstart(b, quickstart, w.dir, [2]hostConfig{
+			{"h1", sshProvider(h1, "h1"), h1.IP, h1.Path("james.keystore")},
+			{"h2", sshProvider(h2, "h2"), h2.IP, h2.Path("james.keystore")},
+		}), func() int { return h1.Logins() + h2.Logins() })
+		b.ReportMetric(logins, "ssh-logins/op")
+		fmt.Printf("no-op plan of 2 hosts x 7 listeners: %.0f SSH logins per plan\n", logins)
+	})
+	b.Run("noop-plan-2x7-local", func(b *testing.B) {
+		w := newTFWorkdir(b, tf, rc, nil)
+		local := func(alias, addr string) hostConfig {
+			state := filepath.Join(w.dir, ".state", alias)
+			return hostConfig{alias, fmt.Sprintf("provider \"mailstack\" {\n  alias     = %q\n  state_dir = %q\n}\n", alias, state), addr, filepath.Join(state, "james.keystore")}
+		}
+		noopPlan(b, w, twoHostQuickstart(b, quickstart, w.dir, [2]hostConfig{local("h1", "127.0.0.2"), local("h2", "127.0.0.3")}),
+			func() int { return 0 })
+	})
+}
+
+// quickstartPorts are the ports examples/quickstart listens on.
+var quickstartPorts = []int{2525, 2465, 2587, 2143, 2993, 2110, 2995}
+
+// applyFromNothing times `terraform apply` in w until all quickstart ports
+// of addr serve TLS, destroying after each (untimed), and returns the
+// logins counted per apply.
+func applyFromNothing(b *testing.B, w *tfWorkdir, addr string, logins func() int) float64 {
+	n := 0
+	for i := 0; i < b.N; i++ {
+		before := logins()
+		b.StartTimer()
+		w.run("apply", "-auto-approve")
+		if err := serveTLS(addr, quickstartPorts...); err != nil {
 			b.Fatal(err)
 		}
-		w.run("get") // the modules; the provider is the dev override
-		w.run("apply", "-auto-approve")
-		logins := 0
-		for i := 0; i < b.N; i++ {
-			before := h1.Logins() + h2.Logins()
-			b.StartTimer()
-			w.run("plan", "-detailed-exitcode") // exit code 2 (changes) fails
-			b.StopTimer()
-			logins += h1.Logins() + h2.Logins() - before
-		}
-		b.ReportMetric(float64(logins)/float64(b.N), "ssh-logins/op")
-		fmt.Printf("no-op plan of 2 hosts x 7 listeners: %d SSH logins in %d plans\n", logins, b.N)
-	})
+		b.StopTimer()
+		n += logins() - before
+		w.run("destroy", "-auto-approve")
+	}
+	return float64(n) / float64(b.N)
+}
+
+// noopPlan applies root in w (untimed), then times `terraform plan` with
+// nothing to change, and returns the logins counted per plan.
+func noopPlan(b *testing.B, w *tfWorkdir, root []byte, logins func() int) float64 {
+	if err := os.WriteFile(filepath.Join(w.dir, "main.tf"), root, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	w.run("get") // the modules; the provider is the dev override
+	w.run("apply", "-auto-approve")
+	n := 0
+	for i := 0; i < b.N; i++ {
+		before := logins()
+		b.StartTimer()
+		w.run("plan", "-detailed-exitcode") // exit code 2 (changes) fails
+		b.StopTimer()
+		n += logins() - before
+	}
+	return float64(n) / float64(b.N)
 }
 
 // remoteQuickstart turns examples/quickstart into a configuration for
@@ -93,10 +129,14 @@ func sshProvider(rh *netns.Host, alias string) string {
 		a, rh.Path("state"), rh.Addr, rh.User, string(rh.ClientKey), rh.HostKey)
 }
 
+// hostConfig is one host of twoHostQuickstart: a provider configuration
+// with alias, the address the quickstart listens on and its keystore.
+type hostConfig struct{ alias, provider, address, keystore string }
+
 // twoHostQuickstart is a root configuration with one quickstart module per
 // host (the module is written into dir/host), each with its own provider
 // configuration, as the Remote hosts guide shows.
-func twoHostQuickstart(b *testing.B, quickstart []byte, dir string, h1, h2 *netns.Host) []byte {
+func twoHostQuickstart(b *testing.B, quickstart []byte, dir string, hosts [2]hostConfig) []byte {
 	module := strings.Replace(string(quickstart), quickstartProvider, "", 1)
 	module = strings.ReplaceAll(module, quickstartKeystore, "var.keystore_path")
 	module += "\nvariable \"keystore_path\" {\n  type = string\n}\n"
@@ -107,11 +147,8 @@ func twoHostQuickstart(b *testing.B, quickstart []byte, dir string, h1, h2 *netn
 		b.Fatal(err)
 	}
 	root := "terraform {\n  required_providers {\n    mailstack = { source = \"mailstack/mailstack\" }\n  }\n}\n\n"
-	for _, h := range []struct {
-		alias string
-		rh    *netns.Host
-	}{{"h1", h1}, {"h2", h2}} {
-		root += sshProvider(h.rh, h.alias) + fmt.Sprintf(`
+	for _, h := range hosts {
+		root += h.provider + fmt.Sprintf(`
 module %[1]q {
   source        = "./host"
   providers     = { mailstack = mailstack.%[1]s }
@@ -119,7 +156,7 @@ module %[1]q {
   keystore_path = %[3]q
 }
 
-`, h.alias, h.rh.IP, h.rh.Path("james.keystore"))
+`, h.alias, h.address, h.keystore)
 	}
 	return []byte(root)
 }

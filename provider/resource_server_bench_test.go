@@ -33,7 +33,7 @@ import (
 // not get in the way. Results are recorded in docs/benchmarks.md.
 func BenchmarkTerraform(b *testing.B) {
 	tf, rc, quickstart := benchTerraform(b)
-	ports := []int{2525, 2465, 2587, 2143, 2993, 2110, 2995}
+	ports := quickstartPorts
 
 	b.Run("quickstart-apply", func(b *testing.B) {
 		w := newTFWorkdir(b, tf, rc, quickstart, "-var", "address=127.0.0.2")
