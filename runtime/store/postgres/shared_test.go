@@ -45,10 +45,9 @@ func waitFor(t *testing.T, w *store.Watch, what string) {
 // TestTwoStores checks what two runtimes on one database rely on, with two
 // stores on it: each sees the other's users, mail and flags; a watch on
 // one (on a mailbox, or on all of a user's mail) wakes for a change made
-// through the other within a second; UIDs
-// from concurrent APPENDs through both never collide; the quota is counted
-// once; the POP3 maildrop lock holds across them; POP3 deletions and IMAP
-// EXPUNGE agree.
+// through the other within a second; UIDs from concurrent APPENDs through
+// both never collide; the quota is counted once; the POP3 maildrop lock
+// holds across them; POP3 deletions and IMAP EXPUNGE agree.
 func TestTwoStores(t *testing.T) {
 	dsn := pgtest.Shared(t).NewDatabase(t)
 	a, b := open(t, dsn), open(t, dsn)
