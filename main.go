@@ -139,6 +139,7 @@ func runSupervisor(ctx context.Context, dir string, logger *slog.Logger) error {
 		StateDir:      dir,
 		Command:       []string{exe, "runtime", "serve", "--state-dir", dir},
 		Logger:        logger.With("component", "supervisor"),
+		Requires:      []string{statedir.ConfigFile},
 		ServeLockFile: statedir.LockFile,
 		ServePIDFile:  statedir.PIDFile,
 	})

@@ -33,6 +33,10 @@ const (
 	// StateCrashLoop: like StateBackoff, after Options.CrashLoopAfter
 	// short-lived runs in a row; the runtime is failing, not restarting.
 	StateCrashLoop = "crash-loop"
+	// StateWaiting: a file serve needs (Options.Requires, or the
+	// executable) is missing; serve starts once it is back, without a
+	// restart counted or a backoff spent on a start that would fail.
+	StateWaiting = "waiting"
 	// StateStopping: the supervisor was asked to stop and drains serve.
 	StateStopping = "stopping"
 	// StateStopped: the supervisor has exited.
@@ -63,6 +67,8 @@ type Status struct {
 	// NextStartAt is when serve is started again in StateBackoff and
 	// StateCrashLoop.
 	NextStartAt time.Time `json:"next_start_at,omitzero"`
+	// Missing names the file the supervisor waits for in StateWaiting.
+	Missing string `json:"missing,omitempty"`
 	// UpdatedAt is when this status was written.
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -59,6 +60,15 @@ type Options struct {
 	// still exiting; zero means 5s.
 	LockWait time.Duration
 
+	// Requires names files in StateDir that serve cannot start without
+	// (its config). While one of them, or the executable Command[0], is
+	// missing, the supervisor waits in StateWaiting instead of starting
+	// serve into a crash loop, and starts it once the file is back.
+	Requires []string
+	// PollInterval is how often a waiting supervisor looks for the missing
+	// file; zero means 1s.
+	PollInterval time.Duration
+
 	// ServeLockFile and ServePIDFile name, inside StateDir, the lock the
 	// serve process holds and its pid file. When both are set and a serve
 	// process not started by this supervisor holds the lock (its supervisor
@@ -87,6 +97,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LockWait == 0 {
 		o.LockWait = 5 * time.Second
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Second
 	}
 	return o
 }
@@ -143,6 +156,9 @@ func (s *supervisor) loop(ctx context.Context) {
 		if !first {
 			s.st.Restarts++
 		}
+		if !s.awaitRequired(ctx) {
+			return
+		}
 		s.st.State, s.st.NextStartAt = StateStarting, time.Time{}
 		s.publish()
 		exit := s.runOnce(ctx)
@@ -172,6 +188,49 @@ func (s *supervisor) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(delay):
+		}
+	}
+}
+
+// missing returns the first file serve needs that is not there, or "".
+func (s *supervisor) missing() string {
+	files := []string{s.opts.Command[0]}
+	for _, f := range s.opts.Requires {
+		files = append(files, filepath.Join(s.opts.StateDir, f))
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			return f
+		}
+	}
+	return ""
+}
+
+// awaitRequired waits in StateWaiting while a file serve needs is
+// missing; false if ctx ended first.
+func (s *supervisor) awaitRequired(ctx context.Context) bool {
+	missing := s.missing()
+	if missing == "" {
+		return true
+	}
+	s.st.State, s.st.Missing, s.st.NextStartAt = StateWaiting, missing, time.Time{}
+	s.publish()
+	s.log.Error("not starting the runtime: a file it needs is missing; waiting for it", "missing", missing)
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		if now := s.missing(); now == "" {
+			s.st.Missing = ""
+			s.log.Info("the missing file is back; starting the runtime", "file", missing)
+			return true
+		} else if now != missing {
+			missing, s.st.Missing = now, now
+			s.publish()
 		}
 	}
 }

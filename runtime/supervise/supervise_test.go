@@ -201,12 +201,39 @@ func TestRunReportsCrashLoop(t *testing.T) {
 	}
 }
 
-func TestRunCannotStartMissingExecutable(t *testing.T) {
+// A missing executable or config does not start serve into a crash loop:
+// the supervisor waits, restarts nothing, and starts serve once both are
+// back.
+func TestRunWaitsForMissingFiles(t *testing.T) {
 	dir := t.TempDir()
-	start(t, dir, "serve", func(o *Options) { o.Command = []string{filepath.Join(dir, "no-such-runtime")} })
-	s := waitStatus(t, dir, "a failed start", func(s Status) bool { return s.LastExit != nil })
-	if s.LastExit.Error == "" || !strings.Contains(s.LastExit.String(), "could not start") {
-		t.Errorf("last exit %q, want a start error", s.LastExit)
+	exe := filepath.Join(dir, "bin", "runtime")
+	start(t, dir, "serve", func(o *Options) {
+		o.Command = []string{exe, "--state-dir", dir}
+		o.Requires = []string{"config.json"}
+		o.PollInterval = 20 * time.Millisecond
+	})
+	s := waitStatus(t, dir, "waiting for the executable", func(s Status) bool { return s.State == StateWaiting && s.Missing == exe })
+	if s.Restarts != 0 || s.LastExit != nil {
+		t.Errorf("status %+v: a missing executable must not count as a failed start", s)
+	}
+	if err := os.MkdirAll(filepath.Dir(exe), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(os.Args[0], exe); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "config.json")
+	waitStatus(t, dir, "waiting for the config", func(s Status) bool { return s.State == StateWaiting && s.Missing == config })
+	time.Sleep(100 * time.Millisecond)
+	if s, _ := ReadStatus(dir); s.State != StateWaiting || s.Restarts != 0 {
+		t.Errorf("status %+v while config.json is missing: want waiting, no restarts", s)
+	}
+	if err := os.WriteFile(config, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = waitStatus(t, dir, "running", func(s Status) bool { return s.State == StateRunning && s.ServePID != 0 })
+	if s.Missing != "" || s.Restarts != 0 {
+		t.Errorf("running status %+v: want nothing missing and no restarts", s)
 	}
 }
 
