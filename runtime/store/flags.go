@@ -1,6 +1,7 @@
 package store
 
 import (
+	"path"
 	"slices"
 	"strings"
 )
@@ -121,6 +122,24 @@ func (f flagSet) maildirInfo() string {
 	}
 	slices.Sort(b)
 	return string(b)
+}
+
+// maildirBase is a Maildir file's unique name: its base name without
+// the ":2," info, which changes with the flags.
+func maildirBase(file string) string {
+	base, _, _ := strings.Cut(path.Base(file), ":2,")
+	return base
+}
+
+// maildirFile is where a message file (relative to its mailbox folder)
+// belongs with flags f: cur/<base>:2,<info> (maildir(5)); a message in
+// new/ with no system flags stays there.
+func maildirFile(file string, f flagSet) string {
+	info := f.maildirInfo()
+	if info == "" && strings.HasPrefix(file, dirNew+"/") {
+		return file
+	}
+	return dirCur + "/" + maildirBase(file) + ":2," + info
 }
 
 // flagsFromFilename parses the flags of a Maildir file name "...:2,FRS".

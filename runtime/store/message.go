@@ -37,9 +37,38 @@ type MessageInfo struct {
 func (s *Store) OpenBlob(ref BlobRef) (io.ReadCloser, error) {
 	f, err := os.Open(string(ref))
 	if errors.Is(err, os.ErrNotExist) {
+		if moved, ok := renamed(string(ref)); ok {
+			f, err = os.Open(moved)
+		}
+	}
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("message file: %w", ErrNotFound)
 	}
 	return f, err
+}
+
+// renamed finds a message file that a flag change renamed since its path
+// was read (SetFlags): the file in cur/ with the same unique name.
+func renamed(p string) (string, bool) {
+	mailbox := filepath.Dir(filepath.Dir(p))
+	base := maildirBase(p)
+	matches, _ := filepath.Glob(filepath.Join(mailbox, dirCur, globEscape(base)+":2,*"))
+	if len(matches) == 0 {
+		return "", false
+	}
+	return matches[0], true
+}
+
+// globEscape quotes glob metacharacters.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // ReadBlob reads the whole message into buf's storage (grown if needed)
@@ -52,6 +81,12 @@ func (s *Store) ReadBlob(ref BlobRef, size int64, buf []byte) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	for err == unix.EINTR {
 		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
+	if err == unix.ENOENT {
+		if moved, ok := renamed(path); ok {
+			path = moved
+			fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		}
 	}
 	if err == unix.ENOENT {
 		return nil, fmt.Errorf("message file: %w", ErrNotFound)
@@ -204,6 +239,16 @@ func (s *Store) SetFlags(address, mailbox string, uids []uint32, ch FlagChange) 
 				continue
 			}
 			if nf := r.flags.apply(ch.Op, ch.Flags); !nf.equal(r.flags) {
+				// System flags live in the file's name too, so that a
+				// rebuilt index finds them. Renamed before the index
+				// commit: a crash in between leaves a name that
+				// recovery matches by its unique part.
+				if file := maildirFile(r.file, nf); file != r.file {
+					if err := os.Rename(filepath.Join(dir, r.file), filepath.Join(dir, file)); err != nil {
+						return fmt.Errorf("message %d: %w", uid, err)
+					}
+					r.file = file
+				}
 				r.flags, r.modseq, dirty = nf, next, true
 				if err := msgs.Put(be32(uid), r.marshal()); err != nil {
 					return err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,6 +23,9 @@ import (
 //   - files in new/ and cur/ that the index does not know are indexed (an
 //     acknowledged delivery whose index commit the crash lost, or mail put
 //     there by hand), with flags from the ":2," suffix;
+//   - an index entry whose file is gone but whose unique name is in cur/
+//     under other flags (a flag change whose index commit the crash lost)
+//     takes that file and its flags;
 //   - index entries whose file is gone are dropped (an expunge or move that
 //     had unlinked its files);
 //   - Maildir++ folders the index does not know become mailboxes, and
@@ -165,6 +170,12 @@ func (s *Store) recoverMailbox(addr string, m *mbox, dir string) (int64, error) 
 			}
 		}
 	}
+	byBase := make(map[string]string, len(onDisk))
+	for f := range onDisk {
+		if strings.HasPrefix(f, dirCur+"/") {
+			byBase[maildirBase(f)] = f
+		}
+	}
 	changed := false
 	var size int64
 	msgs := m.msgs()
@@ -173,6 +184,27 @@ func (s *Store) recoverMailbox(addr string, m *mbox, dir string) (int64, error) 
 		r, err := unmarshalRecord(v)
 		if err != nil {
 			return 0, fmt.Errorf("message %d: %w", binary.BigEndian.Uint32(k), err)
+		}
+		if _, ok := onDisk[r.file]; !ok {
+			if f, ok := byBase[maildirBase(r.file)]; ok {
+				if _, indexed := onDisk[f]; indexed {
+					s.log.Info("store recovery: message renamed by a flag change", "user", addr, "mailbox", m.meta.Name, "uid", binary.BigEndian.Uint32(k), "file", f)
+					keywords := r.flags.keywords
+					r.file, r.flags = f, flagsFromFilename(f)
+					r.flags.keywords = keywords
+					key := slices.Clone(k)
+					if err := msgs.Put(key, r.marshal()); err != nil {
+						return 0, err
+					}
+					changed = true
+					delete(onDisk, f)
+					size += r.size
+					// Put may move the cursor's page: find the key again.
+					c.Seek(key)
+					k, v = c.Next()
+					continue
+				}
+			}
 		}
 		if _, ok := onDisk[r.file]; !ok {
 			s.log.Warn("store recovery: message file gone, dropping it from the index", "user", addr, "mailbox", m.meta.Name, "uid", binary.BigEndian.Uint32(k))
@@ -192,7 +224,7 @@ func (s *Store) recoverMailbox(addr string, m *mbox, dir string) (int64, error) 
 	for f := range onDisk {
 		files = append(files, f)
 	}
-	slices.SortFunc(files, func(a, b string) int { return strings.Compare(filepath.Base(a), filepath.Base(b)) })
+	slices.SortFunc(files, func(a, b string) int { return compareMaildirNames(filepath.Base(a), filepath.Base(b)) })
 	for _, f := range files {
 		info, err := onDisk[f].Info()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -216,4 +248,41 @@ func (s *Store) recoverMailbox(addr string, m *mbox, dir string) (int64, error) 
 		return size, m.saveMeta()
 	}
 	return size, nil
+}
+
+// compareMaildirNames orders Maildir names by the delivery time they
+// start with, "<seconds>.M<microseconds>P...": the microseconds are not
+// zero-padded, so names within one second do not sort as strings. Names
+// of another form compare as strings, after those.
+func compareMaildirNames(a, b string) int {
+	ta, oka := maildirTime(a)
+	tb, okb := maildirTime(b)
+	switch {
+	case oka && okb && ta != tb:
+		return cmp.Compare(ta, tb)
+	case oka != okb:
+		if oka {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// maildirTime is the time a Maildir name starts with, in microseconds.
+func maildirTime(name string) (int64, bool) {
+	secs, rest, ok := strings.Cut(name, ".M")
+	if !ok {
+		return 0, false
+	}
+	end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+	if end <= 0 {
+		return 0, false
+	}
+	sec, err1 := strconv.ParseInt(secs, 10, 64)
+	usec, err2 := strconv.ParseInt(rest[:end], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return sec*1_000_000 + usec, true
 }

@@ -367,3 +367,100 @@ func TestReadBlobShortFile(t *testing.T) {
 		t.Fatalf("OpenBlob of a removed file: %v, want ErrNotFound", err)
 	}
 }
+
+// System flags set by SetFlags are in the message file's name
+// (maildir(5) ":2,"), so that an index rebuilt from the Maildir has them;
+// a path read before the rename still reads the message; and a rename
+// whose index commit was lost is matched by the file's unique name.
+func TestFlagsInMaildirNames(t *testing.T) {
+	const u = "u@example.com"
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	if err := s.PutUser(u, "pw", 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"one", "two"} {
+		if err := s.Deliver(context.Background(), []string{u}, msg(subject)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := s.Messages(u, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetFlags(u, "INBOX", []uint32{1, 2}, FlagChange{Op: FlagsAdd, Flags: []string{FlagSeen, FlagFlagged, "$Label"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetFlags(u, "INBOX", []uint32{2}, FlagChange{Op: FlagsRemove, Flags: []string{FlagFlagged}}); err != nil {
+		t.Fatal(err)
+	}
+	inbox := filepath.Join(dir, "mail", "example.com", "u")
+	names := func() []string {
+		cur, _ := filepath.Glob(filepath.Join(inbox, "cur", "*"))
+		nw, _ := filepath.Glob(filepath.Join(inbox, "new", "*"))
+		var out []string
+		for _, p := range append(cur, nw...) {
+			rel, _ := filepath.Rel(inbox, p)
+			out = append(out, rel)
+		}
+		slices.Sort(out)
+		return out
+	}
+	got := names()
+	if len(got) != 2 || !strings.HasSuffix(got[0], ":2,FS") || !strings.HasSuffix(got[1], ":2,S") || !strings.HasPrefix(got[0], "cur/") {
+		t.Fatalf("message files after STORE: %v, want cur/<name>:2,FS and cur/<name>:2,S", got)
+	}
+	// A FETCH that read the path before the flag change still reads.
+	if b, err := s.ReadBlob(before.Messages[0].Body, before.Messages[0].Size, nil); err != nil || !strings.Contains(string(b), "Subject: one") {
+		t.Errorf("ReadBlob of the path before the rename: %q, %v", b, err)
+	}
+	if r, err := s.OpenBlob(before.Messages[1].Body); err != nil {
+		t.Errorf("OpenBlob of the path before the rename: %v", err)
+	} else {
+		r.Close()
+	}
+	// A rename whose index commit a crash lost: recovery keeps the UID and
+	// takes the flags of the name.
+	if err := os.Rename(filepath.Join(inbox, got[1]), filepath.Join(inbox, strings.TrimSuffix(got[1], "S")+"RS")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir)
+	after, err := s.Messages(u, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Messages) != 2 || after.Messages[1].UID != 2 || !slices.Equal(after.Messages[1].Flags, []string{FlagSeen, FlagAnswered, "$Label"}) {
+		t.Errorf("after recovery: %+v; want UID 2 with \\Seen \\Answered $Label", after.Messages)
+	}
+	s.Close()
+	// The index lost: the system flags come back from the names.
+	if err := os.Remove(filepath.Join(dir, "index.db")); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	defer s.Close()
+	if err := s.PutUser(u, "pw", 0); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, err := s.Messages(u, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags [][]string
+	for _, m := range rebuilt.Messages {
+		flags = append(flags, m.Flags)
+	}
+	if len(flags) != 2 || !slices.Equal(flags[0], []string{FlagSeen, FlagFlagged}) || !slices.Equal(flags[1], []string{FlagSeen, FlagAnswered}) {
+		t.Errorf("flags after the index was rebuilt: %v", flags)
+	}
+}
+
+func TestCompareMaildirNames(t *testing.T) {
+	names := []string{"hand-made", "1700000001.M5P1Q1.h", "1700000000.M999999P1Q2.h", "1700000000.M1000P1Q1.h,S=3:2,S", "1700000000.M99P1Q9.h"}
+	slices.SortFunc(names, compareMaildirNames)
+	want := []string{"1700000000.M99P1Q9.h", "1700000000.M1000P1Q1.h,S=3:2,S", "1700000000.M999999P1Q2.h", "1700000001.M5P1Q1.h", "hand-made"}
+	if !slices.Equal(names, want) {
+		t.Errorf("sorted: %v, want %v", names, want)
+	}
+}
