@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +39,11 @@ type providerData struct {
 	clock func() time.Time
 
 	mu          sync.Mutex
-	absStateDir string // stateDir made absolute on the host, once known
+	absStateDir string      // stateDir made absolute on the host, once known
+	owner       *host.Owner // the user the provider acts as on the host, once known
+
+	// planned: the listeners planned in this run (resource_listener_clash.go).
+	planned plannedListeners
 
 	// factsMu serializes probing the host, so that concurrent callers
 	// wait for one probe; facts holds its answer once there is one.
@@ -127,6 +132,28 @@ func (d *providerData) hostPlatform(ctx context.Context) (host.Platform, error) 
 func (d *providerData) systemd(ctx context.Context) (host.Systemd, bool) {
 	f, _ := d.hostFacts(ctx)
 	return f.Systemd, f.HasSystemd
+}
+
+// hostOwner is the user and group the provider acts as on the host (`id
+// -u`, `id -g` there), which own every server's state directory; looked up
+// once per provider run.
+func (d *providerData) hostOwner(ctx context.Context) (host.Owner, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.owner == nil {
+		var ids [2]int
+		for i, flag := range []string{"-u", "-g"} {
+			out, err := d.host.Run(ctx, "id", flag)
+			if err != nil {
+				return host.Owner{}, fmt.Errorf("finding the provider's user on %s: %w", d.host, err)
+			}
+			if ids[i], err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
+				return host.Owner{}, fmt.Errorf("finding the provider's user on %s: `id %s` printed %q", d.host, flag, out)
+			}
+		}
+		d.owner = &host.Owner{UID: ids[0], GID: ids[1]}
+	}
+	return *d.owner, nil
 }
 
 // runtimeFor picks the executable to install as the runtime on the host:

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"slices"
 	"strconv"
@@ -131,9 +133,11 @@ func (r *listenerResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Validators:          []validator.String{stringvalidator.OneOf(config.Protocols...)},
 			},
 			"port": schema.Int64Attribute{
-				MarkdownDescription: "TCP port, 1-65535.",
-				Required:            true,
-				Validators:          []validator.Int64{int64validator.Between(1, 65535)},
+				MarkdownDescription: "TCP port, 1-65535. Two listeners on one host may share a port only on distinct " +
+					"addresses that do not overlap (`0.0.0.0` and `::` overlap every address): plan fails, before anything " +
+					"is created, when another listener in the configuration or one the server already runs holds it.",
+				Required:   true,
+				Validators: []validator.Int64{int64validator.Between(1, 65535)},
 			},
 			// Optional
 			"address": schema.StringAttribute{
@@ -621,7 +625,7 @@ func (r *listenerResource) put(ctx context.Context, plan, prior *listenerModel, 
 		obj, err = client.PutListener(ctx, id, settings)
 	}
 	if err != nil {
-		if clash := r.clash(ctx, client, serverID, id, settings); clash != "" {
+		if clash := r.clash(ctx, client, serverID, id, settings, nil); clash != "" {
 			diags.AddAttributeError(path.Root("port"), "Port Clash", clash)
 			return
 		}
@@ -781,10 +785,23 @@ func (r *listenerResource) Delete(ctx context.Context, req resource.DeleteReques
 	serverID, id, _ := splitListenerID(state.ID.ValueString())
 	tflog.Debug(ctx, "deleting the listener from the runtime; its port is freed", map[string]any{"id": state.ID.ValueString()})
 	err := r.data.client(serverID).DeleteListener(ctx, id)
-	if err != nil && !control.IsNotFound(err) {
-		resp.Diagnostics.AddError("Unable to Delete Listener",
-			fmt.Sprintf("Server %q could not stop listener %s: %s", serverID, id, err))
+	if r.data.goneWithServer(ctx, serverID, err) {
+		return
 	}
+	var apiErr *control.Error
+	if !errors.As(err, &apiErr) {
+		// The runtime does not answer (stopped, or crash-looping): take
+		// the listener out of its config, so a start does not bind it.
+		err = r.data.server(serverID).EditConfig(ctx, func(doc *config.Document) error {
+			delete(doc.Listeners, id)
+			return nil
+		})
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+	}
+	resp.Diagnostics.AddError("Unable to Delete Listener",
+		fmt.Sprintf("Server %q could not stop listener %s: %s", serverID, id, err))
 }
 
 // ImportState adopts a listener by its id, "<server_id>/<listener id>",

@@ -116,7 +116,9 @@ func lastError(s control.ListenerStatus) string {
 
 // clash explains a refused listener that wants an address another
 // listener of the same server holds, naming both; "" if that is not why.
-func (r *listenerResource) clash(ctx context.Context, client *control.Client, serverID, id string, l config.Listener) string {
+// A listener for which skip (if not nil) reports true is not counted.
+func (r *listenerResource) clash(ctx context.Context, client *control.Client, serverID, id string, l config.Listener,
+	skip func(serverID, id, address string, port int) bool) string {
 	st, err := client.Status(ctx)
 	if err != nil {
 		return ""
@@ -130,7 +132,8 @@ func (r *listenerResource) clash(ctx context.Context, client *control.Client, se
 	slices.Sort(others)
 	for _, other := range others {
 		obj, err := client.Listener(ctx, other)
-		if err != nil || obj.Config.Port != l.Port || !addressesOverlap(obj.Config.Address, l.Address) {
+		if err != nil || obj.Config.Port != l.Port || !addressesOverlap(obj.Config.Address, l.Address) ||
+			(skip != nil && skip(serverID, other, l.Address, l.Port)) {
 			continue
 		}
 		return fmt.Sprintf("This listener (%s, TLS %s) cannot use %s: listener %q of server %q (%s, TLS %s) already "+

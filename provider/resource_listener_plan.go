@@ -27,7 +27,8 @@ import (
 const jamesSecretPlaceholder = "@KEYSTORE_PASSWORD@"
 
 func (r *listenerResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() {
+	r.checkPortClash(ctx, req, resp) // resource_listener_clash.go
+	if req.Plan.Raw.IsNull() || resp.Diagnostics.HasError() {
 		return // destroy
 	}
 	// Anything that differs from the state now is applied; bound planned

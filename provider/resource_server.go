@@ -191,9 +191,12 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"running": schema.BoolAttribute{
-				MarkdownDescription: "Whether the runtime answers on its control socket and its supervisor runs. A " +
-					"stopped runtime or a dead supervisor reads as `false`, which plan shows as a change back to `true` " +
-					"that apply repairs by starting them.",
+				MarkdownDescription: "Whether the runtime answers on its control socket, its supervisor runs, and its " +
+					"state directory is as a start needs it: `config.json` there, owned by the provider's user on the host " +
+					"with mode `0700`. A stopped runtime, a dead supervisor, a deleted `config.json` or a state directory " +
+					"whose owner or mode changed reads as `false`, which plan shows as a change back to `true` that apply " +
+					"repairs: it writes the config again (the listeners then put themselves back), gives the directory " +
+					"back to the provider's user with mode `0700`, and starts what is stopped.",
 				Computed:      true,
 				PlanModifiers: []planmodifier.Bool{alwaysTrue{}},
 			},
@@ -204,7 +207,9 @@ func (r *serverResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 			"executable_sha256": schema.StringAttribute{
 				MarkdownDescription: "SHA-256 (hex) of the executable the runtime runs. Plan compares it with this " +
 					"provider's own executable, so a newer provider build shows as a change that apply makes in place by " +
-					"restarting the runtime on the new executable.",
+					"restarting the runtime on the new executable. The executable file in the state directory counts too: " +
+					"deleted (`\"\"`) or replaced by another file, it shows as a change that apply repairs by installing " +
+					"it again, without a restart when the runtime already runs the right one.",
 				Computed: true,
 			},
 		})),
@@ -355,31 +360,16 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 		resp.Diagnostics.AddError("Unable to Read Server", err.Error())
 		return
 	}
-	if obs.warning != "" {
-		resp.Diagnostics.AddWarning("Mail Runtime Not Running", obs.warning)
+	for _, w := range obs.warnings {
+		resp.Diagnostics.AddWarning("Mail Runtime Not Running", w)
 	}
-	settings := obs.settings
 	state.Name = types.StringValue(name)
 	state.StateDir = types.StringValue(rs.dir.Path)
 	state.Running = types.BoolValue(obs.running)
 	if obs.status != nil {
 		state.Version = types.StringValue(obs.status.Version)
-		state.ExecutableSHA256 = types.StringValue(obs.status.ExecutableSHA256)
 	}
-	state.Hostname = types.StringValue(settings.Hostname)
-	state.MaxMessageBytes = types.Int64Value(settings.MaxMessageBytes)
-	state.MaxConnections = types.Int64Value(int64(settings.MaxConnections))
-	state.MetricsAddress = types.StringNull()
-	if settings.MetricsAddress != "" {
-		state.MetricsAddress = types.StringValue(settings.MetricsAddress)
-	}
-	if len(settings.Domains) > 0 || !state.Domains.IsNull() {
-		domains, diags := types.ListValueFrom(ctx, types.StringType, settings.Domains)
-		resp.Diagnostics.Append(diags...)
-		state.Domains = domains
-	}
-	resp.Diagnostics.Append(state.readOutbound(ctx, settings)...)
-	state.readStore(settings)
+	state.ExecutableSHA256 = types.StringValue(obs.executableSHA256)
 	if obs.status != nil {
 		state.setQueue(&obs.status.Queue)
 	} else {
@@ -391,7 +381,30 @@ func (r *serverResource) Read(ctx context.Context, req resource.ReadRequest, res
 	if state.Supervisor.IsNull() {
 		state.Supervisor = types.StringValue(supervisorAuto) // imported
 	}
+	if !obs.configMissing {
+		resp.Diagnostics.Append(state.readSettings(ctx, obs.settings)...)
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// readSettings records the server settings the host has in force.
+func (state *serverModel) readSettings(ctx context.Context, settings config.Server) diag.Diagnostics {
+	var diags diag.Diagnostics
+	state.Hostname = types.StringValue(settings.Hostname)
+	state.MaxMessageBytes = types.Int64Value(settings.MaxMessageBytes)
+	state.MaxConnections = types.Int64Value(int64(settings.MaxConnections))
+	state.MetricsAddress = types.StringNull()
+	if settings.MetricsAddress != "" {
+		state.MetricsAddress = types.StringValue(settings.MetricsAddress)
+	}
+	if len(settings.Domains) > 0 || !state.Domains.IsNull() {
+		domains, d := types.ListValueFrom(ctx, types.StringType, settings.Domains)
+		diags.Append(d...)
+		state.Domains = domains
+	}
+	diags.Append(state.readOutbound(ctx, settings)...)
+	state.readStore(settings)
+	return diags
 }
 
 func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -415,11 +428,16 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 	rs := r.runtimeOf(name, exe)
 	client := rs.dir.Client()
 	current := rs.currentSupervisor(ctx)
-	upgrade := state.ExecutableSHA256.ValueString() != plan.ExecutableSHA256.ValueString()
+	// A restart is needed when the runtime runs another executable than
+	// planned; an executable file replaced or deleted under a runtime that
+	// runs the right one is just installed again.
+	upgrade := false
 
 	// Settings first: live if the runtime answers (validated and
-	// persisted by it), else in config.json where a start reads them.
-	if _, err := client.Status(ctx); err == nil {
+	// persisted by it), else in config.json where a start reads them (a
+	// new one if it was deleted: the listeners put themselves back).
+	if st, err := client.Status(ctx); err == nil {
+		upgrade = st.ExecutableSHA256 != plan.ExecutableSHA256.ValueString()
 		if _, err := client.SetServer(ctx, settings); err != nil {
 			resp.Diagnostics.AddError("Unable to Update Server Settings", err.Error())
 			return
@@ -429,6 +447,10 @@ func (r *serverResource) Update(ctx context.Context, req resource.UpdateRequest,
 			doc.Server = settings
 			return nil
 		})
+		if errors.Is(err, fs.ErrNotExist) {
+			tflog.Debug(ctx, "writing the missing config.json again", map[string]any{"id": name})
+			err = rs.dir.Create(ctx, &config.Document{Server: settings, Listeners: map[string]config.Listener{}})
+		}
 		if err != nil {
 			resp.Diagnostics.AddError("Unable to Update Server Settings", err.Error())
 			return

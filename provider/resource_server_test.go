@@ -439,7 +439,7 @@ func TestAccStack_fullLifecycle(t *testing.T) {
 			},
 			{
 				// Another listener of the server on a port in use: refused
-				// at apply, naming both listeners and the address.
+				// at plan time, naming both listeners and the address.
 				Config: s.config("implicit", fmt.Sprintf(`
 resource "mailstack_listener" "clash" {
   server_id = mailstack_server.mx.id
@@ -451,6 +451,13 @@ resource "mailstack_listener" "clash" {
   }
 }`, s.pop3)),
 				ExpectError: regexp.MustCompile(`Port Clash(.|\n)*0\.0\.0\.0:` + fmt.Sprint(s.pop3) + `(.|\n)*listener\s+"default/l-[0-9a-f]+"(.|\n)*127\.0\.0\.1:` + fmt.Sprint(s.pop3)),
+			},
+			{
+				// The refused plan left nothing to do (and this apply
+				// records what a refresh reads, which the failed plan did
+				// not, for the imports below).
+				Config:           s.config("implicit", ""),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
 			},
 			// Import each runtime object by its id; plan after import is empty.
 			{
