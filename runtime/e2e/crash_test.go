@@ -67,35 +67,7 @@ func TestKill9LosesNoAcknowledgedMessage(t *testing.T) {
 	p = serve(t, dir)
 	t.Logf("%d messages acknowledged, %d more begun without an answer before a kill", len(acked), len(sums)-len(acked))
 
-	// The Maildir, as mutt or a backup script would read it.
-	inbox, err := filepath.Glob(filepath.Join(dir, "mail", "*", "example.com", "alice"))
-	if err != nil || len(inbox) != 1 {
-		t.Fatalf("alice's Maildir: %v %v", inbox, err)
-	}
-	files := map[string]string{} // id -> file
-	for _, sub := range []string{"new", "cur"} {
-		entries, err := os.ReadDir(filepath.Join(inbox[0], sub))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			data, err := os.ReadFile(filepath.Join(inbox[0], sub, e.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, ok := check(t, data, sums, "file "+sub+"/"+e.Name())
-			if !ok {
-				continue
-			}
-			if other, dup := files[id]; dup {
-				t.Errorf("message %s is there twice: %s and %s", id, other, e.Name())
-			}
-			files[id] = e.Name()
-		}
-	}
-	if tmp, _ := os.ReadDir(filepath.Join(inbox[0], "tmp")); len(tmp) > 0 {
-		t.Errorf("%d files left in tmp/ after recovery", len(tmp))
-	}
+	files := maildirMessages(t, dir, sums)
 	missing := 0
 	for id := range acked {
 		if _, ok := files[id]; !ok {
@@ -189,6 +161,42 @@ func (l *ledger) deliverUntilKilled(addr string, cfg *tls.Config, clients, maxSi
 	time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 	kill()
 	wg.Wait()
+}
+
+// maildirMessages reads alice's Maildir as mutt or a backup script
+// would, checks every message in it (check) and that none is there twice
+// or left in tmp/, and returns the file of each message by id.
+func maildirMessages(t *testing.T, dir string, sums map[string]string) map[string]string {
+	t.Helper()
+	inbox, err := filepath.Glob(filepath.Join(dir, "mail", "*", "example.com", "alice"))
+	if err != nil || len(inbox) != 1 {
+		t.Fatalf("alice's Maildir: %v %v", inbox, err)
+	}
+	files := map[string]string{} // id -> file
+	for _, sub := range []string{"new", "cur"} {
+		entries, err := os.ReadDir(filepath.Join(inbox[0], sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(inbox[0], sub, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, ok := check(t, data, sums, "file "+sub+"/"+e.Name())
+			if !ok {
+				continue
+			}
+			if other, dup := files[id]; dup {
+				t.Errorf("message %s is there twice: %s and %s", id, other, e.Name())
+			}
+			files[id] = e.Name()
+		}
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(inbox[0], "tmp")); len(tmp) > 0 {
+		t.Errorf("%d files left in tmp/ after recovery", len(tmp))
+	}
+	return files
 }
 
 // message builds a message of about size bytes whose X-Sum header is the
