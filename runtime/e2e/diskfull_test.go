@@ -4,18 +4,13 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/smtp"
 	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
@@ -69,7 +64,7 @@ func TestDiskFullAnswers451(t *testing.T) {
 		id := fmt.Sprintf("m%d", j)
 		msg, sum := message(id, 96<<10)
 		sums[id] = sum
-		switch err := deliver(smtps.Addr(), clientTLS, msg); {
+		switch err := sendOne(smtps.Addr(), clientTLS, msg); {
 		case err == nil:
 			acked = append(acked, id)
 		case isTemporary(err):
@@ -93,7 +88,7 @@ func TestDiskFullAnswers451(t *testing.T) {
 	}
 	msg, sum := message("after", 1<<10)
 	sums["after"] = sum
-	if err := deliver(smtps.Addr(), clientTLS, msg); err != nil {
+	if err := sendOne(smtps.Addr(), clientTLS, msg); err != nil {
 		t.Fatalf("delivery after space was freed: %v", err)
 	}
 	acked = append(acked, "after")
@@ -113,40 +108,6 @@ func TestDiskFullAnswers451(t *testing.T) {
 	} else {
 		t.Logf("after the restart: %d of %d acknowledged messages found; queue %+v", len(found), len(acked), st.Queue)
 	}
-}
-
-// deliver sends one message over its own connection; nil means 250.
-func deliver(addr string, cfg *tls.Config, msg string) error {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
-	if err != nil {
-		return err
-	}
-	c, err := smtp.NewClient(conn, "mail.example.com")
-	if err != nil {
-		conn.Close()
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello("diskfull.example"); err != nil {
-		return err
-	}
-	if err := c.Mail("someone@elsewhere.example"); err != nil {
-		return err
-	}
-	if err := c.Rcpt(user); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, msg); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
 }
 
 // isTemporary reports an SMTP 4xx reply.
