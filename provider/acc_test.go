@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
@@ -133,15 +134,13 @@ func (e *accEnv) stopRuntimes() {
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+// FreePort returns a port on 127.0.0.1 for a listener the configuration
+// declares: free now, distinct from every other FreePort's, and reserved
+// against the other tests (this package's run in parallel) until the test
+// ends.
 func (e *accEnv) FreePort() int {
 	e.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testutil.FreePort(e.t)
 }
 
 // ProviderBlock configures the provider for this test's state directory.

@@ -39,6 +39,7 @@ func keytoolEntries(out string) map[string]map[string]string {
 // and a PKCS#12 with an EC P-384 key. Bad files and passwords are errors
 // that name the file.
 func TestAccDataSourceKeystore_keytoolKeystores(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	jks, p12, pemFile := e.Path("james.jks"), e.Path("mx.p12"), e.Path("root.pem")
 	keytoolGenkeypair(t, jks, "JKS", "changeit", "james", "RSA", "-keypass", "keypass1",

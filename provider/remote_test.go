@@ -313,6 +313,7 @@ func killRuntime(t *testing.T, rh *netns.Host) {
 // TestAccRemote_failures: what goes wrong with a host is an error that
 // names it, and nothing changes on it.
 func TestAccRemote_failures(t *testing.T) {
+	t.Parallel()
 	newAccEnv(t)
 	rh, other := netns.New(t), netns.New(t)
 	keystoreOnly := func(provider string) string { return provider + remoteKeystore("h", rh.Path("ks", "james.keystore")) }
@@ -455,6 +456,7 @@ resource "mailstack_keystore" %[1]q {
 // while an apply copies the runtime to the host; the apply fails naming
 // the host, and the next apply converges.
 func TestAccRemote_sshdKilledMidApply(t *testing.T) {
+	t.Parallel()
 	newAccEnv(t)
 	rh := netns.New(t)
 	config := remoteProvider("h1", rh, hostKey(rh.HostKey)) + remoteStack("h1", rh, "starttls")

@@ -123,6 +123,7 @@ resource "mailstack_certificate_import" "root" {
 // Entries deleted or replaced with keytool show in plan and apply puts
 // them back; destroying the keystore and the import removes the file.
 func TestAccCertificateImport_drift(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	file := e.Path("james.jks")
 	caDir := t.TempDir()
@@ -191,6 +192,7 @@ resource "mailstack_certificate_import" "root" {
 // then a reply that holds only the leaf and its intermediate is installed
 // and completed with that root, as keytool does.
 func TestAccKeystore_csrReplyCompletedByImportedRoot(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	caDir := t.TempDir()
 	root := newRootCA(t, caDir, "root", "Test Root CA")

@@ -154,6 +154,7 @@ func (s *acmeStack) served(name string, roots *x509.CertPool) ([]*x509.Certifica
 }
 
 func TestAccKeystore_acme(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	p := pebbletest.Start(t, pebbletest.Options{Blocklist: []string{"blocked.example.test"}})
 	s := &acmeStack{e: e, p: p, ksPath: e.Path("mail.p12"), smtps: e.FreePort()}
@@ -348,6 +349,7 @@ func TestAccKeystore_acme(t *testing.T) {
 // listener with no restart and no dropped session, refreshes into the
 // state, and leaves the plan empty.
 func TestAccKeystore_acmeRenewal(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	p := pebbletest.Start(t, pebbletest.Options{Validity: 30 * time.Second})
 	s := &acmeStack{e: e, p: p, ksPath: e.Path("mail.p12"), smtps: e.FreePort()}

@@ -191,6 +191,7 @@ func TestAccKeystore_csrSignedByOpensslCA(t *testing.T) {
 // names the file, the alias and what is wrong, and the keystore file keeps
 // every byte. A good reply with its intermediate then installs.
 func TestAccKeystore_csrBadReplies(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	caDir := t.TempDir()
 	root := newRootCA(t, caDir, "root", "Test Root CA")

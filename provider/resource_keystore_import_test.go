@@ -201,6 +201,7 @@ resource "mailstack_keystore" "mx" {
 // key) replaces the resource, a certificate replaced for the same key
 // (keytool -selfcert) is issued again in place.
 func TestAccKeystore_driftRepaired(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	file := e.Path("james.jks")
 	config := e.ProviderBlock() + fmt.Sprintf(`
@@ -263,6 +264,7 @@ resource "mailstack_keystore" "mx" {
 // key re-encrypted, entries Terraform does not own are kept; a password
 // changed outside with keytool -storepasswd is taken up by the next apply.
 func TestAccKeystore_passwordChangedInPlace(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	jks, p12 := e.Path("james.jks"), e.Path("mx.p12")
 	ca := newRootCA(t, t.TempDir(), "root", "Test Root CA")

@@ -49,6 +49,7 @@ func writePEMCertificate(t *testing.T, certFile, keyFile, name string) string {
 // off on the MX port and a short lifetime on the other; and an import
 // that plans nothing.
 func TestAccListener_severalCertificates(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	ports := []int{e.FreePort(), e.FreePort()}
 	certFile, keyFile := e.Path("other.pem"), e.Path("other.key")

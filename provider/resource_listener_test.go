@@ -66,6 +66,7 @@ resource "mailstack_listener" "smtps" {
 }
 
 func TestAccListener_implicitTLSGreeting(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	ksPath := e.Path("mx.jks")
 	port := e.FreePort()

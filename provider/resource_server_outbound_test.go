@@ -190,6 +190,7 @@ func inMaildir(e *accEnv, subject string) (string, error) {
 // relay unreachable, the message waits in a's queue, and queue_length and
 // queue_oldest_seconds show it in state.
 func TestAccOutbound_relayDKIMQueue(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	subA, subB := e.FreePort(), e.FreePort()
 	closed := e.FreePort()
@@ -294,6 +295,7 @@ func TestAccOutbound_relayDKIMQueue(t *testing.T) {
 // when its algorithm changes (a new key, a new record) and removes its
 // file from the host on destroy.
 func TestAccDKIMKey_importAndReplace(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	cfg := func(alg string) string {
 		return e.SourcedProviderBlock() + fmt.Sprintf(`
