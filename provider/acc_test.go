@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,8 +49,53 @@ func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // factories serves a provider whose resources see this clock.
 func (c *testClock) factories() map[string]func() (tfprotov6.ProviderServer, error) {
+	return testFactories(c, nil)
+}
+
+// testEnv is environment variables for one test's provider, read before
+// the process's: a test sets them here instead of with t.Setenv, which
+// rules out t.Parallel, or os.Setenv, which every other test would see.
+type testEnv struct {
+	mu   sync.Mutex
+	vars map[string]string
+}
+
+// Set sets k for this test's provider, from its next request on.
+func (e *testEnv) Set(k, v string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.vars == nil {
+		e.vars = map[string]string{}
+	}
+	e.vars[k] = v
+}
+
+func (e *testEnv) getenv(k string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v, ok := e.vars[k]; ok {
+		return v
+	}
+	return os.Getenv(k)
+}
+
+// factories serves a provider that reads this environment.
+func (e *testEnv) factories() map[string]func() (tfprotov6.ProviderServer, error) {
+	return testFactories(nil, e)
+}
+
+// testFactories serves a provider whose resources see clock and read env;
+// nil for either means the real one.
+func testFactories(clock *testClock, env *testEnv) map[string]func() (tfprotov6.ProviderServer, error) {
+	p := &mailstackProvider{version: "test"}
+	if clock != nil {
+		p.clock = clock.now
+	}
+	if env != nil {
+		p.getenv = env.getenv
+	}
 	return map[string]func() (tfprotov6.ProviderServer, error){
-		"mailstack": providerserver.NewProtocol6WithError(&mailstackProvider{version: "test", clock: c.now}),
+		"mailstack": providerserver.NewProtocol6WithError(p),
 	}
 }
 

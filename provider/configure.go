@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ type providerData struct {
 	// clock tells renewal and expiry logic the time; tests move it
 	// instead of sleeping (nil: time.Now).
 	clock func() time.Time
+	// getenv reads environment variables, such as the passwords terraform
+	// import takes from MAILSTACK_KEYSTORE_PASSWORD; nil means os.Getenv.
+	getenv func(string) string
 
 	mu          sync.Mutex
 	absStateDir string      // stateDir made absolute on the host, once known
@@ -57,6 +61,14 @@ func (d *providerData) now() time.Time {
 		return time.Now()
 	}
 	return d.clock()
+}
+
+// env reads the environment variable k.
+func (d *providerData) env(k string) string {
+	if d == nil || d.getenv == nil {
+		return os.Getenv(k)
+	}
+	return d.getenv(k)
 }
 
 // configuredData extracts the provider's data in a resource's or data

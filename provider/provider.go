@@ -40,6 +40,9 @@ type mailstackProvider struct {
 	// clock is the time the resources see; nil means time.Now (tests
 	// move it).
 	clock func() time.Time
+	// getenv reads the provider's environment variables; nil means
+	// os.Getenv (tests give each test's provider its own).
+	getenv func(string) string
 }
 
 // New returns the provider factory for version.
@@ -160,7 +163,7 @@ func (p *mailstackProvider) Configure(ctx context.Context, req provider.Configur
 
 // configured hands resources and data sources the host and state_dir.
 func (p *mailstackProvider) configured(h host.Host, stateDir string, resp *provider.ConfigureResponse) {
-	exe := os.Getenv(RuntimeExecutableEnv)
+	exe := p.env(RuntimeExecutableEnv)
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
@@ -168,9 +171,17 @@ func (p *mailstackProvider) configured(h host.Host, stateDir string, resp *provi
 			return
 		}
 	}
-	data := &providerData{version: p.version, host: h, stateDir: stateDir, runtimeExe: exe, clock: p.clock}
+	data := &providerData{version: p.version, host: h, stateDir: stateDir, runtimeExe: exe, clock: p.clock, getenv: p.getenv}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+}
+
+// env reads the environment variable k.
+func (p *mailstackProvider) env(k string) string {
+	if p.getenv == nil {
+		return os.Getenv(k)
+	}
+	return p.getenv(k)
 }
 
 // configureSSH configures a host reached over SSH. It checks the keys

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -562,7 +561,7 @@ func (r *certificateImportResource) ImportState(ctx context.Context, req resourc
 		return
 	}
 	file, alias := id[:i], id[i+1:]
-	password := os.Getenv(KeystorePasswordEnv)
+	password := r.data.env(KeystorePasswordEnv)
 	if password == "" {
 		resp.Diagnostics.AddError("Keystore Password Needed for Import",
 			fmt.Sprintf("terraform import cannot read the configuration, so it takes the store password of %s from the environment: set %s.", file, KeystorePasswordEnv))

@@ -46,13 +46,15 @@ func wantEntries(t *testing.T, file string, want map[string]string) resource.Tes
 // keytool, next to its key; import by <path>:<alias> matches the state,
 // and destroy removes only the trusted entries.
 func TestAccCertificateImport_rootAndBundle(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	file := e.Path("james.jks")
 	keytoolGenkeypair(t, file, "JKS", "changeit", "james", "EC")
 	root := newRootCA(t, t.TempDir(), "root", "Test Root CA")
 	inter := root.intermediate("int", "Test Intermediate CA")
 	rootFP := keytoolField(keytool(t, "-printcert", "-file", filepath.Join(root.dir, "root.pem")), "SHA256: ")[0]
-	t.Setenv(KeystorePasswordEnv, "changeit")
+	env.Set(KeystorePasswordEnv, "changeit")
 
 	config := func(pemText string) string {
 		return e.ProviderBlock() + fmt.Sprintf(`
@@ -65,7 +67,7 @@ resource "mailstack_certificate_import" "root" {
 	}
 	const addr = "mailstack_certificate_import.root"
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: env.factories(),
 		CheckDestroy:             wantEntries(t, file, map[string]string{"james": "PrivateKeyEntry"}),
 		Steps: []resource.TestStep{
 			{

@@ -60,19 +60,21 @@ func stateAttr(s *terraform.State, name, attr string) (string, error) {
 // installed in place: same key, chain of two that keytool lists with the
 // CA as issuer, and an import of the result matches the state.
 func TestAccKeystore_csrSignedByOpensslCA(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	caDir := t.TempDir()
 	ca := newRootCA(t, caDir, "root", "Test Root CA")
 	ksPath, replyPath, renewalPath := e.Path("james.keystore"), filepath.Join(caDir, "reply.pem"), filepath.Join(caDir, "renewal.pem")
 	var csr *x509.CertificateRequest
 	var firstFP string
-	t.Setenv(KeystorePasswordEnv, "storepass1")
-	t.Setenv(KeystoreKeyPasswordEnv, "keypass1")
+	env.Set(KeystorePasswordEnv, "storepass1")
+	env.Set(KeystoreKeyPasswordEnv, "keypass1")
 	clock := &testClock{}
 	warned := &warnings{}
 
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: warned.wrap(clock.factories()),
+		ProtoV6ProviderFactories: warned.wrap(testFactories(clock, &env)),
 		Steps: []resource.TestStep{
 			{
 				Config: csrKeystoreConfig(e, ksPath, "", ""),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -32,7 +31,7 @@ func (r *keystoreResource) ImportState(ctx context.Context, req resource.ImportS
 	if shownAlias == "" {
 		shownAlias = "(the only private key entry)"
 	}
-	password := os.Getenv(KeystorePasswordEnv)
+	password := r.data.env(KeystorePasswordEnv)
 	if password == "" {
 		resp.Diagnostics.AddError("Keystore Password Needed for Import",
 			fmt.Sprintf("terraform import cannot read the configuration, so it takes the store password of %s from "+
@@ -49,7 +48,7 @@ func (r *keystoreResource) ImportState(ctx context.Context, req resource.ImportS
 		return
 	}
 	keyPassword := types.StringNull()
-	if kp := os.Getenv(KeystoreKeyPasswordEnv); kp != "" {
+	if kp := r.data.env(KeystoreKeyPasswordEnv); kp != "" {
 		// Recorded only when the key needs it, so that a configuration
 		// without key_password matches a key under the store password.
 		if _, _, used, err := openPrivateKey(ks, alias, "", kp); err != nil {

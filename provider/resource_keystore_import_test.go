@@ -31,6 +31,8 @@ func keytoolSubject(alias string) string {
 // its own -keypass, a file with two keys) are imported; a configuration
 // that describes them then plans nothing, and no file is written.
 func TestAccKeystore_importKeytoolKeystores(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	rsaJKS, ecP12, keypassJKS, twoKeys := e.Path("rsa.jks"), e.Path("ec.p12"), e.Path("keypass.jks"), e.Path("two.jks")
 	keytoolGenkeypair(t, rsaJKS, "JKS", "changeit", "james", "RSA", "-keysize", "3072",
@@ -39,8 +41,8 @@ func TestAccKeystore_importKeytoolKeystores(t *testing.T) {
 	keytoolGenkeypair(t, keypassJKS, "JKS", "changeit", "smtp", "RSA", "-keypass", "keypass1")
 	keytoolGenkeypair(t, twoKeys, "JKS", "changeit", "a", "EC")
 	keytoolGenkeypair(t, twoKeys, "JKS", "changeit", "b", "EC")
-	t.Setenv(KeystorePasswordEnv, "changeit")
-	t.Setenv(KeystoreKeyPasswordEnv, "keypass1")
+	env.Set(KeystorePasswordEnv, "changeit")
+	env.Set(KeystoreKeyPasswordEnv, "keypass1")
 	snap := newSnapshot(t)
 	snap.Take(rsaJKS, ecP12, keypassJKS, twoKeys)
 
@@ -105,7 +107,7 @@ resource "mailstack_keystore" "two" {
 		}
 	}
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: env.factories(),
 		Steps: []resource.TestStep{
 			initOnly(e),
 			importStep("rsa", rsaJKS),
@@ -136,10 +138,12 @@ resource "mailstack_keystore" "two" {
 // A keytool certificate that ends within early_renewal_days is adopted as
 // ready_for_renewal; apply issues a new certificate for the same key.
 func TestAccKeystore_importedCertificateDueForRenewal(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	file := e.Path("due.jks")
 	keytoolGenkeypair(t, file, "JKS", "changeit", "james", "EC", "-startdate", "-350d")
-	t.Setenv(KeystorePasswordEnv, "changeit")
+	env.Set(KeystorePasswordEnv, "changeit")
 	var keytoolSPKI string
 	config := e.SourcedProviderBlock() + fmt.Sprintf(`
 resource "mailstack_keystore" "mx" {
@@ -154,7 +158,7 @@ resource "mailstack_keystore" "mx" {
   }
 }`, file, keytoolSubject("james"))
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: env.factories(),
 		Steps: []resource.TestStep{
 			initOnly(e),
 			{
@@ -351,6 +355,8 @@ resource "mailstack_keystore" "p12" {
 // the first plan only records the reply's text, and its apply leaves the
 // file's bytes alone.
 func TestAccKeystore_importCASignedKeytoolKeystore(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	caDir := t.TempDir()
 	ca := newRootCA(t, caDir, "root", "Test Root CA")
@@ -360,7 +366,7 @@ func TestAccKeystore_importCASignedKeytoolKeystore(t *testing.T) {
 	writeTestFile(t, replyFile, []byte(ca.sign(string(readTestFile(t, csrFile)))))
 	keytool(t, "-importcert", "-noprompt", "-trustcacerts", "-alias", "root", "-file", ca.file(".pem"), "-keystore", file, "-storepass", "changeit")
 	keytool(t, "-importcert", "-noprompt", "-alias", "james", "-file", replyFile, "-keystore", file, "-storepass", "changeit")
-	t.Setenv(KeystorePasswordEnv, "changeit")
+	env.Set(KeystorePasswordEnv, "changeit")
 	snap := newSnapshot(t)
 	snap.Take(file)
 
@@ -380,7 +386,7 @@ resource "mailstack_keystore" "mx" {
   certificate_chain_pem = file(%[3]q)
 }`, file, keytoolSubject("james"), replyFile)
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: env.factories(),
 		Steps: []resource.TestStep{
 			initOnly(e),
 			{

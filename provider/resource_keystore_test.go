@@ -15,6 +15,8 @@ import (
 )
 
 func TestAccKeystore_selfSignedJKSReadByKeytool(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	ksPath := e.Path("james.keystore")
 	config := e.ProviderBlock() + fmt.Sprintf(`
@@ -33,7 +35,7 @@ resource "mailstack_keystore" "mx" {
   }
 }`, ksPath)
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: env.factories(),
 		Steps: []resource.TestStep{{
 			Config: config,
 			ConfigStateChecks: []statecheck.StateCheck{
@@ -69,7 +71,7 @@ resource "mailstack_keystore" "mx" {
 		}, {
 			// terraform import of what apply made describes it the same way,
 			// but for who owns it: destroy keeps what was imported.
-			PreConfig:               func() { t.Setenv(KeystorePasswordEnv, "changeit") },
+			PreConfig:               func() { env.Set(KeystorePasswordEnv, "changeit") },
 			ResourceName:            "mailstack_keystore.mx",
 			ImportState:             true,
 			ImportStateId:           ksPath,
@@ -83,6 +85,8 @@ resource "mailstack_keystore" "mx" {
 // terraform: each error names the file and the alias and says what is
 // wrong, and no file changes.
 func TestAccKeystore_badKeystoreFiles(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	good, pemFile, truncated, empty := e.Path("good.jks"), e.Path("cert.pem"), e.Path("truncated.jks"), e.Path("empty.jks")
 	keytoolGenkeypair(t, good, "JKS", "rightpass", "other", "EC")
@@ -112,9 +116,9 @@ resource "mailstack_keystore" "mx" {
 			ExpectError: errorNaming(what, file, "james"),
 		}
 	}
-	t.Setenv(KeystorePasswordEnv, "wrongpass")
+	env.Set(KeystorePasswordEnv, "wrongpass")
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: env.factories(),
 		Steps: []resource.TestStep{
 			step(good, "wrongpass", "wrong keystore password"),
 			step(pemFile, "rightpass", "found PEM text where a JKS or PKCS#12 keystore was expected"),

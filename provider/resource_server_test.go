@@ -552,6 +552,8 @@ func replaceKeystore(t *testing.T, path string) string {
 // SHA-256) is planned as an in-place update of the server, which restarts
 // the runtime on the new executable; mail accepted before is kept.
 func TestAccServer_upgradeInPlace(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	port := e.FreePort()
 	newer := e.Path("terraform-provider-mailstack-newer")
@@ -582,10 +584,9 @@ resource "mailstack_user" "alice" {
 	var before control.Status
 	var newerSHA string
 	var watch func() time.Duration
-	t.Cleanup(func() { os.Setenv(RuntimeExecutableEnv, runtimeExe) })
 
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: env.factories(),
 		Steps: []resource.TestStep{
 			{
 				Config: config,
@@ -611,7 +612,7 @@ resource "mailstack_user" "alice" {
 					if newerSHA, err = host.FileSHA256(newer); err != nil {
 						t.Fatal(err)
 					}
-					os.Setenv(RuntimeExecutableEnv, newer)
+					env.Set(RuntimeExecutableEnv, newer)
 					watch = watchDowntime(fmt.Sprintf("127.0.0.1:%d", port))
 				},
 				Config: config,
