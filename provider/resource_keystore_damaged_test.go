@@ -18,6 +18,7 @@ import (
 // the repair, apply writes a new keystore and the port serves it; destroy
 // succeeds over a damaged file too.
 func TestAccKeystore_damagedKeystoreRepaired(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	ksPath := e.Path("mx.jks")
 	port := e.FreePort()

@@ -37,6 +37,8 @@ func fileOwner(t *testing.T, file string) (os.FileMode, int, int) {
 // the configuration is applied and a chmod outside Terraform is repaired;
 // destroy leaves the adopted keystore in place.
 func TestAccKeystore_adoptedKeystoreKeepsModeOwnerAndFile(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	conf := e.Path("james-conf")
 	if err := os.Mkdir(conf, 0o755); err != nil {
@@ -61,7 +63,7 @@ func TestAccKeystore_adoptedKeystoreKeepsModeOwnerAndFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv(KeystorePasswordEnv, "changeit")
+	env.Set(KeystorePasswordEnv, "changeit")
 	config := func(password, extra string) string {
 		return e.SourcedProviderBlock() + fmt.Sprintf(`
 resource "mailstack_keystore" "james" {
@@ -96,7 +98,7 @@ resource "mailstack_keystore" "james" {
 	}
 	warned := &warnings{}
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: warned.wrap(providerFactories),
+		ProtoV6ProviderFactories: warned.wrap(env.factories()),
 		CheckDestroy: func(*terraform.State) error {
 			if out := keytoolList(t, file, "second-pass"); !strings.Contains(out, "Alias name: james") {
 				return fmt.Errorf("destroy deleted the adopted entry:\n%s", out)
@@ -182,11 +184,13 @@ resource "mailstack_keystore" "james" {
 // in place and touches nothing on disk; destroy then deletes that entry
 // and keeps the keystore file with the entry Terraform does not manage.
 func TestAccKeystore_adoptedEntryDeletedWhenAsked(t *testing.T) {
+	t.Parallel()
+	var env testEnv
 	e := newAccEnv(t)
 	file := e.Path("james.jks")
 	keytoolGenkeypair(t, file, "JKS", "changeit", "james", "EC")
 	keytoolGenkeypair(t, file, "JKS", "changeit", "other", "EC")
-	t.Setenv(KeystorePasswordEnv, "changeit")
+	env.Set(KeystorePasswordEnv, "changeit")
 	before := readTestFile(t, file)
 	config := e.SourcedProviderBlock() + fmt.Sprintf(`
 resource "mailstack_keystore" "james" {
@@ -202,7 +206,7 @@ resource "mailstack_keystore" "james" {
   }
 }`, file, keytoolSubject("james"))
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ProtoV6ProviderFactories: env.factories(),
 		CheckDestroy: func(*terraform.State) error {
 			out := keytoolList(t, file, "changeit")
 			if strings.Contains(out, "Alias name: james") || !strings.Contains(out, "Alias name: other") {
@@ -241,6 +245,7 @@ resource "mailstack_keystore" "james" {
 // through the provider: plan is empty, and destroy keeps the keystore,
 // since version 0 did not record who made it.
 func TestAccKeystore_stateFromSchemaVersion0(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	file, workDir := e.Path("mx.jks"), e.Path("work")
 	if err := os.Mkdir(workDir, 0o700); err != nil {

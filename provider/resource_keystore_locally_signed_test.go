@@ -96,6 +96,7 @@ data "mailstack_keystore" "mx" {
 // into the renewal window plans new certificates for the same keys, and a
 // renewed CA signs again in the same apply.
 func TestAccKeystore_locallySignedInOneApply(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	clock := &testClock{}
 	pemCA := newRootCA(t, t.TempDir(), "pemca", "PEM CA")

@@ -34,6 +34,7 @@ func pemKeyAndChain(t *testing.T, dir, name string, inter *testCA, genkey ...str
 // with the chain and issuer as outputs; a new key and chain change it in
 // place; a key that does not match its chain is refused at plan.
 func TestAccKeystore_pemKeyAndChain(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	dir := t.TempDir()
 	root := newRootCA(t, dir, "root", "Test Root CA")
@@ -116,6 +117,7 @@ resource "mailstack_keystore" "pem" {
 // any case; a 30-day certificate, which the default renewal window used to
 // refuse.
 func TestAccKeystore_keyKindsNamesAndValidity(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	ed, p521 := e.Path("ed.p12"), e.Path("p521.jks")
 	config := func(typ, curve, early string) string {

@@ -96,6 +96,7 @@ resource "mailstack_keystore" "pem" {
 // with a new version re-encodes the keystore and reaches the runtime; drift
 // is still seen, through the copy the provider keeps on the host.
 func TestAccKeystore_writeOnlyPasswords(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	dir := t.TempDir()
 	ca := newRootCA(t, dir, "root", "Test Root CA")

@@ -96,6 +96,7 @@ type jamesTLS struct {
 // that repairs a stopped runtime after a rotation (it used to abort apply
 // with "inconsistent result"); a listener imports by address and port.
 func TestAccListener_planChecksJamesXMLAndImport(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	ksPath := e.Path("mx.jks")
 	ports := [3]int{e.FreePort(), e.FreePort(), e.FreePort()}

@@ -163,6 +163,7 @@ func imapSubjects(cfg *tls.Config, port int) ([]string, error) {
 // it; the write-only one never is. Then b moves to the embedded store in
 // place, where alice does not exist.
 func TestAccServer_postgresStore(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	dsn := pgtest.Start(t, pgtest.Options{}).NewDatabase(t)
 	smtpB, imapA := e.FreePort(), e.FreePort()
@@ -223,6 +224,7 @@ func TestAccServer_postgresStore(t *testing.T) {
 // TestAccServer_storeValidation: the store and its connection string go
 // together, and postgres_dsn excludes postgres_dsn_wo.
 func TestAccServer_storeValidation(t *testing.T) {
+	t.Parallel()
 	e := newAccEnv(t)
 	server := func(body string) string {
 		return e.ProviderBlock() + "resource \"mailstack_server\" \"s\" {\n  hostname = \"mx.example.test\"\n" + body + "\n}\n"
