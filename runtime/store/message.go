@@ -59,6 +59,47 @@ func renamed(p string) (string, bool) {
 	return matches[0], true
 }
 
+// moveMessage renames a message file, relative to its mailbox folder dir,
+// from its indexed name to file. The file may have been renamed since the
+// index was read, by an earlier run of the same group-commit function that
+// was rolled back and is being run again (durable.Committer): it is found
+// by its unique name. A file that is gone altogether, removed by an expunge
+// racing this flag change, is not an error: its index entry goes next.
+func moveMessage(dir, from, file string) error {
+	src, dst := filepath.Join(dir, from), filepath.Join(dir, file)
+	err := os.Rename(src, dst)
+	for range 3 {
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		moved, ok := renamed(src)
+		if !ok || moved == dst {
+			return nil
+		}
+		err = os.Rename(moved, dst)
+	}
+	return err
+}
+
+// removeMessage deletes a message file, following a flag change that
+// renamed it since its path was read (a STORE racing an expunge), so that
+// no file of an expunged message is left for a rebuilt index to bring back.
+// It returns the path it removed (or last looked for).
+func removeMessage(p string) (string, error) {
+	for range 4 {
+		err := os.Remove(p)
+		if !errors.Is(err, os.ErrNotExist) {
+			return p, err
+		}
+		moved, ok := renamed(p)
+		if !ok {
+			return p, nil
+		}
+		p = moved
+	}
+	return p, fmt.Errorf("message file %s: renamed under an expunge again and again", filepath.Base(p))
+}
+
 // globEscape quotes glob metacharacters.
 func globEscape(s string) string {
 	var b strings.Builder
@@ -244,7 +285,7 @@ func (s *Store) SetFlags(address, mailbox string, uids []uint32, ch FlagChange) 
 				// commit: a crash in between leaves a name that
 				// recovery matches by its unique part.
 				if file := maildirFile(r.file, nf); file != r.file {
-					if err := os.Rename(filepath.Join(dir, r.file), filepath.Join(dir, file)); err != nil {
+					if err := moveMessage(dir, r.file, file); err != nil {
 						return fmt.Errorf("message %d: %w", uid, err)
 					}
 					r.file = file
@@ -308,7 +349,8 @@ func (s *Store) remove(addr, mailbox string, uids []uint32, onlyDeleted bool) ([
 	}
 	syncNew, syncCur := false, false
 	for _, p := range paths {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		p, err := removeMessage(p)
+		if err != nil {
 			return nil, err
 		}
 		if filepath.Base(filepath.Dir(p)) == dirNew {

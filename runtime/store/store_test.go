@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -462,5 +463,77 @@ func TestCompareMaildirNames(t *testing.T) {
 	want := []string{"1700000000.M99P1Q9.h", "1700000000.M1000P1Q1.h,S=3:2,S", "1700000000.M999999P1Q2.h", "1700000001.M5P1Q1.h", "hand-made"}
 	if !slices.Equal(names, want) {
 		t.Errorf("sorted: %v, want %v", names, want)
+	}
+}
+
+// Flag changes racing expunges and each other (imaptest's stress mode: ten
+// sessions storing \Seen and \Deleted and expunging in one mailbox): no
+// change fails because another renamed or removed the file first, and no
+// file of an expunged message is left for a rebuilt index to bring back.
+func TestFlagChangesRaceExpunge(t *testing.T) {
+	const u = "u@example.com"
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	if err := s.PutUser(u, "pw", 0); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	for i := range n {
+		if err := s.Deliver(context.Background(), []string{u}, msg(fmt.Sprint("m", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			for i := range 200 {
+				uids := []uint32{uint32((w*7+i)%n + 1), uint32((w*13+i*3)%n + 1)}
+				ch := FlagChange{Op: FlagsAdd, Flags: []string{FlagSeen}}
+				switch i % 4 {
+				case 1:
+					ch = FlagChange{Op: FlagsRemove, Flags: []string{FlagSeen}}
+				case 2:
+					ch = FlagChange{Op: FlagsAdd, Flags: []string{FlagDeleted, FlagFlagged}}
+				case 3:
+					ch = FlagChange{Op: FlagsReplace, Flags: []string{FlagAnswered}}
+				}
+				if _, err := s.SetFlags(u, "INBOX", uids, ch); err != nil {
+					t.Errorf("SetFlags %v: %v", uids, err)
+					return
+				}
+				if w == 0 && i%10 == 0 {
+					if _, err := s.Expunge(u, "INBOX", nil); err != nil {
+						t.Errorf("Expunge: %v", err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	all := uidsOf(t, s, u, "INBOX")
+	if _, err := s.SetFlags(u, "INBOX", all, FlagChange{Op: FlagsAdd, Flags: []string{FlagDeleted}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(u, "INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	inbox := filepath.Join(dir, "mail", "example.com", "u")
+	left, _ := filepath.Glob(filepath.Join(inbox, "cur", "*"))
+	nw, _ := filepath.Glob(filepath.Join(inbox, "new", "*"))
+	if left = append(left, nw...); len(left) != 0 {
+		t.Errorf("files left after every message was expunged: %v", left)
+	}
+	s.Close()
+	if err := os.Remove(filepath.Join(dir, "index.db")); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	defer s.Close()
+	if err := s.PutUser(u, "pw", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := uidsOf(t, s, u, "INBOX"); len(got) != 0 {
+		t.Errorf("expunged messages back after the index was rebuilt: %v", got)
 	}
 }
