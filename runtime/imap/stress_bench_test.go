@@ -33,7 +33,7 @@ type stressResult struct {
 
 // runImaptestStress runs imaptest's default stress profile against addr
 // over implicit TLS and reads its per-state results file.
-func runImaptestStress(b *testing.B, bin, tests, addr, user, pass string, secs, clients int) stressResult {
+func runImaptestStress(b testing.TB, bin, tests, addr, user, pass string, secs, clients int) stressResult {
 	b.Helper()
 	_, port, _ := net.SplitHostPort(addr)
 	out := filepath.Join(b.TempDir(), "results.tsv")
@@ -95,6 +95,34 @@ func runImaptestStress(b *testing.B, bin, tests, addr, user, pass string, secs, 
 		res.loginMS = float64(loginMS) / float64(loginTimerCount)
 	}
 	return res
+}
+
+// TestImaptestStress runs imaptest's stress mode (default profile, 10
+// clients, 10 s) against the server: ten sessions of one user logging in,
+// appending, storing \Seen and \Deleted, expunging and copying in the
+// same mailboxes at once, with no error. Races between sessions (a STORE
+// renaming a file an EXPUNGE removes; logins in parallel from one address)
+// show here first; BenchmarkImaptestStress measures the same load against
+// Dovecot.
+func TestImaptestStress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imaptest stress takes 10 s")
+	}
+	bin, tests := imaptestBinary(t)
+	const user, pass = "stress@example.com", "stress test password"
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "store"), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutUser(user, pass, 0); err != nil {
+		t.Fatal(err)
+	}
+	env := newEnvStore(t, st, dir)
+	res := runImaptestStress(t, bin, tests, env.tlsAddr, user, pass, 10, 10)
+	if res.errors != 0 || res.logins == 0 {
+		t.Errorf("imaptest stress: %d errors (the first are logged above), %d commands, %d LOGINs", res.errors, res.commands, res.logins)
+	}
 }
 
 // BenchmarkImaptestStress runs imaptest's stress mode (default profile,
