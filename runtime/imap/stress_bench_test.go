@@ -97,6 +97,23 @@ func runImaptestStress(b testing.TB, bin, tests, addr, user, pass string, secs, 
 	return res
 }
 
+// The one user of the stress runs.
+const stressUser, stressPass = "stress@example.com", "stress test password"
+
+// newStressEnv serves a fresh embedded store with the stress user, whose
+// password has the store's default (production) hash cost.
+func newStressEnv(tb testing.TB) *testEnv {
+	dir := tb.TempDir()
+	st, err := store.Open(filepath.Join(dir, "store"), store.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := st.PutUser(stressUser, stressPass, 0); err != nil {
+		tb.Fatal(err)
+	}
+	return newEnvStore(tb, st, dir)
+}
+
 // TestImaptestStress runs imaptest's stress mode (default profile, 10
 // clients, 10 s) against the server: ten sessions of one user logging in,
 // appending, storing \Seen and \Deleted, expunging and copying in the
@@ -109,17 +126,8 @@ func TestImaptestStress(t *testing.T) {
 		t.Skip("imaptest stress takes 10 s")
 	}
 	bin, tests := imaptestBinary(t)
-	const user, pass = "stress@example.com", "stress test password"
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "store"), store.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.PutUser(user, pass, 0); err != nil {
-		t.Fatal(err)
-	}
-	env := newEnvStore(t, st, dir)
-	res := runImaptestStress(t, bin, tests, env.tlsAddr, user, pass, 10, 10)
+	env := newStressEnv(t)
+	res := runImaptestStress(t, bin, tests, env.tlsAddr, stressUser, stressPass, 10, 10)
 	if res.errors != 0 || res.logins == 0 {
 		t.Errorf("imaptest stress: %d errors (the first are logged above), %d commands, %d LOGINs", res.errors, res.commands, res.logins)
 	}
@@ -143,19 +151,11 @@ func BenchmarkImaptestStress(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("IMAPTEST_SECS")); err == nil && v > 0 {
 		secs = v
 	}
-	const user, pass = "stress@example.com", "stress test password"
-	dir := b.TempDir()
-	st, err := store.Open(filepath.Join(dir, "store"), store.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := st.PutUser(user, pass, 0); err != nil {
-		b.Fatal(err)
-	}
+	const user, pass = stressUser, stressPass
 	// Dovecot gets a hash of the same cost as the store's: argon2id with
 	// store.DefaultArgon2, in the PHC form both verify.
 	phc := argon2PHC(pass, store.DefaultArgon2)
-	env := newEnvStore(b, st, dir)
+	env := newStressEnv(b)
 	for i := 0; i < b.N; i++ {
 		ours := runImaptestStress(b, bin, tests, env.tlsAddr, user, pass, secs, 10)
 		dc := startDovecot(b, dovecot, env, user, phc)
