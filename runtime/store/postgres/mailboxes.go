@@ -26,6 +26,25 @@ func lockUser(ctx context.Context, tx pgx.Tx, addr string) (int32, error) {
 	return id, err
 }
 
+// writeMailboxes runs fn in a write operation with the user's row locked,
+// which serialises every change to a user's list of mailboxes; what names
+// the operation in its error.
+func (s *Store) writeMailboxes(what, addr string, fn func(ctx context.Context, tx pgx.Tx, user int32, c *changes) error) error {
+	ctx, done, err := s.op()
+	if err != nil {
+		return err
+	}
+	defer done()
+	err = s.write(ctx, func(tx pgx.Tx, c *changes) error {
+		user, err := lockUser(ctx, tx, addr)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, tx, user, c)
+	})
+	return wrap(what, err)
+}
+
 // Mailboxes returns the user's mailboxes ordered by name.
 func (s *Store) Mailboxes(address string) ([]store.MailboxInfo, error) {
 	addr, ctx, done, err := s.opAddress(address)
@@ -99,20 +118,10 @@ func (s *Store) CreateMailbox(address, name string, opts store.CreateOptions) er
 	if err := store.ValidSpecialUse(opts.SpecialUse); err != nil {
 		return err
 	}
-	ctx, done, err := s.op()
-	if err != nil {
-		return err
-	}
-	defer done()
-	err = s.write(ctx, func(tx pgx.Tx, c *changes) error {
-		user, err := lockUser(ctx, tx, addr)
-		if err != nil {
-			return err
-		}
+	return s.writeMailboxes("creating mailbox", addr, func(ctx context.Context, tx pgx.Tx, user int32, c *changes) error {
 		c.addUser(addr)
 		return createLocked(ctx, tx, user, name, true, opts.SpecialUse)
 	})
-	return wrap("creating mailbox", err)
 }
 
 // createLocked creates name, with special use use, and its missing
@@ -153,16 +162,7 @@ func (s *Store) DeleteMailbox(address, name string) error {
 	if name == store.Inbox {
 		return fmt.Errorf("%w: INBOX cannot be deleted", store.ErrInvalidMailbox)
 	}
-	ctx, done, err := s.op()
-	if err != nil {
-		return err
-	}
-	defer done()
-	err = s.write(ctx, func(tx pgx.Tx, c *changes) error {
-		user, err := lockUser(ctx, tx, addr)
-		if err != nil {
-			return err
-		}
+	return s.writeMailboxes("deleting mailbox", addr, func(ctx context.Context, tx pgx.Tx, user int32, c *changes) error {
 		var id, size int64
 		var children bool
 		err = tx.QueryRow(ctx, `SELECT m.id,
@@ -192,7 +192,6 @@ func (s *Store) DeleteMailbox(address, name string) error {
 		c.add(addr, id)
 		return nil
 	})
-	return wrap("deleting mailbox", err)
 }
 
 // RenameMailbox renames a mailbox and its children, keeping their
@@ -210,16 +209,7 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 	if newName == store.Inbox || strings.HasPrefix(newName, oldName+"/") {
 		return fmt.Errorf("%w: cannot rename %q to %q", store.ErrInvalidMailbox, oldName, newName)
 	}
-	ctx, done, err := s.op()
-	if err != nil {
-		return err
-	}
-	defer done()
-	err = s.write(ctx, func(tx pgx.Tx, c *changes) error {
-		user, err := lockUser(ctx, tx, addr)
-		if err != nil {
-			return err
-		}
+	return s.writeMailboxes("renaming mailbox", addr, func(ctx context.Context, tx pgx.Tx, user int32, c *changes) error {
 		c.addUser(addr)
 		if oldName == store.Inbox {
 			if err := createLocked(ctx, tx, user, newName, true, ""); err != nil {
@@ -256,7 +246,6 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 			WHERE user_id = $1 AND (name = $2 OR starts_with(name, $2 || '/'))`, user, oldName, newName)
 		return err
 	})
-	return wrap("renaming mailbox", err)
 }
 
 // Subscribe adds a name to the user's subscriptions or removes it.
