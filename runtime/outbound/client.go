@@ -62,6 +62,9 @@ type conn struct {
 	// reportErr is how the connection fails a policy that only reports
 	// (MTA-STS testing); nil when it meets it or there is none.
 	reportErr error
+	// set is the configuration the connection was made under; after a
+	// Configure it takes no further message.
+	set *settings
 }
 
 // dialSpec is what a connection needs besides the address.

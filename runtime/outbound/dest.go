@@ -130,6 +130,12 @@ func (e *Engine) work(d *dest) {
 		if j == nil {
 			return
 		}
+		if c != nil && c.set != e.set.Load() {
+			// Configure ran since this connection was made (another relay,
+			// a stricter TLS policy): it carries no more messages.
+			c.quit()
+			c = nil
+		}
 		if c == nil {
 			var err error
 			c, err = e.connect(e.ctx, d.key)
@@ -214,10 +220,18 @@ func (e *Engine) logDelivery(j *job, replies []*Reply, c *conn) {
 // hosts of a domain.
 func (e *Engine) connect(ctx context.Context, key string) (*conn, error) {
 	set := e.set.Load()
+	var c *conn
+	var err error
 	if key == "relay" && set.relay != nil {
-		return e.connectRelay(ctx, set, set.relay)
+		c, err = e.connectRelay(ctx, set, set.relay)
+	} else {
+		c, err = e.connectMX(ctx, set, key)
 	}
-	return e.connectMX(ctx, set, key)
+	if err != nil {
+		return nil, err
+	}
+	c.set = set
+	return c, nil
 }
 
 func (e *Engine) connectRelay(ctx context.Context, set *settings, r *config.Relay) (*conn, error) {

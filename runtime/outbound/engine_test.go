@@ -341,6 +341,36 @@ func TestRelayWithAuth(t *testing.T) {
 	}
 }
 
+// TestConfigureRetiresOpenConnections: a connection kept open for the
+// destination's next message carries nothing after Configure. Moving the
+// relay sends the next message to the new one, however long the old
+// connection would have waited (a connection made under a weaker TLS
+// policy must not outlive it either).
+func TestConfigureRetiresOpenConnections(t *testing.T) {
+	relay := func(s *sink) *config.Relay {
+		return &config.Relay{Address: s.addr, Mode: config.TLSImplicit, Username: "alice@ours.test", Password: "relay-secret"}
+	}
+	server := func(s *sink) config.Server {
+		return config.Server{
+			Hostname: "mail.ours.test", DNSResolvers: []string{"127.0.0.1:9"}, Relay: relay(s),
+			TLSPolicies: []config.TLSPolicy{{Domain: "127.0.0.1", FingerprintsSHA256: []string{fmt.Sprintf("%X", sha256Sum(s.cert.TLS.Leaf.Raw))}}},
+		}
+	}
+	old, next := startSink(t, true, true, "old.example.net", "127.0.0.1"), startSink(t, true, true, "new.example.net", "127.0.0.1")
+	for _, s := range []*sink{old, next} {
+		s.be.users = map[string]string{"alice@ours.test": "relay-secret"}
+	}
+	h := newHarness(t, 0, server(old), func(o *Options) { o.IdleTimeout = time.Hour })
+	h.waitGone(h.submit("alice@ours.test", "friend@elsewhere.example").ID)
+	if err := h.e.Configure(server(next)); err != nil {
+		t.Fatal(err)
+	}
+	h.waitGone(h.submit("alice@ours.test", "friend@elsewhere.example").ID)
+	if o, n := len(old.be.messages()), len(next.be.messages()); o != 1 || n != 1 {
+		t.Errorf("the old relay got %d messages and the new one %d; want 1 and 1", o, n)
+	}
+}
+
 // TestRetryNowAndDrop: the operator's retry starts the next attempt at
 // once, whatever the clock says; a dropped message leaves the queue and
 // its sender is not told.
