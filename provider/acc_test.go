@@ -349,3 +349,41 @@ func portsClosed(ports ...int) error {
 	}
 	return nil
 }
+
+// mailTestKeystoreHCL is the keystore "ks" of the tests with several
+// servers: a self-signed ECDSA P-256 certificate for mail.test in path,
+// password "changeit".
+func mailTestKeystoreHCL(path string) string {
+	return fmt.Sprintf(`resource "mailstack_keystore" "ks" {
+  path     = %q
+  password = "changeit"
+  key {
+    algorithm   = "ECDSA"
+    ecdsa_curve = "P256"
+  }
+  self_signed {
+    subject { common_name = "mail.test" }
+    dns_names     = ["mail.test"]
+    validity_days = 90
+  }
+}
+`, path)
+}
+
+// ksListenerHCL is a listener of server (a mailstack_server's resource
+// name) on 127.0.0.1:port serving keystore "ks" (mailTestKeystoreHCL) with
+// TLS mode mode.
+func ksListenerHCL(name, server, protocol string, port int, mode string) string {
+	return fmt.Sprintf(`resource "mailstack_listener" %q {
+  server_id = mailstack_server.%s.id
+  protocol  = %q
+  address   = "127.0.0.1"
+  port      = %d
+  tls {
+    mode              = %q
+    keystore_path     = mailstack_keystore.ks.path
+    keystore_password = "changeit"
+  }
+}
+`, name, server, protocol, port, mode)
+}

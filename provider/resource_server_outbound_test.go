@@ -29,20 +29,7 @@ import (
 // DKIM key. relayPort is where a's relay points.
 func outboundConfig(e *accEnv, relayPort, subA, subB int) string {
 	return e.SourcedProviderBlock() + fmt.Sprintf(`
-resource "mailstack_keystore" "ks" {
-  path     = %[1]q
-  password = "changeit"
-  key {
-    algorithm   = "ECDSA"
-    ecdsa_curve = "P256"
-  }
-  self_signed {
-    subject { common_name = "mail.test" }
-    dns_names     = ["mail.test"]
-    validity_days = 90
-  }
-}
-
+%[1]s
 resource "mailstack_server" "a" {
   name          = "a"
   hostname      = "mail.a.test"
@@ -70,30 +57,8 @@ resource "mailstack_server" "b" {
   domains  = ["remote.test"]
 }
 
-resource "mailstack_listener" "sub_a" {
-  server_id = mailstack_server.a.id
-  protocol  = "submission"
-  address   = "127.0.0.1"
-  port      = %[3]d
-  tls {
-    mode              = "starttls"
-    keystore_path     = mailstack_keystore.ks.path
-    keystore_password = "changeit"
-  }
-}
-
-resource "mailstack_listener" "sub_b" {
-  server_id = mailstack_server.b.id
-  protocol  = "submission"
-  address   = "127.0.0.1"
-  port      = %[4]d
-  tls {
-    mode              = "starttls"
-    keystore_path     = mailstack_keystore.ks.path
-    keystore_password = "changeit"
-  }
-}
-
+%[3]s
+%[4]s
 resource "mailstack_user" "alice_a" {
   server_id = mailstack_server.a.id
   address   = "alice@a.test"
@@ -130,7 +95,9 @@ resource "mailstack_dkim_key" "ed" {
 output "dkim_record" {
   value = "${mailstack_dkim_key.rsa.dns_name} TXT ${mailstack_dkim_key.rsa.dns_txt_value}"
 }
-`, e.Path("ks.p12"), relayPort, subA, subB)
+`, mailTestKeystoreHCL(e.Path("ks.p12")), relayPort,
+		ksListenerHCL("sub_a", "a", "submission", subA, "starttls"),
+		ksListenerHCL("sub_b", "b", "submission", subB, "starttls"))
 }
 
 // submit sends one message as alice over a's submission port (STARTTLS,

@@ -33,20 +33,7 @@ func postgresConfig(e *accEnv, dsn, bStore string, smtpB, imapA int) string {
 		bSettings = `store = "embedded"`
 	}
 	return e.SourcedProviderBlock() + fmt.Sprintf(`
-resource "mailstack_keystore" "ks" {
-  path     = %[1]q
-  password = "changeit"
-  key {
-    algorithm   = "ECDSA"
-    ecdsa_curve = "P256"
-  }
-  self_signed {
-    subject { common_name = "mail.test" }
-    dns_names     = ["mail.test"]
-    validity_days = 90
-  }
-}
-
+%[1]s
 resource "mailstack_server" "a" {
   name         = "a"
   hostname     = "mx1.example.test"
@@ -60,41 +47,18 @@ resource "mailstack_server" "b" {
   hostname = "mx2.example.test"
   domains  = ["example.test"]
   %[3]s
-  # Two servers started at once can meet "text file busy" when one execs
-  # its copy of the executable while the other's copy is being written.
-  depends_on = [mailstack_server.a]
 }
 
-resource "mailstack_listener" "smtp_b" {
-  server_id = mailstack_server.b.id
-  protocol  = "smtp"
-  address   = "127.0.0.1"
-  port      = %[4]d
-  tls {
-    mode              = "starttls"
-    keystore_path     = mailstack_keystore.ks.path
-    keystore_password = "changeit"
-  }
-}
-
-resource "mailstack_listener" "imap_a" {
-  server_id = mailstack_server.a.id
-  protocol  = "imap"
-  address   = "127.0.0.1"
-  port      = %[5]d
-  tls {
-    mode              = "implicit"
-    keystore_path     = mailstack_keystore.ks.path
-    keystore_password = "changeit"
-  }
-}
-
+%[4]s
+%[5]s
 resource "mailstack_user" "alice" {
   server_id = mailstack_server.a.id
   address   = "alice@example.test"
   password  = "alice-secret"
 }
-`, e.Path("ks.p12"), dsn, bSettings, smtpB, imapA)
+`, mailTestKeystoreHCL(e.Path("ks.p12")), dsn, bSettings,
+		ksListenerHCL("smtp_b", "b", "smtp", smtpB, "starttls"),
+		ksListenerHCL("imap_a", "a", "imap", imapA, "implicit"))
 }
 
 // storeTLS trusts the test keystore's certificate for mail.test.
