@@ -460,31 +460,50 @@ func TestAccRemote_sshdKilledMidApply(t *testing.T) {
 	newAccEnv(t)
 	rh := netns.New(t)
 	config := remoteProvider("h1", rh, hostKey(rh.HostKey)) + remoteStack("h1", rh, "starttls")
+	exe := rh.Path("state", "default", statedir.Executable)
+	// The runtime executable's temporary file appears when its copy
+	// starts; with the link slowed down the copy then takes seconds, so
+	// the kill lands in the middle of it however fast the machine is.
+	killed, stop := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	killMidCopy := func() {
+		for {
+			entries, _ := rh.ReadDir(path.Dir(exe))
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), "."+path.Base(exe)+".tmp-") {
+					rh.KillSSHD()
+					close(killed)
+					return
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: providerFactories,
 		Steps: []resource.TestStep{
 			{
 				PreConfig: func() {
-					go func() {
-						// The runtime executable's temporary file appears
-						// while it is copied.
-						bin := path.Dir(rh.Path("state", "default", statedir.Executable))
-						deadline := time.Now().Add(2 * time.Minute)
-						for time.Now().Before(deadline) {
-							if out, _ := rh.Exec("ls", "-A", bin); strings.Contains(out, ".tmp-") {
-								rh.KillSSHD()
-								return
-							}
-							time.Sleep(5 * time.Millisecond)
-						}
-						t.Error("the runtime executable was never copied")
-					}()
+					rh.SetRate("100mbit")
+					go killMidCopy()
 				},
 				Config:      config,
 				ExpectError: regexp.MustCompile(regexp.QuoteMeta(rh.Addr)),
 			},
 			{
-				PreConfig:        rh.StartSSHD,
+				PreConfig: func() {
+					select {
+					case <-killed:
+					default:
+						t.Fatal("the apply failed before the runtime executable was copied")
+					}
+					rh.SetRate("")
+					rh.StartSSHD()
+				},
 				Config:           config,
 				Check:            resource.TestCheckResourceAttr("mailstack_server.h1", "running", "true"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},

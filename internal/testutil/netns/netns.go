@@ -72,7 +72,7 @@ func New(t testing.TB) *Host {
 	if os.Geteuid() != 0 {
 		t.Skip("remote hosts in network namespaces need root")
 	}
-	for _, tool := range []string{"ip", "unshare", "nsenter", SSHD} {
+	for _, tool := range []string{"ip", "tc", "unshare", "nsenter", SSHD} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not found (the remote-host tests need iproute2, util-linux and openssh-server)", tool)
 		}
@@ -271,6 +271,18 @@ func (h *Host) SetUnreachable(down bool) {
 	h.must("ip", "netns", "exec", h.Name, "ip", "link", "set", h.nsLink, state)
 }
 
+// SetRate limits the bandwidth from this machine to the host (a token
+// bucket on this side of the veth pair), so that a large copy takes
+// seconds; an empty rate lifts the limit.
+func (h *Host) SetRate(rate string) {
+	h.t.Helper()
+	if rate == "" {
+		h.must("tc", "qdisc", "del", "dev", h.link, "root")
+		return
+	}
+	h.must("tc", "qdisc", "replace", "dev", h.link, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "100ms")
+}
+
 // KillSSHD kills sshd and every session it serves (kill -9, as a crash
 // would), leaving the processes started through it running.
 func (h *Host) KillSSHD() {
@@ -301,6 +313,11 @@ func (h *Host) Path(name ...string) string {
 // /proc/<pid>/root of a process in its mount namespace).
 func (h *Host) ReadFile(p string) ([]byte, error) {
 	return os.ReadFile(filepath.Join("/proc", strconv.Itoa(h.holder.Process.Pid), "root", p))
+}
+
+// ReadDir lists a folder as the host sees it, behind its back.
+func (h *Host) ReadDir(p string) ([]os.DirEntry, error) {
+	return os.ReadDir(filepath.Join("/proc", strconv.Itoa(h.holder.Process.Pid), "root", p))
 }
 
 // Exec runs a command in the host's namespaces and returns its output.
