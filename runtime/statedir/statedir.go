@@ -15,6 +15,7 @@
 //	bin/                 the runtime executable the provider installed (Executable)
 //	supervisor.*         the builtin supervisor's pid, lock and status (runtime/supervise)
 //	acme/<id>/           ACME accounts and orders (runtime/acme)
+//	tlsrpt/<day>/<domain>.json  outbound TLS reports, RFC 8460 (TLSReportsDir)
 //	mail/ users/ ...     the mail store (runtime/store)
 //
 // A Dir reaches the folder through an internal/host Host: the local host
@@ -46,6 +47,10 @@ const (
 	LogFile    = "runtime.log"
 	// Executable is the runtime executable the provider installs.
 	Executable = "bin/terraform-provider-mailstack"
+	// TLSReportsDir holds the runtime's SMTP TLS reports of outbound
+	// delivery (runtime/tlsrpt): <YYYY-MM-DD>/<policy-domain>.json, one
+	// RFC 8460 report per UTC day and recipient domain.
+	TLSReportsDir = "tlsrpt"
 )
 
 // ErrRunning: a runtime holds the state directory, so its config may only
