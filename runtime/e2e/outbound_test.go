@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,10 +19,12 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/queue"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
-// TestKill9OutboundStream streams 500 messages from concurrent submission
+// TestKill9OutboundStream streams 500 messages (a quarter of them larger
+// than the queue keeps inline) from concurrent submission
 // clients through runtime A, whose queue sends them on to runtime B (a
 // second mailstack runtime, the destination; over STARTTLS with B's
 // certificate pinned), and kills A with SIGKILL three times on the way.
@@ -138,7 +141,7 @@ func TestKill9OutboundStream(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	arrived := map[string]int{}
+	arrived, sizes := map[string]int{}, map[string]int{}
 	files, _ := filepath.Glob(filepath.Join(dirB, "mail", "mail", "dest.test", "bob", "new", "*"))
 	midRE := regexp.MustCompile(`(?m)^Message-ID: <([^>]+)>`)
 	for _, f := range files {
@@ -148,6 +151,7 @@ func TestKill9OutboundStream(t *testing.T) {
 		}
 		if m := midRE.FindSubmatch(data); m != nil {
 			arrived[string(m[1])]++
+			sizes[string(m[1])] = len(data)
 		}
 	}
 	flagged := map[string]bool{}
@@ -161,6 +165,11 @@ func TestKill9OutboundStream(t *testing.T) {
 	for id := range acked {
 		if arrived[id] == 0 {
 			t.Errorf("acknowledged message %s never arrived", id)
+		}
+	}
+	for id, size := range sizes {
+		if want := large(id); (size > queue.InlineMax) != want {
+			t.Errorf("message %s arrived with %d bytes; want larger than %d: %v", id, size, queue.InlineMax, want)
 		}
 	}
 	for id, n := range arrived {
@@ -215,11 +224,22 @@ func submitStream(addr string, cfg *tls.Config, take func() (string, bool), acke
 			return
 		}
 		fmt.Fprintf(w, "From: alice@ours.test\r\nTo: bob@dest.test\r\nSubject: %s\r\nMessage-ID: <%s>\r\n\r\nstream %s\r\n", id, id, id)
+		if large(id) {
+			fmt.Fprint(w, strings.Repeat("a line to make the message larger than queue.InlineMax\r\n", 1300))
+		}
 		if err := w.Close(); err != nil {
 			return
 		}
 		acked(id)
 	}
+}
+
+// large picks every fourth message of the stream to be larger than
+// queue.InlineMax (a spool file of its own); the others are kept inline.
+func large(id string) bool {
+	var n int
+	fmt.Sscanf(id, "k9-%d@", &n)
+	return n%4 == 0
 }
 
 // waitUntil polls cond every 100ms until it returns nil or d passes.

@@ -3,7 +3,11 @@ package outbound
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -398,4 +402,43 @@ func TestRetryNowAndDrop(t *testing.T) {
 	if dsn := h.local.get("alice@ours.test"); len(dsn) != 0 {
 		t.Errorf("the sender of a dropped message was notified: %q", dsn)
 	}
+}
+
+// TestDeliversPreviousQueueLayout: a queue written before inline bodies
+// (runtime/queue/testdata: two messages in spool files, one of them 76 KiB,
+// and a send log from a runtime killed while sending) is delivered after
+// the upgrade: the recipient in the reply window is sent again, the one
+// whose 250 was logged is not, and the spool files go with the messages.
+func TestDeliversPreviousQueueLayout(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "queue", "testdata", "v1"))); err != nil {
+		t.Fatal(err)
+	}
+	s := startSink(t, false, false, "mx.example.test")
+	dns := dnstest.Start(t, mxZone("dest.test. 60 IN MX 10 mx.example.test.", "other.test. 60 IN MX 10 mx.example.test."))
+	h := newHarnessIn(t, dir, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}})
+	// The fixture's messages were queued on 2026-12-06 at 09:00.
+	h.clock.Add(time.Date(2026, 12, 6, 9, 30, 0, 0, time.UTC).Sub(h.clock.Now()))
+	h.e.Wake()
+	const small, large = "18ee9e861014a00000000001", "18ee9e861014a00000000002"
+	h.waitGone(small)
+	h.waitGone(large)
+	got := map[string]string{}
+	for _, m := range s.be.messages() {
+		for _, r := range m.rcpts {
+			if _, dup := got[r]; dup {
+				t.Errorf("%s got the message twice", r)
+			}
+			got[r] = m.body
+		}
+	}
+	if len(got) != 2 || !strings.Contains(got["bob@dest.test"], "Message-ID: <v1-small@ours.test>") ||
+		!strings.Contains(got["carol@other.test"], "Message-ID: <v1-large@ours.test>") || len(got["carol@other.test"]) < 78097 {
+		t.Errorf("arrived: %d recipients %v; want bob@dest.test the small message and carol@other.test the large one whole", len(got), slices.Collect(maps.Keys(got)))
+	}
+	// A spool file goes right after the commit that removed its entry.
+	testutil.Eventually(t, "the spool files to be removed", func() bool {
+		files, err := os.ReadDir(filepath.Join(dir, "spool"))
+		return err == nil && len(files) == 0
+	})
 }

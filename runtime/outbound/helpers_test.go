@@ -207,9 +207,14 @@ type harness struct {
 
 func newHarness(t *testing.T, port int, s config.Server, tweak ...func(*Options)) *harness {
 	t.Helper()
+	return newHarnessIn(t, t.TempDir(), port, s, tweak...)
+}
+
+// newHarnessIn is newHarness on the queue (and state) in dir.
+func newHarnessIn(t *testing.T, dir string, port int, s config.Server, tweak ...func(*Options)) *harness {
+	t.Helper()
 	h := &harness{t: t, clock: newClock(), local: &memLocal{}, logs: &testutil.SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	dir := t.TempDir()
 	q, err := queue.Open(dir, queue.Options{Now: h.clock.Now, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -4,18 +4,23 @@
 //
 // # Layout on disk
 //
-// <dir>/spool/<id> holds each message byte for byte, as it will be sent.
 // <dir>/queue.db (bbolt) holds one entry per message: envelope, creation
-// time, and per recipient its state, attempts and last error. The index is
-// authoritative: a spool file without an entry is a message whose Enqueue
-// never returned, and Open removes it.
+// time, and per recipient its state, attempts and last error; and, in a
+// bucket of their own, the bodies of messages of at most InlineMax bytes,
+// byte for byte as they will be sent. <dir>/spool/<id> holds each larger
+// message. The index is authoritative: a spool file without an entry is a
+// message whose Enqueue never returned, and Open removes it. A queue
+// written before inline bodies existed has only spool files, and is
+// delivered from them.
 //
 // # Durability
 //
-// Enqueue returns only after the spool file was written and fsynced, the
-// spool directory fsynced and the entry committed, with the same group
-// commits and shared directory fsyncs as the mail store (runtime/durable),
-// so 32 concurrent submissions share a handful of fsyncs. Every result
+// Enqueue returns only after the message is durable: an inline body is
+// committed in the same transaction as its entry; a spool file is written
+// and fsynced, and the spool directory fsynced, before the entry is
+// committed. Commits are grouped and directory fsyncs shared as in the mail
+// store (runtime/durable), so 32 concurrent submissions share a handful of
+// fsyncs; a small message costs no file of its own at all. Every result
 // (a recipient delivered, failed, deferred) is committed before the caller
 // goes on, so a message whose recipient is recorded as delivered is never
 // sent to it again.

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -150,7 +151,18 @@ type Queue struct {
 	created map[string]time.Time // id -> creation time, for Stats
 }
 
-var bucketEntries = []byte("entries")
+var (
+	bucketEntries = []byte("entries")
+	// bucketBodies holds the bodies Enqueue keeps inline, by message id.
+	bucketBodies = []byte("bodies")
+)
+
+// InlineMax is the largest message Enqueue keeps in the index, in the
+// same transaction as its entry; larger ones get a spool file each.
+// Creating, fsyncing and unlinking a file per message is most of what a
+// small message cost the queue (see docs/benchmarks.md), while an inline
+// body rides on the group commit the entry needs anyway.
+const InlineMax = 64 << 10
 
 const (
 	spoolDir = "spool"
@@ -158,8 +170,9 @@ const (
 )
 
 // Open opens (creating if needed) the queue in dir and recovers from a
-// crash: spool files without an entry are removed, entries without a spool
-// file are dropped with an error in the log, and recipients that were
+// crash: spool files without an entry are removed, entries with neither an
+// inline body nor a spool file are dropped with an error in the log (as
+// are inline bodies without an entry), and recipients that were
 // being sent to when the last process stopped are marked as possible
 // duplicates. Only one process may open a queue at a time.
 func Open(dir string, opts Options) (*Queue, error) {
@@ -231,7 +244,9 @@ func validID(id string) bool {
 func (q *Queue) Path(id string) string { return filepath.Join(q.spool, id) }
 
 // Enqueue stores body for env's recipients and returns the new entry once
-// it is durable.
+// it is durable: a body of at most InlineMax bytes in the index with its
+// entry (one group commit), a larger one in its own fsynced spool file
+// first.
 func (q *Queue) Enqueue(env Envelope, body []byte) (Entry, error) {
 	if len(env.Recipients) == 0 {
 		return Entry{}, errors.New("queueing: no recipients")
@@ -249,23 +264,33 @@ func (q *Queue) Enqueue(env Envelope, body []byte) (Entry, error) {
 	for i, r := range env.Recipients {
 		e.Recipients[i] = Recipient{Address: r.Address, Local: r.Local, State: Queued}
 	}
-	path := q.Path(e.ID)
-	if err := durable.WriteFile(path, body); err != nil {
-		return Entry{}, fmt.Errorf("queueing: %w", err)
-	}
-	if err := q.syncs.Sync(q.spool); err != nil {
-		os.Remove(path)
-		return Entry{}, fmt.Errorf("queueing: %w", err)
-	}
 	data, err := json.Marshal(&e)
 	if err != nil {
-		os.Remove(path)
 		return Entry{}, err
 	}
+	inline := len(body) > 0 && len(body) <= InlineMax
+	path := q.Path(e.ID)
+	if !inline {
+		if err := durable.WriteFile(path, body); err != nil {
+			return Entry{}, fmt.Errorf("queueing: %w", err)
+		}
+		if err := q.syncs.Sync(q.spool); err != nil {
+			os.Remove(path)
+			return Entry{}, fmt.Errorf("queueing: %w", err)
+		}
+	}
 	if err := q.commit.Update(func(tx *bolt.Tx) error {
+		if inline {
+			// bbolt keeps body until the commit, which Update waits for.
+			if err := tx.Bucket(bucketBodies).Put([]byte(e.ID), body); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketEntries).Put([]byte(e.ID), data)
 	}); err != nil {
-		os.Remove(path)
+		if !inline {
+			os.Remove(path)
+		}
 		return Entry{}, fmt.Errorf("queueing: %w", err)
 	}
 	q.track(e.ID, e.Created)
@@ -377,6 +402,7 @@ func (q *Queue) Settle(id string, fn func(e *Entry) error) (e Entry, removed boo
 		return Entry{}, false, err
 	}
 	defer q.mu.RUnlock()
+	spooled := false
 	err = q.commit.Update(func(tx *bolt.Tx) error {
 		var err error
 		if e, err = getEntry(tx, id); err != nil {
@@ -385,12 +411,13 @@ func (q *Queue) Settle(id string, fn func(e *Entry) error) (e Entry, removed boo
 		if err := fn(&e); err != nil {
 			return err
 		}
-		removed = true
+		removed, spooled = true, false
 		for _, r := range e.Recipients {
 			removed = removed && r.State == Delivered
 		}
 		if removed {
-			return tx.Bucket(bucketEntries).Delete([]byte(id))
+			spooled, err = deleteEntry(tx, id)
+			return err
 		}
 		data, err := json.Marshal(&e)
 		if err != nil {
@@ -399,7 +426,7 @@ func (q *Queue) Settle(id string, fn func(e *Entry) error) (e Entry, removed boo
 		return tx.Bucket(bucketEntries).Put([]byte(id), data)
 	})
 	if err == nil && removed {
-		q.forgetSpool(id)
+		q.forget(id, spooled)
 	}
 	return e, removed, err
 }
@@ -411,34 +438,70 @@ func (q *Queue) Remove(id string) error {
 		return err
 	}
 	defer q.mu.RUnlock()
+	spooled := false
 	err := q.commit.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEntries)
-		if b.Get([]byte(id)) == nil {
+		if tx.Bucket(bucketEntries).Get([]byte(id)) == nil {
 			return fmt.Errorf("%s: %w", id, ErrNotFound)
 		}
-		return b.Delete([]byte(id))
+		var err error
+		spooled, err = deleteEntry(tx, id)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	q.forgetSpool(id)
+	q.forget(id, spooled)
 	return nil
 }
 
-// forgetSpool drops a removed entry's spool file and statistics. An
-// unlink lost in a crash leaves a spool file without an entry, which Open
-// removes.
-func (q *Queue) forgetSpool(id string) {
+// deleteEntry deletes message id's entry and its inline body, if it has
+// one; spooled reports that it has none, so its body is a spool file.
+func deleteEntry(tx *bolt.Tx, id string) (spooled bool, err error) {
+	bodies := tx.Bucket(bucketBodies)
+	spooled = bodies.Get([]byte(id)) == nil
+	if !spooled {
+		if err := bodies.Delete([]byte(id)); err != nil {
+			return false, err
+		}
+	}
+	return spooled, tx.Bucket(bucketEntries).Delete([]byte(id))
+}
+
+// forget drops a removed entry's statistics and spool file, if it has
+// one. An unlink lost in a crash leaves a spool file without an entry,
+// which Open removes.
+func (q *Queue) forget(id string, spooled bool) {
 	q.track(id, time.Time{})
+	if !spooled {
+		return
+	}
 	if err := os.Remove(q.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		q.log.Warn("removing spool file", "id", id, "err", err)
 	}
 }
 
-// Open opens message id's spool file for reading.
-func (q *Queue) Open(id string) (*os.File, error) {
+// Open opens message id's body for reading: a copy of its inline body,
+// or its spool file.
+func (q *Queue) Open(id string) (io.ReadCloser, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	if err := q.rlock(); err != nil {
+		return nil, err
+	}
+	defer q.mu.RUnlock()
+	var body []byte
+	if err := q.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketBodies).Get([]byte(id)); v != nil {
+			// v lives in bbolt's map only as long as the transaction.
+			body = bytes.Clone(v)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("opening queued message: %w", err)
+	}
+	if body != nil {
+		return io.NopCloser(bytes.NewReader(body)), nil
 	}
 	f, err := os.Open(q.Path(id))
 	if err != nil {
@@ -450,8 +513,14 @@ func (q *Queue) Open(id string) (*os.File, error) {
 // recover runs in Open before anything else uses the queue.
 func (q *Queue) recover() error {
 	if err := q.db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketEntries)
-		return err
+		// A queue of a version before inline bodies has no bodies
+		// bucket; its messages are all spool files, read as before.
+		for _, name := range [][]byte{bucketEntries, bucketBodies} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -468,14 +537,14 @@ func (q *Queue) recover() error {
 	for _, f := range files {
 		onDisk[f.Name()] = true
 	}
-	var lost []string
+	var lost, strays []string
 	marked := map[string][]string{} // id -> recipients marked as possible duplicates
 	err = q.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEntries)
+		b, bodies := tx.Bucket(bucketEntries), tx.Bucket(bucketBodies)
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			id := string(k)
-			if !onDisk[id] {
+			if bodies.Get(k) == nil && !onDisk[id] {
 				lost = append(lost, id)
 				continue
 			}
@@ -518,6 +587,20 @@ func (q *Queue) recover() error {
 				return err
 			}
 		}
+		// An inline body is written in its entry's transaction and
+		// deleted in the one that deletes the entry, so none should be
+		// alone; should one be, nothing acknowledged refers to it.
+		bc := bodies.Cursor()
+		for k, _ := bc.First(); k != nil; k, _ = bc.Next() {
+			if b.Get(k) == nil {
+				strays = append(strays, string(k))
+			}
+		}
+		for _, id := range strays {
+			if err := bodies.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -526,9 +609,12 @@ func (q *Queue) recover() error {
 	for _, id := range lost {
 		q.log.Error("queued message lost: its spool file is gone; the entry is dropped", "id", id)
 	}
+	for _, id := range strays {
+		q.log.Warn("removed an inline body without a queue entry", "id", id)
+	}
 	for id, rcpts := range marked {
 		q.log.Warn("the runtime stopped while this message was being sent; it will be sent again and may arrive twice",
-			"id", id, "message_id", messageID(q.Path(id)), "recipients", rcpts)
+			"id", id, "message_id", q.messageID(id), "recipients", rcpts)
 	}
 	for name := range onDisk {
 		// Enqueue never returned for these: nothing acknowledged them.
@@ -539,10 +625,10 @@ func (q *Queue) recover() error {
 	return sending.reset()
 }
 
-// messageID returns the Message-ID of the spooled message at path, for
-// the log; empty when it has none.
-func messageID(path string) string {
-	f, err := os.Open(path)
+// messageID returns the Message-ID of queued message id, for the log;
+// empty when it has none.
+func (q *Queue) messageID(id string) string {
+	f, err := q.Open(id)
 	if err != nil {
 		return ""
 	}
