@@ -18,6 +18,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/dnsclient"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
 // Options configures an Evaluator. Resolver is required.
@@ -196,7 +197,7 @@ func (d *Domain) ForMX(ctx context.Context, host string, secure bool) (*Policy, 
 		records, sec, err := d.e.opts.Resolver.TLSA(ctx, host, 25)
 		switch {
 		case err != nil && !errors.Is(err, dnsclient.ErrNotFound):
-			return nil, &Error{Policy: "DANE", Reason: fmt.Sprintf("TLSA lookup of _25._tcp.%s failed, so DANE cannot be ruled out: %v", host, err)}
+			return nil, &Error{Policy: "DANE", Reason: fmt.Sprintf("TLSA lookup of _25._tcp.%s failed, so DANE cannot be ruled out: %v", host, err), Result: tlsrpt.DNSSECInvalid}
 		case err == nil && sec:
 			var usable []dnsclient.TLSA
 			for _, r := range records {
@@ -212,7 +213,7 @@ func (d *Domain) ForMX(ctx context.Context, host string, secure bool) (*Policy, 
 		}
 	}
 	if d.STS != nil && p.Level < DANE {
-		sts := &Policy{Level: Verify, Source: "MTA-STS (" + d.STS.Mode + ") for " + d.Name}
+		sts := &Policy{Level: Verify, Source: "MTA-STS (" + d.STS.Mode + ") for " + d.Name, STS: d.STS}
 		if d.STS.Mode == ModeEnforce {
 			p = sts
 		} else {

@@ -33,6 +33,7 @@ import (
 	"strings"
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/dnsclient"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
 // Level is how much TLS a policy demands, weakest first.
@@ -73,6 +74,9 @@ type Policy struct {
 	// Report holds the policy that a connection is checked against only
 	// for reporting (MTA-STS testing mode); nil when there is none.
 	Report *Policy
+	// STS is the MTA-STS policy this one comes from, for TLS reports; nil
+	// when it comes from none.
+	STS *STSPolicy
 }
 
 // RequiresTLS reports whether delivery must not happen without TLS.
@@ -82,13 +86,27 @@ func (p *Policy) RequiresTLS() bool { return p.Level > Opportunistic }
 type Error struct {
 	Policy string // the policy's Source
 	Reason string
+	// Result is what kind of failure it is, for TLS reports.
+	Result tlsrpt.ResultType
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Policy, e.Reason) }
 
-// Violation returns an *Error for p with reason.
+// Violation returns an *Error for p with reason. Its Result is that of
+// the first error among args that tells (a certificate that failed
+// verification), else validation-failure.
 func (p *Policy) Violation(format string, args ...any) error {
-	return &Error{Policy: "TLS required by " + p.Source, Reason: fmt.Sprintf(format, args...)}
+	return p.violation(resultOfArgs(args), format, args...)
+}
+
+// NoTLS returns the *Error of a peer that offers no TLS under p:
+// starttls-not-supported.
+func (p *Policy) NoTLS(format string, args ...any) error {
+	return p.violation(tlsrpt.StartTLSNotSupported, format, args...)
+}
+
+func (p *Policy) violation(result tlsrpt.ResultType, format string, args ...any) error {
+	return &Error{Policy: "TLS required by " + p.Source, Reason: fmt.Sprintf(format, args...), Result: result}
 }
 
 // TLSConfig returns the client configuration for a connection to host
@@ -124,7 +142,7 @@ func (p *Policy) verifyPin(cs tls.ConnectionState) error {
 			return nil
 		}
 	}
-	return p.Violation("certificate %s matches none of the pinned fingerprints", fingerprint(sum[:]))
+	return p.violation(tlsrpt.CertificateNotTrusted, "certificate %s matches none of the pinned fingerprints", fingerprint(sum[:]))
 }
 
 // verifyDANE implements RFC 7672 section 3: DANE-EE(3) matches the leaf
@@ -161,7 +179,7 @@ func (p *Policy) verifyDANE(host string, cs tls.ConnectionState) error {
 		}
 	}
 	sum := sha256.Sum256(certs[0].Raw)
-	return p.Violation("certificate %s (subject %q) matches none of the TLSA records", fingerprint(sum[:]), certs[0].Subject.CommonName)
+	return p.violation(tlsrpt.TLSAInvalid, "certificate %s (subject %q) matches none of the TLSA records", fingerprint(sum[:]), certs[0].Subject.CommonName)
 }
 
 // matches reports whether TLSA record r matches certificate c (RFC 6698
