@@ -17,7 +17,9 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/outbound"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/queue"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/smtp"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
 // Folders of a state directory that outbound mail uses.
@@ -32,11 +34,14 @@ var (
 )
 
 // outboundMail is the runtime's outbound side: the durable queue, the
-// engine that delivers it and the DKIM keys that sign what enters it.
+// engine that delivers it, the DKIM keys that sign what enters it and the
+// TLS reports of its deliveries.
 type outboundMail struct {
-	queue  *queue.Queue
-	engine *outbound.Engine
-	dkim   *dkim.Keys
+	queue   *queue.Queue
+	engine  *outbound.Engine
+	dkim    *dkim.Keys
+	reports *tlsrpt.Reports
+	log     *slog.Logger
 }
 
 func newOutbound(dir string, st store.Deliverer, doc *config.Document, log *slog.Logger) (*outboundMail, error) {
@@ -50,19 +55,41 @@ func newOutbound(dir string, st store.Deliverer, doc *config.Document, log *slog
 		q.Close()
 		return nil, err
 	}
-	eng, err := outbound.New(outbound.Options{
-		Queue: q, Local: st, LocalPermanent: localPermanent,
-		Hostname: doc.Server.Hostname, StateDir: dir, Logger: log,
-	}, doc.Server)
+	reports, err := tlsrpt.Open(tlsrpt.Options{
+		Dir:          filepath.Join(dir, statedir.TLSReportsDir),
+		Organization: doc.Server.Hostname, Contact: reportContact(doc.Server),
+		Logger: log,
+	})
 	if err != nil {
 		q.Close()
 		return nil, err
 	}
-	return &outboundMail{queue: q, engine: eng, dkim: keys}, nil
+	eng, err := outbound.New(outbound.Options{
+		Queue: q, Local: st, LocalPermanent: localPermanent,
+		Hostname: doc.Server.Hostname, StateDir: dir, Logger: log, TLSReports: reports,
+	}, doc.Server)
+	if err != nil {
+		reports.Close()
+		q.Close()
+		return nil, err
+	}
+	return &outboundMail{queue: q, engine: eng, dkim: keys, reports: reports, log: log}, nil
+}
+
+// reportContact is the contact-info of TLS reports: the postmaster of the
+// first local domain, else of the host name.
+func reportContact(s config.Server) string {
+	if len(s.Domains) > 0 {
+		return "postmaster@" + s.Domains[0]
+	}
+	return "postmaster@" + s.Hostname
 }
 
 func (o *outboundMail) close() {
 	o.engine.Close()
+	if err := o.reports.Close(); err != nil {
+		o.log.Warn("writing TLS reports", "err", err)
+	}
 	o.queue.Close()
 }
 

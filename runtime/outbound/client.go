@@ -70,6 +70,7 @@ type conn struct {
 // dialSpec is what a connection needs besides the address.
 type dialSpec struct {
 	host        string // peer name: MX host or relay host
+	domain      string // the recipient domain (TLS reports); empty for the relay
 	addr        string // ip:port
 	helo        string // our EHLO name
 	implicitTLS bool
@@ -137,7 +138,7 @@ func dial(ctx context.Context, s dialSpec) (*conn, error) {
 		// noTLS with a policy that needs TLS never gets here: the relay
 		// policy of mode "none" is opportunistic.
 		c.quit()
-		return nil, s.policy.Violation("no TLS with %s", remote)
+		return nil, s.policy.NoTLS("no TLS with %s", remote)
 	}
 	if c.tls != nil && s.policy.Report != nil {
 		c.reportErr = s.policy.Report.Check(s.host, s.roots, *c.tls)
@@ -185,7 +186,7 @@ func (c *conn) ehlo(helo string) error {
 func (c *conn) startTLS(ctx context.Context, s dialSpec) error {
 	if _, ok := c.ext["STARTTLS"]; !ok {
 		if s.policy.RequiresTLS() {
-			return s.policy.Violation("%s did not offer STARTTLS", c.remote)
+			return s.policy.NoTLS("%s did not offer STARTTLS", c.remote)
 		}
 		return nil
 	}
@@ -195,7 +196,7 @@ func (c *conn) startTLS(ctx context.Context, s dialSpec) error {
 	}
 	if rep.Code != 220 {
 		if s.policy.RequiresTLS() {
-			return s.policy.Violation("%s refused STARTTLS: %s", c.remote, rep)
+			return s.policy.NoTLS("%s refused STARTTLS: %s", c.remote, rep)
 		}
 		return nil
 	}

@@ -289,7 +289,9 @@ func (e *Engine) connectMX(ctx context.Context, set *settings, domain string) (*
 	var errs []error
 	for _, mx := range mxs {
 		if !dom.AllowsMX(mx.Host) {
-			errs = append(errs, fmt.Errorf("MX %s is not listed in the MTA-STS policy (enforce) of %s", mx.Host, domain))
+			err := fmt.Errorf("MX %s is not listed in the MTA-STS policy (enforce) of %s", mx.Host, domain)
+			e.reportPolicyFailure(dom.ReportPolicy(), mx.Host, err)
+			errs = append(errs, err)
 			continue
 		}
 		addrs, addrSecure, err := set.resolver.Addrs(ctx, mx.Host)
@@ -303,12 +305,13 @@ func (e *Engine) connectMX(ctx context.Context, set *settings, domain string) (*
 		}
 		pol, err := dom.ForMX(ctx, mx.Host, secure || implicit && addrSecure)
 		if err != nil {
+			e.reportPolicyFailure(tlspolicy.DANEReportPolicy(domain, mx.Host), mx.Host, err)
 			errs = append(errs, err)
 			continue
 		}
 		for _, ip := range addrs {
 			c, err := e.dialHost(ctx, dialSpec{
-				host: mx.Host, addr: net.JoinHostPort(ip.String(), strconv.Itoa(e.opts.SMTPPort)),
+				host: mx.Host, domain: domain, addr: net.JoinHostPort(ip.String(), strconv.Itoa(e.opts.SMTPPort)),
 				policy: pol, roots: set.roots, sessions: set.sessions,
 			})
 			if err == nil {
@@ -325,7 +328,9 @@ func (e *Engine) connectMX(ctx context.Context, set *settings, domain string) (*
 func (e *Engine) dialHost(ctx context.Context, s dialSpec) (*conn, error) {
 	s.helo = e.set.Load().hostname
 	s.dialer = e.opts.Dial
+	report := e.reportSession(&s)
 	c, err := dial(ctx, s)
+	report.done(ctx, c, err)
 	if errors.Is(err, errNoTLSRetry) {
 		e.log.Warn("opportunistic STARTTLS failed; delivering without TLS", "host", s.host, "err", err)
 		s.noTLS = true

@@ -17,6 +17,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/dnsclient"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/queue"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/tlspolicy"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
 // Local is this server's mail store: the transport of local recipients and
@@ -67,6 +68,9 @@ type Options struct {
 	// IdleTimeout is how long a connection waits for the destination's
 	// next message before it QUITs; zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// TLSReports counts the TLS sessions of MX deliveries (tlsreport.go);
+	// nil counts none. The engine does not close it.
+	TLSReports *tlsrpt.Reports
 }
 
 // settings is the part of the configuration that can change while the

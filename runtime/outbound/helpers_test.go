@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/queue"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/smtp"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
 // fakeClock is the engine's clock in tests: it moves only when told.
@@ -203,6 +205,9 @@ type harness struct {
 	clock *fakeClock
 	local *memLocal
 	logs  *testutil.SyncBuffer
+	// reports are the engine's TLS reports, written only by h.report.
+	reports    *tlsrpt.Reports
+	reportsDir string
 }
 
 func newHarness(t *testing.T, port int, s config.Server, tweak ...func(*Options)) *harness {
@@ -223,8 +228,15 @@ func newHarnessIn(t *testing.T, dir string, port int, s config.Server, tweak ...
 	if s.Hostname == "" {
 		s.Hostname = "mail.ours.test"
 	}
+	h.reportsDir = filepath.Join(dir, "tlsrpt")
+	h.reports, err = tlsrpt.Open(tlsrpt.Options{Dir: h.reportsDir, Organization: "mail.ours.test",
+		Contact: "postmaster@ours.test", FlushInterval: -1, Now: h.clock.Now, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := Options{Queue: q, Local: h.local, LocalPermanent: func(err error) bool { return errors.Is(err, errNoUser) },
-		StateDir: dir, Now: h.clock.Now, Logger: log, SMTPPort: port, IdleTimeout: 200 * time.Millisecond}
+		StateDir: dir, Now: h.clock.Now, Logger: log, SMTPPort: port, IdleTimeout: 200 * time.Millisecond,
+		TLSReports: h.reports}
 	for _, f := range tweak {
 		f(&opts)
 	}
@@ -236,6 +248,7 @@ func newHarnessIn(t *testing.T, dir string, port int, s config.Server, tweak ...
 	e.Start()
 	t.Cleanup(func() {
 		e.Close()
+		h.reports.Close()
 		q.Close()
 		if t.Failed() {
 			t.Logf("engine log:\n%s", h.logs.String())

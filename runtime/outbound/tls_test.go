@@ -22,6 +22,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/smtpstrip"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/queue"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
 // outcome is what a test expects of one message.
@@ -104,6 +105,13 @@ func TestDANE(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "matches none of the TLSA records") {
 		t.Error("the log does not say why wrong.test stays queued")
 	}
+	h.checkReport("dane.test", reportWant{typ: tlsrpt.PolicyTLSA, strings: []string{"3 1 1 " + ok}, mx: []string{"mx.dane.test"}, ok: 1})
+	h.checkReport("wrong.test", reportWant{typ: tlsrpt.PolicyTLSA, strings: []string{"3 1 1 " + wrong}, mx: []string{"mx.wrong.test"},
+		failures: []failureWant{{tlsrpt.TLSAInvalid, "mx.wrong.test", "127.0.0.1", "127.0.0.1", 1, "matches none of the TLSA records"}}})
+	h.checkReport("bogus.test", reportWant{typ: tlsrpt.PolicyTLSA, mx: []string{"mx.bogus.test"},
+		failures: []failureWant{{tlsrpt.DNSSECInvalid, "mx.bogus.test", "", "", 1, "DANE cannot be ruled out"}}})
+	h.checkReport("nodane.test", reportWant{typ: tlsrpt.PolicyNotFound, ok: 1})
+	h.checkReport("insecure.example", reportWant{typ: tlsrpt.PolicyNotFound, ok: 1})
 
 	// The same MX behind a STARTTLS-stripping proxy: DANE keeps the
 	// message; without DANE, opportunistic TLS lets it go in clear.
@@ -113,6 +121,10 @@ func TestDANE(t *testing.T) {
 	if !strings.Contains(strip.Captured(), "Body of") {
 		t.Error("the opportunistic delivery through the stripping proxy did not go in clear: the test proves nothing")
 	}
+	hs.checkReport("dane.test", reportWant{typ: tlsrpt.PolicyTLSA, strings: []string{"3 1 1 " + ok}, mx: []string{"mx.dane.test"},
+		failures: []failureWant{{tlsrpt.StartTLSNotSupported, "mx.dane.test", "127.0.0.1", "127.0.0.1", 1, "did not offer STARTTLS"}}})
+	hs.checkReport("nodane.test", reportWant{typ: tlsrpt.PolicyNotFound,
+		failures: []failureWant{{tlsrpt.StartTLSNotSupported, "mx.nodane.test", "127.0.0.1", "127.0.0.1", 1, "delivered without TLS"}}})
 }
 
 // TestMTASTS fetches policies over HTTPS from a server whose CA the engine
@@ -122,11 +134,12 @@ func TestDANE(t *testing.T) {
 func TestMTASTS(t *testing.T) {
 	s := startSink(t, false, false, "mx.sts.test")
 	strip := smtpstrip.Start(t, s.addr)
-	web := testutil.SelfSigned(t, "mta-sts.sts.test", "mta-sts.unlisted.test", "mta-sts.testing.test")
+	web := testutil.SelfSigned(t, "mta-sts.sts.test", "mta-sts.unlisted.test", "mta-sts.testing.test", "mta-sts.mismatch.test")
 	policies := map[string]string{
 		"mta-sts.sts.test":      "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n",
 		"mta-sts.unlisted.test": "version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n",
 		"mta-sts.testing.test":  "version: STSv1\nmode: testing\nmx: mx.sts.test\nmax_age: 86400\n",
+		"mta-sts.mismatch.test": "version: STSv1\nmode: enforce\nmx: *.sts.test\nmax_age: 86400\n",
 	}
 	var fetches atomic.Int32
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -154,6 +167,11 @@ func TestMTASTS(t *testing.T) {
 		"_mta-sts.testing.test. 60 IN TXT \"v=STSv1; id=1\"",
 		"mta-sts.testing.test. 60 IN A 127.0.0.1",
 		"plain.test. 60 IN MX 10 mx.sts.test.",
+		// A listed MX whose certificate names another host.
+		"mismatch.test. 60 IN MX 10 mx2.sts.test.",
+		"mx2.sts.test. 60 IN A 127.0.0.1",
+		"_mta-sts.mismatch.test. 60 IN TXT \"v=STSv1; id=1\"",
+		"mta-sts.mismatch.test. 60 IN A 127.0.0.1",
 	}})
 	srv := config.Server{DNSResolvers: []string{zones.Addr}, CACertificatesPEM: string(web.PEM()) + string(s.cert.PEM())}
 	https := func(o *Options) { o.HTTPSPort = port(t, hs.Listener.Addr().String()) }
@@ -165,6 +183,13 @@ func TestMTASTS(t *testing.T) {
 		t.Errorf("the policy was fetched %d times for two messages, want once (cached)", n)
 	}
 	h.check("a@unlisted.test", outcome{reason: "not listed in the MTA-STS policy"}, s, nil)
+	h.check("a@mismatch.test", outcome{reason: "certificate is valid for mx.sts.test, not mx2.sts.test"}, s, nil)
+	h.checkReport("sts.test", reportWant{typ: tlsrpt.PolicySTS, strings: []string{"version: STSv1", "mode: enforce", "mx: mx.sts.test", "max_age: 86400"},
+		mx: []string{"mx.sts.test"}, ok: 1, okMax: 2})
+	h.checkReport("unlisted.test", reportWant{typ: tlsrpt.PolicySTS, mx: []string{"*.elsewhere.test"},
+		failures: []failureWant{{tlsrpt.ValidationFailure, "mx.sts.test", "", "", 1, "not listed in the MTA-STS policy"}}})
+	h.checkReport("mismatch.test", reportWant{typ: tlsrpt.PolicySTS, mx: []string{"*.sts.test"},
+		failures: []failureWant{{tlsrpt.CertificateHostMismatch, "mx2.sts.test", "127.0.0.1", "127.0.0.1", 1, "not mx2.sts.test"}}})
 
 	// Behind a STARTTLS-stripping proxy.
 	hp := newHarness(t, port(t, strip.Addr), srv, https)
@@ -173,6 +198,10 @@ func TestMTASTS(t *testing.T) {
 	if !strings.Contains(hp.logs.String(), "testing mode") && !strings.Contains(hp.logs.String(), "did not offer STARTTLS") {
 		t.Errorf("the testing-mode failure is not reported:\n%s", hp.logs.String())
 	}
+	hp.checkReport("sts.test", reportWant{typ: tlsrpt.PolicySTS, mx: []string{"mx.sts.test"},
+		failures: []failureWant{{tlsrpt.StartTLSNotSupported, "mx.sts.test", "127.0.0.1", "127.0.0.1", 1, "did not offer STARTTLS"}}})
+	hp.checkReport("testing.test", reportWant{typ: tlsrpt.PolicySTS, strings: []string{"mode: testing"}, mx: []string{"mx.sts.test"},
+		failures: []failureWant{{tlsrpt.StartTLSNotSupported, "mx.sts.test", "127.0.0.1", "127.0.0.1", 1, "delivered without TLS"}}})
 
 	// Without the CA, the policy cannot be fetched: no policy applies
 	// (RFC 8461 section 5), unless one is cached.
@@ -181,6 +210,7 @@ func TestMTASTS(t *testing.T) {
 	if !strings.Contains(hn.logs.String(), "MTA-STS policy fetch failed") {
 		t.Error("an untrusted policy server is not reported")
 	}
+	hn.checkReport("sts.test", reportWant{typ: tlsrpt.PolicyNotFound, ok: 1})
 }
 
 // TestTLSPolicyOverrides: an operator's tls_policy requires TLS of a
@@ -198,6 +228,12 @@ func TestTLSPolicyOverrides(t *testing.T) {
 	h := newHarness(t, port(t, s.addr), srv)
 	h.check("b@example.test", outcome{delivered: true}, s, nil)
 	h.check("b@other.test", outcome{reason: "matches none of the pinned fingerprints"}, s, nil)
+	// The operator's policies are not the domain's: no-policy-found.
+	hp.checkReport("example.test", reportWant{typ: tlsrpt.PolicyNotFound,
+		failures: []failureWant{{tlsrpt.StartTLSNotSupported, "mx.example.test", "127.0.0.1", "127.0.0.1", 1, "TLS required by tls_policy for example.test"}}})
+	h.checkReport("example.test", reportWant{typ: tlsrpt.PolicyNotFound, ok: 1})
+	h.checkReport("other.test", reportWant{typ: tlsrpt.PolicyNotFound,
+		failures: []failureWant{{tlsrpt.CertificateNotTrusted, "mx.example.test", "127.0.0.1", "127.0.0.1", 1, "pinned fingerprints"}}})
 }
 
 // issued is a leaf for host signed by ca, served with its chain.

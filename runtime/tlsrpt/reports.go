@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/atomicfile"
 )
@@ -169,7 +170,7 @@ func (r *Reports) Failure(p Policy, f Failure) {
 	}
 	d.Count++
 	if f.Reason != "" {
-		d.ReasonCode = f.Reason
+		d.ReasonCode = truncate(f.Reason, maxReason)
 	}
 }
 
@@ -207,6 +208,20 @@ func (r *Reports) policy(now time.Time, p Policy) (*policyAgg, *aggregate) {
 		a.policies[pk] = pa
 	}
 	return pa, a
+}
+
+// maxReason bounds a failure-reason-code, in bytes.
+const maxReason = 300
+
+// truncate cuts s to at most n bytes, on a UTF-8 boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 func normalize(domain string) string { return strings.ToLower(strings.TrimSuffix(domain, ".")) }

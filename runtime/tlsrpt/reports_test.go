@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/tlsrpttest"
@@ -98,6 +99,18 @@ func TestAggregation(t *testing.T) {
 	if p.Policy.Type != PolicySTS || p.Summary != (Summary{3, 3}) || strings.Join(p.Policy.MXHosts, ",") != "mx.example.org" || len(p.Policy.Strings) != 4 {
 		t.Errorf("sts: %+v", p)
 	}
+	r2 := open(t, t.TempDir(), c)
+	r2.Failure(sts, Failure{Result: ValidationFailure, Reason: strings.Repeat("é", 400)})
+	r2.mu.Lock()
+	for _, pa := range r2.reports[reportKey{"2026-03-01", "example.org"}].policies {
+		for _, d := range pa.details {
+			if len(d.ReasonCode) > maxReason+3 || !utf8.ValidString(d.ReasonCode) {
+				t.Errorf("a long reason is kept as %d bytes (valid UTF-8: %v)", len(d.ReasonCode), utf8.ValidString(d.ReasonCode))
+			}
+		}
+	}
+	r2.mu.Unlock()
+	r2.Close()
 	want := []FailureDetail{
 		{ResultType: CertificateExpired, ReceivingMX: "mx.example.org", ReceivingIP: "192.0.2.2", Count: 1},
 		{ResultType: StartTLSNotSupported, SendingIP: "127.0.0.1", ReceivingMX: "mx.example.org", ReceivingIP: "192.0.2.1", Count: 2, ReasonCode: "did not offer STARTTLS"},

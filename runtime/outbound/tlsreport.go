@@ -1,0 +1,79 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlspolicy"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
+)
+
+// TLS reports (RFC 8460) count each connection to an MX host once, as a
+// session under the policy that applied (tlspolicy.Policy.ReportPolicy):
+// a success when TLS was negotiated as the policy demands, else a failure
+// with its result type. A connection that fails before TLS comes into it
+// (refused, a 4xx greeting) is no TLS session and is not counted;
+// connections to the relay are not reported (they have no policy domain).
+// Counting never changes what delivery does.
+
+// sessionReport learns the outcome of one dial for the TLS reports.
+type sessionReport struct {
+	reports *tlsrpt.Reports
+	s       dialSpec
+	local   string // sending-mta-ip, once the TCP connection is made
+}
+
+// reportSession returns the report of a dial of s, and makes s's dialer
+// note the local address; nil when reports are off or s has no policy
+// domain.
+func (e *Engine) reportSession(s *dialSpec) *sessionReport {
+	if e.opts.TLSReports == nil || s.domain == "" {
+		return nil
+	}
+	r := &sessionReport{reports: e.opts.TLSReports, s: *s}
+	dialer := s.dialer
+	s.dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dialer(ctx, network, addr)
+		if err == nil {
+			if a, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+				r.local = a.IP.String()
+			}
+		}
+		return nc, err
+	}
+	return r
+}
+
+// done counts the outcome of the dial: the connection c, or err.
+func (r *sessionReport) done(ctx context.Context, c *conn, err error) {
+	if r == nil || ctx.Err() != nil {
+		return
+	}
+	pol := r.s.policy.ReportPolicy(r.s.domain, r.s.host)
+	ip, _, _ := net.SplitHostPort(r.s.addr)
+	fail := func(result tlsrpt.ResultType, reason string) {
+		r.reports.Failure(pol, tlsrpt.Failure{Result: result, SendingIP: r.local, ReceivingMX: r.s.host, ReceivingIP: ip, Reason: reason})
+	}
+	switch {
+	case err != nil && (tlspolicy.IsPolicyError(err) || errors.Is(err, errNoTLSRetry)):
+		fail(tlspolicy.ResultOf(err), err.Error())
+	case err != nil:
+	case c.tls == nil:
+		fail(tlsrpt.StartTLSNotSupported, c.remote+" did not offer STARTTLS; delivered without TLS")
+	case c.reportErr != nil:
+		fail(tlspolicy.ResultOf(c.reportErr), c.reportErr.Error())
+	default:
+		r.reports.Success(pol)
+	}
+}
+
+// reportPolicyFailure counts a session to MX host of domain that a policy
+// ended before it began: an MX the MTA-STS policy does not list, or a
+// TLSA lookup that failed.
+func (e *Engine) reportPolicyFailure(p tlsrpt.Policy, host string, err error) {
+	if e.opts.TLSReports == nil || e.ctx.Err() != nil {
+		return
+	}
+	e.opts.TLSReports.Failure(p, tlsrpt.Failure{Result: tlspolicy.ResultOf(err), ReceivingMX: host, Reason: err.Error()})
+}
