@@ -134,12 +134,15 @@ func TestDANE(t *testing.T) {
 func TestMTASTS(t *testing.T) {
 	s := startSink(t, false, false, "mx.sts.test")
 	strip := smtpstrip.Start(t, s.addr)
-	web := testutil.SelfSigned(t, "mta-sts.sts.test", "mta-sts.unlisted.test", "mta-sts.testing.test", "mta-sts.mismatch.test")
+	web := testutil.SelfSigned(t, "mta-sts.sts.test", "mta-sts.unlisted.test", "mta-sts.testing.test", "mta-sts.mismatch.test",
+		"mta-sts.broken.test", "mta-sts.missing.test")
 	policies := map[string]string{
 		"mta-sts.sts.test":      "version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n",
 		"mta-sts.unlisted.test": "version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n",
 		"mta-sts.testing.test":  "version: STSv1\nmode: testing\nmx: mx.sts.test\nmax_age: 86400\n",
 		"mta-sts.mismatch.test": "version: STSv1\nmode: enforce\nmx: *.sts.test\nmax_age: 86400\n",
+		"mta-sts.broken.test":   "version: STSv1\nmode: strict\nmx: mx.sts.test\nmax_age: 86400\n",
+		// mta-sts.missing.test serves no policy: 404.
 	}
 	var fetches atomic.Int32
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -172,6 +175,14 @@ func TestMTASTS(t *testing.T) {
 		"mx2.sts.test. 60 IN A 127.0.0.1",
 		"_mta-sts.mismatch.test. 60 IN TXT \"v=STSv1; id=1\"",
 		"mta-sts.mismatch.test. 60 IN A 127.0.0.1",
+		// TXT records whose policies cannot be had: the mail goes as
+		// without MTA-STS, and the TLS report says why.
+		"broken.test. 60 IN MX 10 mx.sts.test.",
+		"_mta-sts.broken.test. 60 IN TXT \"v=STSv1; id=1\"",
+		"mta-sts.broken.test. 60 IN A 127.0.0.1",
+		"missing.test. 60 IN MX 10 mx.sts.test.",
+		"_mta-sts.missing.test. 60 IN TXT \"v=STSv1; id=1\"",
+		"mta-sts.missing.test. 60 IN A 127.0.0.1",
 	}})
 	srv := config.Server{DNSResolvers: []string{zones.Addr}, CACertificatesPEM: string(web.PEM()) + string(s.cert.PEM())}
 	https := func(o *Options) { o.HTTPSPort = port(t, hs.Listener.Addr().String()) }
@@ -190,6 +201,12 @@ func TestMTASTS(t *testing.T) {
 		failures: []failureWant{{tlsrpt.ValidationFailure, "mx.sts.test", "", "", 1, "not listed in the MTA-STS policy"}}})
 	h.checkReport("mismatch.test", reportWant{typ: tlsrpt.PolicySTS, mx: []string{"*.sts.test"},
 		failures: []failureWant{{tlsrpt.CertificateHostMismatch, "mx2.sts.test", "127.0.0.1", "127.0.0.1", 1, "not mx2.sts.test"}}})
+	h.check("a@broken.test", outcome{delivered: true}, s, nil)
+	h.check("a@missing.test", outcome{delivered: true}, s, nil)
+	h.checkReport("broken.test", reportWant{typ: tlsrpt.PolicySTS,
+		failures: []failureWant{{tlsrpt.STSPolicyInvalid, "mx.sts.test", "127.0.0.1", "127.0.0.1", 1, "mode"}}})
+	h.checkReport("missing.test", reportWant{typ: tlsrpt.PolicySTS,
+		failures: []failureWant{{tlsrpt.STSPolicyFetch, "mx.sts.test", "127.0.0.1", "127.0.0.1", 1, "404"}}})
 
 	// Behind a STARTTLS-stripping proxy.
 	hp := newHarness(t, port(t, strip.Addr), srv, https)
@@ -210,7 +227,8 @@ func TestMTASTS(t *testing.T) {
 	if !strings.Contains(hn.logs.String(), "MTA-STS policy fetch failed") {
 		t.Error("an untrusted policy server is not reported")
 	}
-	hn.checkReport("sts.test", reportWant{typ: tlsrpt.PolicyNotFound, ok: 1})
+	hn.checkReport("sts.test", reportWant{typ: tlsrpt.PolicySTS,
+		failures: []failureWant{{tlsrpt.STSWebPKIInvalid, "mx.sts.test", "127.0.0.1", "127.0.0.1", 1, "certificate"}}})
 }
 
 // TestTLSPolicyOverrides: an operator's tls_policy requires TLS of a

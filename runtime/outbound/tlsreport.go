@@ -56,6 +56,10 @@ func (r *sessionReport) done(ctx context.Context, c *conn, err error) {
 		r.reports.Failure(pol, tlsrpt.Failure{Result: result, SendingIP: r.local, ReceivingMX: r.s.host, ReceivingIP: ip, Reason: reason})
 	}
 	switch {
+	case r.s.policy.STSFailure != nil && (err == nil || tlspolicy.IsPolicyError(err) || errors.Is(err, errNoTLSRetry)):
+		// The domain's MTA-STS policy could not be applied: that is the
+		// failure, whatever the opportunistic session made of it.
+		fail(r.s.policy.STSFailure.Result, r.s.policy.STSFailure.Error())
 	case err != nil && (tlspolicy.IsPolicyError(err) || errors.Is(err, errNoTLSRetry)):
 		fail(tlspolicy.ResultOf(err), err.Error())
 	case err != nil:

@@ -114,9 +114,12 @@ func New(opts Options) *Evaluator {
 type Domain struct {
 	Name string
 	// STS is the MTA-STS policy in force (mode enforce or testing), or nil.
-	STS      *STSPolicy
-	override *config.TLSPolicy
-	e        *Evaluator
+	STS *STSPolicy
+	// stsFailure is why the domain's MTA-STS policy could not be had
+	// (its TXT record is there), for TLS reports; nil when STS is set.
+	stsFailure *Error
+	override   *config.TLSPolicy
+	e          *Evaluator
 }
 
 // ForDomain looks up domain's MTA-STS policy (cached, refreshed when the
@@ -129,14 +132,16 @@ func (e *Evaluator) ForDomain(ctx context.Context, domain string) *Domain {
 	if o, ok := e.overrides[domain]; ok {
 		d.override = &o
 	}
-	d.STS = e.sts(ctx, domain)
+	d.STS, d.stsFailure = e.sts(ctx, domain)
 	if d.STS != nil && d.STS.Mode == ModeNone {
 		d.STS = nil
 	}
 	return d
 }
 
-func (e *Evaluator) sts(ctx context.Context, domain string) *STSPolicy {
+// sts returns domain's MTA-STS policy, or nil; and when it is nil because
+// the policy of a published TXT record could not be fetched, why.
+func (e *Evaluator) sts(ctx context.Context, domain string) (*STSPolicy, *Error) {
 	now := e.opts.Now()
 	e.mu.Lock()
 	cached := e.cache[domain]
@@ -149,22 +154,25 @@ func (e *Evaluator) sts(ctx context.Context, domain string) *STSPolicy {
 		if !errors.Is(err, dnsclient.ErrNotFound) {
 			e.opts.Logger.Warn("MTA-STS TXT lookup failed; using the cached policy if any", "domain", domain, "err", err)
 		}
-		return cached
+		return cached, nil
 	}
 	id, ok, err := stsRecordID(txts)
 	if err != nil || !ok {
 		if err != nil {
 			e.opts.Logger.Warn("MTA-STS TXT record unusable", "domain", domain, "err", err)
 		}
-		return cached
+		return cached, nil
 	}
 	if cached != nil && cached.ID == id {
-		return cached
+		return cached, nil
 	}
 	p, err := fetchSTSPolicy(ctx, e.http, domain)
 	if err != nil {
 		e.opts.Logger.Warn("MTA-STS policy fetch failed; using the cached policy if any", "domain", domain, "err", err)
-		return cached
+		if cached != nil {
+			return cached, nil
+		}
+		return nil, &Error{Policy: "MTA-STS for " + domain, Reason: err.Error(), Result: stsFetchResult(err)}
 	}
 	p.ID, p.Fetched = id, now
 	e.mu.Lock()
@@ -176,7 +184,7 @@ func (e *Evaluator) sts(ctx context.Context, domain string) *STSPolicy {
 			e.opts.Logger.Warn("saving the MTA-STS cache", "file", e.opts.CacheFile, "err", err)
 		}
 	}
-	return p
+	return p, nil
 }
 
 // AllowsMX reports whether host may be used as an MX of the domain: under
@@ -211,6 +219,9 @@ func (d *Domain) ForMX(ctx context.Context, host string, secure bool) (*Policy, 
 				p = &Policy{Level: Encrypt, Source: "DANE (only unusable TLSA records at _25._tcp." + host + ")"}
 			}
 		}
+	}
+	if d.stsFailure != nil && p.Level < DANE {
+		p.STSFailure = d.stsFailure
 	}
 	if d.STS != nil && p.Level < DANE {
 		sts := &Policy{Level: Verify, Source: "MTA-STS (" + d.STS.Mode + ") for " + d.Name, STS: d.STS}

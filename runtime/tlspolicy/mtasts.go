@@ -3,6 +3,7 @@ package tlspolicy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
 // MTA-STS modes (RFC 8461 section 3.2).
@@ -123,6 +126,23 @@ func stsRecordID(txts []string) (id string, ok bool, err error) {
 	return id, ok, nil
 }
 
+// errPolicyInvalid marks a fetched policy that does not parse.
+var errPolicyInvalid = errors.New("invalid policy")
+
+// stsFetchResult is the RFC 8460 result type of a failed policy fetch
+// (section 4.3.2.2): the policy host's certificate failed verification,
+// the policy did not parse, or it could not be fetched.
+func stsFetchResult(err error) tlsrpt.ResultType {
+	var cve *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &cve):
+		return tlsrpt.STSWebPKIInvalid
+	case errors.Is(err, errPolicyInvalid):
+		return tlsrpt.STSPolicyInvalid
+	}
+	return tlsrpt.STSPolicyFetch
+}
+
 // maxPolicyBytes bounds a fetched policy.
 const maxPolicyBytes = 64 << 10
 
@@ -155,7 +175,7 @@ func fetchSTSPolicy(ctx context.Context, client *http.Client, domain string) (*S
 	}
 	p, err := ParseSTSPolicy(string(body))
 	if err != nil {
-		return nil, fmt.Errorf("MTA-STS policy %s: %w", url, err)
+		return nil, fmt.Errorf("MTA-STS policy %s: %w: %w", url, errPolicyInvalid, err)
 	}
 	return p, nil
 }

@@ -77,6 +77,10 @@ type Policy struct {
 	// STS is the MTA-STS policy this one comes from, for TLS reports; nil
 	// when it comes from none.
 	STS *STSPolicy
+	// STSFailure is why the domain's published MTA-STS policy could not be
+	// applied (fetch, certificate or syntax), for TLS reports; delivery
+	// goes on without it (RFC 8461 section 5).
+	STSFailure *Error
 }
 
 // RequiresTLS reports whether delivery must not happen without TLS.

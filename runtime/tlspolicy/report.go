@@ -11,8 +11,9 @@ import (
 
 // ReportPolicy is the policy a TLS report (runtime/tlsrpt) counts a
 // connection to MX host of domain under: the DANE TLSA records when p is
-// DANE, the MTA-STS policy when p is one or reports to one (testing mode),
-// else no-policy-found (opportunistic TLS, and the operator's tls_policy
+// DANE, the MTA-STS policy when p is one or reports to one (testing mode)
+// or when the domain's could not be fetched (STSFailure), else
+// no-policy-found (opportunistic TLS, and the operator's tls_policy
 // blocks, which the domain did not publish).
 func (p *Policy) ReportPolicy(domain, host string) tlsrpt.Policy {
 	rp := tlsrpt.Policy{Type: tlsrpt.PolicyNotFound, Domain: domain}
@@ -21,6 +22,8 @@ func (p *Policy) ReportPolicy(domain, host string) tlsrpt.Policy {
 		sts = p.Report.STS
 	}
 	switch {
+	case p.STSFailure != nil:
+		rp.Type = tlsrpt.PolicySTS // the policy could not be had: no strings
 	case p.Level == DANE:
 		rp.Type, rp.MXHosts = tlsrpt.PolicyTLSA, []string{host}
 		for _, r := range p.TLSA {
