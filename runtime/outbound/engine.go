@@ -152,6 +152,7 @@ func New(opts Options, s config.Server) (*Engine, error) {
 	if err := e.Configure(s); err != nil {
 		return nil, err
 	}
+	opts.TLSReports.SetLookup(e.lookupTXT)
 	entries, err := e.q.Entries()
 	if err != nil {
 		return nil, err

@@ -161,6 +161,7 @@ func TestMTASTS(t *testing.T) {
 	zones := dnstest.Start(t, dnstest.Zone{Origin: "test.", Records: []string{
 		"sts.test. 60 IN MX 10 mx.sts.test.",
 		"mx.sts.test. 60 IN A 127.0.0.1",
+		"_smtp._tls.sts.test. 60 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@sts.test,https://reports.sts.test/v1\"",
 		"_mta-sts.sts.test. 60 IN TXT \"v=STSv1; id=20260301\"",
 		"mta-sts.sts.test. 60 IN A 127.0.0.1",
 		"unlisted.test. 60 IN MX 10 mx.sts.test.",
@@ -196,7 +197,7 @@ func TestMTASTS(t *testing.T) {
 	h.check("a@unlisted.test", outcome{reason: "not listed in the MTA-STS policy"}, s, nil)
 	h.check("a@mismatch.test", outcome{reason: "certificate is valid for mx.sts.test, not mx2.sts.test"}, s, nil)
 	h.checkReport("sts.test", reportWant{typ: tlsrpt.PolicySTS, strings: []string{"version: STSv1", "mode: enforce", "mx: mx.sts.test", "max_age: 86400"},
-		mx: []string{"mx.sts.test"}, ok: 1, okMax: 2})
+		mx: []string{"mx.sts.test"}, ok: 1, okMax: 2, rua: []string{"mailto:tlsrpt@sts.test", "https://reports.sts.test/v1"}})
 	h.checkReport("unlisted.test", reportWant{typ: tlsrpt.PolicySTS, mx: []string{"*.elsewhere.test"},
 		failures: []failureWant{{tlsrpt.ValidationFailure, "mx.sts.test", "", "", 1, "not listed in the MTA-STS policy"}}})
 	h.checkReport("mismatch.test", reportWant{typ: tlsrpt.PolicySTS, mx: []string{"*.sts.test"},
@@ -215,7 +216,7 @@ func TestMTASTS(t *testing.T) {
 	if !strings.Contains(hp.logs.String(), "testing mode") && !strings.Contains(hp.logs.String(), "did not offer STARTTLS") {
 		t.Errorf("the testing-mode failure is not reported:\n%s", hp.logs.String())
 	}
-	hp.checkReport("sts.test", reportWant{typ: tlsrpt.PolicySTS, mx: []string{"mx.sts.test"},
+	hp.checkReport("sts.test", reportWant{typ: tlsrpt.PolicySTS, mx: []string{"mx.sts.test"}, rua: []string{"mailto:tlsrpt@sts.test", "https://reports.sts.test/v1"},
 		failures: []failureWant{{tlsrpt.StartTLSNotSupported, "mx.sts.test", "127.0.0.1", "127.0.0.1", 1, "did not offer STARTTLS"}}})
 	hp.checkReport("testing.test", reportWant{typ: tlsrpt.PolicySTS, strings: []string{"mode: testing"}, mx: []string{"mx.sts.test"},
 		failures: []failureWant{{tlsrpt.StartTLSNotSupported, "mx.sts.test", "127.0.0.1", "127.0.0.1", 1, "delivered without TLS"}}})
@@ -227,7 +228,7 @@ func TestMTASTS(t *testing.T) {
 	if !strings.Contains(hn.logs.String(), "MTA-STS policy fetch failed") {
 		t.Error("an untrusted policy server is not reported")
 	}
-	hn.checkReport("sts.test", reportWant{typ: tlsrpt.PolicySTS,
+	hn.checkReport("sts.test", reportWant{typ: tlsrpt.PolicySTS, rua: []string{"mailto:tlsrpt@sts.test", "https://reports.sts.test/v1"},
 		failures: []failureWant{{tlsrpt.STSWebPKIInvalid, "mx.sts.test", "127.0.0.1", "127.0.0.1", 1, "certificate"}}})
 }
 

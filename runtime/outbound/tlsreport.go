@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 
+	"github.com/mailstack/terraform-provider-mailstack/runtime/dnsclient"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/tlspolicy"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
@@ -80,4 +81,15 @@ func (e *Engine) reportPolicyFailure(p tlsrpt.Policy, host string, err error) {
 		return
 	}
 	e.opts.TLSReports.Failure(p, tlsrpt.Failure{Result: tlspolicy.ResultOf(err), ReceivingMX: host, Reason: err.Error()})
+}
+
+// lookupTXT reads TXT records with the resolvers of the current settings:
+// the TLS reports look up each policy domain's _smtp._tls record with it,
+// away from the delivery path.
+func (e *Engine) lookupTXT(ctx context.Context, name string) ([]string, error) {
+	txts, _, err := e.set.Load().resolver.TXT(ctx, name)
+	if errors.Is(err, dnsclient.ErrNotFound) {
+		return nil, nil
+	}
+	return txts, err
 }

@@ -22,6 +22,8 @@ type reportWant struct {
 	// its own).
 	ok, okMax int64
 	failures  []failureWant
+	// rua is what the domain's _smtp._tls record asks for, if it has one.
+	rua []string
 }
 
 type failureWant struct {
@@ -49,6 +51,9 @@ func (h *harness) checkReport(domain string, want reportWant) {
 	}
 	if rep.OrganizationName != "mail.ours.test" || !strings.Contains(rep.ReportID, domain) {
 		h.t.Errorf("%s: organization %q, report id %q", domain, rep.OrganizationName, rep.ReportID)
+	}
+	if !slices.Equal(rep.RUA, want.rua) {
+		h.t.Errorf("%s: x-mailstack-rua %q, want %q", domain, rep.RUA, want.rua)
 	}
 	if len(rep.Policies) != 1 {
 		h.t.Fatalf("%s: %d policies, want 1:\n%s", domain, len(rep.Policies), data)

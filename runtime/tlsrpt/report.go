@@ -14,9 +14,9 @@
 // into one per result type) and reports older than KeepDays are removed.
 //
 // Reports are only written here, never sent: the rua of a domain's
-// _smtp._tls TXT record (RFC 8460 section 3) can be kept in the report
-// file's "x-mailstack-rua" member, so that an operator sees where it would
-// go (SetRUA).
+// _smtp._tls TXT record (RFC 8460 section 3), looked up once a day at a
+// periodic flush (SetLookup), is kept in the report file's
+// "x-mailstack-rua" member, so that an operator sees where it would go.
 package tlsrpt
 
 import (

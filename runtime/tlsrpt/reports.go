@@ -56,6 +56,8 @@ type Reports struct {
 	mu      sync.Mutex
 	reports map[reportKey]*aggregate
 	rua     map[string][]string // by policy domain, as last set
+	ruaDay  map[string]string   // the day a domain's rua was last looked up
+	lookup  LookupTXT
 
 	flushMu sync.Mutex // one Flush at a time
 	stop    chan struct{}
@@ -117,7 +119,8 @@ func Open(opts Options) (*Reports, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating TLS reports folder: %w", err)
 	}
-	r := &Reports{opts: opts, log: opts.Logger, reports: map[reportKey]*aggregate{}, rua: map[string][]string{}}
+	r := &Reports{opts: opts, log: opts.Logger, reports: map[reportKey]*aggregate{},
+		rua: map[string][]string{}, ruaDay: map[string]string{}}
 	if err := r.load(day(opts.Now())); err != nil {
 		return nil, err
 	}
@@ -232,9 +235,12 @@ type snapshot struct {
 	report *Report
 }
 
-// Flush writes the reports that changed since the last flush, forgets
-// those of past days and removes the folders of days older than KeepDays.
-func (r *Reports) Flush() error {
+// Flush looks up the rua of domains not looked up today (SetLookup),
+// writes the reports that changed since the last flush, forgets those of
+// past days and removes the folders of days older than KeepDays.
+func (r *Reports) Flush() error { return r.flush(true) }
+
+func (r *Reports) flush(lookups bool) error {
 	if r == nil {
 		return nil
 	}
@@ -242,6 +248,9 @@ func (r *Reports) Flush() error {
 	defer r.flushMu.Unlock()
 	now := r.opts.Now()
 	today := day(now)
+	if lookups {
+		r.lookupRUAs(today)
+	}
 	var snaps []snapshot
 	r.mu.Lock()
 	for k, a := range r.reports {
@@ -396,7 +405,8 @@ func (r *Reports) flusher() {
 	}
 }
 
-// Close stops the periodic flush and writes what changed.
+// Close stops the periodic flush and writes what changed, without DNS
+// lookups, so that a shutdown does not wait for them.
 func (r *Reports) Close() error {
 	if r == nil {
 		return nil
@@ -406,5 +416,5 @@ func (r *Reports) Close() error {
 		<-r.done
 		r.stop = nil
 	}
-	return r.Flush()
+	return r.flush(false)
 }
