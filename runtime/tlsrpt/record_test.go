@@ -86,5 +86,10 @@ func TestLookupOncePerDay(t *testing.T) {
 	if n := lookups.Load(); n != 3 {
 		t.Errorf("%d lookups after a new day began, want 3", n)
 	}
+	r.mu.Lock()
+	if len(r.rua) != 1 || len(r.ruaDay) != 1 {
+		t.Errorf("yesterday's domains are still in memory: rua %v, looked up %v", r.rua, r.ruaDay)
+	}
+	r.mu.Unlock()
 	r.Close()
 }

@@ -277,6 +277,18 @@ func (r *Reports) flush(lookups bool) error {
 			delete(r.reports, k) // a past day's report is final once written
 		}
 	}
+	// The rua of a domain without a report in memory is looked up again
+	// when it has one, so memory holds only today's domains.
+	for d := range r.rua {
+		if _, ok := r.reports[reportKey{today, d}]; !ok {
+			delete(r.rua, d)
+		}
+	}
+	for d := range r.ruaDay {
+		if _, ok := r.reports[reportKey{today, d}]; !ok {
+			delete(r.ruaDay, d)
+		}
+	}
 	r.mu.Unlock()
 	r.prune(now)
 	return errors.Join(errs...)
