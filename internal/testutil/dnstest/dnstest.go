@@ -8,11 +8,13 @@ package dnstest
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,14 +64,8 @@ func Start(t testing.TB, zones ...Zone) *Server {
 		}
 		s.zones = append(s.zones, zz)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := listenPair()
 	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		pc.Close()
 		t.Fatal(err)
 	}
 	s.Addr = pc.LocalAddr().String()
@@ -89,6 +85,26 @@ func Start(t testing.TB, zones ...Zone) *Server {
 		wg.Wait()
 	})
 	return s
+}
+
+// listenPair binds UDP and TCP on one free port of 127.0.0.1. The kernel
+// picks the UDP port; the same TCP port may be taken (a listener or a
+// connection's local port), and then another UDP port is tried.
+func listenPair() (net.PacketConn, net.Listener, error) {
+	for tries := 0; ; tries++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) || tries == 100 {
+			return nil, nil, fmt.Errorf("dnstest: TCP beside UDP %s: %w", pc.LocalAddr(), err)
+		}
+	}
 }
 
 // DS returns the DS record of a signed zone, for a resolver's trust anchor.
