@@ -4,31 +4,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // resumes connects with the session cache and reports whether the
 // handshake resumed a session. The greeting is read so that a TLS 1.3
@@ -55,8 +36,8 @@ func resumes(t *testing.T, addr string, cache tls.ClientSessionCache, cfg *tls.C
 func TestSessionTickets(t *testing.T) {
 	ks := newKeystore(t, t.TempDir(), "mx.p12", ecdsaKey)
 	m, _ := newManager(t, Options{})
-	clock := &fakeClock{t: time.Now()}
-	m.tickets.now = clock.now
+	clock := testutil.NewClock(time.Now())
+	m.tickets.now = clock.Now
 	ports := testutil.FreePorts(t, 4)
 	imaps := tlsListener(ports[0], config.TLSImplicit, ks)
 	smtps := tlsListener(ports[1], config.TLSImplicit, ks)
@@ -98,13 +79,13 @@ func TestSessionTickets(t *testing.T) {
 	t.Run("lifetime and rotation", func(t *testing.T) {
 		cache := tls.NewLRUClientSessionCache(8)
 		resumes(t, addr(ports[3]), cache, nil)
-		clock.advance(59 * time.Minute)
+		clock.Add(59 * time.Minute)
 		if !resumes(t, addr(ports[3]), cache, nil) {
 			t.Error("a 59-minute-old ticket did not resume under a 1h lifetime")
 		}
 		// Resumption hands out a new ticket (issued now); one older
 		// than the lifetime is refused.
-		clock.advance(61 * time.Minute)
+		clock.Add(61 * time.Minute)
 		if resumes(t, addr(ports[3]), cache, nil) {
 			t.Error("a 61-minute-old ticket resumed under a 1h lifetime")
 		}
@@ -114,10 +95,10 @@ func TestSessionTickets(t *testing.T) {
 		long := tls.NewLRUClientSessionCache(8)
 		resumes(t, addr(ports[0]), long, nil)
 		first, _ := m.tickets.current()
-		clock.advance(ticketKeyRotation - time.Minute)
+		clock.Add(ticketKeyRotation - time.Minute)
 		other := tls.NewLRUClientSessionCache(8)
 		resumes(t, addr(ports[0]), other, nil)
-		clock.advance(2 * time.Minute)
+		clock.Add(2 * time.Minute)
 		if !resumes(t, addr(ports[0]), other, nil) {
 			t.Error("a ticket from just before the rotation did not resume after it")
 		}
@@ -126,7 +107,7 @@ func TestSessionTickets(t *testing.T) {
 		}
 		// The first key is kept to decrypt until tickets it sealed can
 		// no longer be valid under the longest lifetime, then dropped.
-		clock.advance(config.MaxSessionTicketLifetime + time.Minute)
+		clock.Add(config.MaxSessionTicketLifetime + time.Minute)
 		m.tickets.current()
 		if m.tickets.find(first.id[:]) != nil {
 			t.Error("a key retired for longer than the longest ticket lifetime is still kept")

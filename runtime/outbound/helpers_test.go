@@ -21,26 +21,6 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
-// fakeClock is the engine's clock in tests: it moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // sink is a destination MX: the runtime's own SMTP front end (real
 // protocol, STARTTLS) with a backend that keeps what it is given.
 type sink struct {
@@ -202,7 +182,7 @@ type harness struct {
 	t     *testing.T
 	e     *Engine
 	q     *queue.Queue
-	clock *fakeClock
+	clock *testutil.Clock
 	local *memLocal
 	logs  *testutil.SyncBuffer
 	// reports are the engine's TLS reports, written only by h.report.
@@ -218,7 +198,7 @@ func newHarness(t *testing.T, port int, s config.Server, tweak ...func(*Options)
 // newHarnessIn is newHarness on the queue (and state) in dir.
 func newHarnessIn(t *testing.T, dir string, port int, s config.Server, tweak ...func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newClock(), local: &memLocal{}, logs: &testutil.SyncBuffer{}}
+	h := &harness{t: t, clock: testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), local: &memLocal{}, logs: &testutil.SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	q, err := queue.Open(dir, queue.Options{Now: h.clock.Now, Logger: log})
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // BenchmarkRecord is the cost outbound pays per TLS session (one per
@@ -22,7 +24,7 @@ func BenchmarkRecord(b *testing.B) {
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+			c := testutil.NewClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
 			r, err := Open(Options{Dir: b.TempDir(), Organization: "mail.ours.test", Contact: "postmaster@ours.test", Now: c.Now, FlushInterval: -1})
 			if err != nil {
 				b.Fatal(err)

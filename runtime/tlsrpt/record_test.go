@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // RFC 8460 section 3: the _smtp._tls TXT record.
@@ -36,7 +38,7 @@ func TestParseRecord(t *testing.T) {
 // domain, never by Close, and lands in the report file.
 func TestLookupOncePerDay(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
 	r := open(t, dir, c)
 	var lookups atomic.Int32
 	r.SetLookup(func(_ context.Context, name string) ([]string, error) {

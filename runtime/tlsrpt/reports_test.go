@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -14,24 +13,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/tlsrpttest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func open(t *testing.T, dir string, c *clock, tweak ...func(*Options)) *Reports {
+func open(t *testing.T, dir string, c *testutil.Clock, tweak ...func(*Options)) *Reports {
 	t.Helper()
 	opts := Options{Dir: dir, Organization: "mail.ours.test", Contact: "postmaster@ours.test", Now: c.Now, FlushInterval: -1}
 	for _, f := range tweak {
@@ -68,7 +50,7 @@ var (
 // failures share one detail, and the file is an RFC 8460 report.
 func TestAggregation(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
 	r := open(t, dir, c)
 	for range 3 {
 		r.Success(sts)
@@ -125,7 +107,7 @@ func TestAggregation(t *testing.T) {
 // then kept unchanged.
 func TestDayRollover(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 3, 1, 23, 59, 59, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 1, 23, 59, 59, 0, time.UTC))
 	r := open(t, dir, c)
 	r.Success(sts)
 	c.Set(time.Date(2026, 3, 2, 0, 0, 1, 0, time.UTC))
@@ -158,7 +140,7 @@ func TestDayRollover(t *testing.T) {
 // is started afresh.
 func TestRestartContinuesTheDay(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
 	r := open(t, dir, c)
 	r.Success(sts)
 	r.Failure(sts, Failure{Result: CertificateNotTrusted, ReceivingMX: "mx.example.org"})
@@ -194,7 +176,7 @@ func TestPrune(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := &clock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	keep2 := func(o *Options) { o.KeepDays = 2 }
 	r := open(t, dir, c, keep2)
 	exists := func(d string) bool { _, err := os.Stat(filepath.Join(dir, d)); return err == nil }
@@ -214,7 +196,7 @@ func TestPrune(t *testing.T) {
 // detail per result type; the summary still counts every session.
 func TestDetailCap(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
 	r := open(t, dir, c, func(o *Options) { o.MaxDetails = 5 })
 	for i := range 50 {
 		r.Failure(sts, Failure{Result: CertificateExpired, ReceivingMX: "mx.example.org", ReceivingIP: fmt.Sprintf("192.0.2.%d", i)})
@@ -271,7 +253,7 @@ func TestNilReports(t *testing.T) {
 // a Flush call.
 func TestPeriodicFlush(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
 	r := open(t, dir, c, func(o *Options) { o.FlushInterval = 10 * time.Millisecond })
 	defer r.Close()
 	r.Success(sts)
