@@ -10,6 +10,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/dnstest"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/postfixtest"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
 // TestPostfixPeer delivers to Debian's Postfix as the destination MX: every
@@ -66,4 +67,8 @@ func TestPostfixPeer(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `remote=mx.dest.test[127.0.0.1]`) {
 		t.Error("our log does not name Postfix as the remote")
 	}
+	// The TLS report counts a success for each TLS session Postfix saw
+	// (the pin is the operator's policy, not the domain's: no-policy-found).
+	sessions := int64(strings.Count(log, "TLS connection established from localhost[127.0.0.1]"))
+	h.checkReport("dest.test", reportWant{typ: tlsrpt.PolicyNotFound, ok: sessions})
 }
