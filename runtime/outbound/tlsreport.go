@@ -57,15 +57,16 @@ func (r *sessionReport) done(ctx context.Context, c *conn, err error) {
 		r.reports.Failure(pol, tlsrpt.Failure{Result: result, SendingIP: r.local, ReceivingMX: r.s.host, ReceivingIP: ip, Reason: reason})
 	}
 	switch {
-	case r.s.policy.STSFailure != nil && (err == nil || tlspolicy.IsPolicyError(err) || errors.Is(err, errNoTLSRetry)):
+	case err != nil && !tlspolicy.IsPolicyError(err) && !errors.Is(err, errNoTLSRetry):
+		// It failed before TLS came into it: no TLS session.
+	case r.s.policy.STSFailure != nil:
 		// The domain's MTA-STS policy could not be applied: that is the
 		// failure, whatever the opportunistic session made of it.
 		fail(r.s.policy.STSFailure.Result, r.s.policy.STSFailure.Error())
-	case err != nil && (tlspolicy.IsPolicyError(err) || errors.Is(err, errNoTLSRetry)):
-		fail(tlspolicy.ResultOf(err), err.Error())
 	case err != nil:
+		fail(tlspolicy.ResultOf(err), err.Error())
 	case c.tls == nil:
-		fail(tlsrpt.StartTLSNotSupported, c.remote+" did not offer STARTTLS; delivered without TLS")
+		fail(tlsrpt.StartTLSNotSupported, c.remote+" did not offer STARTTLS or refused it; delivered without TLS")
 	case c.reportErr != nil:
 		fail(tlspolicy.ResultOf(c.reportErr), c.reportErr.Error())
 	default:

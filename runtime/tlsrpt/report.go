@@ -9,9 +9,11 @@
 // replaced atomically. Counting is in memory behind one short mutex, with
 // no I/O; the reports that changed are written every FlushInterval and on
 // Close. A report is statistics, not mail: a process killed without Close
-// loses at most the counts of one FlushInterval. Memory is bounded (at most
-// MaxDetails failure details per domain and day; further ones are folded
-// into one per result type) and reports older than KeepDays are removed.
+// loses at most the counts of one FlushInterval. Memory holds only the
+// current day's reports, each bounded (at most MaxDetails failure details,
+// further ones folded into one per result type, and 16 policies, further
+// ones counted under their type alone), and reports older than KeepDays
+// are removed.
 //
 // Reports are only written here, never sent: the rua of a domain's
 // _smtp._tls TXT record (RFC 8460 section 3), looked up once a day at a

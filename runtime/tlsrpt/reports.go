@@ -53,11 +53,12 @@ type Reports struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	reports map[reportKey]*aggregate
-	rua     map[string][]string // by policy domain, as last set
-	ruaDay  map[string]string   // the day a domain's rua was last looked up
-	lookup  LookupTXT
+	mu       sync.Mutex
+	reports  map[reportKey]*aggregate
+	overflow string              // the reason of details over the cap
+	rua      map[string][]string // by policy domain, as last set
+	ruaDay   map[string]string   // the day a domain's rua was last looked up
+	lookup   LookupTXT
 
 	flushMu sync.Mutex // one Flush at a time
 	stop    chan struct{}
@@ -120,7 +121,8 @@ func Open(opts Options) (*Reports, error) {
 		return nil, fmt.Errorf("creating TLS reports folder: %w", err)
 	}
 	r := &Reports{opts: opts, log: opts.Logger, reports: map[reportKey]*aggregate{},
-		rua: map[string][]string{}, ruaDay: map[string]string{}}
+		rua: map[string][]string{}, ruaDay: map[string]string{},
+		overflow: fmt.Sprintf("further failures of this type; more than %d distinct details are not kept", opts.MaxDetails)}
 	if err := r.load(day(opts.Now())); err != nil {
 		return nil, err
 	}
@@ -164,7 +166,7 @@ func (r *Reports) Failure(p Policy, f Failure) {
 		// Over the cap: one detail per result type, naming no host.
 		k = detailKey{result: f.Result}
 		d = pa.details[k]
-		f = Failure{Result: f.Result, Reason: fmt.Sprintf("further failures of this type; more than %d distinct details are not kept", r.opts.MaxDetails)}
+		f = Failure{Result: f.Result, Reason: r.overflow}
 	}
 	if d == nil {
 		d = &FailureDetail{ResultType: k.result, SendingIP: k.sendingIP, ReceivingMX: k.mx, ReceivingIP: k.receivingIP}
@@ -206,6 +208,13 @@ func (r *Reports) policy(now time.Time, p Policy) (*policyAgg, *aggregate) {
 	}
 	pk := p.key()
 	pa := a.policies[pk]
+	if pa == nil && len(a.policies) >= maxPolicies {
+		// Over the cap (a domain that changes its policy all day): the
+		// sessions count under the policy type alone.
+		p = Policy{Type: p.Type, Domain: p.Domain}
+		pk = p.key()
+		pa = a.policies[pk]
+	}
 	if pa == nil {
 		pa = &policyAgg{policy: p, details: map[detailKey]*FailureDetail{}}
 		a.policies[pk] = pa
@@ -213,8 +222,13 @@ func (r *Reports) policy(now time.Time, p Policy) (*policyAgg, *aggregate) {
 	return pa, a
 }
 
-// maxReason bounds a failure-reason-code, in bytes.
-const maxReason = 300
+// Bounds of a report beside Options.MaxDetails: the distinct policies of
+// one domain and day (beyond it, one per policy type without its strings
+// and hosts) and a failure-reason-code's bytes.
+const (
+	maxPolicies = 16
+	maxReason   = 300
+)
 
 // truncate cuts s to at most n bytes, on a UTF-8 boundary.
 func truncate(s string, n int) string {

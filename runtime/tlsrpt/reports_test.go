@@ -224,6 +224,33 @@ func TestDetailCap(t *testing.T) {
 	}
 }
 
+// TestPolicyCap: a domain whose policy changes all day keeps at most
+// maxPolicies policies; the further sessions count under their type.
+func TestPolicyCap(t *testing.T) {
+	dir := t.TempDir()
+	r := open(t, dir, testutil.NewClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)))
+	for i := range 3 * maxPolicies {
+		p := sts
+		p.Strings = []string{"version: STSv1", "mode: enforce", fmt.Sprintf("mx: mx%d.example.org", i), "max_age: 86400"}
+		r.Success(p)
+	}
+	r.Close()
+	rep := read(t, dir, "2026-03-01", "example.org")
+	if len(rep.Policies) != maxPolicies+1 {
+		t.Fatalf("%d policies, want %d and one without strings", len(rep.Policies), maxPolicies+1)
+	}
+	var total int64
+	for _, p := range rep.Policies {
+		total += p.Summary.Successful
+		if p.Policy.Strings == nil && p.Summary.Successful != 2*maxPolicies {
+			t.Errorf("the policy over the cap counts %d sessions, want %d", p.Summary.Successful, 2*maxPolicies)
+		}
+	}
+	if total != 3*maxPolicies {
+		t.Errorf("%d sessions counted, want %d", total, 3*maxPolicies)
+	}
+}
+
 // TestFileName: a domain never names a path outside its day's folder.
 func TestFileName(t *testing.T) {
 	for domain, want := range map[string]string{
