@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -299,4 +300,43 @@ func (p *Instance) Maildir() ([]string, error) {
 // "status=sent"), reading the log file once.
 func (p *Instance) Count(s string) int {
 	return strings.Count(p.Log(), s)
+}
+
+// Counter counts the occurrences of a string in the log lines written
+// after the Counter was made. Each Count reads only what the log gained
+// since the last one, so polling a log that grows by megabytes (a
+// benchmark's) costs what it grew by, not its whole size each time.
+type Counter struct {
+	path string
+	s    []byte
+	off  int64
+	n    int
+}
+
+// NewCounter starts counting s from the log's current end.
+func (p *Instance) NewCounter(s string) *Counter {
+	c := &Counter{path: p.log, s: []byte(s)}
+	if st, err := os.Stat(p.log); err == nil {
+		c.off = st.Size()
+	}
+	return c
+}
+
+// Count returns how often the string occurs in the complete lines the log
+// gained.
+func (c *Counter) Count() int {
+	f, err := os.Open(c.path)
+	if err != nil {
+		return c.n
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, c.off, 1<<62))
+	if err != nil {
+		return c.n
+	}
+	// A line still being written is counted once it is whole.
+	end := bytes.LastIndexByte(b, '\n') + 1
+	c.n += bytes.Count(b[:end], c.s)
+	c.off += int64(end)
+	return c.n
 }

@@ -115,7 +115,7 @@ func benchOutbound(ctx context.Context, o options, work string, ks *testKeystore
 				cpu = func(n int64) float64 { s, _ := m.perOp(n); return s }
 			}
 			start := time.Now()
-			before := dest.Count("status=sent")
+			sent := dest.NewCounter("status=sent")
 			destBefore := postfixCPU(dest.Dir)
 			r, err := loadgen.RunSMTP(ctx, load)
 			if err != nil {
@@ -123,7 +123,7 @@ func benchOutbound(ctx context.Context, o options, work string, ks *testKeystore
 			}
 			accepted := time.Since(start)
 			deadline := time.Now().Add(5 * time.Minute)
-			for dest.Count("status=sent")-before < int(r.Ops) {
+			for sent.Count() < int(r.Ops) {
 				if time.Now().After(deadline) {
 					return fmt.Errorf("%s: the destination did not get %d messages within 5 minutes", sys, r.Ops)
 				}
