@@ -188,6 +188,10 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	db, err := bolt.Open(filepath.Join(dir, dbFile), 0o600, &bolt.Options{
 		Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType,
+		// Every commit would also write the list of free pages, which
+		// bodies coming and going keep long; Open rebuilds it by
+		// scanning the file instead, which for a queue is quick.
+		NoFreelistSync: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening queue index %s: %w", filepath.Join(dir, dbFile), err)

@@ -13,7 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-func openQ(t *testing.T, dir string) *Queue {
+func openQ(t testing.TB, dir string) *Queue {
 	t.Helper()
 	q, err := Open(dir, Options{})
 	if err != nil {
