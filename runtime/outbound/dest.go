@@ -190,15 +190,16 @@ func (e *Engine) send(c *conn, j *job) error {
 		e.logDelivery(j, replies, c)
 	}
 	// The results are committed (a group commit, shared with the other
-	// connections' and the submissions') while this connection goes on
-	// with the destination's next job: what the peer accepted is in the
-	// send log already, so a kill before the commit lands sends none of
-	// it again, and the message's next attempt cannot start before the
-	// commit, because the job counts as running until then.
+	// connections' and the submissions', and allowed to wait for them)
+	// while this connection goes on with the destination's next job: what
+	// the peer accepted is in the send log already, so a kill before the
+	// commit lands sends none of it again, and the message's next attempt
+	// cannot start before the commit, because the job counts as running
+	// until then.
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		e.complete(j, replies, err, c.remote)
+		e.completeLater(j, replies, err, c.remote)
 		if began {
 			e.q.Recorded(j.entry.ID, delivered)
 		}

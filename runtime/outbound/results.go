@@ -15,12 +15,23 @@ import (
 // early. It is committed before the caller goes on; a message whose last
 // recipient was delivered leaves the queue in the same commit.
 func (e *Engine) complete(j *job, replies []*Reply, err error, remote string) {
+	e.record(e.q.Settle, j, replies, err, remote)
+}
+
+// completeLater is complete for a sender that went on with its next
+// message and wrote the replies to the send log first: the commit may wait
+// a little to share its fsync (queue.SettleLater).
+func (e *Engine) completeLater(j *job, replies []*Reply, err error, remote string) {
+	e.record(e.q.SettleLater, j, replies, err, remote)
+}
+
+func (e *Engine) record(settle func(string, func(*queue.Entry) error) (queue.Entry, bool, error), j *job, replies []*Reply, err error, remote string) {
 	defer e.jobDone(j)
 	if j.it.gone.Load() {
 		return
 	}
 	now := e.opts.Now()
-	_, removed, uerr := e.q.Settle(j.entry.ID, func(en *queue.Entry) error {
+	_, removed, uerr := settle(j.entry.ID, func(en *queue.Entry) error {
 		en.LastAttempt = now
 		for i, addr := range j.rcpts {
 			r := en.Recipient(addr)

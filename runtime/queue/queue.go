@@ -402,12 +402,23 @@ func (q *Queue) Update(id string, fn func(e *Entry) error) (Entry, error) {
 // file after it), so the common case of a message delivered at the first
 // attempt costs one commit. removed reports that it happened.
 func (q *Queue) Settle(id string, fn func(e *Entry) error) (e Entry, removed bool, err error) {
+	return q.settle(q.commit.Update, id, fn)
+}
+
+// SettleLater is Settle for a caller that went on with other work and
+// recorded the replies in the send log (Replied) first: its commit may
+// wait up to durable.LaterDelay to share an fsync with others.
+func (q *Queue) SettleLater(id string, fn func(e *Entry) error) (e Entry, removed bool, err error) {
+	return q.settle(q.commit.UpdateLater, id, fn)
+}
+
+func (q *Queue) settle(update func(func(*bolt.Tx) error) error, id string, fn func(e *Entry) error) (e Entry, removed bool, err error) {
 	if err := q.rlock(); err != nil {
 		return Entry{}, false, err
 	}
 	defer q.mu.RUnlock()
 	spooled := false
-	err = q.commit.Update(func(tx *bolt.Tx) error {
+	err = update(func(tx *bolt.Tx) error {
 		var err error
 		if e, err = getEntry(tx, id); err != nil {
 			return err

@@ -133,8 +133,8 @@ func TestInlineAndSpooledBodies(t *testing.T) {
 			t.Errorf("%s body after reopen: %d bytes, want %d", name, len(got), len(body))
 		}
 	}
-	for _, name := range []string{"small", "over"} {
-		_, removed, err := q.Settle(ids[name], func(e *Entry) error {
+	for name, settle := range map[string]func(string, func(*Entry) error) (Entry, bool, error){"small": q.SettleLater, "over": q.Settle} {
+		_, removed, err := settle(ids[name], func(e *Entry) error {
 			e.Recipients[0].State = Delivered
 			return nil
 		})
