@@ -261,6 +261,7 @@ func (rt *mailRuntime) SetServer(ctx context.Context, s config.Server) error {
 	if err := rt.out.engine.Configure(s); err != nil {
 		rt.log.Error("outbound delivery could not take the new server settings", "err", err)
 	}
+	rt.out.reports.SetOrganization(s.Hostname, reportContact(s))
 	for _, c := range changes {
 		c.Commit()
 	}

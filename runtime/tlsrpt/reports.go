@@ -28,7 +28,8 @@ type Options struct {
 	// TLSReportsDir in a state directory).
 	Dir string
 	// Organization is the report's organization-name: the server's host
-	// name. Contact is its contact-info (a postmaster address).
+	// name. Contact is its contact-info (a postmaster address). Both can
+	// change later (SetOrganization).
 	Organization, Contact string
 	// FlushInterval is how often reports that changed are written; zero
 	// means DefaultFlushInterval, negative means only on Flush and Close.
@@ -56,6 +57,8 @@ type Reports struct {
 	mu       sync.Mutex
 	reports  map[reportKey]*aggregate
 	overflow string              // the reason of details over the cap
+	org      string              // organization-name, as last set
+	contact  string              // contact-info, as last set
 	rua      map[string][]string // by policy domain, as last set
 	ruaDay   map[string]string   // the day a domain's rua was last looked up
 	lookup   LookupTXT
@@ -122,6 +125,7 @@ func Open(opts Options) (*Reports, error) {
 	}
 	r := &Reports{opts: opts, log: opts.Logger, reports: map[reportKey]*aggregate{},
 		rua: map[string][]string{}, ruaDay: map[string]string{},
+		org: opts.Organization, contact: opts.Contact,
 		overflow: fmt.Sprintf("further failures of this type; more than %d distinct details are not kept", opts.MaxDetails)}
 	if err := r.load(day(opts.Now())); err != nil {
 		return nil, err
@@ -176,6 +180,26 @@ func (r *Reports) Failure(p Policy, f Failure) {
 	d.Count++
 	if f.Reason != "" {
 		d.ReasonCode = truncate(f.Reason, maxReason)
+	}
+}
+
+// SetOrganization changes the organization-name and contact-info of the
+// reports written from now on (the server's host name changed).
+func (r *Reports) SetOrganization(org, contact string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.org == org && r.contact == contact {
+		return
+	}
+	r.org, r.contact = org, contact
+	today := day(r.opts.Now())
+	for k, a := range r.reports {
+		if k.day == today {
+			a.dirty = true
+		}
 	}
 }
 
@@ -310,7 +334,7 @@ func (r *Reports) flush(lookups bool) error {
 
 // build makes the report of aggregate a, under mu.
 func (r *Reports) build(k reportKey, a *aggregate) *Report {
-	rep, _ := newReport(k.day, k.domain, r.opts.Organization, r.opts.Contact)
+	rep, _ := newReport(k.day, k.domain, r.org, r.contact)
 	rep.RUA = r.rua[k.domain]
 	for _, pa := range a.policies {
 		pr := PolicyResult{Policy: pa.policy, Summary: Summary{Successful: pa.success, Failed: pa.failure}}

@@ -60,11 +60,17 @@ func TestAggregation(t *testing.T) {
 	r.Failure(sts, strip)
 	r.Failure(sts, Failure{Result: CertificateExpired, ReceivingMX: "mx.example.org", ReceivingIP: "192.0.2.2"})
 	r.Success(none)
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A new host name is in the report at the next flush, without a new
+	// session.
+	r.SetOrganization("mx.ours.test", "postmaster@ours.test")
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
 	rep := read(t, dir, "2026-03-01", "example.org")
-	if rep.OrganizationName != "mail.ours.test" || rep.ContactInfo != "postmaster@ours.test" {
+	if rep.OrganizationName != "mx.ours.test" || rep.ContactInfo != "postmaster@ours.test" {
 		t.Errorf("organization %q, contact %q", rep.OrganizationName, rep.ContactInfo)
 	}
 	if !rep.DateRange.Start.Equal(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)) || !rep.DateRange.End.Equal(time.Date(2026, 3, 1, 23, 59, 59, 0, time.UTC)) {
