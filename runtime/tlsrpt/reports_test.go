@@ -297,3 +297,24 @@ func TestPeriodicFlush(t *testing.T) {
 	})
 	read(t, dir, "2026-03-01", "example.org")
 }
+
+// TestKillLosesOnlyTheUnflushed: a process that dies without Close (kill
+// -9) loses the counts since the last flush and nothing else; the next
+// one goes on from the file.
+func TestKillLosesOnlyTheUnflushed(t *testing.T) {
+	dir := t.TempDir()
+	c := testutil.NewClock(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	killed := open(t, dir, c)
+	killed.Success(sts)
+	killed.Success(sts)
+	if err := killed.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	killed.Success(sts) // after the last flush: lost with the process
+	r := open(t, dir, c)
+	r.Success(sts)
+	r.Close()
+	if got := read(t, dir, "2026-03-01", "example.org").Policies[0].Summary.Successful; got != 3 {
+		t.Errorf("%d sessions after the kill and one more, want 2 flushed + 1", got)
+	}
+}
