@@ -39,7 +39,12 @@ type Options struct {
 	Hostname string
 	// Domain, when set, is delivered to one Maildir (see Maildir), or
 	// discarded with Discard.
-	Domain  string
+	Domain string
+	// Discard makes the instance a benchmark sink, shared by whatever it
+	// compares: besides discarding, its daemons serve 100,000 requests
+	// before they exit (max_use; Debian: 100, so cleanup and discard were
+	// restarted every 100 messages) and cleanup never pauses a sender to
+	// let the queue manager catch up (in_flow_delay = 0; Debian: 1s).
 	Discard bool
 	// Cert is smtpd's certificate; nil: a self-signed one for Hostname.
 	Cert *testutil.Certificate
@@ -190,6 +195,9 @@ virtual_uid_maps = static:%d
 virtual_gid_maps = static:%d
 virtual_transport = %s
 `, o.Domain, dir, uid, gid, transport)
+		if o.Discard {
+			main.WriteString("max_use = 100000\nin_flow_delay = 0\n")
+		}
 	}
 	if o.RelayHost != "" {
 		fmt.Fprintf(&main, `relayhost = [%s]:%s

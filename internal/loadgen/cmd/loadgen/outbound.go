@@ -18,7 +18,8 @@ import (
 
 // Outbound measurement: 1 KiB messages from 32 submission clients,
 // relayed to one destination (Postfix on loopback, discarding what it
-// accepts), with TLS on both hops. Once through mailstack (submission
+// accepts, without process churn or inflow pauses: postfixtest.Options.
+// Discard), with TLS on both hops. Once through mailstack (submission
 // with AUTH, fsynced queue, relay over STARTTLS with the destination's
 // certificate pinned) and once through Postfix as the relay (smtpd with
 // STARTTLS from mynetworks, relayhost with smtp_tls_security_level =
