@@ -55,7 +55,8 @@ type conn struct {
 	nc     net.Conn
 	r      *bufio.Reader
 	w      *bufio.Writer
-	remote string // for messages: "host[ip]"
+	dot    *bufio.Writer // message data on its way into w, which it never flushes
+	remote string        // for messages: "host[ip]"
 	host   string
 	ext    map[string]string // EHLO keywords, upper case
 	tls    *tls.ConnectionState
@@ -122,6 +123,9 @@ func dial(ctx context.Context, s dialSpec) (*conn, error) {
 	}
 	c.r = bufio.NewReaderSize(nc, 4096)
 	c.w = bufio.NewWriterSize(nc, 32<<10)
+	// (Hidden behind an interface: given a *bufio.Writer, bufio would
+	// return it instead of a buffer of its own.)
+	c.dot = bufio.NewWriterSize(struct{ io.Writer }{c.w}, 4<<10)
 	if err := c.hello(s.helo); err != nil {
 		c.nc.Close()
 		return nil, err
@@ -265,23 +269,21 @@ type envelope struct {
 	// beforeDot is called after the data was sent, just before the
 	// final dot; an error stops the transaction.
 	beforeDot func() error
+	// written is set once the commands (MAIL, RCPT, DATA) went out
+	// behind the previous transaction's end of data.
+	written bool
 }
 
-// transaction sends one message. It returns one reply per recipient (the
-// RCPT refusal, or the reply to the end of data); err is non-nil when the
-// connection can no longer be used, and then the replies of recipients
-// not yet answered are nil.
-func (c *conn) transaction(env *envelope) ([]*Reply, error) {
-	replies := make([]*Reply, len(env.rcpts))
-	if env.utf8 {
-		if _, ok := c.ext["SMTPUTF8"]; !ok {
-			rep := &Reply{Code: 553, Enhanced: "5.6.7", Text: c.remote + " does not support SMTPUTF8, which the addresses need (RFC 6531 section 3.2)"}
-			for i := range replies {
-				replies[i] = rep
-			}
-			return replies, nil
-		}
-	}
+// canPipeline reports whether env's commands may go out before the reply
+// to what precedes them: the peer offers PIPELINING (RFC 2920) and, if env
+// needs it, SMTPUTF8 (which transaction checks before writing anything).
+func (c *conn) canPipeline(env *envelope) bool {
+	_, pipelining := c.ext["PIPELINING"]
+	_, utf8 := c.ext["SMTPUTF8"]
+	return pipelining && (utf8 || !env.utf8)
+}
+
+func (c *conn) mailCommand(env *envelope) string {
 	mail := "MAIL FROM:<" + env.from + ">"
 	if _, ok := c.ext["SIZE"]; ok {
 		mail += " SIZE=" + strconv.FormatInt(env.size, 10)
@@ -292,52 +294,53 @@ func (c *conn) transaction(env *envelope) ([]*Reply, error) {
 	if env.utf8 {
 		mail += " SMTPUTF8"
 	}
+	return mail
+}
+
+// writeCommands buffers env's MAIL, every RCPT and DATA, to go out in one
+// write (RFC 2920 section 3.1: DATA ends the group).
+func (c *conn) writeCommands(env *envelope) {
+	c.w.WriteString(c.mailCommand(env) + "\r\n")
+	for _, r := range env.rcpts {
+		c.w.WriteString("RCPT TO:<" + r + ">\r\n")
+	}
+	c.w.WriteString("DATA\r\n")
+	env.written = true
+}
+
+// transaction sends one message. It returns one reply per recipient (the
+// RCPT refusal, or the reply to the end of data); err is non-nil when the
+// connection can no longer be used, and then the replies of recipients
+// not yet answered are nil.
+//
+// With PIPELINING, env's commands may have gone out already (env.written)
+// behind the previous message, and when next is not nil and may be
+// pipelined, its commands go out behind this message's end of data, in
+// the same write (RFC 2920 section 3.1 lets message content start a group
+// of commands; "." is not among those that must end one): a stream of
+// messages costs one write and one wait for replies each, not two. The
+// caller sees that next's commands went out by next.written; the replies
+// to them belong to next's transaction.
+func (c *conn) transaction(env *envelope, next *envelope) ([]*Reply, error) {
+	replies := make([]*Reply, len(env.rcpts))
+	if env.utf8 {
+		if _, ok := c.ext["SMTPUTF8"]; !ok {
+			rep := &Reply{Code: 553, Enhanced: "5.6.7", Text: c.remote + " does not support SMTPUTF8, which the addresses need (RFC 6531 section 3.2)"}
+			for i := range replies {
+				replies[i] = rep
+			}
+			return replies, nil
+		}
+	}
 	_, pipelining := c.ext["PIPELINING"]
 	c.nc.SetDeadline(time.Now().Add(replyTimeout))
 
-	// With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go in one
-	// write and the replies are read in order.
-	send := func(line string) error {
-		c.w.WriteString(line)
-		c.w.WriteString("\r\n")
-		if !pipelining {
-			return c.w.Flush()
-		}
-		return nil
-	}
-	if err := send(mail); err != nil {
-		return replies, err
-	}
-	if !pipelining {
-		rep, err := c.readReply()
-		if err != nil {
-			return replies, err
-		}
-		if rep.Code != 250 {
-			fillAll(replies, rep)
-			return replies, c.rset()
-		}
-	}
 	accepted := 0
-	for i, r := range env.rcpts {
-		if err := send("RCPT TO:<" + r + ">"); err != nil {
-			return replies, err
-		}
-		if !pipelining {
-			rep, err := c.readReply()
-			if err != nil {
-				return replies, err
-			}
-			if rep.Code/100 != 2 {
-				replies[i] = rep
-			} else {
-				accepted++
-			}
-		}
-	}
 	if pipelining {
-		if err := send("DATA"); err != nil {
-			return replies, err
+		// With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go in one
+		// write and the replies are read in order.
+		if !env.written {
+			c.writeCommands(env)
 		}
 		if err := c.w.Flush(); err != nil {
 			return replies, err
@@ -383,10 +386,29 @@ func (c *conn) transaction(env *envelope) ([]*Reply, error) {
 			return replies, c.rset()
 		}
 	} else {
+		rep, err := c.cmd(c.mailCommand(env))
+		if err != nil {
+			return replies, err
+		}
+		if rep.Code != 250 {
+			fillAll(replies, rep)
+			return replies, c.rset()
+		}
+		for i, r := range env.rcpts {
+			rep, err := c.cmd("RCPT TO:<" + r + ">")
+			if err != nil {
+				return replies, err
+			}
+			if rep.Code/100 != 2 {
+				replies[i] = rep
+			} else {
+				accepted++
+			}
+		}
 		if accepted == 0 {
 			return replies, c.rset()
 		}
-		rep, err := c.cmd("DATA")
+		rep, err = c.cmd("DATA")
 		if err != nil {
 			return replies, err
 		}
@@ -397,7 +419,10 @@ func (c *conn) transaction(env *envelope) ([]*Reply, error) {
 	}
 
 	c.nc.SetDeadline(time.Now().Add(dataTimeout))
-	dw := textproto.NewWriter(c.w).DotWriter()
+	// textproto's DotWriter flushes the writer it is given when it
+	// closes; c.dot keeps the end of data in c.w, so that next's commands
+	// go out in the same write.
+	dw := textproto.NewWriter(c.dot).DotWriter()
 	if _, err := io.Copy(dw, env.body); err != nil {
 		return replies, err
 	}
@@ -408,6 +433,9 @@ func (c *conn) transaction(env *envelope) ([]*Reply, error) {
 	}
 	if err := dw.Close(); err != nil {
 		return replies, err
+	}
+	if next != nil && c.canPipeline(next) {
+		c.writeCommands(next)
 	}
 	if err := c.w.Flush(); err != nil {
 		return replies, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -109,6 +110,7 @@ func (d *dest) takeAll() []*job {
 func (e *Engine) work(d *dest) {
 	defer e.wg.Done()
 	var c *conn
+	var o *outgoing // the job to send next
 	defer func() {
 		if c != nil {
 			c.quit()
@@ -126,11 +128,14 @@ func (e *Engine) work(d *dest) {
 		}
 	}()
 	for {
-		j := e.take(d, c != nil)
-		if j == nil {
-			return
+		if o == nil {
+			j := e.take(d, c != nil)
+			if j == nil {
+				return
+			}
+			o = &outgoing{j: j}
 		}
-		if c != nil && c.set != e.set.Load() {
+		if c != nil && c.set != e.set.Load() && !o.written() {
 			// Configure ran since this connection was made (another relay,
 			// a stricter TLS policy): it carries no more messages.
 			c.quit()
@@ -142,41 +147,93 @@ func (e *Engine) work(d *dest) {
 			if err != nil {
 				// Every job waiting for this destination would meet the
 				// same wall: they are deferred (or failed) together.
-				for _, jj := range append([]*job{j}, d.takeAll()...) {
+				o.close()
+				for _, jj := range append([]*job{o.j}, d.takeAll()...) {
 					e.complete(jj, nil, err, "")
 				}
 				return
 			}
 		}
-		err := e.send(c, j)
+		if o.env == nil && !e.open(o, c) {
+			o = nil
+			continue
+		}
+		next, err := e.send(c, d, o)
 		if err != nil {
 			c.nc.Close()
+			if next != nil && next.written() {
+				// Its commands went out on the connection that failed.
+				next.close()
+				e.complete(next.j, nil, err, c.remote)
+				next = nil
+			}
 			c = nil
 		}
+		o = next
 	}
 }
 
-// send runs one transaction for j on c and records its results.
-func (e *Engine) send(c *conn, j *job) error {
-	f, err := e.q.Open(j.entry.ID)
-	if err != nil {
-		e.complete(j, nil, err, c.remote)
-		return nil
+// outgoing is a job on its way out: its body, once open, and the
+// transaction's envelope.
+type outgoing struct {
+	j     *job
+	env   *envelope
+	body  io.Closer
+	began bool // the end of data is being sent: the send log knows
+}
+
+func (o *outgoing) written() bool { return o.env != nil && o.env.written }
+
+func (o *outgoing) close() {
+	if o.body != nil {
+		o.body.Close()
 	}
-	defer f.Close()
-	began := false
-	replies, err := c.transaction(&envelope{
+}
+
+// open opens o's body and makes its envelope; when the body cannot be
+// read, the attempt is recorded as failed and open reports false.
+func (e *Engine) open(o *outgoing, c *conn) bool {
+	f, err := e.q.Open(o.j.entry.ID)
+	if err != nil {
+		e.complete(o.j, nil, err, c.remote)
+		return false
+	}
+	j := o.j
+	o.body = f
+	o.env = &envelope{
 		from: j.entry.From, rcpts: j.rcpts, size: j.entry.Size,
 		eightBit: j.entry.EightBit, utf8: j.entry.SMTPUTF8, body: f,
 		beforeDot: func() error {
-			began = true
+			o.began = true
 			return e.q.BeginSend(j.entry.ID, j.rcpts)
 		},
-	})
+	}
+	return true
+}
+
+// send runs o's transaction on c and records its results. When another of
+// d's jobs waits and c may pipeline it, its commands go out behind o's end
+// of data (conn.transaction); send returns that job, written or not, to be
+// sent next.
+func (e *Engine) send(c *conn, d *dest, o *outgoing) (next *outgoing, err error) {
+	defer o.close()
+	var nextEnv *envelope
+	if c.set == e.set.Load() && e.ctx.Err() == nil {
+		if j := e.take(d, false); j != nil {
+			next = &outgoing{j: j}
+			if e.open(next, c) {
+				nextEnv = next.env
+			} else {
+				next = nil
+			}
+		}
+	}
+	j := o.j
+	replies, err := c.transaction(o.env, nextEnv)
 	// Write down which recipients the peer accepted before anything else,
 	// so that a kill during the durable commit below sends none again.
 	var delivered []string
-	if began {
+	if o.began {
 		for i, r := range replies {
 			if r != nil && r.Code/100 == 2 {
 				delivered = append(delivered, j.rcpts[i])
@@ -196,6 +253,7 @@ func (e *Engine) send(c *conn, j *job) error {
 	// commit lands sends none of it again, and the message's next attempt
 	// cannot start before the commit, because the job counts as running
 	// until then.
+	began := o.began
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -204,7 +262,7 @@ func (e *Engine) send(c *conn, j *job) error {
 			e.q.Recorded(j.entry.ID, delivered)
 		}
 	}()
-	return err
+	return next, err
 }
 
 func (e *Engine) logDelivery(j *job, replies []*Reply, c *conn) {

@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -441,4 +443,74 @@ func TestDeliversPreviousQueueLayout(t *testing.T) {
 		files, err := os.ReadDir(filepath.Join(dir, "spool"))
 		return err == nil && len(files) == 0
 	})
+}
+
+// countingConn counts the writes on a connection, below TLS.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int32
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestPipelinesAcrossMessages: with messages waiting, the commands of the
+// next one go out behind the end of data of the one before (RFC 2920
+// section 3.1), so a stream over one connection costs one write a message,
+// not two, and every message still arrives once, whole.
+func TestPipelinesAcrossMessages(t *testing.T) {
+	s := startSink(t, false, false, "mx.example.test")
+	// The first message's reply waits until the others are queued, so
+	// that they are sent back to back.
+	first, gate := make(chan struct{}), make(chan struct{})
+	s.be.reply = func(n int) error {
+		if n == 1 {
+			close(first)
+			<-gate
+		}
+		return nil
+	}
+	dns := dnstest.Start(t, mxZone())
+	var writes atomic.Int32
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}}, func(o *Options) {
+		o.MaxConnections = 1
+		o.IdleTimeout = DefaultIdleTimeout
+		o.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return countingConn{nc, &writes}, nil
+		}
+	})
+	const n = 20
+	ids := []string{h.submit("alice@ours.test", "r0@example.test").ID}
+	<-first
+	for i := 1; i < n; i++ {
+		ids = append(ids, h.submit("alice@ours.test", fmt.Sprintf("r%d@example.test", i)).ID)
+	}
+	close(gate)
+	for _, id := range ids {
+		h.waitGone(id)
+	}
+	msgs := s.be.messages()
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if seen[m.rcpts[0]] || !strings.Contains(m.body, "\r\n.leading dot\r\n") {
+			t.Errorf("%s: a second copy, or the body arrived changed:\n%s", m.rcpts[0], m.body)
+		}
+		seen[m.rcpts[0]] = true
+	}
+	if len(seen) != n || s.be.sessions != 1 {
+		t.Fatalf("%d of %d recipients got the message, over %d connections; want all over one", len(seen), n, s.be.sessions)
+	}
+	// Two writes for each of the first two messages, one for each of the
+	// others, and at most ten for EHLO, STARTTLS, the handshake and QUIT;
+	// without pipelining across messages it would be 2n and more.
+	if got := writes.Load(); got > n+2+10 {
+		t.Errorf("%d writes for %d messages over one connection; want at most %d", got, n, n+12)
+	}
 }
