@@ -1,8 +1,8 @@
 // Package testutil holds the helpers that more than one test package of
 // the runtime needs: test certificates and keystores (pki.go), ports
 // reserved on 127.0.0.1 for servers a test does not bind itself (ports.go),
-// polling for a condition and a log buffer that goroutines
-// may write to while a test reads it.
+// polling for a condition, a log buffer that goroutines
+// may write to while a test reads it, and a small tmpfs to fill (tmpfs.go).
 //
 // It is for tests only: nothing outside _test.go files imports it. Each
 // helper takes a testing.TB and fails the test itself, so callers need no

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/textproto"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -24,18 +23,7 @@ import (
 // whole, the runtime keeps serving, and once space is freed deliveries
 // succeed again. It needs root (mount); it is skipped otherwise.
 func TestDiskFullAnswers451(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "mailstack-diskfull", mnt).CombinedOutput(); err != nil {
-		t.Skipf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
+	mnt := testutil.Tmpfs(t, "6m")
 	_, tlsSettings, clientTLS := setup(t)
 	dir := filepath.Join(mnt, "state")
 	if err := statedir.Local(dir).Create(context.Background(), &config.Document{Server: config.Server{Hostname: "mail.example.com", Domains: []string{"example.com"}}}); err != nil {

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // TestDiskFull fills a small tmpfs that holds the queue: Enqueue fails
@@ -17,18 +18,7 @@ import (
 // reads back whole after a reopen, and once space is freed it queues
 // again. It needs root (mount); it is skipped otherwise.
 func TestDiskFull(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", fmt.Sprintf("mailstack-queuefull-%d", os.Getpid()), mnt).CombinedOutput(); err != nil {
-		t.Skipf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
+	mnt := testutil.Tmpfs(t, "2m")
 	ballast := filepath.Join(mnt, "ballast")
 	if err := os.WriteFile(ballast, make([]byte, 256<<10), 0o600); err != nil {
 		t.Fatal(err)
