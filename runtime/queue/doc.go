@@ -11,7 +11,10 @@
 // message. The index is authoritative: a spool file without an entry is a
 // message whose Enqueue never returned, and Open removes it. A queue
 // written before inline bodies existed has only spool files, and is
-// delivered from them.
+// delivered from them; a queue written since cannot be read by that
+// version. Like any bbolt file, queue.db reuses the pages that delivered
+// messages free but does not shrink: it keeps the size of the fullest
+// queue it held (at most InlineMax a message above the entries).
 //
 // # Durability
 //
