@@ -476,7 +476,7 @@ func TestPipelinesAcrossMessages(t *testing.T) {
 	var writes atomic.Int32
 	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}}, func(o *Options) {
 		o.MaxConnections = 1
-		o.IdleTimeout = DefaultIdleTimeout
+		o.IdleTimeout = time.Minute // one connection, however slow the machine
 		o.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			nc, err := d.DialContext(ctx, network, addr)
