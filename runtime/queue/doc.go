@@ -24,9 +24,11 @@
 // committed. Commits are grouped and directory fsyncs shared as in the mail
 // store (runtime/durable), so 32 concurrent submissions share a handful of
 // fsyncs; a small message costs no file of its own at all. Every result
-// (a recipient delivered, failed, deferred) is committed before the caller
-// goes on, so a message whose recipient is recorded as delivered is never
-// sent to it again.
+// (a recipient delivered, failed, deferred) is committed before Settle
+// returns, so a message whose recipient is recorded as delivered is never
+// sent to it again; SettleLater lets that commit wait up to
+// durable.LaterDelay for company, for a sender that wrote the peer's
+// reply to the send log (below) and went on.
 //
 // The one window no MTA can close (RFC 5321 section 6.1) is between the
 // end of the data and reading the peer's reply: the peer may have taken
