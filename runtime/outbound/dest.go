@@ -63,6 +63,10 @@ func (e *Engine) enqueueJob(key string, j *job) {
 func (e *Engine) take(d *dest, wait bool) *job {
 	var timer *time.Timer
 	for {
+		if e.ctx.Err() != nil {
+			// Closing: what waits stays queued for the next start.
+			return nil
+		}
 		d.mu.Lock()
 		for len(d.jobs) > 0 {
 			j := d.jobs[0]
@@ -79,7 +83,7 @@ func (e *Engine) take(d *dest, wait bool) *job {
 			return j
 		}
 		d.mu.Unlock()
-		if !wait || e.ctx.Err() != nil {
+		if !wait {
 			return nil
 		}
 		if timer == nil {

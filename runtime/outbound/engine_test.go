@@ -514,3 +514,39 @@ func TestPipelinesAcrossMessages(t *testing.T) {
 		t.Errorf("%d writes for %d messages over one connection; want at most %d", got, n, n+12)
 	}
 }
+
+// TestCloseLeavesTheRestQueued: Close ends a connection after the
+// transaction in progress (and one pipelined behind it); the messages
+// still waiting for that destination stay queued, they are not sent
+// first.
+func TestCloseLeavesTheRestQueued(t *testing.T) {
+	s := startSink(t, false, false, "mx.example.test")
+	first, release := make(chan struct{}), make(chan struct{})
+	s.be.reply = func(n int) error {
+		if n == 1 {
+			close(first)
+			<-release
+		}
+		return nil
+	}
+	dns := dnstest.Start(t, mxZone())
+	h := newHarness(t, port(t, s.addr), config.Server{DNSResolvers: []string{dns.Addr}}, func(o *Options) {
+		o.MaxConnections = 1
+	})
+	const n = 20
+	for i := range n {
+		h.submit("alice@ours.test", fmt.Sprintf("r%d@example.test", i))
+	}
+	<-first
+	closed := make(chan struct{})
+	go func() { h.e.Close(); close(closed) }()
+	testutil.Eventually(t, "Close to cancel the engine", func() bool { return h.e.ctx.Err() != nil })
+	close(release)
+	<-closed
+	if got := len(s.be.messages()); got > 2 {
+		t.Errorf("%d messages delivered after Close, want the one in progress and at most one pipelined behind it", got)
+	}
+	if left, _ := h.q.Stats(); left < n-2 {
+		t.Errorf("%d messages left queued, want at least %d", left, n-2)
+	}
+}
