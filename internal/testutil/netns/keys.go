@@ -118,6 +118,15 @@ func StartAgent(t testing.TB, keys ...[]byte) *Agent {
 		a.sshAdd(file)
 		os.Remove(file)
 	}
+	// ssh-add has exited, but the agent may not have seen its connection
+	// close yet: wait until it holds only its listening socket, so that a
+	// test's first count is the idle one.
+	for a.Sockets() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh-agent still holds %d sockets after ssh-add exited", a.Sockets())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return a
 }
 
