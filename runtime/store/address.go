@@ -56,3 +56,21 @@ func validDomain(d string) bool {
 	}
 	return true
 }
+
+// CanonicalRecipients canonicalises a delivery's recipients, dropping
+// repeats and keeping their order, as every store delivers them.
+func CanonicalRecipients(recipients []string) ([]string, error) {
+	addrs := make([]string, 0, len(recipients))
+	seen := make(map[string]bool, len(recipients))
+	for _, r := range recipients {
+		addr, err := CanonicalAddress(r)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[addr] {
+			seen[addr] = true
+			addrs = append(addrs, addr)
+		}
+	}
+	return addrs, nil
+}

@@ -76,6 +76,22 @@ func NewPasswords(p Argon2Params) (*Passwords, error) {
 	return pw, nil
 }
 
+// NewUser checks PutUser's arguments (the same in every store) and hashes
+// the password: the user's canonical address and the hash to store.
+func (pw *Passwords) NewUser(address, password string, quotaBytes int64) (addr, hash string, err error) {
+	if addr, err = CanonicalAddress(address); err != nil {
+		return "", "", err
+	}
+	if password == "" {
+		return "", "", fmt.Errorf("user %s: empty password", addr)
+	}
+	if quotaBytes < 0 {
+		return "", "", fmt.Errorf("user %s: negative quota", addr)
+	}
+	hash, err = pw.Hash(password)
+	return addr, hash, err
+}
+
 // Hash returns the PHC string of a new password.
 func (pw *Passwords) Hash(password string) (string, error) {
 	pw.slots <- struct{}{}

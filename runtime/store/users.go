@@ -27,17 +27,7 @@ type UserInfo struct {
 // existing one (their mail stays). The password is stored only as an
 // argon2id hash. quotaBytes 0 means unlimited.
 func (s *Store) PutUser(address, password string, quotaBytes int64) error {
-	addr, err := CanonicalAddress(address)
-	if err != nil {
-		return err
-	}
-	if password == "" {
-		return fmt.Errorf("user %s: empty password", addr)
-	}
-	if quotaBytes < 0 {
-		return fmt.Errorf("user %s: negative quota", addr)
-	}
-	hash, err := s.passwords.Hash(password)
+	addr, hash, err := s.passwords.NewUser(address, password, quotaBytes)
 	if err != nil {
 		return err
 	}

@@ -32,17 +32,9 @@ func (s *Store) Deliver(ctx context.Context, recipients []string, body []byte) e
 	if len(recipients) == 0 {
 		return fmt.Errorf("delivering: no recipients")
 	}
-	addrs := make([]string, 0, len(recipients))
-	seen := make(map[string]bool, len(recipients))
-	for _, r := range recipients {
-		addr, err := store.CanonicalAddress(r)
-		if err != nil {
-			return fmt.Errorf("delivering: %w", err)
-		}
-		if !seen[addr] {
-			seen[addr] = true
-			addrs = append(addrs, addr)
-		}
+	addrs, err := store.CanonicalRecipients(recipients)
+	if err != nil {
+		return fmt.Errorf("delivering: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delivering: %w", err)

@@ -12,17 +12,7 @@ import (
 // PutUser creates the user with INBOX and store.DefaultMailboxes, or
 // changes the password and quota of an existing one, in one transaction.
 func (s *Store) PutUser(address, password string, quotaBytes int64) error {
-	addr, err := store.CanonicalAddress(address)
-	if err != nil {
-		return err
-	}
-	if password == "" {
-		return fmt.Errorf("user %s: empty password", addr)
-	}
-	if quotaBytes < 0 {
-		return fmt.Errorf("user %s: negative quota", addr)
-	}
-	hash, err := s.passwords.Hash(password)
+	addr, hash, err := s.passwords.NewUser(address, password, quotaBytes)
 	if err != nil {
 		return err
 	}
