@@ -21,12 +21,57 @@ type MaildropMessage struct {
 // maildrop is the embedded store's Maildrop: the lock is held in memory,
 // which suffices for the one process that may open the store.
 type maildrop struct {
+	MaildropListing
 	s    *Store
 	addr string
-	msgs []MaildropMessage
-	byID map[string]MessageInfo
 
 	once sync.Once
+}
+
+// MaildropListing is what a store's maildrop found in the INBOX when it
+// was opened, by POP3 unique id: what it lists, opens and deletes.
+type MaildropListing struct {
+	msgs []MaildropMessage
+	byID map[string]MessageInfo
+}
+
+// NewMaildropListing lists snap's messages, oldest first, with their
+// unique ids "<uidvalidity>.<uid>".
+func NewMaildropListing(snap *Snapshot) MaildropListing {
+	l := MaildropListing{msgs: make([]MaildropMessage, len(snap.Messages)), byID: make(map[string]MessageInfo, len(snap.Messages))}
+	for i, m := range snap.Messages {
+		id := strconv.FormatUint(uint64(snap.UIDValidity), 10) + "." + strconv.FormatUint(uint64(m.UID), 10)
+		l.msgs[i] = MaildropMessage{UID: id, Size: m.Size}
+		l.byID[id] = m
+	}
+	return l
+}
+
+// Messages returns the messages present at OpenMaildrop, oldest first.
+func (l MaildropListing) Messages() ([]MaildropMessage, error) {
+	return l.msgs, nil
+}
+
+// Message returns the message with unique id uid.
+func (l MaildropListing) Message(uid string) (MessageInfo, error) {
+	m, ok := l.byID[uid]
+	if !ok {
+		return MessageInfo{}, fmt.Errorf("message %q: %w", uid, ErrNotFound)
+	}
+	return m, nil
+}
+
+// UIDs returns the mailbox UIDs of the messages with the given unique ids.
+func (l MaildropListing) UIDs(ids []string) ([]uint32, error) {
+	uids := make([]uint32, 0, len(ids))
+	for _, id := range ids {
+		m, err := l.Message(id)
+		if err != nil {
+			return nil, err
+		}
+		uids = append(uids, m.UID)
+	}
+	return uids, nil
 }
 
 // OpenMaildrop locks the user's maildrop and reads the INBOX. It fails with
@@ -49,13 +94,7 @@ func (s *Store) OpenMaildrop(address string) (Maildrop, error) {
 		s.unlockDrop(addr)
 		return nil, fmt.Errorf("opening maildrop: %w", err)
 	}
-	d := &maildrop{s: s, addr: addr, msgs: make([]MaildropMessage, len(snap.Messages)), byID: make(map[string]MessageInfo, len(snap.Messages))}
-	for i, m := range snap.Messages {
-		id := strconv.FormatUint(uint64(snap.UIDValidity), 10) + "." + strconv.FormatUint(uint64(m.UID), 10)
-		d.msgs[i] = MaildropMessage{UID: id, Size: m.Size}
-		d.byID[id] = m
-	}
-	return d, nil
+	return &maildrop{MaildropListing: NewMaildropListing(snap), s: s, addr: addr}, nil
 }
 
 func (s *Store) unlockDrop(addr string) {
@@ -64,16 +103,11 @@ func (s *Store) unlockDrop(addr string) {
 	s.dropsMu.Unlock()
 }
 
-// Messages returns the messages present at OpenMaildrop, oldest first.
-func (d *maildrop) Messages() ([]MaildropMessage, error) {
-	return d.msgs, nil
-}
-
 // Open returns the content of a message.
 func (d *maildrop) Open(uid string) (io.ReadCloser, error) {
-	m, ok := d.byID[uid]
-	if !ok {
-		return nil, fmt.Errorf("message %q: %w", uid, ErrNotFound)
+	m, err := d.Message(uid)
+	if err != nil {
+		return nil, err
 	}
 	return d.s.OpenBlob(m.Body)
 }
@@ -84,13 +118,9 @@ func (d *maildrop) Commit(deleteUIDs []string) error {
 	if len(deleteUIDs) == 0 {
 		return nil
 	}
-	uids := make([]uint32, 0, len(deleteUIDs))
-	for _, id := range deleteUIDs {
-		m, ok := d.byID[id]
-		if !ok {
-			return fmt.Errorf("committing maildrop: message %q: %w", id, ErrNotFound)
-		}
-		uids = append(uids, m.UID)
+	uids, err := d.UIDs(deleteUIDs)
+	if err != nil {
+		return fmt.Errorf("committing maildrop: %w", err)
 	}
 	if err := d.s.rlock(); err != nil {
 		return err

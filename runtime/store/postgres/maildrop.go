@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -114,12 +113,11 @@ func (l *locker) close() {
 
 // maildrop is a POP3 session's view of an INBOX.
 type maildrop struct {
+	store.MaildropListing
 	s     *Store
 	addr  string
 	user  int32
 	epoch int
-	msgs  []store.MaildropMessage
-	byID  map[string]store.MessageInfo
 	once  sync.Once
 }
 
@@ -139,13 +137,7 @@ func (s *Store) OpenMaildrop(address string) (store.Maildrop, error) {
 		d.Close()
 		return nil, fmt.Errorf("opening maildrop: %w", err)
 	}
-	d.msgs = make([]store.MaildropMessage, len(snap.Messages))
-	d.byID = make(map[string]store.MessageInfo, len(snap.Messages))
-	for i, m := range snap.Messages {
-		id := strconv.FormatUint(uint64(snap.UIDValidity), 10) + "." + strconv.FormatUint(uint64(m.UID), 10)
-		d.msgs[i] = store.MaildropMessage{UID: id, Size: m.Size}
-		d.byID[id] = m
-	}
+	d.MaildropListing = store.NewMaildropListing(snap)
 	return d, nil
 }
 
@@ -174,12 +166,10 @@ func (s *Store) lockMaildrop(addr string) (*maildrop, error) {
 	return d, nil
 }
 
-func (d *maildrop) Messages() ([]store.MaildropMessage, error) { return d.msgs, nil }
-
 func (d *maildrop) Open(uid string) (io.ReadCloser, error) {
-	m, ok := d.byID[uid]
-	if !ok {
-		return nil, fmt.Errorf("message %q: %w", uid, store.ErrNotFound)
+	m, err := d.Message(uid)
+	if err != nil {
+		return nil, err
 	}
 	return d.s.OpenBlob(m.Body)
 }
@@ -190,13 +180,9 @@ func (d *maildrop) Commit(deleteUIDs []string) error {
 	if len(deleteUIDs) == 0 {
 		return nil
 	}
-	uids := make([]uint32, 0, len(deleteUIDs))
-	for _, id := range deleteUIDs {
-		m, ok := d.byID[id]
-		if !ok {
-			return fmt.Errorf("committing maildrop: message %q: %w", id, store.ErrNotFound)
-		}
-		uids = append(uids, m.UID)
+	uids, err := d.UIDs(deleteUIDs)
+	if err != nil {
+		return fmt.Errorf("committing maildrop: %w", err)
 	}
 	ctx, done, err := d.s.op()
 	if err != nil {
