@@ -141,20 +141,13 @@ func Open(opts Options) (*Reports, error) {
 func day(t time.Time) string { return t.UTC().Format(dayLayout) }
 
 // Success counts a session that negotiated TLS as p demands.
-func (r *Reports) Success(p Policy) {
-	if r == nil {
-		return
-	}
-	now := r.opts.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	pa, a := r.policy(now, p)
-	pa.success++
-	a.dirty = true
-}
+func (r *Reports) Success(p Policy) { r.record(p, nil) }
 
 // Failure counts a session that failed p as f says.
-func (r *Reports) Failure(p Policy, f Failure) {
+func (r *Reports) Failure(p Policy, f Failure) { r.record(p, &f) }
+
+// record counts one session under p: a success, or the failure f.
+func (r *Reports) record(p Policy, f *Failure) {
 	if r == nil {
 		return
 	}
@@ -162,15 +155,20 @@ func (r *Reports) Failure(p Policy, f Failure) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pa, a := r.policy(now, p)
-	pa.failure++
 	a.dirty = true
+	if f == nil {
+		pa.success++
+		return
+	}
+	pa.failure++
 	k := detailKey{f.Result, f.SendingIP, f.ReceivingMX, f.ReceivingIP}
 	d := pa.details[k]
+	reason := f.Reason
 	if d == nil && a.details >= r.opts.MaxDetails {
 		// Over the cap: one detail per result type, naming no host.
 		k = detailKey{result: f.Result}
 		d = pa.details[k]
-		f = Failure{Result: f.Result, Reason: r.overflow}
+		reason = r.overflow
 	}
 	if d == nil {
 		d = &FailureDetail{ResultType: k.result, SendingIP: k.sendingIP, ReceivingMX: k.mx, ReceivingIP: k.receivingIP}
@@ -178,8 +176,8 @@ func (r *Reports) Failure(p Policy, f Failure) {
 		a.details++
 	}
 	d.Count++
-	if f.Reason != "" {
-		d.ReasonCode = truncate(f.Reason, maxReason)
+	if reason != "" {
+		d.ReasonCode = truncate(reason, maxReason)
 	}
 }
 
