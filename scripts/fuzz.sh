@@ -24,28 +24,33 @@ summary=()
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"
   echo "fuzz: $pkg $name for $time"
-  for attempt in 1 2; do
-    if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$time" -fuzzminimizetime 200x "$pkg" >"$log" 2>&1; then
-      break
-    fi
+  corpus="$pkg/testdata/fuzz/$name"
+  before=$(find "$corpus" -type f 2>/dev/null | sort || true)
+  if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$time" -fuzzminimizetime 200x "$pkg" >"$log" 2>&1; then
     cat "$log"
-    # Go 1.26's coordinator can report its own -fuzztime deadline as a
-    # failure ("context deadline exceeded", nothing else, no input written:
-    # golang/go#75804, fixed in Go 1.27). That run found nothing; run the
-    # target once more. Anything else, or the same twice, is a failure.
-    if [[ $attempt == 1 ]] && grep -q '^    context deadline exceeded$' "$log" &&
-      ! grep -q 'Failing input written\|panic:\|_test.go:[0-9]' "$log"; then
-      echo "fuzz: $pkg $name: the Go fuzz coordinator's deadline race (golang/go#75804), running it again"
-      continue
+    # Go 1.26's coordinator can fail a run that ends at its -fuzztime with
+    # its own deadline ("context deadline exceeded" and nothing else:
+    # golang/go#75804, fixed in Go 1.27; it closes the parent context's done
+    # channel before cancelling the child, and compares the two errors in
+    # between). Such a run found nothing and ended on time, exactly as a
+    # passing one does; under load it can happen several times in a row,
+    # so it is not retried but recognised. It is that race only if the
+    # target's FAIL line carries no message of the target's own, nothing
+    # panicked, and no failing input was written to testdata/fuzz.
+    after=$(find "$corpus" -type f 2>/dev/null | sort || true)
+    if [[ $(sed -n '/^--- FAIL: /,/^FAIL$/{/^ /p}' "$log") == "    context deadline exceeded" ]] &&
+      ! grep -q 'panic:' "$log" && [[ $before == "$after" ]]; then
+      echo "fuzz: $pkg $name: ended at its time with Go's spurious deadline error (golang/go#75804); nothing found"
+    else
+      echo "fuzz: $pkg $name FAILED" >&2
+      exit 1
     fi
-    echo "fuzz: $pkg $name FAILED" >&2
-    exit 1
-  done
+  fi
   # The last progress line: "fuzz: elapsed: 10s, execs: 52204 (4124/sec), ..."
   summary+=("$(python3 - "$pkg" "$name" "$log" <<'PY'
 import re, sys
 pkg, name, path = sys.argv[1:4]
-lines = [l for l in open(path) if l.startswith("fuzz: elapsed:")]
+lines = [l for l in open(path) if l.startswith("fuzz: elapsed:") and ", execs: " in l]
 if not lines:
     print(f"{pkg} {name}: no progress line"); sys.exit()
 m = re.match(r"fuzz: elapsed: (\S+), execs: (\d+)", lines[-1])
