@@ -22,11 +22,9 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/tlsrpt"
 )
 
-// Folders of a state directory that outbound mail uses.
-const (
-	QueueDir = "queue"
-	DKIMDir  = "dkim"
-)
+// QueueDir is the folder of a state directory that holds the outbound
+// queue.
+const QueueDir = "queue"
 
 var (
 	_ control.OutboundBackend = (*mailRuntime)(nil)
@@ -50,7 +48,7 @@ func newOutbound(dir string, st store.Deliverer, doc *config.Document, log *slog
 	if err != nil {
 		return nil, fmt.Errorf("opening outbound queue: %w", err)
 	}
-	keys, err := dkim.Open(filepath.Join(dir, DKIMDir), doc.DKIM)
+	keys, err := dkim.Open(filepath.Join(dir, statedir.DKIMDir), doc.DKIM)
 	if err != nil {
 		q.Close()
 		return nil, err

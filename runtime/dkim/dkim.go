@@ -92,7 +92,12 @@ func Open(dir string, cfgs map[string]config.DKIMKey) (*Keys, error) {
 	return k, nil
 }
 
-func (k *Keys) path(name string) string { return filepath.Join(k.dir, name+".key") }
+// KeyFile is the name of key name's file in the key directory; the
+// provider looks for it to tell a key the runtime forgot (its config
+// lost) from one whose material is gone too.
+func KeyFile(name string) string { return name + ".key" }
+
+func (k *Keys) path(name string) string { return filepath.Join(k.dir, KeyFile(name)) }
 
 // Put makes cfg's key if there is none of that name and algorithm on disk,
 // loads it and returns its public part. A key of another algorithm under

@@ -15,6 +15,7 @@
 //	bin/                 the runtime executable the provider installed (Executable)
 //	supervisor.*         the builtin supervisor's pid, lock and status (runtime/supervise)
 //	acme/<id>/           ACME accounts and orders (runtime/acme)
+//	dkim/<name>.key      DKIM signing keys, private (DKIMDir, runtime/dkim)
 //	tlsrpt/<day>/<domain>.json  outbound TLS reports, RFC 8460 (TLSReportsDir)
 //	mail/ users/ ...     the mail store (runtime/store)
 //
@@ -35,6 +36,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/dkim"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
 
@@ -51,6 +53,11 @@ const (
 	// delivery (runtime/tlsrpt): <YYYY-MM-DD>/<policy-domain>.json, one
 	// RFC 8460 report per UTC day and recipient domain.
 	TLSReportsDir = "tlsrpt"
+	// DKIMDir holds the runtime's DKIM private keys, one file per key
+	// (dkim.KeyFile). A key's file outlives config.json: a runtime that
+	// lost its config signs with the same key once the key is declared
+	// again.
+	DKIMDir = "dkim"
 )
 
 // ErrRunning: a runtime holds the state directory, so its config may only
@@ -201,6 +208,21 @@ func (d Dir) SupervisorStatus(ctx context.Context) (supervise.Status, error) {
 // runtime started later does not resume it.
 func (d Dir) RemoveACME(ctx context.Context, id string) error {
 	return d.Host.RemoveAll(ctx, d.Join(acme.Dir, id))
+}
+
+// HasDKIMKey reports whether the private key of DKIM key name (its DNS
+// name) is on the host, without reading it: the key never leaves the
+// host.
+func (d Dir) HasDKIMKey(ctx context.Context, name string) (bool, error) {
+	p := d.Join(DKIMDir, dkim.KeyFile(name))
+	_, err := d.Host.Stat(ctx, p)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("looking for DKIM key %s: %w", d.describe(p), err)
 }
 
 // Remove deletes the server's state: everything with deleteMail, else
