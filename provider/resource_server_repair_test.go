@@ -119,23 +119,24 @@ func (w *repairWorld) samePID(pid *int) resource.TestCheckFunc {
 	}
 }
 
-// breakConfig deletes config.json and kills the runtime (not its
-// supervisor), then checks that the supervisor waits instead of crash
-// looping.
-func (w *repairWorld) breakConfig(t *testing.T) {
-	pid, err := w.servePID()
+// breakConfig deletes config.json of the server in state directory dir
+// and kills its runtime (not its supervisor), then checks that the
+// supervisor waits instead of crash looping.
+func breakConfig(t *testing.T, dir string) {
+	t.Helper()
+	st, err := statedir.Local(dir).Client().Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(filepath.Join(w.dir(), statedir.ConfigFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, statedir.ConfigFile)); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	var sup supervise.Status
 	err = waitFor(10*time.Second, func() error {
-		if sup, err = supervise.ReadStatus(w.dir()); err != nil {
+		if sup, err = supervise.ReadStatus(dir); err != nil {
 			return err
 		}
 		if sup.State != supervise.StateWaiting {
@@ -147,7 +148,7 @@ func (w *repairWorld) breakConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	later, err := supervise.ReadStatus(w.dir())
+	later, err := supervise.ReadStatus(dir)
 	if err != nil || later.State != supervise.StateWaiting || later.Restarts != sup.Restarts {
 		t.Fatalf("supervisor after config.json went: %+v (%v), then %+v; want it waiting, not restarting", sup, err, later)
 	}
@@ -238,7 +239,7 @@ resource "mailstack_listener" "pop3_again" {
 				// config.json deleted, then the runtime killed: the
 				// supervisor waits; apply writes the config, restarts the
 				// runtime and puts the listener back.
-				PreConfig: func() { w.breakConfig(t) },
+				PreConfig: func() { breakConfig(t, w.dir()) },
 				Config:    w.config(""),
 				ConfigPlanChecks: serverRepair(
 					plancheck.ExpectKnownValue("mailstack_server.mx", tfjsonpath.New("running"), knownvalue.Bool(true)),
@@ -321,7 +322,7 @@ resource "mailstack_listener" "pop3_again" {
 				// Broken again (config.json deleted, runtime killed) and left
 				// so: plan shows the repair, and destroy works from there
 				// although the control socket is dead.
-				PreConfig:          func() { w.breakConfig(t) },
+				PreConfig:          func() { breakConfig(t, w.dir()) },
 				Config:             w.config(""),
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
