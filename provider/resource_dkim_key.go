@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -18,13 +19,20 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/runtime/config"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 var (
 	_ resource.Resource                = (*dkimKeyResource)(nil)
 	_ resource.ResourceWithConfigure   = (*dkimKeyResource)(nil)
 	_ resource.ResourceWithImportState = (*dkimKeyResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*dkimKeyResource)(nil)
 )
+
+// keyGoneKey is the private state Read leaves for ModifyPlan: the runtime
+// does not sign with the key and its private key is not on the host
+// either, so only a new key (and a new record) can repair it.
+const keyGoneKey = "dkim_key_gone"
 
 // NewDKIMKeyResource returns the mailstack_dkim_key resource.
 func NewDKIMKeyResource() resource.Resource { return &dkimKeyResource{} }
@@ -39,6 +47,7 @@ type dkimKeyModel struct {
 	Algorithm   types.String `tfsdk:"algorithm"`
 	DNSName     types.String `tfsdk:"dns_name"`
 	DNSTXTValue types.String `tfsdk:"dns_txt_value"`
+	Signing     types.Bool   `tfsdk:"signing"`
 }
 
 func (r *dkimKeyResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -52,7 +61,10 @@ func (r *dkimKeyResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"is in `domain` is signed with it (relaxed/relaxed). The runtime makes the key on the host and keeps it in " +
 			"the server's state directory; only the public part reaches Terraform, as `dns_txt_value`, so no DKIM " +
 			"secret is ever in the state. Every key of a domain signs, which makes rotation gapless: add a key with a " +
-			"new selector and publish its record, then remove the old key once the record has spread.",
+			"new selector and publish its record, then remove the old key once the record has spread. A runtime that " +
+			"lost the key from its config (config.json deleted) shows as `signing = false`: apply has it sign with the " +
+			"same key again while the key file is still in the state directory, so the published record stays valid; " +
+			"only when that file is gone too does plan show the key replaced, with a new record to publish.",
 		Attributes: map[string]schema.Attribute{
 			// Required
 			"server_id": schema.StringAttribute{
@@ -101,6 +113,13 @@ func (r *dkimKeyResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Computed:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
+			"signing": schema.BoolAttribute{
+				MarkdownDescription: "True while the runtime signs with the key. Read sets it false when the runtime " +
+					"does not answer or does not have the key; plan then shows the repair: in place (the same key, " +
+					"the same record) while the key's file is on the host, else a replacement (a new key and record).",
+				Computed:      true,
+				PlanModifiers: []planmodifier.Bool{alwaysTrue{}},
+			},
 		},
 	}
 }
@@ -121,6 +140,7 @@ func (m *dkimKeyModel) set(serverID string, o control.DKIMObject) {
 	m.Algorithm = types.StringValue(o.Algorithm)
 	m.DNSName = types.StringValue(o.Name)
 	m.DNSTXTValue = types.StringValue(o.TXT)
+	m.Signing = types.BoolValue(true)
 }
 
 func (r *dkimKeyResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -146,6 +166,10 @@ func (r *dkimKeyResource) Create(ctx context.Context, req resource.CreateRequest
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
+// Read asks the runtime for the key. A runtime that does not answer, or
+// answers that it has no such key (its config.json was lost), keeps the
+// key in state with signing = false, and leaves ModifyPlan whether its
+// private key is still on the host to sign with again.
 func (r *dkimKeyResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state dkimKeyModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
@@ -154,22 +178,74 @@ func (r *dkimKeyResource) Read(ctx context.Context, req resource.ReadRequest, re
 	}
 	serverID, name, _ := splitDKIMID(state.ID.ValueString())
 	obj, err := r.data.client(serverID).DKIM(ctx, name)
-	if control.IsNotFound(err) {
-		tflog.Debug(ctx, "DKIM key is gone from the host", map[string]any{"server_id": serverID, "name": name})
+	var apiErr *control.Error
+	switch {
+	case err == nil:
+		state.set(serverID, obj)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+		resp.Diagnostics.Append(setPrivate(ctx, resp.Private, keyGoneKey, false)...)
+		return
+	case control.IsNotFound(err) && state.Algorithm.IsNull():
+		// An import of a key the runtime does not have.
 		resp.State.RemoveResource(ctx)
 		return
-	}
-	if err != nil {
+	case !control.IsNotFound(err) && errors.As(err, &apiErr):
 		resp.Diagnostics.AddError("Unable to Read DKIM Key", fmt.Sprintf("Server %q: %s", serverID, err))
 		return
 	}
-	state.set(serverID, obj)
+	onHost, hostErr := r.data.server(serverID).HasDKIMKey(ctx, name)
+	if hostErr != nil {
+		resp.Diagnostics.AddError("Unable to Read DKIM Key", fmt.Sprintf("Server %q does not sign with DKIM key %s (%s), "+
+			"and its key file could not be looked at: %s", serverID, name, err, hostErr))
+		return
+	}
+	tflog.Debug(ctx, "the runtime does not sign with the DKIM key", map[string]any{"server_id": serverID, "name": name, "reason": err.Error(), "key_file_on_host": onHost})
+	state.Signing = types.BoolValue(false)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	resp.Diagnostics.Append(setPrivate(ctx, resp.Private, keyGoneKey, !onHost)...)
 }
 
-// Update never runs: every attribute that can change replaces the key.
+// ModifyPlan plans a key whose private key is gone from the host as a
+// replacement: apply makes a new key, whose record must be published
+// anew, and plan says so. A key still on the host is repaired in place
+// (Update) and keeps its record.
+func (r *dkimKeyResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() {
+		return
+	}
+	var gone bool
+	if resp.Diagnostics.Append(getPrivate(ctx, req.Private, keyGoneKey, &gone)...); !gone || resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("dns_txt_value"), types.StringUnknown())...)
+	resp.RequiresReplace = append(resp.RequiresReplace, path.Root("dns_txt_value"))
+}
+
+// Update repairs a key the runtime forgot: declared again, the runtime
+// loads its key file, so the key and its record stay the same. Every
+// attribute that can change otherwise replaces the key.
 func (r *dkimKeyResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	resp.Diagnostics.AddError("Unexpected DKIM Key Update", "Every attribute of mailstack_dkim_key replaces the key. This is always a bug in the provider.")
+	var plan, prior dkimKeyModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &prior)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	serverID, k := plan.ServerID.ValueString(), plan.key()
+	tflog.Debug(ctx, "declaring the DKIM key to the runtime again, which signs with its key file on the host", map[string]any{"server_id": serverID, "name": k.Name()})
+	obj, err := r.data.client(serverID).PutDKIM(ctx, k.Name(), k)
+	if err != nil {
+		resp.Diagnostics.AddError("Unable to Repair DKIM Key", fmt.Sprintf("Server %q could not sign with DKIM key %s again: %s", serverID, k.Name(), err))
+		return
+	}
+	plan.set(serverID, obj)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	if obj.TXT != prior.DNSTXTValue.ValueString() {
+		resp.Diagnostics.AddError("DKIM Key Changed on the Host",
+			fmt.Sprintf("Server %q signs with DKIM key %s again, but with another key than the one whose record was in state: "+
+				"its key file in %s changed or went away after plan. Publish the new dns_txt_value at %s; until then "+
+				"receivers cannot verify mail signed with it.", serverID, k.Name(), r.data.server(serverID).Join(statedir.DKIMDir), k.Name()))
+	}
 }
 
 func (r *dkimKeyResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
