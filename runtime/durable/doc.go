@@ -9,5 +9,10 @@
 //     group commit, one fsync for all of them.
 //
 // None of these waits for company: a lone caller pays exactly one fsync per
-// step, and concurrent callers share them without a tuned delay.
+// step, and concurrent callers share them without a tuned delay (only
+// UpdateLater, for results nobody waits on, waits up to LaterDelay).
+//
+// Index is the bbolt file each of them owns (index.db, queue.db), opened
+// the same way, with its Committer and the lock that lets Close wait for
+// the operations in progress and refuse those that come after.
 package durable

@@ -115,3 +115,53 @@ func TestObserveSyncs(t *testing.T) {
 		t.Errorf("observed %v, want one fsync of each kind", seen)
 	}
 }
+
+// TestIndexClosesOnce: an Index takes its owner's sentinel once closed,
+// from every lock and from a second Close; what was committed before is
+// in the file, and the open options reach bbolt.
+func TestIndexClosesOnce(t *testing.T) {
+	errClosed := errors.New("owner closed")
+	path := filepath.Join(t.TempDir(), "t.db")
+	ix, err := OpenIndex(path, IndexOptions{Name: "test index", ErrClosed: errClosed, NoFreelistSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ix.DB().NoFreelistSync {
+		t.Error("NoFreelistSync did not reach bbolt")
+	}
+	if err := ix.RLock(); err != nil {
+		t.Fatal(err)
+	}
+	err = ix.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err })
+	ix.RUnlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	if err := ix.Close(func() { released = true }); err != nil {
+		t.Fatal(err)
+	}
+	if !released {
+		t.Error("Close did not run release")
+	}
+	if err := ix.RLock(); err != errClosed {
+		t.Errorf("RLock after Close: %v, want %v", err, errClosed)
+	}
+	if err := ix.Lock(); err != errClosed {
+		t.Errorf("Lock after Close: %v, want %v", err, errClosed)
+	}
+	if err := ix.Close(nil); err != errClosed {
+		t.Errorf("second Close: %v, want %v", err, errClosed)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("b")) == nil {
+			t.Error("the update before Close is not in the file")
+		}
+		return nil
+	})
+}

@@ -133,19 +133,15 @@ type Options struct {
 
 // Queue is the outbound queue. It is safe for concurrent use.
 type Queue struct {
-	dir    string
-	spool  string
-	db     *bolt.DB
-	commit *durable.Committer
-	syncs  durable.DirSyncer
-	log    *slog.Logger
-	now    func() time.Time
-	seq    atomic.Uint32
+	dir   string
+	spool string
+	ix    *durable.Index // every operation holds its read lock
+	syncs durable.DirSyncer
+	log   *slog.Logger
+	now   func() time.Time
+	seq   atomic.Uint32
 
 	sending *sendLog
-
-	mu     sync.RWMutex // held for reading by operations, for writing by Close
-	closed bool
 
 	statsMu sync.Mutex
 	created map[string]time.Time // id -> creation time, for Stats
@@ -186,48 +182,27 @@ func Open(dir string, opts Options) (*Queue, error) {
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, fmt.Errorf("creating queue directory: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, dbFile), 0o600, &bolt.Options{
-		Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType,
+	ix, err := durable.OpenIndex(filepath.Join(dir, dbFile), durable.IndexOptions{
+		Name: "queue index", ErrClosed: ErrClosed,
 		// Every commit would also write the list of free pages, which
 		// bodies coming and going keep long; Open rebuilds it by
 		// scanning the file instead, which for a queue is quick.
 		NoFreelistSync: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("opening queue index %s: %w", filepath.Join(dir, dbFile), err)
+		return nil, err
 	}
-	q := &Queue{dir: dir, spool: spool, db: db, log: opts.Logger, now: opts.Now, created: map[string]time.Time{}}
+	q := &Queue{dir: dir, spool: spool, ix: ix, log: opts.Logger, now: opts.Now, created: map[string]time.Time{}}
 	if err := q.recover(); err != nil {
-		db.Close()
+		ix.Close(nil)
 		return nil, fmt.Errorf("recovering queue %s: %w", dir, err)
 	}
-	q.commit = durable.NewCommitter(db)
 	return q, nil
 }
 
 // Close waits for operations in progress and closes the queue.
 func (q *Queue) Close() error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return ErrClosed
-	}
-	q.closed = true
-	q.commit.Close()
-	q.sending.close()
-	if err := q.db.Close(); err != nil {
-		return fmt.Errorf("closing queue index: %w", err)
-	}
-	return nil
-}
-
-func (q *Queue) rlock() error {
-	q.mu.RLock()
-	if q.closed {
-		q.mu.RUnlock()
-		return ErrClosed
-	}
-	return nil
+	return q.ix.Close(q.sending.close)
 }
 
 // newID returns a new message id: creation time in nanoseconds and a
@@ -255,10 +230,10 @@ func (q *Queue) Enqueue(env Envelope, body []byte) (Entry, error) {
 	if len(env.Recipients) == 0 {
 		return Entry{}, errors.New("queueing: no recipients")
 	}
-	if err := q.rlock(); err != nil {
+	if err := q.ix.RLock(); err != nil {
 		return Entry{}, err
 	}
-	defer q.mu.RUnlock()
+	defer q.ix.RUnlock()
 	now := q.now()
 	e := Entry{
 		ID: q.newID(now), From: env.From, User: env.User, Created: now, Size: int64(len(body)),
@@ -283,7 +258,7 @@ func (q *Queue) Enqueue(env Envelope, body []byte) (Entry, error) {
 			return Entry{}, fmt.Errorf("queueing: %w", err)
 		}
 	}
-	if err := q.commit.Update(func(tx *bolt.Tx) error {
+	if err := q.ix.Update(func(tx *bolt.Tx) error {
 		if inline {
 			// bbolt keeps body until the commit, which Update waits for.
 			if err := tx.Bucket(bucketBodies).Put([]byte(e.ID), body); err != nil {
@@ -326,12 +301,12 @@ func (q *Queue) Stats() (length int, oldest time.Time) {
 
 // Entry returns the entry of message id.
 func (q *Queue) Entry(id string) (Entry, error) {
-	if err := q.rlock(); err != nil {
+	if err := q.ix.RLock(); err != nil {
 		return Entry{}, err
 	}
-	defer q.mu.RUnlock()
+	defer q.ix.RUnlock()
 	var e Entry
-	err := q.db.View(func(tx *bolt.Tx) error {
+	err := q.ix.View(func(tx *bolt.Tx) error {
 		var err error
 		e, err = getEntry(tx, id)
 		return err
@@ -341,12 +316,12 @@ func (q *Queue) Entry(id string) (Entry, error) {
 
 // Entries returns every entry, oldest first.
 func (q *Queue) Entries() ([]Entry, error) {
-	if err := q.rlock(); err != nil {
+	if err := q.ix.RLock(); err != nil {
 		return nil, err
 	}
-	defer q.mu.RUnlock()
+	defer q.ix.RUnlock()
 	var out []Entry
-	err := q.db.View(func(tx *bolt.Tx) error {
+	err := q.ix.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
 			var e Entry
 			if err := json.Unmarshal(v, &e); err != nil {
@@ -375,12 +350,12 @@ func getEntry(tx *bolt.Tx, id string) (Entry, error) {
 // durable. fn may run more than once, each time on a fresh copy of the
 // stored entry; an error from it changes nothing and is returned.
 func (q *Queue) Update(id string, fn func(e *Entry) error) (Entry, error) {
-	if err := q.rlock(); err != nil {
+	if err := q.ix.RLock(); err != nil {
 		return Entry{}, err
 	}
-	defer q.mu.RUnlock()
+	defer q.ix.RUnlock()
 	var e Entry
-	err := q.commit.Update(func(tx *bolt.Tx) error {
+	err := q.ix.Update(func(tx *bolt.Tx) error {
 		var err error
 		if e, err = getEntry(tx, id); err != nil {
 			return err
@@ -402,21 +377,21 @@ func (q *Queue) Update(id string, fn func(e *Entry) error) (Entry, error) {
 // file after it), so the common case of a message delivered at the first
 // attempt costs one commit. removed reports that it happened.
 func (q *Queue) Settle(id string, fn func(e *Entry) error) (e Entry, removed bool, err error) {
-	return q.settle(q.commit.Update, id, fn)
+	return q.settle(q.ix.Update, id, fn)
 }
 
 // SettleLater is Settle for a caller that went on with other work and
 // recorded the replies in the send log (Replied) first: its commit may
 // wait up to durable.LaterDelay to share an fsync with others.
 func (q *Queue) SettleLater(id string, fn func(e *Entry) error) (e Entry, removed bool, err error) {
-	return q.settle(q.commit.UpdateLater, id, fn)
+	return q.settle(q.ix.UpdateLater, id, fn)
 }
 
 func (q *Queue) settle(update func(func(*bolt.Tx) error) error, id string, fn func(e *Entry) error) (e Entry, removed bool, err error) {
-	if err := q.rlock(); err != nil {
+	if err := q.ix.RLock(); err != nil {
 		return Entry{}, false, err
 	}
-	defer q.mu.RUnlock()
+	defer q.ix.RUnlock()
 	spooled := false
 	err = update(func(tx *bolt.Tx) error {
 		var err error
@@ -449,12 +424,12 @@ func (q *Queue) settle(update func(func(*bolt.Tx) error) error, id string, fn fu
 // Remove deletes message id from the queue once it is done with (every
 // recipient delivered or failed, or dropped by the operator).
 func (q *Queue) Remove(id string) error {
-	if err := q.rlock(); err != nil {
+	if err := q.ix.RLock(); err != nil {
 		return err
 	}
-	defer q.mu.RUnlock()
+	defer q.ix.RUnlock()
 	spooled := false
-	err := q.commit.Update(func(tx *bolt.Tx) error {
+	err := q.ix.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketEntries).Get([]byte(id)) == nil {
 			return fmt.Errorf("%s: %w", id, ErrNotFound)
 		}
@@ -501,12 +476,12 @@ func (q *Queue) Open(id string) (io.ReadCloser, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
-	if err := q.rlock(); err != nil {
+	if err := q.ix.RLock(); err != nil {
 		return nil, err
 	}
-	defer q.mu.RUnlock()
+	defer q.ix.RUnlock()
 	var body []byte
-	if err := q.db.View(func(tx *bolt.Tx) error {
+	if err := q.ix.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBodies).Get([]byte(id)); v != nil {
 			// v lives in bbolt's map only as long as the transaction.
 			body = bytes.Clone(v)
@@ -527,7 +502,7 @@ func (q *Queue) Open(id string) (io.ReadCloser, error) {
 
 // recover runs in Open before anything else uses the queue.
 func (q *Queue) recover() error {
-	if err := q.db.Update(func(tx *bolt.Tx) error {
+	if err := q.ix.DB().Update(func(tx *bolt.Tx) error {
 		// A queue of a version before inline bodies has no bodies
 		// bucket; its messages are all spool files, read as before.
 		for _, name := range [][]byte{bucketEntries, bucketBodies} {
@@ -554,7 +529,7 @@ func (q *Queue) recover() error {
 	}
 	var lost, strays []string
 	marked := map[string][]string{} // id -> recipients marked as possible duplicates
-	err = q.db.Update(func(tx *bolt.Tx) error {
+	err = q.ix.DB().Update(func(tx *bolt.Tx) error {
 		b, bodies := tx.Bucket(bucketEntries), tx.Bucket(bucketBodies)
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {

@@ -155,7 +155,7 @@ func TestInlineAndSpooledBodies(t *testing.T) {
 	if files, _ := os.ReadDir(filepath.Join(dir, spoolDir)); len(files) != 0 {
 		t.Errorf("%d spool files left", len(files))
 	}
-	q.db.View(func(tx *bolt.Tx) error {
+	q.ix.View(func(tx *bolt.Tx) error {
 		if n := tx.Bucket(bucketBodies).Stats().KeyN; n != 0 {
 			t.Errorf("%d inline bodies left", n)
 		}
@@ -259,8 +259,7 @@ func TestRecovery(t *testing.T) {
 	}
 	// "kill -9": the files stay as they are; only the lock goes.
 	q.sending.close()
-	q.commit.Close()
-	q.db.Close()
+	q.ix.Close(nil)
 	orphan := filepath.Join(dir, spoolDir, "0000000000000000000000ff")
 	if err := os.WriteFile(orphan, []byte("half"), 0o600); err != nil {
 		t.Fatal(err)

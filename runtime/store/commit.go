@@ -6,16 +6,12 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/runtime/durable"
 )
 
-// committer group-commits index updates through durable.Committer and
-// notifies the watchers of the mailboxes an update changed once it is
-// durable.
+// committer group-commits index updates through the index's
+// durable.Committer and notifies the watchers of the mailboxes an update
+// changed once it is durable.
 type committer struct {
-	gc     *durable.Committer
+	ix     *durable.Index
 	notify func([]watchKey)
-}
-
-func newCommitter(db *bolt.DB, notify func([]watchKey)) *committer {
-	return &committer{gc: durable.NewCommitter(db), notify: notify}
 }
 
 // update runs fn in a (possibly shared) write transaction and returns when
@@ -24,7 +20,7 @@ func newCommitter(db *bolt.DB, notify func([]watchKey)) *committer {
 // that commits are notified.
 func (c *committer) update(fn func(tx *bolt.Tx, changed *[]watchKey) error) error {
 	var changed []watchKey
-	err := c.gc.Update(func(tx *bolt.Tx) error {
+	err := c.ix.Update(func(tx *bolt.Tx) error {
 		changed = changed[:0]
 		return fn(tx, &changed)
 	})
@@ -33,5 +29,3 @@ func (c *committer) update(fn func(tx *bolt.Tx, changed *[]watchKey) error) erro
 	}
 	return err
 }
-
-func (c *committer) close() { c.gc.Close() }

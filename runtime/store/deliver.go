@@ -34,13 +34,13 @@ func (s *Store) Deliver(ctx context.Context, recipients []string, body []byte) e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delivering: %w", err)
 	}
-	if err := s.rlock(); err != nil {
+	if err := s.ix.RLock(); err != nil {
 		return err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 
 	size := int64(len(body))
-	if err := s.db.View(func(tx *bolt.Tx) error {
+	if err := s.ix.View(func(tx *bolt.Tx) error {
 		for _, addr := range addrs {
 			if err := checkQuota(tx, addr, size); err != nil {
 				return err
@@ -149,7 +149,7 @@ func (s *Store) Append(address, mailbox string, r io.Reader, size int64, opts Ap
 	if err != nil {
 		return 0, 0, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var dir string
 	err = s.viewMbox(addr, mailbox, func(tx *bolt.Tx, m *mbox) error {
 		dir = s.mboxDir(addr, m)

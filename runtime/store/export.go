@@ -57,12 +57,12 @@ func (s *Store) Export(fn func(UserDump) error) error {
 }
 
 func (s *Store) dumpUser(addr string) (UserDump, error) {
-	if err := s.rlock(); err != nil {
+	if err := s.ix.RLock(); err != nil {
 		return UserDump{}, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	d := UserDump{Address: addr}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.ix.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketUsers).Get([]byte(addr))
 		ub := userBoxes(tx, addr)
 		if v == nil || ub == nil {

@@ -29,7 +29,7 @@ func (s *Store) ClaimRecent(address, mailbox string) (first, next uint32, err er
 	if err != nil {
 		return 0, 0, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	// Most claims find nothing new: a read spares them a commit.
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		first, next = m.meta.RecentFrom, m.meta.UIDNext
@@ -55,7 +55,7 @@ func (s *Store) Vanished(address, mailbox string, since uint64) ([]UIDRange, err
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var out []UIDRange
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		internal := since

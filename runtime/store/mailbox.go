@@ -57,9 +57,9 @@ func (s *Store) Mailboxes(address string) ([]MailboxInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var out []MailboxInfo
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.ix.View(func(tx *bolt.Tx) error {
 		ub := userBoxes(tx, addr)
 		if ub == nil {
 			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
@@ -85,7 +85,7 @@ func (s *Store) Status(address, mailbox string) (MailboxStatus, error) {
 	if err != nil {
 		return MailboxStatus{}, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var st MailboxStatus
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		st.MailboxInfo, st.ModSeq = m.info(), publicModSeq(m.meta.ModSeq)
@@ -128,10 +128,10 @@ func (s *Store) CreateMailbox(address, name string, opts CreateOptions) error {
 	if err := ValidSpecialUse(opts.SpecialUse); err != nil {
 		return err
 	}
-	if err := s.wlock(); err != nil {
+	if err := s.ix.Lock(); err != nil {
 		return err
 	}
-	defer s.mu.Unlock()
+	defer s.ix.Unlock()
 	if err := s.createLocked(addr, name, true, opts.SpecialUse); err != nil {
 		return fmt.Errorf("creating mailbox: %w", err)
 	}
@@ -140,10 +140,10 @@ func (s *Store) CreateMailbox(address, name string, opts CreateOptions) error {
 
 // createLocked creates name, with special use use, and its missing
 // parents; with mustBeNew it fails if name itself exists. The caller holds
-// s.mu for writing.
+// the index lock for writing (s.ix.Lock).
 func (s *Store) createLocked(addr, name string, mustBeNew bool, use string) error {
 	var missing []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.ix.View(func(tx *bolt.Tx) error {
 		ub := userBoxes(tx, addr)
 		if ub == nil {
 			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
@@ -214,10 +214,10 @@ func (s *Store) DeleteMailbox(address, name string) error {
 	if name == Inbox {
 		return fmt.Errorf("%w: INBOX cannot be deleted", ErrInvalidMailbox)
 	}
-	if err := s.wlock(); err != nil {
+	if err := s.ix.Lock(); err != nil {
 		return err
 	}
-	defer s.mu.Unlock()
+	defer s.ix.Unlock()
 	var dir string
 	err = s.viewMbox(addr, name, func(tx *bolt.Tx, m *mbox) error {
 		dir = m.meta.Dir
@@ -286,16 +286,16 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 	if newName == Inbox || strings.HasPrefix(newName, oldName+"/") {
 		return fmt.Errorf("%w: cannot rename %q to %q", ErrInvalidMailbox, oldName, newName)
 	}
-	if err := s.wlock(); err != nil {
+	if err := s.ix.Lock(); err != nil {
 		return err
 	}
-	defer s.mu.Unlock()
+	defer s.ix.Unlock()
 	if oldName == Inbox {
 		return s.renameInboxLocked(addr, newName)
 	}
 	type move struct{ from, to *mailboxMeta }
 	var moves []move
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.ix.View(func(tx *bolt.Tx) error {
 		ub := userBoxes(tx, addr)
 		if ub == nil {
 			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
@@ -394,7 +394,7 @@ func (s *Store) Subscribe(address, name string, subscribed bool) error {
 	if err != nil {
 		return err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	name = NormalizeMailbox(name)
 	if err := ValidMailboxName(name); err != nil {
 		return err
@@ -444,9 +444,9 @@ func (s *Store) Subscriptions(address string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var out []string
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.ix.View(func(tx *bolt.Tx) error {
 		ub := userBoxes(tx, addr)
 		if ub == nil {
 			return fmt.Errorf("user %s: %w", addr, ErrNotFound)

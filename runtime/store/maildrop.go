@@ -122,10 +122,10 @@ func (d *maildrop) Commit(deleteUIDs []string) error {
 	if err != nil {
 		return fmt.Errorf("committing maildrop: %w", err)
 	}
-	if err := d.s.rlock(); err != nil {
+	if err := d.s.ix.RLock(); err != nil {
 		return err
 	}
-	defer d.s.mu.RUnlock()
+	defer d.s.ix.RUnlock()
 	if _, err := d.s.remove(d.addr, Inbox, uids, false); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("committing maildrop of %s: %w", d.addr, err)
 	}

@@ -184,7 +184,7 @@ func (s *Store) Messages(address, mailbox string) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	snap := &Snapshot{}
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		snap.MailboxInfo, snap.ModSeq, snap.RecentFrom = m.info(), publicModSeq(m.meta.ModSeq), m.meta.RecentFrom
@@ -212,7 +212,7 @@ func (s *Store) ModSeq(address, mailbox string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var seq uint64
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		seq = publicModSeq(m.meta.ModSeq)
@@ -231,7 +231,7 @@ func (s *Store) Lookup(address, mailbox string, uids []uint32) ([]MessageInfo, e
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	out := make([]MessageInfo, 0, len(uids))
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		dir := s.mboxDir(addr, m)
@@ -259,7 +259,7 @@ func (s *Store) SetFlags(address, mailbox string, uids []uint32, ch FlagChange) 
 	if err != nil {
 		return FlagResult{}, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var res FlagResult
 	err = s.updateMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox, changed *[]watchKey) error {
 		res = FlagResult{}
@@ -317,7 +317,7 @@ func (s *Store) Expunge(address, mailbox string, uids []uint32) ([]uint32, error
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	removed, err := s.remove(addr, mailbox, uids, true)
 	if err != nil {
 		return nil, fmt.Errorf("expunging %q: %w", mailbox, err)
@@ -461,7 +461,7 @@ func (s *Store) transferPublic(address, src string, uids []uint32, dst string, m
 	if err != nil {
 		return CopyResult{}, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	if uids == nil {
 		uids = []uint32{}
 	}
@@ -481,7 +481,7 @@ func (s *Store) transfer(addr, src string, uids []uint32, dst string, move bool)
 		srcDir, dstDir string
 		res            CopyResult
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.ix.View(func(tx *bolt.Tx) error {
 		sm, err := openMbox(tx, addr, src)
 		if err != nil {
 			return err

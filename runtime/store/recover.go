@@ -36,7 +36,7 @@ func (s *Store) recover() error {
 		return fmt.Errorf("emptying trash: %w", err)
 	}
 	var addrs []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.ix.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(k, _ []byte) error {
 			addrs = append(addrs, string(k))
 			return nil
@@ -64,7 +64,7 @@ func (s *Store) recoverUser(addr string) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.ix.DB().Update(func(tx *bolt.Tx) error {
 		ub, err := tx.Bucket(bucketBoxes).CreateBucketIfNotExists([]byte(addr))
 		if err != nil {
 			return err

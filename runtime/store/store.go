@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -64,22 +63,19 @@ type Options struct {
 // Store is the mail store: an index plus one Maildir tree per user. It is
 // safe for concurrent use.
 type Store struct {
-	dir    string
-	db     *bolt.DB
-	log    *slog.Logger
-	host   string
-	pid    int
-	seq    atomic.Uint64
+	dir  string
+	host string
+	pid  int
+	seq  atomic.Uint64
+	// ix is the index. Every operation holds its read lock; operations
+	// that change mailbox or user structure on disk hold it for writing.
+	ix     *durable.Index
 	commit *committer
 	syncs  durable.DirSyncer
 	watch  Hub
+	log    *slog.Logger
 
 	passwords *Passwords
-
-	// mu is held for reading by every operation and for writing by Close
-	// and by operations that change mailbox or user structure on disk.
-	mu     sync.RWMutex
-	closed bool
 
 	dropsMu sync.Mutex
 	drops   map[string]bool
@@ -92,16 +88,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "mail"), 0o700); err != nil {
 		return nil, fmt.Errorf("creating store directory: %w", err)
 	}
-	db, err := bolt.Open(filepath.Join(dir, "index.db"), 0o600, &bolt.Options{
-		Timeout:      5 * time.Second,
-		FreelistType: bolt.FreelistMapType,
-	})
+	ix, err := durable.OpenIndex(filepath.Join(dir, "index.db"), durable.IndexOptions{Name: "index", ErrClosed: ErrClosed})
 	if err != nil {
-		return nil, fmt.Errorf("opening index %s: %w", filepath.Join(dir, "index.db"), err)
+		return nil, err
 	}
 	s := &Store{
 		dir:   dir,
-		db:    db,
+		ix:    ix,
 		log:   opts.Logger,
 		host:  opts.Hostname,
 		pid:   os.Getpid(),
@@ -115,70 +108,37 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	// Maildir file names must not contain '/' or ':' (maildir(5)).
 	s.host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(s.host)
-	if err := db.Update(initIndex); err != nil {
-		db.Close()
+	if err := ix.DB().Update(initIndex); err != nil {
+		ix.Close(nil)
 		return nil, fmt.Errorf("initialising index: %w", err)
 	}
 	if s.passwords, err = NewPasswords(opts.Argon2); err != nil {
-		db.Close()
+		ix.Close(nil)
 		return nil, err
 	}
 	if err := s.recover(); err != nil {
-		db.Close()
+		ix.Close(nil)
 		return nil, fmt.Errorf("recovering store %s: %w", dir, err)
 	}
-	s.commit = newCommitter(db, s.watch.notify)
+	s.commit = &committer{ix: ix, notify: s.watch.notify}
 	return s, nil
 }
 
 // Close waits for operations in progress, then closes the index. Open
 // maildrops fail from then on; watches never fire again.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	s.closed = true
-	s.commit.close()
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("closing index: %w", err)
-	}
-	return nil
-}
+func (s *Store) Close() error { return s.ix.Close(nil) }
 
-// rlock takes the store's read lock for one operation; it fails once the
-// store is closed. The caller must call s.mu.RUnlock.
-func (s *Store) rlock() error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	return nil
-}
-
-// rlockAddress canonicalises address, then takes the read lock as rlock
-// does. On success the caller must call s.mu.RUnlock.
+// rlockAddress canonicalises address, then takes the index's read lock.
+// On success the caller must call s.ix.RUnlock.
 func (s *Store) rlockAddress(address string) (string, error) {
 	addr, err := CanonicalAddress(address)
 	if err != nil {
 		return "", err
 	}
-	if err := s.rlock(); err != nil {
+	if err := s.ix.RLock(); err != nil {
 		return "", err
 	}
 	return addr, nil
-}
-
-// wlock is rlock for structural operations.
-func (s *Store) wlock() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
-	}
-	return nil
 }
 
 // userDir is the INBOX Maildir of a canonical address.
@@ -190,7 +150,7 @@ func (s *Store) userDir(addr string) string {
 // viewMbox opens mailbox name of addr in a read transaction and runs fn on
 // it; the transaction ends when fn returns.
 func (s *Store) viewMbox(addr, name string, fn func(tx *bolt.Tx, m *mbox) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.ix.View(func(tx *bolt.Tx) error {
 		m, err := openMbox(tx, addr, name)
 		if err != nil {
 			return err

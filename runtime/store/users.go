@@ -35,10 +35,10 @@ func (s *Store) PutUser(address, password string, quotaBytes int64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.wlock(); err != nil {
+	if err := s.ix.Lock(); err != nil {
 		return err
 	}
-	defer s.mu.Unlock()
+	defer s.ix.Unlock()
 	dir := s.userDir(addr)
 	if err := makeMaildir(dir); err != nil {
 		return fmt.Errorf("user %s: %w", addr, err)
@@ -78,10 +78,10 @@ func (s *Store) DeleteUser(address string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.wlock(); err != nil {
+	if err := s.ix.Lock(); err != nil {
 		return err
 	}
-	defer s.mu.Unlock()
+	defer s.ix.Unlock()
 	s.dropsMu.Lock()
 	locked := s.drops[addr]
 	s.dropsMu.Unlock()
@@ -144,7 +144,7 @@ func (s *Store) moveToTrash(dir string) (string, error) {
 // userRecord reads the index entry of a canonical address.
 func (s *Store) userRecord(addr string) (userRecord, error) {
 	var rec userRecord
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.ix.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketUsers).Get([]byte(addr))
 		if v == nil {
 			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
@@ -160,9 +160,9 @@ func (s *Store) User(address string) (UserInfo, error) {
 	if err != nil {
 		return UserInfo{}, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var info UserInfo
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.ix.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketUsers).Get([]byte(addr))
 		if v == nil {
 			return fmt.Errorf("user %s: %w", addr, ErrNotFound)
@@ -176,12 +176,12 @@ func (s *Store) User(address string) (UserInfo, error) {
 
 // Users returns every user, ordered by address.
 func (s *Store) Users() ([]UserInfo, error) {
-	if err := s.rlock(); err != nil {
+	if err := s.ix.RLock(); err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var out []UserInfo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.ix.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
 			info, err := userInfo(tx, string(k), v)
 			out = append(out, info)
@@ -206,11 +206,11 @@ func (s *Store) Authenticate(address, password string) error {
 	hash := ""
 	addr, err := CanonicalAddress(address)
 	if err == nil {
-		if err := s.rlock(); err != nil {
+		if err := s.ix.RLock(); err != nil {
 			return err
 		}
 		rec, err := s.userRecord(addr)
-		s.mu.RUnlock()
+		s.ix.RUnlock()
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("reading user: %w", err)
 		}

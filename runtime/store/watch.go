@@ -130,7 +130,7 @@ func (s *Store) Watch(address, mailbox string) (*Watch, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	var id uint32
 	err = s.viewMbox(addr, mailbox, func(_ *bolt.Tx, m *mbox) error {
 		id = m.id
@@ -170,7 +170,7 @@ func (s *Store) WatchUser(address string) (*Watch, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.RUnlock()
+	defer s.ix.RUnlock()
 	if _, err := s.userRecord(addr); err != nil {
 		return nil, fmt.Errorf("watching %s: %w", address, err)
 	}
