@@ -15,7 +15,8 @@ import (
 //
 //   - Addresses are canonicalised with CanonicalAddress; every method accepts
 //     any case of the domain. Mailbox names use Delimiter ('/') and INBOX in
-//     any case names INBOX.
+//     any case names INBOX; a name a method gives a mailbox (create, rename,
+//     subscribe) is checked as MailboxArgs does.
 //   - Errors wrap the package's sentinel errors (ErrNotFound, ErrExists,
 //     ErrAuthFailed, ErrQuotaExceeded, ...) so that callers test them with
 //     errors.Is; anything else is an internal failure that a front end

@@ -117,12 +117,8 @@ func (s *Store) Status(address, mailbox string) (MailboxStatus, error) {
 // CreateMailbox creates mailbox name, and any missing parents of it
 // (RFC 9051 6.3.4). It fails with ErrExists if name exists.
 func (s *Store) CreateMailbox(address, name string, opts CreateOptions) error {
-	addr, err := CanonicalAddress(address)
+	addr, name, err := MailboxArgs(address, name)
 	if err != nil {
-		return err
-	}
-	name = NormalizeMailbox(name)
-	if err := ValidMailboxName(name); err != nil {
 		return err
 	}
 	if err := ValidSpecialUse(opts.SpecialUse); err != nil {
@@ -275,14 +271,11 @@ func deleteMbox(tx *bolt.Tx, addr string, m *mbox) error {
 // creating missing parents of the new name. Renaming INBOX moves all its
 // messages into a new mailbox and leaves INBOX empty, as the RFC specifies.
 func (s *Store) RenameMailbox(address, oldName, newName string) error {
-	addr, err := CanonicalAddress(address)
+	addr, newName, err := MailboxArgs(address, newName)
 	if err != nil {
 		return err
 	}
-	oldName, newName = NormalizeMailbox(oldName), NormalizeMailbox(newName)
-	if err := ValidMailboxName(newName); err != nil {
-		return err
-	}
+	oldName = NormalizeMailbox(oldName)
 	if newName == Inbox || strings.HasPrefix(newName, oldName+"/") {
 		return fmt.Errorf("%w: cannot rename %q to %q", ErrInvalidMailbox, oldName, newName)
 	}

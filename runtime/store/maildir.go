@@ -97,6 +97,22 @@ func ValidMailboxName(name string) error {
 	return nil
 }
 
+// MailboxArgs takes the arguments of an operation that gives a mailbox
+// its name (creating, subscribing, the new name of a rename): address in
+// canonical form (CanonicalAddress) and name in stored form
+// (NormalizeMailbox), checked with ValidMailboxName. The address's error
+// comes first.
+func MailboxArgs(address, name string) (addr, mailbox string, err error) {
+	if addr, err = CanonicalAddress(address); err != nil {
+		return "", "", err
+	}
+	mailbox = NormalizeMailbox(name)
+	if err := ValidMailboxName(mailbox); err != nil {
+		return "", "", err
+	}
+	return addr, mailbox, nil
+}
+
 // uniqueName returns a new Maildir base name:
 // <seconds>.M<micro>P<pid>Q<n>.<host>,S=<size> (maildir(5) plus Dovecot's
 // S= size), unique within this host because of the per-process counter.

@@ -537,3 +537,33 @@ func TestFlagChangesRaceExpunge(t *testing.T) {
 		t.Errorf("expunged messages back after the index was rebuilt: %v", got)
 	}
 }
+
+// TestClosedStoreMailboxArgs pins which check comes first once the store
+// is closed: CREATE and RENAME check their arguments before they take the
+// lock, SUBSCRIBE takes the read lock between the address and the name.
+func TestClosedStoreMailboxArgs(t *testing.T) {
+	s, _ := newTestStore(t, "user@example.com")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const u = "user@example.com"
+	for _, tc := range []struct {
+		name          string
+		fn            func(address, mailbox string) error
+		badNameClosed error // a good address and a bad name, once closed
+	}{
+		{"CreateMailbox", func(a, m string) error { return s.CreateMailbox(a, m, CreateOptions{}) }, ErrInvalidMailbox},
+		{"RenameMailbox", func(a, m string) error { return s.RenameMailbox(a, "INBOX", m) }, ErrInvalidMailbox},
+		{"Subscribe", func(a, m string) error { return s.Subscribe(a, m, true) }, ErrClosed},
+	} {
+		if err := tc.fn("no address", "bad//name"); !errors.Is(err, ErrInvalidAddress) {
+			t.Errorf("%s with a bad address: %v, want ErrInvalidAddress", tc.name, err)
+		}
+		if err := tc.fn(u, "bad//name"); !errors.Is(err, tc.badNameClosed) {
+			t.Errorf("%s with a bad name: %v, want %v", tc.name, err, tc.badNameClosed)
+		}
+		if err := tc.fn(u, "Good"); !errors.Is(err, ErrClosed) {
+			t.Errorf("%s with good arguments: %v, want ErrClosed", tc.name, err)
+		}
+	}
+}

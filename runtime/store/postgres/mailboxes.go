@@ -107,12 +107,8 @@ func (s *Store) Status(address, mailbox string) (store.MailboxStatus, error) {
 
 // CreateMailbox creates mailbox name and any missing parents.
 func (s *Store) CreateMailbox(address, name string, opts store.CreateOptions) error {
-	addr, err := store.CanonicalAddress(address)
+	addr, name, err := store.MailboxArgs(address, name)
 	if err != nil {
-		return err
-	}
-	name = store.NormalizeMailbox(name)
-	if err := store.ValidMailboxName(name); err != nil {
 		return err
 	}
 	if err := store.ValidSpecialUse(opts.SpecialUse); err != nil {
@@ -198,14 +194,11 @@ func (s *Store) DeleteMailbox(address, name string) error {
 // UIDVALIDITY (their ids), UIDs and flags; renaming INBOX moves its
 // messages into a new mailbox.
 func (s *Store) RenameMailbox(address, oldName, newName string) error {
-	addr, err := store.CanonicalAddress(address)
+	addr, newName, err := store.MailboxArgs(address, newName)
 	if err != nil {
 		return err
 	}
-	oldName, newName = store.NormalizeMailbox(oldName), store.NormalizeMailbox(newName)
-	if err := store.ValidMailboxName(newName); err != nil {
-		return err
-	}
+	oldName = store.NormalizeMailbox(oldName)
 	if newName == store.Inbox || strings.HasPrefix(newName, oldName+"/") {
 		return fmt.Errorf("%w: cannot rename %q to %q", store.ErrInvalidMailbox, oldName, newName)
 	}
@@ -250,12 +243,8 @@ func (s *Store) RenameMailbox(address, oldName, newName string) error {
 
 // Subscribe adds a name to the user's subscriptions or removes it.
 func (s *Store) Subscribe(address, name string, subscribed bool) error {
-	addr, err := store.CanonicalAddress(address)
+	addr, name, err := store.MailboxArgs(address, name)
 	if err != nil {
-		return err
-	}
-	name = store.NormalizeMailbox(name)
-	if err := store.ValidMailboxName(name); err != nil {
 		return err
 	}
 	ctx, done, err := s.op()

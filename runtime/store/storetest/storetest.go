@@ -35,6 +35,7 @@ func Run(t *testing.T, open Factory) {
 		{"Deliver", testDeliver},
 		{"Quota", testQuota},
 		{"Mailboxes", testMailboxes},
+		{"MailboxArgs", testMailboxArgs},
 		{"RenameInbox", testRenameInbox},
 		{"UIDs", testUIDs},
 		{"ConcurrentDeliver", testConcurrentDeliver},
@@ -375,6 +376,43 @@ func testMailboxes(t *testing.T, s store.Backend) {
 	}
 	if info, _ := s.User(u); info.UsedBytes != 0 {
 		t.Fatalf("usage after deleting the only message's mailbox = %d", info.UsedBytes)
+	}
+}
+
+// testMailboxArgs: the operations that give a mailbox a name refuse a bad
+// address with ErrInvalidAddress before they look at the name, refuse a bad
+// name with ErrInvalidMailbox, and change nothing.
+func testMailboxArgs(t *testing.T, s store.Backend) {
+	const u = "user@example.com"
+	putUser(t, s, u, 0)
+	before := names(t, s, u)
+	subsBefore, err := s.Subscriptions(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := []struct {
+		name string
+		fn   func(address, mailbox string) error
+	}{
+		{"CreateMailbox", func(a, m string) error { return s.CreateMailbox(a, m, store.CreateOptions{}) }},
+		{"RenameMailbox", func(a, m string) error { return s.RenameMailbox(a, "INBOX", m) }},
+		{"Subscribe", func(a, m string) error { return s.Subscribe(a, m, true) }},
+	}
+	for _, op := range ops {
+		if err := op.fn("no address", "bad//name"); !errors.Is(err, store.ErrInvalidAddress) {
+			t.Errorf("%s with a bad address and a bad name: %v, want ErrInvalidAddress", op.name, err)
+		}
+		for _, bad := range []string{"", "/", "bad//name", "a/*", "a/%"} {
+			if err := op.fn(u, bad); !errors.Is(err, store.ErrInvalidMailbox) {
+				t.Errorf("%s(%q): %v, want ErrInvalidMailbox", op.name, bad, err)
+			}
+		}
+	}
+	if got := names(t, s, u); !slices.Equal(got, before) {
+		t.Errorf("bad arguments changed the mailboxes: %v, before %v", got, before)
+	}
+	if subs, err := s.Subscriptions(u); err != nil || !slices.Equal(subs, subsBefore) {
+		t.Errorf("bad arguments changed the subscriptions: %v (%v), before %v", subs, err, subsBefore)
 	}
 }
 
