@@ -8,8 +8,9 @@ package provider
 // the keystore) and reads the certificate back from the keystore file, as
 // for the other sources. Renewals are the runtime's business, so they
 // refresh the state without a plan diff; a runtime that no longer keeps
-// the keystore (stopped, state folder wiped) shows as `renewing = false`,
-// which apply repairs.
+// the keystore (stopped, config or state folder lost) shows as
+// `renewing = false`, which apply repairs, keeping the certificate the
+// keystore holds while it is current for the settings.
 
 import (
 	"context"
@@ -140,7 +141,9 @@ func acmeBlock() schema.ListNestedBlock {
 				"renewing": schema.BoolAttribute{
 					MarkdownDescription: "True while the runtime keeps this keystore with these settings and renews " +
 						"it. Read sets it false when the runtime does not answer or has forgotten the keystore; " +
-						"plan then shows the repair.",
+						"plan then shows the repair, which keeps the certificate the keystore holds while it names " +
+						"the `domains`, has a key of the `key` block's kind and is not due for renewal, and orders a " +
+						"new one otherwise.",
 					Computed:      true,
 					PlanModifiers: []planmodifier.Bool{alwaysTrue{}},
 				},
@@ -261,7 +264,13 @@ func (r *keystoreResource) putACME(ctx context.Context, a *applyRequest, cfg acm
 	plan, diags := a.plan, a.diags
 	serverID := plan.ACME[0].ServerID.ValueString()
 	ksPath, alias := plan.Path.ValueString(), plan.Alias.ValueString()
-	if _, err := r.data.client(serverID).PutACME(ctx, acmeID(cfg), cfg); err != nil {
+	// A certificate the plan keeps is the one to keep, even where the
+	// runtime lost its record of it.
+	keep := ""
+	if !plan.Fingerprint.IsUnknown() {
+		keep = plan.Fingerprint.ValueString()
+	}
+	if _, err := r.data.client(serverID).PutACME(ctx, acmeID(cfg), cfg, keep); err != nil {
 		summary, hint := "Unable to Obtain ACME Certificate", ""
 		var apiErr *control.Error
 		if !errors.As(err, &apiErr) {
@@ -369,14 +378,29 @@ func (acmeSource) delete(ctx context.Context, r *keystoreResource, state *keysto
 }
 
 // plan orders a new certificate in place for new domains, directory or
-// key kind, or when the runtime no longer keeps the keystore; anything
-// else keeps the certificate. A renewal or a new key written by the
-// runtime is not drift.
-func (acmeSource) plan(_ context.Context, p *planRequest) planned {
+// key kind; anything else keeps the certificate. A renewal or a new key
+// written by the runtime is not drift. When the runtime no longer keeps
+// the keystore (renewing = false: it was stopped, lost its config or its
+// ACME record), the repair keeps the certificate the keystore holds if it
+// is still current for the settings (putACME has the runtime keep it),
+// and orders a new one only if not.
+func (acmeSource) plan(ctx context.Context, p *planRequest) planned {
 	if p.state == nil {
 		return planned{}
 	}
 	a, s := p.plan.ACME[0], p.state.ACME[0]
-	return planned{certificate: keyChanged(p.plan, p.state) || !a.Domains.Equal(s.Domains) ||
-		!a.DirectoryURL.Equal(s.DirectoryURL) || !s.Renewing.ValueBool()}
+	changed := keyChanged(p.plan, p.state) || !a.Domains.Equal(s.Domains) || !a.DirectoryURL.Equal(s.DirectoryURL)
+	return planned{certificate: changed || (!s.Renewing.ValueBool() && !acmeCurrent(ctx, p))}
+}
+
+// acmeCurrent reports whether the certificate in state is one the runtime
+// would keep for the planned settings, by the runtime's own rule
+// (acme.Config.Current). Unknown settings count as not current.
+func acmeCurrent(ctx context.Context, p *planRequest) bool {
+	if p.leaf == nil || !p.plan.Key.known() || p.plan.ACME[0].RenewBeforeDays.IsUnknown() || p.plan.ACME[0].Domains.IsUnknown() {
+		return false
+	}
+	// Only the domains, key kind and renewal window matter here.
+	cfg, d := p.plan.acmeConfig(ctx, "", func(string) (string, error) { return "/keystore", nil })
+	return !d.HasError() && cfg.WithDefaults().Current(p.leaf, p.now)
 }

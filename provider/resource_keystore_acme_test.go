@@ -445,3 +445,93 @@ func smtpExchange(c *tls.Conn, cmd, want string) error {
 	}
 	return nil
 }
+
+// TestAccKeystore_acmeRepairsLostConfig: the runtime loses config.json
+// and is killed, then also its ACME record (acme/<id>/: saved settings,
+// account key, cached certificate). Each time plan shows the keystore
+// repaired in place with the certificate it has, and apply has the
+// runtime keep renewing it without asking the CA for another one while
+// the keystore holds a current certificate for the settings.
+func TestAccKeystore_acmeRepairsLostConfig(t *testing.T) {
+	t.Parallel()
+	e := newAccEnv(t)
+	p := pebbletest.Start(t, pebbletest.Options{})
+	s := &acmeStack{e: e, p: p, ksPath: e.Path("mail.p12"), smtps: e.FreePort()}
+	roots, _ := p.IssuerRoots(t)
+	cfg := s.config(s.http01(), true, "")
+	runtimeID := acme.IDFor(s.ksPath, "james")
+	fingerprint := tfjsonpath.New("fingerprint_sha256")
+	renewing := tfjsonpath.New("acme").AtSliceIndex(0).AtMapKey("renewing")
+	sameCertificate := statecheck.CompareValue(compare.ValuesSame())
+	var issued acme.Status // the runtime's status after the first issuance
+	repairPlan := resource.ConfigPlanChecks{
+		PreApply: []plancheck.PlanCheck{
+			plancheck.ExpectResourceAction("mailstack_server.mx", plancheck.ResourceActionUpdate),
+			plancheck.ExpectResourceAction("mailstack_keystore.mx", plancheck.ResourceActionUpdate),
+			plancheck.ExpectKnownValue("mailstack_keystore.mx", renewing, knownvalue.Bool(true)),
+			plancheck.ExpectKnownValue("mailstack_keystore.mx", fingerprint, knownvalue.StringRegexp(regexp.MustCompile(`^([0-9A-F]{2}:){31}[0-9A-F]{2}$`))),
+		},
+		PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+	}
+	// renewsWithoutOrder checks that the runtime keeps the keystore again,
+	// with the certificate it had and no order placed since: lastAttempt
+	// is when it last asked the CA (zero once its record was lost).
+	renewsWithoutOrder := func(lastAttempt *time.Time) resource.TestCheckFunc {
+		return func(st *terraform.State) error {
+			obj, err := e.client().ACME(context.Background(), runtimeID)
+			if err != nil {
+				return fmt.Errorf("the runtime does not keep the keystore again: %v", err)
+			}
+			if obj.Status.Fingerprint != issued.Fingerprint || !obj.Status.LastAttempt.Equal(*lastAttempt) ||
+				obj.Status.LastError != "" || !obj.Status.NextRenewal.Equal(issued.NextRenewal) {
+				return fmt.Errorf("status after the repair: %+v; want the certificate %s, renewed at %s, and no order since %s",
+					obj.Status, issued.Fingerprint, issued.NextRenewal, *lastAttempt)
+			}
+			chain, err := s.served("mail.example.test", roots)
+			if err != nil {
+				return err
+			}
+			if got := keystore.Fingerprint(chain[0]); got != issued.Fingerprint {
+				return fmt.Errorf("the listener serves %s, want %s", got, issued.Fingerprint)
+			}
+			return nil
+		}
+	}
+	var never time.Time
+
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: providerFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:            cfg,
+				ConfigStateChecks: []statecheck.StateCheck{sameCertificate.AddStateValue("mailstack_keystore.mx", fingerprint)},
+				Check: func(*terraform.State) error {
+					obj, err := e.client().ACME(context.Background(), runtimeID)
+					issued = obj.Status
+					return err
+				},
+			},
+			{
+				// config.json lost, the ACME record intact.
+				PreConfig:         func() { breakConfig(t, e.Path("default")) },
+				Config:            cfg,
+				ConfigPlanChecks:  repairPlan,
+				ConfigStateChecks: []statecheck.StateCheck{sameCertificate.AddStateValue("mailstack_keystore.mx", fingerprint)},
+				Check:             func(st *terraform.State) error { return renewsWithoutOrder(&issued.LastAttempt)(st) },
+			},
+			{
+				// The ACME record lost as well; the keystore intact.
+				PreConfig: func() {
+					breakConfig(t, e.Path("default"))
+					if err := os.RemoveAll(filepath.Join(e.Path("default"), acme.Dir, runtimeID)); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:            cfg,
+				ConfigPlanChecks:  repairPlan,
+				ConfigStateChecks: []statecheck.StateCheck{sameCertificate.AddStateValue("mailstack_keystore.mx", fingerprint)},
+				Check:             renewsWithoutOrder(&never),
+			},
+		},
+	})
+}

@@ -30,8 +30,8 @@ func (rt *mailRuntime) ACME(id string) (control.ACMEObject, error) {
 	return control.ACMEObject{ID: id, Config: cfg, Status: st}, nil
 }
 
-func (rt *mailRuntime) PutACME(ctx context.Context, id string, cfg acme.Config) (control.ACMEObject, error) {
-	st, err := rt.acme.Put(ctx, id, cfg)
+func (rt *mailRuntime) PutACME(ctx context.Context, id string, cfg acme.Config, keep string) (control.ACMEObject, error) {
+	st, err := rt.acme.PutKeeping(ctx, id, cfg, keep)
 	if err != nil {
 		return control.ACMEObject{}, err
 	}

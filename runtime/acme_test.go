@@ -39,7 +39,7 @@ func TestACMEKeystoreOverControlAPI(t *testing.T) {
 		Domains: []string{"mail.example.test"}, DirectoryURL: p.DirectoryURL, CACertificatesPEM: p.HTTPSRootPEM,
 		ChallengeAddress: pebbletest.Addr(p.HTTPPort),
 	}
-	obj, err := h.client.PutACME(ctx, "mx", cfg)
+	obj, err := h.client.PutACME(ctx, "mx", cfg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,13 +60,13 @@ func TestACMEKeystoreOverControlAPI(t *testing.T) {
 
 	bad := cfg
 	bad.Alias, bad.Domains = "blocked", []string{"blocked.example.test"}
-	_, err = h.client.PutACME(ctx, "blocked", bad)
+	_, err = h.client.PutACME(ctx, "blocked", bad, "")
 	var apiErr *control.Error
 	if !errors.As(err, &apiErr) || apiErr.Code != http.StatusBadGateway || !strings.Contains(apiErr.Message, "urn:ietf:params:acme:error:rejectedIdentifier") {
 		t.Errorf("refused order: %v", err)
 	}
 	bad.Domains = nil
-	if _, err = h.client.PutACME(ctx, "blocked", bad); !errors.As(err, &apiErr) || apiErr.Code != http.StatusBadRequest {
+	if _, err = h.client.PutACME(ctx, "blocked", bad, ""); !errors.As(err, &apiErr) || apiErr.Code != http.StatusBadRequest {
 		t.Errorf("invalid config: %v", err)
 	}
 

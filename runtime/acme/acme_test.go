@@ -164,6 +164,68 @@ func TestIssueHTTP01JKS(t *testing.T) {
 	keytoolShowsChain(t, cfg, "JKS", rootPEM)
 }
 
+// A Service that lost its record of a keystore (acme/<id>/ gone: config,
+// account key, cached certificate) keeps the certificate in the keystore
+// when the caller names it and it is current, and orders none; a
+// fingerprint that is not the entry's, or a certificate for other
+// domains, is ordered anew.
+func TestPutKeepingAfterLostRecord(t *testing.T) {
+	t.Parallel()
+	p := pebbletest.Start(t, pebbletest.Options{})
+	dir := t.TempDir()
+	cfg := baseConfig(p, dir)
+	s := newService(t, dir)
+	first, err := s.Put(context.Background(), "mx", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lose := func() {
+		t.Helper()
+		if err := s.Delete(context.Background(), "mx"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, acme.Dir, "mx")); !os.IsNotExist(err) {
+			t.Fatalf("the record outlived Delete: %v", err)
+		}
+	}
+
+	lose()
+	before, _ := os.ReadFile(cfg.KeystorePath)
+	st, err := s.PutKeeping(context.Background(), "mx", cfg, first.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(cfg.KeystorePath)
+	if st.Fingerprint != first.Fingerprint || !st.LastAttempt.IsZero() || !st.NextRenewal.Equal(first.NextRenewal) || !bytes.Equal(before, after) {
+		t.Errorf("kept certificate: status %+v (keystore rewritten: %v); want %s renewed at %s, no order", st, !bytes.Equal(before, after), first.Fingerprint, first.NextRenewal)
+	}
+	// Kept means cached: a later Put without keep orders nothing either.
+	if st2, err := s.Put(context.Background(), "mx", cfg); err != nil || st2.Fingerprint != first.Fingerprint || !st2.LastAttempt.IsZero() {
+		t.Errorf("Put after keeping: %+v, %v", st2, err)
+	}
+
+	lose()
+	st, err = s.PutKeeping(context.Background(), "mx", cfg, "AB:CD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Fingerprint == first.Fingerprint || st.LastAttempt.IsZero() {
+		t.Errorf("another fingerprint to keep: status %+v, want a new certificate", st)
+	}
+
+	lose()
+	other := cfg
+	other.Domains = []string{"smtp.example.test"}
+	_, chain := entry(t, cfg)
+	st, err = s.PutKeeping(context.Background(), "mx", other, keystore.Fingerprint(chain[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Fingerprint == keystore.Fingerprint(chain[0]) || st.LastAttempt.IsZero() {
+		t.Errorf("a certificate for other domains was kept: %+v", st)
+	}
+}
+
 func TestIssueTLSALPN01PKCS12(t *testing.T) {
 	t.Parallel()
 	p := pebbletest.Start(t, pebbletest.Options{})

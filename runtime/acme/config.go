@@ -2,6 +2,7 @@ package acme
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/idna"
 
@@ -279,6 +281,36 @@ func (c Config) Redacted() Config {
 	c.KeystorePassword = ""
 	c.EABHMACKey = ""
 	return c
+}
+
+// RenewAt is when leaf is renewed: RenewBeforeDays before it expires, but
+// not before a third of its lifetime has passed. c has its defaults.
+func (c Config) RenewAt(leaf *x509.Certificate) time.Time {
+	return renewalTime(leaf.NotBefore, leaf.NotAfter, time.Duration(c.RenewBeforeDays)*24*time.Hour)
+}
+
+func renewalTime(notBefore, notAfter time.Time, before time.Duration) time.Time {
+	if limit := notAfter.Sub(notBefore) * 2 / 3; before > limit {
+		before = limit
+	}
+	return notAfter.Add(-before)
+}
+
+// Current reports whether leaf is a certificate for c that needs no
+// renewal at now: it names exactly c's domains, has a key of c's kind and
+// is not due (RenewAt). A keystore entry with such a certificate is kept
+// rather than ordered again (Service.PutKeeping). c has its defaults.
+func (c Config) Current(leaf *x509.Certificate, now time.Time) bool {
+	return c.covers(leaf) && now.Before(c.RenewAt(leaf))
+}
+
+// covers reports whether leaf names exactly c's domains and has a key of
+// c's kind.
+func (c Config) covers(leaf *x509.Certificate) bool {
+	names, want := slices.Clone(leaf.DNSNames), slices.Clone(c.Domains)
+	slices.Sort(names)
+	slices.Sort(want)
+	return slices.Equal(names, want) && keyMatches(leaf.PublicKey, c.Key)
 }
 
 // equal reports whether a and b ask for the same thing.

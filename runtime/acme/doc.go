@@ -22,6 +22,12 @@
 //     certificate back into the keystore if the entry was changed outside
 //     the runtime.
 //
+// A Service that lost a keystore's folder (acme/<id>/) orders a new
+// certificate when the keystore is put again, unless the caller names the
+// one the entry holds (PutKeeping) and it is still current for the config
+// (Config.Current): then that one is kept, as the provider does when it
+// repairs a runtime that forgot the keystore.
+//
 // # Why not autocert.Manager
 //
 // autocert obtains one single-name certificate per TLS server name, lazily

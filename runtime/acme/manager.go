@@ -119,15 +119,17 @@ func (m *manager) updateStatus(fn func(*Status)) {
 
 // sync makes the keystore hold a current certificate for the config:
 // the cached one if it matches and is not due for renewal, else a new one
-// from the CA. It writes the keystore only when its entry differs. A
-// failure leaves the keystore as it was and is recorded in the status.
-func (m *manager) sync(ctx context.Context) error {
+// from the CA. With nothing cached, a keystore entry with fingerprint
+// keep (if not empty) counts as cached (adoptKept). It writes the
+// keystore only when its entry differs. A failure leaves the keystore as
+// it was and is recorded in the status.
+func (m *manager) sync(ctx context.Context, keep string) error {
 	m.work.Lock()
 	defer m.work.Unlock()
 	if err := os.MkdirAll(m.dir, 0o700); err != nil {
 		return fmt.Errorf("ACME state folder: %w", err)
 	}
-	err := m.syncLocked(ctx)
+	err := m.syncLocked(ctx, keep)
 	if err != nil && errors.Is(err, context.Canceled) {
 		return err // the runtime or the caller stopped it: not the CA's doing
 	}
@@ -140,7 +142,7 @@ func (m *manager) sync(ctx context.Context) error {
 	return err
 }
 
-func (m *manager) syncLocked(ctx context.Context) error {
+func (m *manager) syncLocked(ctx context.Context, keep string) error {
 	if m.chal == nil {
 		chal, err := m.servers.acquire(m.cfg.Challenge, m.cfg.ChallengeAddress)
 		if err != nil {
@@ -151,8 +153,11 @@ func (m *manager) syncLocked(ctx context.Context) error {
 	m.updateStatus(func(s *Status) { s.ChallengeAddress = m.chal.Addr() })
 
 	cert := m.loadCached(ctx)
+	if cert == nil && keep != "" {
+		cert = m.adoptKept(ctx, keep)
+	}
 	fresh := false
-	if cert == nil || !time.Now().Before(m.renewAt(cert.leaf())) {
+	if cert == nil || !time.Now().Before(m.cfg.RenewAt(cert.leaf())) {
 		start := time.Now()
 		m.updateStatus(func(s *Status) { s.LastAttempt = start })
 		m.log.Info("requesting a certificate from the ACME CA", "domains", m.cfg.Domains, "directory", m.cfg.DirectoryURL, "challenge", m.cfg.Challenge)
@@ -185,25 +190,12 @@ func (m *manager) syncLocked(ctx context.Context) error {
 		s.Fingerprint = keystore.Fingerprint(leaf)
 		s.NotBefore, s.NotAfter = leaf.NotBefore, leaf.NotAfter
 		s.Issuer = leaf.Issuer.String()
-		s.NextRenewal = m.renewAt(leaf)
+		s.NextRenewal = m.cfg.RenewAt(leaf)
 		if fresh {
 			s.LastIssued = time.Now()
 		}
 	})
 	return nil
-}
-
-// renewAt is when leaf is renewed: RenewBeforeDays before it expires, but
-// not before a third of its lifetime has passed.
-func (m *manager) renewAt(leaf *x509.Certificate) time.Time {
-	return renewalTime(leaf.NotBefore, leaf.NotAfter, time.Duration(m.cfg.RenewBeforeDays)*24*time.Hour)
-}
-
-func renewalTime(notBefore, notAfter time.Time, before time.Duration) time.Time {
-	if limit := notAfter.Sub(notBefore) * 2 / 3; before > limit {
-		before = limit
-	}
-	return notAfter.Add(-before)
 }
 
 // certificateName is the cache entry of the certificate from one
@@ -228,14 +220,32 @@ func (m *manager) loadCached(ctx context.Context) *issued {
 		m.log.Warn("cached certificate is unreadable; requesting a new one", "err", err)
 		return nil
 	}
-	leaf := c.leaf()
-	names := slices.Clone(leaf.DNSNames)
-	want := slices.Clone(m.cfg.Domains)
-	slices.Sort(names)
-	slices.Sort(want)
-	if !slices.Equal(names, want) || !keyMatches(c.key, m.cfg.Key) || !time.Now().Before(leaf.NotAfter) {
+	if !m.cfg.covers(c.leaf()) || !time.Now().Before(c.leaf().NotAfter) {
 		return nil
 	}
+	return c
+}
+
+// adoptKept returns the keystore entry's certificate, and caches it, when
+// it is the one with fingerprint keep and a current one for the config
+// (Config.Current): the caller vouches that it was issued for this config,
+// so a runtime that lost its record of the keystore (acme/<id>/) keeps it
+// instead of ordering another. Else nil.
+func (m *manager) adoptKept(ctx context.Context, keep string) *issued {
+	ks, err := keystore.Open(ctx, m.opts.keystoreFile(m.cfg.KeystorePath), []byte(m.cfg.KeystorePassword))
+	if err != nil {
+		m.log.Warn("reading the keystore's certificate to keep it", "keystore", m.cfg.KeystorePath, "err", err)
+		return nil
+	}
+	key, chain, err := ks.PrivateKeyEntry(m.cfg.Alias, nil)
+	if err != nil || len(chain) == 0 || keystore.Fingerprint(chain[0]) != keep || !m.cfg.Current(chain[0], time.Now()) {
+		return nil
+	}
+	c := &issued{key: key, chain: chain}
+	if err := m.storeCached(ctx, c); err != nil {
+		m.log.Warn("caching the kept certificate", "err", err)
+	}
+	m.log.Info("kept the certificate the keystore holds; no order", "fingerprint", keep, "not_after", chain[0].NotAfter)
 	return c
 }
 
@@ -247,14 +257,15 @@ func (m *manager) storeCached(ctx context.Context, c *issued) error {
 	return m.cache.Put(ctx, m.certificateName(), data)
 }
 
-func keyMatches(key crypto.Signer, k Key) bool {
+// keyMatches reports whether pub is a key of k's kind.
+func keyMatches(pub crypto.PublicKey, k Key) bool {
 	k = k.withDefaults()
-	switch key := key.(type) {
-	case *rsa.PrivateKey:
-		return k.Algorithm == "RSA" && key.N.BitLen() == k.RSABits
-	case *ecdsa.PrivateKey:
+	switch pub := pub.(type) {
+	case *rsa.PublicKey:
+		return k.Algorithm == "RSA" && pub.N.BitLen() == k.RSABits
+	case *ecdsa.PublicKey:
 		want := map[string]string{"P256": "P-256", "P384": "P-384"}[k.ECDSACurve]
-		return k.Algorithm == "ECDSA" && key.Curve.Params().Name == want
+		return k.Algorithm == "ECDSA" && pub.Curve.Params().Name == want
 	}
 	return false
 }
@@ -369,7 +380,7 @@ func (m *manager) run(stop <-chan struct{}, done chan<- struct{}, delay time.Dur
 		case <-t.C:
 		}
 		actx, acancel := context.WithTimeout(ctx, m.opts.ObtainTimeout)
-		err := m.sync(actx)
+		err := m.sync(actx, "")
 		acancel()
 		if ctx.Err() != nil {
 			return

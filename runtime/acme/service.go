@@ -150,6 +150,17 @@ func (s *Service) Start() {
 // If anything fails nothing changes: the keystore file is left as it was,
 // a new id is not created, and a changed one keeps its previous config.
 func (s *Service) Put(ctx context.Context, id string, cfg Config) (Status, error) {
+	return s.PutKeeping(ctx, id, cfg, "")
+}
+
+// PutKeeping is Put for a caller that knows the certificate with SHA-256
+// fingerprint keep (keytool's notation) was issued for cfg: if the
+// keystore entry still holds it and it is current (Config.Current), it is
+// kept even when the Service has no record of it (its acme/<id>/ folder
+// lost), instead of ordering a new one. The provider passes the
+// certificate in its state when it repairs a runtime that forgot the
+// keystore.
+func (s *Service) PutKeeping(ctx context.Context, id string, cfg Config, keep string) (Status, error) {
 	if !ValidID(id) {
 		return Status{}, errkind.With(ErrInvalid, fmt.Errorf("ACME keystore id %q: want 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit", id))
 	}
@@ -184,7 +195,7 @@ func (s *Service) Put(ctx context.Context, id string, cfg Config) (Status, error
 
 	if old != nil && old.cfg.equal(cfg) {
 		// Same config: make sure the keystore holds the certificate.
-		err := old.sync(ctx)
+		err := old.sync(ctx, keep)
 		return old.Status(), err
 	}
 	if err := checkKeystore(ctx, cfg); err != nil {
@@ -219,7 +230,7 @@ func (s *Service) Put(ctx context.Context, id string, cfg Config) (Status, error
 		return Status{}, fmt.Errorf("ACME keystore %q: %w", id, err)
 	}
 	m.chal = chal
-	if err := m.sync(ctx); err != nil {
+	if err := m.sync(ctx, keep); err != nil {
 		rollback()
 		return Status{}, err
 	}

@@ -17,7 +17,11 @@ import (
 //	                       409 challenge address in use, entry owned by another
 //	                       id | 502 the CA could not be reached, refused or
 //	                       could not validate (message carries the ACME
-//	                       problem document); nothing changed on any error
+//	                       problem document); nothing changed on any error.
+//	                       ?keep=<fingerprint>: the keystore entry's
+//	                       certificate with that SHA-256 fingerprint was
+//	                       issued for this config; keep it, if current,
+//	                       rather than order one (acme.Service.PutKeeping)
 //	DELETE /v1/acme/{id}   204 | 404; the keystore file stays
 //
 // The id is 1 to 128 letters, digits, '.', '_' or '-' (acme.ValidID);
@@ -38,8 +42,9 @@ type ACMEBackend interface {
 	// ACME returns one ACME keystore, or an error wrapping errkind.NotFound.
 	ACME(id string) (ACMEObject, error)
 	// PutACME creates or changes an ACME keystore and returns when the
-	// keystore holds a certificate for cfg.
-	PutACME(ctx context.Context, id string, cfg acme.Config) (ACMEObject, error)
+	// keystore holds a certificate for cfg; keep is the fingerprint of a
+	// certificate to keep (acme.Service.PutKeeping), or empty.
+	PutACME(ctx context.Context, id string, cfg acme.Config, keep string) (ACMEObject, error)
 	// DeleteACME stops renewing an ACME keystore and forgets it.
 	DeleteACME(ctx context.Context, id string) error
 }
@@ -59,7 +64,7 @@ func (h *handler) acmeRoutes(mux *http.ServeMux, b ACMEBackend) {
 		if !h.decode(w, r, &cfg) {
 			return
 		}
-		obj, err := b.PutACME(r.Context(), r.PathValue("id"), cfg)
+		obj, err := b.PutACME(r.Context(), r.PathValue("id"), cfg, r.URL.Query().Get("keep"))
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -84,10 +89,17 @@ func (c *Client) ACME(ctx context.Context, id string) (ACMEObject, error) {
 
 // PutACME creates or changes an ACME keystore; it returns when the
 // keystore holds the certificate, which can take as long as the CA needs
-// to validate the domains (give ctx a deadline of minutes).
-func (c *Client) PutACME(ctx context.Context, id string, cfg acme.Config) (ACMEObject, error) {
+// to validate the domains (give ctx a deadline of minutes). keep, if not
+// empty, is the fingerprint of the certificate the keystore entry holds
+// for cfg, which the runtime then keeps if it is current instead of
+// ordering one.
+func (c *Client) PutACME(ctx context.Context, id string, cfg acme.Config, keep string) (ACMEObject, error) {
 	var obj ACMEObject
-	return obj, c.do(ctx, http.MethodPut, "/v1/acme/"+url.PathEscape(id), cfg, &obj)
+	p := "/v1/acme/" + url.PathEscape(id)
+	if keep != "" {
+		p += "?" + url.Values{"keep": {keep}}.Encode()
+	}
+	return obj, c.do(ctx, http.MethodPut, p, cfg, &obj)
 }
 
 // DeleteACME stops renewing an ACME keystore and removes its state; the

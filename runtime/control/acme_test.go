@@ -22,7 +22,8 @@ import (
 type fakeACME struct {
 	Backend
 	objs map[string]ACMEObject
-	fail error // returned by PutACME when set
+	fail error  // returned by PutACME when set
+	kept string // the keep of the last PutACME
 }
 
 func (f *fakeACME) ACME(id string) (ACMEObject, error) {
@@ -33,7 +34,8 @@ func (f *fakeACME) ACME(id string) (ACMEObject, error) {
 	return obj, nil
 }
 
-func (f *fakeACME) PutACME(_ context.Context, id string, cfg acme.Config) (ACMEObject, error) {
+func (f *fakeACME) PutACME(_ context.Context, id string, cfg acme.Config, keep string) (ACMEObject, error) {
+	f.kept = keep
 	if f.fail != nil {
 		return ACMEObject{}, f.fail
 	}
@@ -65,15 +67,20 @@ func TestACMEEndpoints(t *testing.T) {
 	ctx := context.Background()
 
 	cfg := acme.Config{KeystorePath: "/ks.jks", KeystorePassword: "secret", Alias: "a", Domains: []string{"mail.example.com"}, EABKeyID: "k", EABHMACKey: "mac"}
-	obj, err := c.PutACME(ctx, "mx", cfg)
+	obj, err := c.PutACME(ctx, "mx", cfg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if obj.ID != "mx" || obj.Config.KeystorePassword != "" || obj.Config.EABHMACKey != "" || obj.Config.Alias != "a" || obj.Status.Fingerprint != "AB:CD" {
 		t.Errorf("PUT answer %+v", obj)
 	}
-	if b.objs["mx"].Config.KeystorePassword != "secret" {
-		t.Error("the backend did not get the password")
+	if b.objs["mx"].Config.KeystorePassword != "secret" || b.kept != "" {
+		t.Errorf("the backend got password %q and keep %q", b.objs["mx"].Config.KeystorePassword, b.kept)
+	}
+	// A certificate to keep reaches the backend as the caller gave it.
+	const fp = "AB:CD:EF:01"
+	if _, err := c.PutACME(ctx, "mx", cfg, fp); err != nil || b.kept != fp {
+		t.Errorf("PUT keeping %s: the backend got keep %q (%v)", fp, b.kept, err)
 	}
 	got, err := c.ACME(ctx, "mx")
 	if err != nil || got.Config.KeystorePassword != "" || !got.Status.NotAfter.Equal(obj.Status.NotAfter) {
@@ -89,7 +96,7 @@ func TestACMEEndpoints(t *testing.T) {
 		{errkind.With(errkind.Upstream, errors.New("ACME CA refused the order: urn:ietf:params:acme:error:rejectedIdentifier")), http.StatusBadGateway},
 	} {
 		b.fail = tc.err
-		_, err := c.PutACME(ctx, "x", cfg)
+		_, err := c.PutACME(ctx, "x", cfg, "")
 		var apiErr *Error
 		if !errors.As(err, &apiErr) || apiErr.Code != tc.code || apiErr.Message != tc.err.Error() {
 			t.Errorf("PUT failing with %v: got %v, want %d with the same text", tc.err, err, tc.code)

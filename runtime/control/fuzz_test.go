@@ -45,11 +45,11 @@ func newMemBackend() *memBackend {
 	}
 }
 
-func (b *memBackend) PutACME(ctx context.Context, id string, cfg acme.Config) (ACMEObject, error) {
+func (b *memBackend) PutACME(ctx context.Context, id string, cfg acme.Config, keep string) (ACMEObject, error) {
 	if err := cfg.Validate(); err != nil {
 		return ACMEObject{}, errkind.With(errkind.Invalid, err)
 	}
-	return b.fakeACME.PutACME(ctx, id, cfg)
+	return b.fakeACME.PutACME(ctx, id, cfg, keep)
 }
 
 func (b *memBackend) CheckPassword(_ context.Context, address, password string) (bool, error) {
