@@ -242,9 +242,10 @@ func (r *dkimKeyResource) Update(ctx context.Context, req resource.UpdateRequest
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	if obj.TXT != prior.DNSTXTValue.ValueString() {
 		resp.Diagnostics.AddError("DKIM Key Changed on the Host",
-			fmt.Sprintf("Server %q signs with DKIM key %s again, but with another key than the one whose record was in state: "+
-				"its key file in %s changed or went away after plan. Publish the new dns_txt_value at %s; until then "+
-				"receivers cannot verify mail signed with it.", serverID, k.Name(), r.data.server(serverID).Join(statedir.DKIMDir), k.Name()))
+			fmt.Sprintf("Server %q signs with DKIM key %s again, but its key file in %s holds another key than the one "+
+				"whose record was in state (the file was replaced, or went away and the runtime made a new key). Publish "+
+				"the new dns_txt_value at %s; until then receivers cannot verify mail signed with it.",
+				serverID, k.Name(), r.data.server(serverID).Join(statedir.DKIMDir), k.Name()))
 	}
 }
 

@@ -1,6 +1,10 @@
 package provider
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"regexp"
@@ -20,7 +24,8 @@ import (
 // files still on the host, plan shows an in-place repair and apply signs
 // with the same keys again: the records published in DNS keep verifying.
 // With a key's file gone too, plan shows that key replaced (a new record
-// to publish), and mail verifies with the new record.
+// to publish), and mail verifies with the new record. A key file replaced
+// by another key fails apply, which names the record to publish anew.
 func TestAccDKIMKey_repairsLostConfig(t *testing.T) {
 	t.Parallel()
 	e := newAccEnv(t)
@@ -29,7 +34,7 @@ func TestAccDKIMKey_repairsLostConfig(t *testing.T) {
 	txt := tfjsonpath.New("dns_txt_value")
 	signing := tfjsonpath.New("signing")
 	sameRSA, sameEd := statecheck.CompareValue(compare.ValuesSame()), statecheck.CompareValue(compare.ValuesSame())
-	newRSA := statecheck.CompareValue(compare.ValuesDiffer())
+	newRSA, newEd := statecheck.CompareValue(compare.ValuesDiffer()), statecheck.CompareValue(compare.ValuesDiffer())
 	// relayedSigned sends a message from a to b's domain and checks that
 	// it arrives signed with the keys whose records are in state.
 	relayedSigned := func(subject string) resource.TestCheckFunc {
@@ -97,9 +102,37 @@ func TestAccDKIMKey_repairsLostConfig(t *testing.T) {
 					plancheck.ExpectUnknownValue("mailstack_dkim_key.rsa", txt)),
 				ConfigStateChecks: []statecheck.StateCheck{
 					sameEd.AddStateValue("mailstack_dkim_key.ed", txt),
+					newEd.AddStateValue("mailstack_dkim_key.ed", txt),
 					newRSA.AddStateValue("mailstack_dkim_key.rsa", txt),
 				},
 				Check: relayedSigned("replaced-1"),
+			},
+			{
+				// The Ed25519 key's file replaced by another key: plan
+				// cannot see it (the provider does not read private keys),
+				// apply finds it and says that the record changed.
+				PreConfig: func() {
+					breakConfig(t, e.Path("a"))
+					_, key, err := ed25519.GenerateKey(rand.Reader)
+					if err != nil {
+						t.Fatal(err)
+					}
+					der, err := x509.MarshalPKCS8PrivateKey(key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					writeTestFile(t, e.Path("a/dkim/s2026e._domainkey.a.test.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+				},
+				Config:      cfg,
+				ExpectError: regexp.MustCompile(`(?s)DKIM Key Changed on the Host.*another key.*Publish\s+the\s+new\s+dns_txt_value\s+at\s+s2026e\._domainkey\.a\.test`),
+			},
+			{
+				// The state holds the record of the key the runtime signs
+				// with now.
+				Config:            cfg,
+				ConfigPlanChecks:  resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+				ConfigStateChecks: []statecheck.StateCheck{newEd.AddStateValue("mailstack_dkim_key.ed", txt)},
+				Check:             relayedSigned("swapped-1"),
 			},
 		},
 	})
