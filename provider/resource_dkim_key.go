@@ -258,10 +258,20 @@ func (r *dkimKeyResource) Delete(ctx context.Context, req resource.DeleteRequest
 	serverID, name, _ := splitDKIMID(state.ID.ValueString())
 	tflog.Debug(ctx, "deleting DKIM key on the host", map[string]any{"server_id": serverID, "name": name})
 	err := r.data.client(serverID).DeleteDKIM(ctx, name)
-	if r.data.goneWithServer(ctx, serverID, err) {
-		return
+	var apiErr *control.Error
+	switch {
+	case err == nil || control.IsNotFound(err):
+	case errors.As(err, &apiErr):
+		resp.Diagnostics.AddError("Unable to Delete DKIM Key", fmt.Sprintf("Server %q could not delete DKIM key %s: %s", serverID, name, err))
+	default:
+		// The runtime does not answer: take the key out of its config and
+		// off the host, so that a later start does not sign with it.
+		tflog.Debug(ctx, "the runtime does not answer; removing the DKIM key from its state directory", map[string]any{"server_id": serverID, "name": name, "reason": err.Error()})
+		if err := r.data.server(serverID).RemoveDKIMKey(ctx, name); err != nil {
+			resp.Diagnostics.AddError("Unable to Delete DKIM Key", fmt.Sprintf("The runtime of server %q does not answer, and "+
+				"DKIM key %s could not be removed from its state directory: %s", serverID, name, err))
+		}
 	}
-	resp.Diagnostics.AddError("Unable to Delete DKIM Key", fmt.Sprintf("Server %q could not delete DKIM key %s: %s", serverID, name, err))
 }
 
 func (r *dkimKeyResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 
@@ -26,6 +27,7 @@ import (
 // With a key's file gone too, plan shows that key replaced (a new record
 // to publish), and mail verifies with the new record. A key file replaced
 // by another key fails apply, which names the record to publish anew.
+// Destroy from a broken host takes the key files with it.
 func TestAccDKIMKey_repairsLostConfig(t *testing.T) {
 	t.Parallel()
 	e := newAccEnv(t)
@@ -64,6 +66,12 @@ func TestAccDKIMKey_repairsLostConfig(t *testing.T) {
 
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: providerFactories,
+		CheckDestroy: func(*terraform.State) error {
+			if keys, _ := filepath.Glob(e.Path("a/dkim/*.key")); len(keys) > 0 {
+				return fmt.Errorf("DKIM key files outlived destroy: %v", keys)
+			}
+			return nil
+		},
 		Steps: []resource.TestStep{
 			{
 				Config: cfg,
@@ -133,6 +141,14 @@ func TestAccDKIMKey_repairsLostConfig(t *testing.T) {
 				ConfigPlanChecks:  resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
 				ConfigStateChecks: []statecheck.StateCheck{newEd.AddStateValue("mailstack_dkim_key.ed", txt)},
 				Check:             relayedSigned("swapped-1"),
+			},
+			{
+				// Broken again and left so: destroy works from there, and
+				// takes the keys off the host although the runtime is dead.
+				PreConfig:          func() { breakConfig(t, e.Path("a")) },
+				Config:             cfg,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
 			},
 		},
 	})

@@ -451,7 +451,8 @@ func smtpExchange(c *tls.Conn, cmd, want string) error {
 // account key, cached certificate). Each time plan shows the keystore
 // repaired in place with the certificate it has, and apply has the
 // runtime keep renewing it without asking the CA for another one while
-// the keystore holds a current certificate for the settings.
+// the keystore holds a current certificate for the settings. Destroy
+// works from the broken host.
 func TestAccKeystore_acmeRepairsLostConfig(t *testing.T) {
 	t.Parallel()
 	e := newAccEnv(t)
@@ -532,6 +533,19 @@ func TestAccKeystore_acmeRepairsLostConfig(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{sameCertificate.AddStateValue("mailstack_keystore.mx", fingerprint)},
 				Check:             renewsWithoutOrder(&never),
 			},
+			{
+				// Broken again and left so: destroy works from there.
+				PreConfig:          func() { breakConfig(t, e.Path("default")) },
+				Config:             cfg,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			if _, err := os.Stat(filepath.Join(e.Path("default"), acme.Dir, runtimeID)); !os.IsNotExist(err) {
+				return fmt.Errorf("ACME record after destroy: %v", err)
+			}
+			return portsClosed(s.smtps, p.HTTPPort)
 		},
 	})
 }

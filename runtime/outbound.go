@@ -209,6 +209,10 @@ func (rt *mailRuntime) DeleteDKIM(ctx context.Context, name string) error {
 	next := rt.doc.Clone()
 	rt.mu.Unlock()
 	if !ok {
+		// Not configured; a key file a lost config.json left behind goes.
+		if err := rt.out.dkim.Delete(name); !errors.Is(err, dkim.ErrNotFound) {
+			return err
+		}
 		return errkind.With(dkim.ErrNotFound, fmt.Errorf("dkim key %q does not exist", name))
 	}
 	delete(next.DKIM, name)

@@ -195,17 +195,22 @@ func (k *Keys) Get(name string) (Public, error) {
 	return public(kk.cfg, kk.signer), nil
 }
 
-// Delete stops signing with key name and removes it from disk.
+// Delete stops signing with key name and removes it from disk, also a
+// key file no config names any more (left by a lost config.json).
+// ErrNotFound if there was neither.
 func (k *Keys) Delete(name string) error {
 	k.mu.Lock()
 	_, ok := k.keys[name]
 	delete(k.keys, name)
 	k.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("%s: %w", name, ErrNotFound)
-	}
-	if err := os.Remove(k.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	err := os.Remove(k.path(name))
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("removing DKIM key: %w", err)
+	case !ok:
+		return fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package dkim
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,5 +109,16 @@ func TestSignVerify(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ed.Name+".key")); !os.IsNotExist(err) {
 		t.Error("the deleted key's file is still there")
+	}
+	// The RSA key's file, which no config of again names (as after a lost
+	// config.json), goes too; then there is no such key.
+	if err := again.Delete(rsaPub.Name); err != nil {
+		t.Fatalf("deleting a key file no config names: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFile(rsaPub.Name))); !os.IsNotExist(err) {
+		t.Error("the unconfigured key's file is still there")
+	}
+	if err := again.Delete(rsaPub.Name); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleting a key that is gone: %v, want ErrNotFound", err)
 	}
 }

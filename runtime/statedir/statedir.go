@@ -225,6 +225,25 @@ func (d Dir) HasDKIMKey(ctx context.Context, name string) (bool, error) {
 	return false, fmt.Errorf("looking for DKIM key %s: %w", d.describe(p), err)
 }
 
+// RemoveDKIMKey deletes DKIM key name of a runtime that does not run
+// (ErrRunning if one holds the directory): its entry in config.json, if
+// there is a config, and its key file, so that a runtime started later
+// neither signs with the key nor finds it again.
+func (d Dir) RemoveDKIMKey(ctx context.Context, name string) error {
+	err := d.EditConfig(ctx, func(doc *config.Document) error {
+		delete(doc.DKIM, name)
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	p := d.Join(DKIMDir, dkim.KeyFile(name))
+	if err := d.Host.Remove(ctx, p); err != nil {
+		return fmt.Errorf("removing DKIM key %s: %w", d.describe(p), err)
+	}
+	return nil
+}
+
 // Remove deletes the server's state: everything with deleteMail, else
 // the config, executable, locks and supervisor status, keeping the mail
 // store (and the log) for a server created there again.
