@@ -112,10 +112,20 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if err != nil {
 		return s.imapError(err, imap.ResponseCodeTryCreate)
 	}
-	return w.WriteCopyData(copyData(res))
+	if data := copyData(res); data != nil {
+		return w.WriteCopyData(data)
+	}
+	return nil
 }
 
+// copyData is the COPYUID response code (RFC 4315) for res, nil when no
+// message was copied: a COPYUID needs at least one UID in each set, so a
+// set that named no message (COPY 12 in a mailbox of 2, UID MOVE of an
+// expunged UID) is answered with a plain OK.
 func copyData(res store.CopyResult) *imap.CopyData {
+	if len(res.SourceUIDs) == 0 {
+		return nil
+	}
 	data := &imap.CopyData{UIDValidity: res.UIDValidity}
 	for i := range res.SourceUIDs {
 		data.SourceUIDs.AddNum(imap.UID(res.SourceUIDs[i]))

@@ -198,6 +198,13 @@ func TestMessageCommands(t *testing.T) {
 		t.Fatalf("COPY: %q", st)
 	}
 	tc.status("NO [TRYCREATE]", "COPY 1 Nope")
+	// A set that names no message copies and moves nothing: a plain OK,
+	// since COPYUID cannot carry empty sets.
+	for _, cmd := range []string{"COPY 9 Saved", "UID COPY 99 Saved", "MOVE 9 Saved", "UID MOVE 99 Saved"} {
+		if u, st := tc.cmd("%s", cmd); len(u) != 0 || !strings.HasPrefix(st, "OK ") || strings.Contains(st, "[") {
+			t.Fatalf("%s: %q %q", cmd, u, st)
+		}
+	}
 	// RFC 9051 6.4.3: EXPUNGE responses, highest first is fine.
 	if u := tc.ok("EXPUNGE"); len(u) != 2 || u[0] != "* 3 EXPUNGE" || u[1] != "* 2 EXPUNGE" {
 		t.Fatalf("EXPUNGE: %q", u)
