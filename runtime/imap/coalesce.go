@@ -2,6 +2,7 @@ package imap
 
 import (
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -29,7 +30,8 @@ var outBufs = sync.Pool{New: func() any {
 }}
 
 // coalescingConn buffers writes until the session reads from the client,
-// until flushThreshold bytes are pending, or until the connection closes.
+// until flushThreshold bytes are pending, or until the connection closes;
+// once the client has ended its half of the connection, it writes nothing.
 // Nothing waits unsent while the session waits for the client: Read
 // writes what is pending first, and writes made while a Read is blocked
 // (IDLE updates, from another goroutine) go out at once.
@@ -83,6 +85,15 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
 	c.reading = false
+	if n == 0 && err == io.EOF && c.err == nil {
+		// The client has ended its half of the connection. Every command
+		// it finished was answered before this Read (imapserver reads
+		// one command at a time, and what it wrote went out above), so
+		// anything written from now on would answer a command cut off by
+		// the end: imapserver answers that NO [SERVERBUG], as if the
+		// server were at fault. Nothing more is written.
+		c.err = net.ErrClosed
+	}
 	c.mu.Unlock()
 	return n, err
 }
