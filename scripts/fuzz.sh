@@ -19,7 +19,15 @@ targets=(
   "./runtime/control FuzzHandler"
 )
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# The targets' stores live under TMPDIR. On tmpfs their fsyncs cost nothing
+# and the fuzzer spends its time on the protocols, not on the disk: an
+# input of FuzzCommands takes about 20 ms on ext4 and 2-5 ms on tmpfs.
+tmp=
+if [[ -d /dev/shm && -w /dev/shm ]]; then
+  tmp=$(mktemp -d /dev/shm/mailstack-fuzz.XXXXXX)
+  export TMPDIR=$tmp
+fi
+trap 'rm -rf "$log" ${tmp:+"$tmp"}' EXIT
 summary=()
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"
