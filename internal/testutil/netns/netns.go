@@ -4,7 +4,8 @@
 // work folder is a tmpfs the test process cannot see, and a real OpenSSH
 // sshd (Debian's openssh-server) listening there. What a test finds on such
 // a host got there over SSH. Cleanup stops every process in the host's
-// namespaces and removes the namespaces, links and mounts.
+// namespaces and removes the namespaces, links and mounts; a marker file
+// in TMPDIR lets scripts/reap.sh do that for a test binary that was killed.
 //
 // It needs root, ip(8), unshare(1), nsenter(1) and /usr/sbin/sshd; New
 // skips the test without them.
@@ -59,6 +60,7 @@ type Host struct {
 	link      string    // the veth end in the test's namespace
 	nsLink    string    // the veth end in the host's namespace
 	holder    *exec.Cmd // keeps the mount namespace alive
+	marker    string    // names the namespace for scripts/reap.sh
 
 	mu   sync.Mutex
 	sshd *exec.Cmd
@@ -96,6 +98,12 @@ func New(t testing.TB) *Host {
 	work := t.TempDir()
 	h.Root = "/tmp/mailstack-host-" + tag
 	h.conf, h.log = filepath.Join(work, "sshd_config"), filepath.Join(work, "sshd.log")
+	// A test binary killed by its -timeout runs no cleanup: the marker,
+	// in the run's TMPDIR, names what to remove for scripts/reap.sh.
+	h.marker = filepath.Join(os.TempDir(), "mailstack-netns-"+tag)
+	if err := os.WriteFile(h.marker, []byte(h.Name+" "+h.Root+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(h.close)
 
 	hostSide, nsSide := "ms"+tag+"h", "ms"+tag+"n"
@@ -382,6 +390,7 @@ func (h *Host) close() {
 	if h.Root != "" {
 		_ = os.Remove(h.Root)
 	}
+	_ = os.Remove(h.marker)
 	if h.t.Failed() {
 		if b, err := os.ReadFile(h.log); err == nil {
 			h.t.Logf("sshd log of %s:\n%s", h.Name, b)
