@@ -129,7 +129,7 @@ data "mailstack_keystore" "ks" {
 			},
 			{
 				Config:      config(jks, "changeit", "PKCS12"),
-				ExpectError: regexp.MustCompile(`(?s)Keystore Type Mismatch.*is a JKS keystore, not PKCS12`),
+				ExpectError: regexp.MustCompile(`(?s)Keystore Type Mismatch.*is\s+a\s+JKS\s+keystore,\s+not\s+PKCS12`),
 			},
 		},
 	})

@@ -116,7 +116,7 @@ resource "mailstack_certificate_import" "root" {
 				ResourceName:  addr,
 				ImportState:   true,
 				ImportStateId: file + ":nothing",
-				ExpectError:   regexp.MustCompile(`(?s)has no trusted certificate entry "nothing"`),
+				ExpectError:   regexp.MustCompile(`(?s)has\s+no\s+trusted\s+certificate\s+entry\s+"nothing"`),
 			},
 		},
 	})

@@ -115,7 +115,7 @@ resource "mailstack_keystore" "two" {
 			importStep("keypass", keypassJKS),
 			{
 				Config: config, ResourceName: "mailstack_keystore.two", ImportState: true, ImportStateId: twoKeys,
-				ExpectError: regexp.MustCompile(`(?s)alias required.*found 2 private key entries \(a, b\).*<path>:<alias>`),
+				ExpectError: regexp.MustCompile(`(?s)alias required.*found\s+2\s+private\s+key\s+entries\s+\(a,\s+b\).*<path>:<alias>`),
 			},
 			importStep("two", twoKeys+":b"),
 			{

@@ -187,7 +187,7 @@ resource "mailstack_listener" "pop3s" {
 				PreConfig:   func() { keytoolGenkeypair(t, ksPath, "JKS", "changeit", "other", "EC") },
 				Config:      config("mail.example.test", "changeit", "", ""),
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)No Such Private Key Entry.*found 2 private key entries \(james,\s+other\).*Set\s+tls.alias`),
+				ExpectError: regexp.MustCompile(`(?s)No Such Private Key Entry.*found\s+2\s+private\s+key\s+entries\s+\(james,\s+other\).*Set\s+tls.alias`),
 			},
 			{
 				PreConfig: func() { keytool(t, "-delete", "-alias", "other", "-keystore", ksPath, "-storepass", "changeit") },
