@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/acme/pebbletest"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
@@ -427,7 +428,7 @@ func (e *accEnv) client() *control.Client { return statedir.Local(e.Path("defaul
 // smtpExchange writes cmd (if any) and reads one reply line, which must
 // start with want.
 func smtpExchange(c *tls.Conn, cmd, want string) error {
-	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(testutil.HangGuard)); err != nil {
 		return err
 	}
 	if cmd != "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // listenersConfig is a keystore for common name cn, a server, an implicit
@@ -292,12 +293,12 @@ func checkJamesXML(name string, want jamesTLS) resource.TestCheckFunc {
 
 // plainGreeting checks that a port greets in plain text.
 func plainGreeting(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testutil.HangGuard)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "220 mail.example.test") {
 		return fmt.Errorf("plain listener %s greets %q (%v)", addr, line, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // writePEMCertificate makes a self-signed ECDSA certificate for name and
@@ -212,7 +213,7 @@ resource "mailstack_listener" "bad" {
 // fingerprint.
 func handshakeFingerprint(addr string, cfg *tls.Config) (string, error) {
 	cfg.InsecureSkipVerify = true
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testutil.HangGuard}, "tcp", addr, cfg)
 	if err != nil {
 		return "", err
 	}
@@ -223,13 +224,13 @@ func handshakeFingerprint(addr string, cfg *tls.Config) (string, error) {
 // resumed connects with cache, reads the greeting (after which a TLS 1.3
 // ticket has arrived) and reports whether the session was resumed.
 func resumed(addr string, cache tls.ClientSessionCache) bool {
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testutil.HangGuard}, "tcp", addr,
 		&tls.Config{ServerName: "mail.example.test", InsecureSkipVerify: true, ClientSessionCache: cache})
 	if err != nil {
 		return false
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(testutil.HangGuard))
 	c.Read(make([]byte, 512))
 	return c.ConnectionState().DidResume
 }

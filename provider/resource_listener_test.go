@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // stackConfig is a keystore, a server and an implicit-TLS SMTP listener
@@ -179,12 +180,12 @@ resource "mailstack_listener" "taken" {
 // checkTLSGreeting connects with TLS and checks the greeting and the
 // served certificate's fingerprint.
 func checkTLSGreeting(addr, wantPrefix, wantFingerprint string) error {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: testutil.HangGuard}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		return fmt.Errorf("TLS dial %s: %w", addr, err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.SetDeadline(time.Now().Add(testutil.HangGuard))
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("reading greeting from %s: %w", addr, err)
@@ -201,7 +202,7 @@ func checkTLSGreeting(addr, wantPrefix, wantFingerprint string) error {
 // checkNoPlainGreeting checks that a plain-text client on an implicit-TLS
 // port reads nothing.
 func checkNoPlainGreeting(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	conn, err := net.DialTimeout("tcp", addr, testutil.HangGuard)
 	if err != nil {
 		return err
 	}

@@ -48,12 +48,12 @@ func newTestRuntime(t *testing.T) *mailRuntime {
 
 func greeting(t *testing.T, addr string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testutil.HangGuard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(testutil.HangGuard))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestStatusDuringChange(t *testing.T) {
 	go func() { rt.Status(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		t.Fatal("Status waited for a change in progress")
 	}
 }

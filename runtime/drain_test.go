@@ -74,7 +74,7 @@ func TestShutdownDrainsSessions(t *testing.T) {
 		t.Errorf("stopped after %s, before the drain deadline %s, though sessions were open", took, drain)
 	}
 	for name, c := range map[string]*textConn{"idle SMTP": idleSMTP, "idle IMAP": idleIMAP} {
-		c.nc.SetDeadline(time.Now().Add(time.Second))
+		c.nc.SetDeadline(time.Now().Add(testutil.HangGuard))
 		if _, err := c.r.ReadString('\n'); err == nil {
 			// A goodbye line is fine; then the connection must end.
 			if _, err := c.r.ReadString('\n'); err == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/host/hosttest"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/netns"
 )
 
@@ -167,7 +168,7 @@ func TestSSHAgent(t *testing.T) {
 	if n := h.Dials(); n != logins {
 		t.Errorf("%d logins, want %d", n, logins)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	for agent.Sockets() != idle && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

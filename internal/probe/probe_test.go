@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // pki is a CA and a leaf for mx.test signed by it.
@@ -103,7 +105,7 @@ func serve(t *testing.T, p pki, script func(*session)) string {
 			return
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.SetDeadline(time.Now().Add(testutil.HangGuard))
 		script(&session{t: t, conn: c, r: bufio.NewReader(c), cfg: &tls.Config{Certificates: []tls.Certificate{p.cert}}})
 	}()
 	return ln.Addr().String()

@@ -355,7 +355,7 @@ func serveKeystore(t *testing.T, cfg acme.Config) string {
 
 func dialTLS(t *testing.T, address, name string, roots *x509.CertPool) *tls.Conn {
 	t.Helper()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", address, &tls.Config{ServerName: name, RootCAs: roots})
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: testutil.HangGuard}, "tcp", address, &tls.Config{ServerName: name, RootCAs: roots})
 	if err != nil {
 		t.Fatalf("TLS handshake with %s as %s: %v", address, name, err)
 	}
@@ -369,7 +369,7 @@ func servedFingerprint(c *tls.Conn) string {
 // echo checks that the session still answers.
 func echo(t *testing.T, c *tls.Conn, msg string) {
 	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(testutil.HangGuard))
 	if _, err := c.Write([]byte(msg)); err != nil {
 		t.Fatalf("session dropped: %v", err)
 	}

@@ -251,7 +251,7 @@ func headerValue(header []byte, name string) string {
 // runtime was killed): next makes the j-th message, acked is called for
 // each 250.
 func stream(addr string, cfg *tls.Config, next func(j int) (id, msg string), acked func(id string)) {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: testutil.HangGuard}, "tcp", addr, cfg)
 	if err != nil {
 		return
 	}

@@ -191,7 +191,7 @@ func TestKill9OutboundStream(t *testing.T) {
 // connection until take has none left or the connection fails (the
 // runtime was killed); acked is told every message that got a 250.
 func submitStream(addr string, cfg *tls.Config, take func() (string, bool), acked func(id string)) {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: testutil.HangGuard}, "tcp", addr, cfg)
 	if err != nil {
 		return
 	}

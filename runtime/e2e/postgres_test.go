@@ -329,7 +329,7 @@ func TestDatabaseRestartMidStream(t *testing.T) {
 // sendOne delivers one message to user over implicit TLS on a connection
 // of its own.
 func sendOne(addr string, cfg *tls.Config, msg string) error {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: testutil.HangGuard}, "tcp", addr, cfg)
 	if err != nil {
 		return err
 	}

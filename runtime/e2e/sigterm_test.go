@@ -59,7 +59,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	for {
 		nc, err := net.Dial("tcp", smtps.Addr())
 		if errors.Is(err, syscall.ECONNREFUSED) {
@@ -69,7 +69,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 			nc.Close()
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the port still accepts 5s after SIGTERM")
+			t.Fatalf("the port still accepts %v after SIGTERM", testutil.HangGuard)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

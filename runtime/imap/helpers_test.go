@@ -111,7 +111,7 @@ func dialTranscript(t testing.TB, addr string, tlsConfig *tls.Config) *transcrip
 
 func (tc *transcript) line() string {
 	tc.t.Helper()
-	tc.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	tc.conn.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 	l, err := tc.r.ReadString('\n')
 	if err != nil {
 		tc.t.Fatalf("reading: %v (after %q)", err, l)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
 
@@ -203,12 +204,12 @@ func startTLSRelay(t *testing.T, addr string, cfg *tls.Config) string {
 // relayStartTLS connects client c to the STARTTLS listener at addr through
 // a TLS connection made with STARTTLS.
 func relayStartTLS(c net.Conn, addr string, cfg *tls.Config) error {
-	sc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	sc, err := net.DialTimeout("tcp", addr, testutil.HangGuard)
 	if err != nil {
 		return err
 	}
 	defer sc.Close()
-	sc.SetDeadline(time.Now().Add(10 * time.Second))
+	sc.SetDeadline(time.Now().Add(testutil.HangGuard))
 	r := bufio.NewReader(sc)
 	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "* OK") {
 		return fmt.Errorf("greeting %q: %v", l, err)

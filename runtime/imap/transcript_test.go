@@ -67,7 +67,7 @@ func TestImplicitTLSServerRefusesPlainConnections(t *testing.T) {
 	go env.implicit.Serve(ln) // plain TCP: the wiring bug
 	conn := testutil.Dial(t, ln.Addr().String(), nil)
 	fmt.Fprintf(conn, "a LOGIN %s %q\r\n", testUser, testPass)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 	got, err := io.ReadAll(conn) // EOF or a reset: closed either way
 	var nerr net.Error
 	if len(got) > 0 || errors.As(err, &nerr) && nerr.Timeout() {
@@ -88,7 +88,7 @@ func TestStartTLSInjection(t *testing.T) {
 		t.Fatalf("STARTTLS: %q", l)
 	}
 	conn := tls.Client(tc.conn, env.tls.ClientConfig(testServerName))
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.SetDeadline(time.Now().Add(testutil.HangGuard))
 	if err := conn.Handshake(); err != nil {
 		return // the injected bytes broke the handshake: nothing was executed
 	}

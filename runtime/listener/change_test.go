@@ -97,7 +97,7 @@ func TestStatusDoesNotWaitForPrepare(t *testing.T) {
 		if !st.Bound || st.Address != l.Addr() {
 			t.Errorf("status during a change: %+v", st)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		t.Fatal("Status waited for a change in progress")
 	}
 	close(release)

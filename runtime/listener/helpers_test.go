@@ -299,14 +299,14 @@ type client struct {
 
 func newClient(t testing.TB, nc net.Conn) *client {
 	t.Cleanup(func() { nc.Close() })
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc.SetDeadline(time.Now().Add(testutil.HangGuard))
 	return &client{t: t, nc: nc, r: bufio.NewReader(nc)}
 }
 
 // dialPlain connects without TLS.
 func dialPlain(t testing.TB, addr string) *client {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	nc, err := net.DialTimeout("tcp", addr, testutil.HangGuard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func dialTLS(t testing.TB, addr string, cfg *tls.Config) (*client, error) {
 		cfg = &tls.Config{}
 	}
 	cfg.InsecureSkipVerify = true
-	d := &net.Dialer{Timeout: 5 * time.Second}
+	d := &net.Dialer{Timeout: testutil.HangGuard}
 	nc, err := tls.DialWithDialer(d, "tcp", addr, cfg)
 	if err != nil {
 		return nil, err

@@ -102,7 +102,7 @@ func TestImplicitTLSPlainClientGetsNoGreeting(t *testing.T) {
 	if n, err := c.nc.Read(buf); n > 0 || !isTimeout(err) {
 		t.Fatalf("a plain client got %q (%v) before saying anything", buf[:n], err)
 	}
-	c.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	c.nc.SetDeadline(time.Now().Add(testutil.HangGuard))
 	io.WriteString(c.nc, "EHLO plain.example\r\n")
 	got, _ := io.ReadAll(c.nc)
 	if strings.Contains(string(got), "HELLO") || (len(got) > 0 && got[0] != 0x15) {
@@ -628,7 +628,7 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 
 	from := func(src string) *client {
 		t.Helper()
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: testutil.HangGuard}
 		nc, err := d.Dial("tcp", l.Addr())
 		if err != nil {
 			t.Skipf("cannot dial from %s: %v", src, err)

@@ -106,7 +106,7 @@ func (r *responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func stapled(t *testing.T, addr string) (*ocsp.Response, error) {
 	t.Helper()
 	cfg := &tls.Config{ServerName: "mail.example.com", InsecureSkipVerify: true}
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testutil.HangGuard}, "tcp", addr, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func TestSlowlorisSMTP(t *testing.T) {
 		}
 		defer nc.Close()
 		r := bufio.NewReader(nc)
-		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		nc.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 		if greeting, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(greeting, "220 ") {
 			t.Fatalf("greeting %q: %v", greeting, err)
 		}

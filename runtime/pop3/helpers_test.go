@@ -235,7 +235,7 @@ func (c *testClient) send(s string) {
 // line reads one response line without CRLF.
 func (c *testClient) line() string {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 	l, err := c.r.ReadString('\n')
 	if err != nil {
 		c.t.Fatalf("reading response: %v (got %q)", err, l)
@@ -292,7 +292,7 @@ func (c *testClient) login(user, pass string) {
 // sending anything more.
 func (c *testClient) expectClosed() {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 	rest, err := io.ReadAll(c.r)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		var ne net.Error

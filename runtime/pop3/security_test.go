@@ -143,7 +143,7 @@ func TestImplicitTLSNoGreetingForPlainClient(t *testing.T) {
 		t.Fatalf("plain client got %q, %v before sending anything; want silence", buf[:n], err)
 	}
 	io.WriteString(conn, "CAPA\r\n")
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 	out, _ := io.ReadAll(conn)
 	if strings.Contains(string(out), "+OK") {
 		t.Fatalf("plain client got %q", out)

@@ -37,7 +37,7 @@ func FuzzSession(f *testing.F) {
 			newSession(srv, server).serve()
 		}()
 		go client.Write(append(input, "\r\nQUIT\r\n"...))
-		client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		client.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 		out, err := io.ReadAll(client)
 		if err != nil {
 			t.Fatalf("reading: %v", err)

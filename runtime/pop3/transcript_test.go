@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // transcript is one exchange: the harness connects to a fresh server
@@ -315,7 +317,7 @@ func runTranscript(t *testing.T, addr string, login bool, input string) string {
 	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 	out, err := io.ReadAll(c.r)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("reading transcript: %v (got %q)", err, out)

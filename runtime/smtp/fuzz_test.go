@@ -46,7 +46,7 @@ func FuzzSession(f *testing.F) {
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ln) }()
 		go client.Write(append(input, "\r\n.\r\nQUIT\r\n"...))
-		client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		client.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 		out, err := io.ReadAll(client)
 		if err != nil && !bytes.Contains(out, []byte("421")) {
 			t.Fatalf("reading: %v after %q", err, out)

@@ -185,7 +185,7 @@ func dial(t testing.TB, addr string, implicit bool) *textConn {
 		tlsConfig = clientTLSConfig(t)
 	}
 	nc := testutil.Dial(t, addr, tlsConfig)
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	nc.SetDeadline(time.Now().Add(testutil.HangGuard))
 	return &textConn{t: t, nc: nc, r: bufio.NewReader(nc)}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // TestImplicitTLSNoGreeting: on an implicit-TLS port a plain-text client
@@ -30,7 +32,7 @@ func TestImplicitTLSNoGreeting(t *testing.T) {
 	}
 	// A plain-text EHLO is no ClientHello: the server hangs up, still
 	// without a greeting.
-	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	nc.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 	io.WriteString(nc, "EHLO client.example\r\n")
 	data, _ := io.ReadAll(nc)
 	if strings.Contains(string(data), "220") {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // step is one exchange of a transcript: send is written as is (it may hold
@@ -387,7 +389,7 @@ func TestTranscripts(t *testing.T) {
 // expectHangup expects the server to close the connection.
 func (c *textConn) expectHangup() {
 	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	c.nc.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 	line, err := c.r.ReadString('\n')
 	if !errors.Is(err, io.EOF) {
 		c.t.Fatalf("read %q, %v; want EOF", line, err)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // The test binary doubles as the supervised process: with childEnv set it
@@ -99,8 +100,8 @@ func (r *run) stop(t *testing.T) error {
 			close(r.done)
 		}
 		return err
-	case <-time.After(10 * time.Second):
-		t.Fatal("supervisor did not stop within 10s")
+	case <-time.After(testutil.HangGuard):
+		t.Fatalf("supervisor did not stop within %v", testutil.HangGuard)
 		return nil
 	}
 }
@@ -257,7 +258,7 @@ func TestRunTakesOverUnsupervisedServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Stop(orphan, time.Second) })
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	for !held(filepath.Join(dir, "serve.lock")) {
 		if time.Now().After(deadline) {
 			t.Fatal("the unsupervised serve never took its lock")

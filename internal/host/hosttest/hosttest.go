@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 )
 
 // Target is a host under test.
@@ -337,7 +338,7 @@ func testLock(t *testing.T, ctx context.Context, tg Target) {
 		if err != nil {
 			t.Fatalf("waiting Lock after release: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		t.Fatal("waiting Lock did not get the released lock")
 	}
 	if _, err := h.Run(ctx, "flock", "-n", p, "true"); err != nil {

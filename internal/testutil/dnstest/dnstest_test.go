@@ -2,8 +2,8 @@ package dnstest
 
 import (
 	"testing"
-	"time"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -24,7 +24,7 @@ func TestUnboundValidates(t *testing.T) {
 	// A stub resolver's retransmissions: on a busy machine Unbound, which
 	// asks the authority again before it answers SERVFAIL for bogus data,
 	// sometimes dropped the question (seen in CI at the start of a run).
-	c := &dns.Client{Timeout: 5 * time.Second}
+	c := &dns.Client{Timeout: testutil.HangGuard}
 	exchange := func(m *dns.Msg) (r *dns.Msg, err error) {
 		for range 4 {
 			if r, _, err = c.Exchange(m, resolver); err == nil {

@@ -288,7 +288,7 @@ func TestDatabaseRestart(t *testing.T) {
 	})
 	select {
 	case <-w.C:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testutil.HangGuard):
 		t.Fatal("the watch was not woken after the change feed came back")
 	}
 	msgs, _ := d.Messages()
