@@ -357,6 +357,7 @@ func TestAccKeystore_acmeRenewal(t *testing.T) {
 	roots, _ := p.IssuerRoots(t)
 	cfg := s.http01()
 	cfg.extra = "renew_before_days = 1" // longer than the lifetime: renewed a third into it
+	runtimeID := acme.IDFor(s.ksPath, "james")
 	var first string
 	var servePID int
 	var session *tls.Conn
@@ -382,18 +383,40 @@ func TestAccKeystore_acmeRenewal(t *testing.T) {
 			},
 			{
 				PreConfig: func() {
-					err := waitFor(30*time.Second, func() error {
+					// The renewal is the runtime's own event, at the time
+					// it schedules (status next_renewal, later after a
+					// failed attempt): wait for its status to show it,
+					// HangGuard past that time at most, then for the
+					// listener to serve it. No fixed window: the first
+					// step may end before or after the renewal, and a
+					// loaded machine slows both.
+					ctx := context.Background()
+					var st acme.Status
+					for {
+						obj, err := e.client().ACME(ctx, runtimeID)
+						if err != nil {
+							t.Fatalf("the runtime's ACME status: %v", err)
+						}
+						if st = obj.Status; st.Fingerprint != first {
+							break
+						}
+						if due := st.NextRenewal.Add(testutil.HangGuard); time.Now().After(due) {
+							t.Fatalf("no renewal by %s (next_renewal + %s): %+v", due.Format(time.RFC3339), testutil.HangGuard, st)
+						}
+						time.Sleep(50 * time.Millisecond)
+					}
+					err := waitFor(testutil.HangGuard, func() error {
 						chain, err := s.served("mail.example.test", roots)
 						if err != nil {
 							return err
 						}
 						if keystore.Fingerprint(chain[0]) == first {
-							return fmt.Errorf("the listener still serves %s", first)
+							return fmt.Errorf("the listener still serves %s; the runtime renewed: %+v", first, st)
 						}
 						return nil
 					})
 					if err != nil {
-						t.Fatalf("no renewal reached the listener: %v", err)
+						t.Fatalf("the renewal did not reach the listener: %v", err)
 					}
 				},
 				// Refresh brings the renewed certificate into the state
