@@ -27,16 +27,18 @@ import (
 // The acceptance-test harness that every resource's tests share:
 //
 //   - providerFactories serves this provider in-process to the real
-//     terraform binary (TF_ACC=1, TF_ACC_TERRAFORM_PATH);
+//     terraform binary (TF_ACC=1, TF_ACC_TERRAFORM_PATH), a new provider
+//     for each terraform command, as a plugin process is. A provider
+//     serves one provider configuration and refuses a second
+//     (mailstackProvider.claim): a configuration with several (aliases,
+//     hosts) runs real plugin processes (externalProvider);
 //   - TestMain builds the real provider executable once, since the runtime
 //     the provider installs must be a real `runtime serve`, not the test
 //     binary;
 //   - newAccEnv gives each test its own state directory and free loopback
 //     ports, and stops every runtime the test started, whatever happens.
 
-var providerFactories = map[string]func() (tfprotov6.ProviderServer, error){
-	"mailstack": providerserver.NewProtocol6WithError(New("test")()),
-}
+var providerFactories = testFactories(nil, nil)
 
 // testClock is a provider clock a test moves forward, instead of sleeping
 // until a certificate is due (hashicorp/tls's overridableTimeFunc).
@@ -84,18 +86,21 @@ func (e *testEnv) factories() map[string]func() (tfprotov6.ProviderServer, error
 	return testFactories(nil, e)
 }
 
-// testFactories serves a provider whose resources see clock and read env;
-// nil for either means the real one.
+// testFactories serves providers whose resources see clock and read env;
+// nil for either means the real one. Each call of the factory (each
+// terraform command) gets a new provider.
 func testFactories(clock *testClock, env *testEnv) map[string]func() (tfprotov6.ProviderServer, error) {
-	p := &mailstackProvider{version: "test"}
-	if clock != nil {
-		p.clock = clock.now
-	}
-	if env != nil {
-		p.getenv = env.getenv
-	}
 	return map[string]func() (tfprotov6.ProviderServer, error){
-		"mailstack": providerserver.NewProtocol6WithError(p),
+		"mailstack": func() (tfprotov6.ProviderServer, error) {
+			p := &mailstackProvider{version: "test"}
+			if clock != nil {
+				p.clock = clock.now
+			}
+			if env != nil {
+				p.getenv = env.getenv
+			}
+			return providerserver.NewProtocol6WithError(p)()
+		},
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -22,6 +23,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 )
 
@@ -43,6 +45,11 @@ type mailstackProvider struct {
 	// getenv reads the provider's environment variables; nil means
 	// os.Getenv (tests give each test's provider its own).
 	getenv func(string) string
+
+	// configMu guards config, the provider configuration this instance
+	// serves once Configure has run (see claim).
+	configMu sync.Mutex
+	config   *tftypes.Value
 }
 
 // New returns the provider factory for version.
@@ -135,6 +142,16 @@ func (p *mailstackProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 }
 
 func (p *mailstackProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	if !p.claim(req.Config.Raw) {
+		resp.Diagnostics.AddError("Several Provider Configurations in One Provider Process",
+			"This mailstack provider process was already configured by another provider configuration (another alias, "+
+				"host or state_dir). Terraform starts one provider process per provider configuration; one process "+
+				"is asked to serve several only when the provider runs in debug mode (TF_REATTACH_PROVIDERS) or inside "+
+				"a test binary, and there every resource would act on whichever configuration came last: the wrong host "+
+				"for some of them. Run the provider as Terraform installs it (tests: ExternalProviders), or use one "+
+				"provider configuration.")
+		return
+	}
 	var cfg providerModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
 	if resp.Diagnostics.HasError() {
@@ -159,6 +176,20 @@ func (p *mailstackProvider) Configure(ctx context.Context, req provider.Configur
 		return
 	}
 	p.configured(host.Local{}, abs, resp)
+}
+
+// claim records config as the one provider configuration this instance
+// serves and reports whether it is that one. The framework keeps one
+// ResourceData per provider process, so a second, different
+// configuration would silently take over the first one's resources.
+func (p *mailstackProvider) claim(config tftypes.Value) bool {
+	p.configMu.Lock()
+	defer p.configMu.Unlock()
+	if p.config == nil {
+		p.config = &config
+		return true
+	}
+	return p.config.Equal(config)
 }
 
 // configured hands resources and data sources the host and state_dir.

@@ -250,7 +250,14 @@ func TestAccRemote_twoHosts(t *testing.T) {
 			},
 		},
 	})
-	for _, rh := range []*netns.Host{h1, h2} {
+	expectOnlySSHD(t, h1, h2)
+}
+
+// expectOnlySSHD checks, after a destroy, that nothing but sshd runs on
+// the hosts: no runtime, no supervisor.
+func expectOnlySSHD(t *testing.T, hosts ...*netns.Host) {
+	t.Helper()
+	for _, rh := range hosts {
 		// sshd's child for the last provider's connection exits once it
 		// sees the connection closed, which under load takes a moment.
 		deadline := time.Now().Add(10 * time.Second)
@@ -268,6 +275,131 @@ func TestAccRemote_twoHosts(t *testing.T) {
 			t.Errorf("10s after destroy, %d processes run on %s besides sshd: %q", len(procs)-1, rh.Name, names)
 		}
 	}
+}
+
+// TestAccRemote_localAndRemote: the default provider configuration
+// manages the machine terraform runs on and an aliased one a host over
+// SSH, in one configuration, each with a server named "default" and its
+// listeners. Mail sent to either is read there and not on the other.
+// In-process, where one provider would serve both configurations and
+// act on whichever came last, it is refused and nothing changes.
+func TestAccRemote_localAndRemote(t *testing.T) {
+	e := newAccEnv(t)
+	rh := netns.New(t)
+	smtp, imap := e.FreePort(), e.FreePort()
+	config := "terraform {\n  required_providers {\n    mailstack = { source = \"mailstack/mailstack\" }\n  }\n}\n" +
+		e.ProviderBlock() + remoteProvider("h1", rh, hostKey(rh.HostKey)) +
+		mailTestKeystoreHCL(e.Path("local.keystore")) + fmt.Sprintf(`
+resource "mailstack_server" "local" {
+  hostname   = "mail.local.test"
+  domains    = ["example.test"]
+  supervisor = "builtin"
+}
+
+resource "mailstack_user" "local" {
+  server_id = mailstack_server.local.id
+  address   = "alice@example.test"
+  password  = "alice-password"
+}
+
+data "mailstack_tls_probe" "local" {
+  address    = "127.0.0.1:%[1]d"
+  protocol   = "smtp"
+  mode       = "starttls"
+  depends_on = [mailstack_listener.local_smtp]
+}
+`, smtp) + ksListenerHCL("local_smtp", "local", "smtp", smtp, "starttls") + ksListenerHCL("local_imap", "local", "imap", imap, "starttls") +
+		remoteStack("h1", rh, "starttls")
+	var localPEM, remotePEM string
+	// mailOnlyAt sends a message to the server at ip (its SMTP port
+	// smtp) and reads it there over IMAP, but not at otherIP.
+	mailOnlyAt := func(ip string, smtp, imap int, caPEM, otherIP string, otherIMAP int, otherPEM string) error {
+		token := fmt.Sprintf("mixed-%d-%s", os.Getpid(), ip)
+		if _, err := e.mailClientAt("send", ip, smtp, caPEM, "alice@example.test", "", token); err != nil {
+			return err
+		}
+		if out, err := e.mailClientAt("imap", ip, imap, caPEM, "alice@example.test", "alice-password", token); err != nil || !strings.Contains(out, token) {
+			return fmt.Errorf("IMAP on %s: %v\n%s", ip, err, out)
+		}
+		out, err := e.mailClientAt("imap", otherIP, otherIMAP, otherPEM, "alice@example.test", "alice-password", token)
+		if err == nil || !strings.Contains(out, "no message with subject "+token) {
+			return fmt.Errorf("IMAP on %s should log in and find no message sent to %s: %v\n%s", otherIP, ip, err, out)
+		}
+		return nil
+	}
+	// supervisors are the pid files of both servers' supervisors.
+	supervisors := func() (string, error) {
+		local, err := os.ReadFile(e.Path(path.Join("default", supervise.PIDFile)))
+		if err != nil {
+			return "", err
+		}
+		remote, err := rh.ReadFile(rh.Path("state", "default", supervise.PIDFile))
+		return string(local) + "/" + string(remote), err
+	}
+	var before string
+	external := externalProvider(t)
+	resource.Test(t, resource.TestCase{
+		CheckDestroy: func(*terraform.State) error {
+			if pids := processesUnder(e.StateDir); len(pids) > 0 {
+				return fmt.Errorf("processes of %s outlived destroy: %v", e.StateDir, pids)
+			}
+			return portsClosed(smtp, imap)
+		},
+		Steps: []resource.TestStep{
+			{
+				ExternalProviders: external,
+				Config:            config,
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("mailstack_server.local", "running", "true"),
+					resource.TestCheckResourceAttr("mailstack_server.local", "state_dir", e.Path("default")),
+					resource.TestCheckResourceAttr("mailstack_server.h1", "running", "true"),
+					resource.TestCheckResourceAttr("mailstack_server.h1", "state_dir", rh.Path("state", "default")),
+					resource.TestCheckResourceAttrPair("data.mailstack_tls_probe.local", "fingerprint_sha256", "mailstack_keystore.ks", "fingerprint_sha256"),
+					resource.TestCheckResourceAttrPair("data.mailstack_tls_probe.h1", "fingerprint_sha256", "mailstack_keystore.h1", "fingerprint_sha256"),
+					func(s *terraform.State) error {
+						localPEM = s.RootModule().Resources["mailstack_keystore.ks"].Primary.Attributes["certificate_pem"]
+						remotePEM = s.RootModule().Resources["mailstack_keystore.h1"].Primary.Attributes["certificate_pem"]
+						return nil
+					},
+					func(*terraform.State) error {
+						return onlyOnHost(rh, rh.Path("james.keystore"), rh.Path("state", "default", statedir.ConfigFile))
+					},
+					func(*terraform.State) error {
+						return mailOnlyAt("127.0.0.1", smtp, imap, localPEM, rh.IP, 2143, remotePEM)
+					},
+					func(*terraform.State) error {
+						return mailOnlyAt(rh.IP, 2525, 2143, remotePEM, "127.0.0.1", imap, localPEM)
+					},
+					func(*terraform.State) (err error) {
+						before, err = supervisors()
+						return err
+					},
+				),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+			{
+				ProtoV6ProviderFactories: providerFactories,
+				Config:                   config,
+				PlanOnly:                 true,
+				ExpectError:              regexp.MustCompile(`Several Provider Configurations in One Provider Process`),
+			},
+			{
+				ExternalProviders: external,
+				Config:            config,
+				Check: resource.ComposeAggregateTestCheckFunc(
+					func(*terraform.State) error {
+						if after, err := supervisors(); err != nil || after != before {
+							return fmt.Errorf("the refused configuration changed the supervisors (pids %q, now %q): %v", before, after, err)
+						}
+						return nil
+					},
+					func(*terraform.State) error { return serveTLS(rh.IP, 2525, 2465, 2143) },
+				),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
+			},
+		},
+	})
+	expectOnlySSHD(t, rh)
 }
 
 // onlyOnHost checks that files are on host rh and not where terraform
@@ -372,8 +504,9 @@ func TestAccRemote_failures(t *testing.T) {
 // TestAccRemote_agentAndPassphrase: one host through two provider
 // configurations, one logging in with the keys of a real ssh-agent
 // (agent = true), the other with a key ssh-keygen encrypted
-// (private_key_passphrase); each makes a keystore there. A wrong
-// passphrase fails before anything reaches the host, naming it.
+// (private_key_passphrase); each makes a keystore there, from a plugin
+// process of its own. A wrong passphrase fails before anything reaches
+// the host, naming it.
 func TestAccRemote_agentAndPassphrase(t *testing.T) {
 	newAccEnv(t)
 	rh := netns.New(t)
@@ -409,7 +542,7 @@ provider "mailstack" {
 			remoteKeystore("agent", rh.Path("agent.keystore")) + remoteKeystore("passphrase", rh.Path("passphrase.keystore"))
 	}
 	resource.Test(t, resource.TestCase{
-		ProtoV6ProviderFactories: providerFactories,
+		ExternalProviders: externalProvider(t),
 		Steps: []resource.TestStep{
 			{
 				Config:      config("not the passphrase"),
