@@ -53,6 +53,10 @@ type Host struct {
 	HostKey string
 	// Root is the host's private work folder (a tmpfs): the test process
 	// sees an empty folder at this path. The login's home is Path("root").
+	// Only Root is the host's own: any other path (/var/lib, the test's
+	// TMPDIR) is this machine's folder, and the PID namespace is shared
+	// too, so a test names every remote path with Path; a remote
+	// state_dir outside Root would share the local one's folder.
 	Root string
 
 	conf, log string
