@@ -188,18 +188,7 @@ func TestAccRemote_twoHosts(t *testing.T) {
 					},
 					func(*terraform.State) error {
 						// Mail to host 1, from this namespace: on host 1, not on host 2.
-						token := "remote-" + strconv.Itoa(os.Getpid())
-						if _, err := e.mailClientAt("send", h1.IP, 2525, certPEM, "alice@example.test", "", token); err != nil {
-							return err
-						}
-						if out, err := e.mailClientAt("imap", h1.IP, 2143, certPEM, "alice@example.test", "alice-password", token); err != nil || !strings.Contains(out, token) {
-							return fmt.Errorf("IMAP on host 1: %v\n%s", err, out)
-						}
-						out, err := e.mailClientAt("imap", h2.IP, 2143, cert2PEM, "alice@example.test", "alice-password", token)
-						if err == nil || !strings.Contains(out, "no message with subject "+token) {
-							return fmt.Errorf("IMAP on host 2 should log in and find no message sent to host 1: %v\n%s", err, out)
-						}
-						return nil
+						return e.mailOnlyAt(mailHost{h1.IP, 2525, 2143, certPEM}, mailHost{h2.IP, 2525, 2143, cert2PEM})
 					},
 				),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}},
@@ -311,22 +300,6 @@ data "mailstack_tls_probe" "local" {
 `, smtp) + ksListenerHCL("local_smtp", "local", "smtp", smtp, "starttls") + ksListenerHCL("local_imap", "local", "imap", imap, "starttls") +
 		remoteStack("h1", rh, "starttls")
 	var localPEM, remotePEM string
-	// mailOnlyAt sends a message to the server at ip (its SMTP port
-	// smtp) and reads it there over IMAP, but not at otherIP.
-	mailOnlyAt := func(ip string, smtp, imap int, caPEM, otherIP string, otherIMAP int, otherPEM string) error {
-		token := fmt.Sprintf("mixed-%d-%s", os.Getpid(), ip)
-		if _, err := e.mailClientAt("send", ip, smtp, caPEM, "alice@example.test", "", token); err != nil {
-			return err
-		}
-		if out, err := e.mailClientAt("imap", ip, imap, caPEM, "alice@example.test", "alice-password", token); err != nil || !strings.Contains(out, token) {
-			return fmt.Errorf("IMAP on %s: %v\n%s", ip, err, out)
-		}
-		out, err := e.mailClientAt("imap", otherIP, otherIMAP, otherPEM, "alice@example.test", "alice-password", token)
-		if err == nil || !strings.Contains(out, "no message with subject "+token) {
-			return fmt.Errorf("IMAP on %s should log in and find no message sent to %s: %v\n%s", otherIP, ip, err, out)
-		}
-		return nil
-	}
 	// supervisors are the pid files of both servers' supervisors.
 	supervisors := func() (string, error) {
 		local, err := os.ReadFile(e.Path(path.Join("default", supervise.PIDFile)))
@@ -365,10 +338,10 @@ data "mailstack_tls_probe" "local" {
 						return onlyOnHost(rh, rh.Path("james.keystore"), rh.Path("state", "default", statedir.ConfigFile))
 					},
 					func(*terraform.State) error {
-						return mailOnlyAt("127.0.0.1", smtp, imap, localPEM, rh.IP, 2143, remotePEM)
+						return e.mailOnlyAt(mailHost{"127.0.0.1", smtp, imap, localPEM}, mailHost{rh.IP, 2525, 2143, remotePEM})
 					},
 					func(*terraform.State) error {
-						return mailOnlyAt(rh.IP, 2525, 2143, remotePEM, "127.0.0.1", imap, localPEM)
+						return e.mailOnlyAt(mailHost{rh.IP, 2525, 2143, remotePEM}, mailHost{"127.0.0.1", smtp, imap, localPEM})
 					},
 					func(*terraform.State) (err error) {
 						before, err = supervisors()
@@ -400,6 +373,31 @@ data "mailstack_tls_probe" "local" {
 		},
 	})
 	expectOnlySSHD(t, rh)
+}
+
+// mailHost is a server's mail ports on ip, with TLS certificates caPEM
+// verifies, and a user alice@example.test (password alice-password).
+type mailHost struct {
+	ip         string
+	smtp, imap int
+	caPEM      string
+}
+
+// mailOnlyAt sends a message to alice at host to, from where the test
+// runs, and finds it there over IMAP but not at host other.
+func (e *accEnv) mailOnlyAt(to, other mailHost) error {
+	token := fmt.Sprintf("remote-%d-%s", os.Getpid(), to.ip)
+	if _, err := e.mailClientAt("send", to.ip, to.smtp, to.caPEM, "alice@example.test", "", token); err != nil {
+		return err
+	}
+	if out, err := e.mailClientAt("imap", to.ip, to.imap, to.caPEM, "alice@example.test", "alice-password", token); err != nil || !strings.Contains(out, token) {
+		return fmt.Errorf("IMAP on %s: %v\n%s", to.ip, err, out)
+	}
+	out, err := e.mailClientAt("imap", other.ip, other.imap, other.caPEM, "alice@example.test", "alice-password", token)
+	if err == nil || !strings.Contains(out, "no message with subject "+token) {
+		return fmt.Errorf("IMAP on %s should log in and find no message sent to %s: %v\n%s", other.ip, to.ip, err, out)
+	}
+	return nil
 }
 
 // onlyOnHost checks that files are on host rh and not where terraform
