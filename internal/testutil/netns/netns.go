@@ -297,17 +297,35 @@ func (h *Host) SetRate(rate string) {
 
 // KillSSHD kills sshd and every session it serves (kill -9, as a crash
 // would), leaving the processes started through it running.
+//
+// The listener goes first: killed after its sessions, it could still fork
+// one for a client that reconnects the moment its session dies, and that
+// session, forked after any list of its children was taken, would live on
+// and serve the client as if nothing had happened. Then every sshd left
+// in the host's namespaces goes, whoever its parent is by now.
 func (h *Host) KillSSHD() {
+	h.t.Helper()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.sshd == nil {
 		return
 	}
-	root := h.sshd.Process.Pid
-	for _, pid := range append(descendants(root, "sshd"), root) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
+	_ = h.sshd.Process.Kill()
 	h.sshd = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := h.live("sshd")
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("sshd processes %v in %s survive SIGKILL", pids, h.Name)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Logins counts the SSH logins sshd accepted so far.
@@ -402,41 +420,23 @@ func (h *Host) close() {
 	}
 }
 
-// descendants lists the pids whose parent chain leads to root and whose
-// command is comm.
-func descendants(root int, comm string) []int {
-	parent := map[int]int{}
-	names := map[int]string{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+// live lists the processes in the host's namespaces that run comm and
+// have not exited (a zombie waits only for its parent to collect it).
+func (h *Host) live(comm string) []int {
+	var out []int
+	for _, pid := range h.Processes() {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
+		// pid (comm) state ...; comm may hold spaces and parentheses.
 		s := string(stat)
 		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || closing < 0 || closing+2 >= len(s) {
+		if open < 0 || closing+2 >= len(s) {
 			continue
 		}
-		names[pid] = s[open+1 : closing]
-		f := strings.Fields(s[closing+2:])
-		if len(f) > 1 {
-			parent[pid], _ = strconv.Atoi(f[1])
-		}
-	}
-	var out []int
-	for pid := range parent {
-		for p := parent[pid]; p > 1; p = parent[p] {
-			if p == root {
-				if names[pid] == comm {
-					out = append(out, pid)
-				}
-				break
-			}
+		if s[open+1:closing] == comm && s[closing+2] != 'Z' && s[closing+2] != 'X' {
+			out = append(out, pid)
 		}
 	}
 	return out
