@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/pgtest"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/store"
 )
@@ -123,8 +124,8 @@ func TestSynchronousCommitForced(t *testing.T) {
 
 // TestLostNotification changes a watched mailbox behind every store's back
 // (no NOTIFY, as when a runtime dies between its commit and its
-// announcement): the watch wakes anyway, within a second, from the poll of
-// MODSEQs; and when the mailbox goes, too.
+// announcement): the watch wakes anyway, from the poll of MODSEQs; and
+// when the mailbox goes, too.
 func TestLostNotification(t *testing.T) {
 	s := openInternal(t, pgtest.Shared(t).NewDatabase(t))
 	const u = "u@example.com"
@@ -139,7 +140,13 @@ func TestLostNotification(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	time.Sleep(2 * pollInterval) // the poll has seen the mailbox
+	// The poll learns a mailbox's MODSEQ in its first round after the
+	// watch and wakes the watch only when a later round sees it move: the
+	// change must come after that first round, however late it runs. The
+	// round in progress now may have begun before the watch; the one after
+	// it began after.
+	after := s.polls.Load() + 2
+	testutil.Eventually(t, "a poll of MODSEQs begun after the watch", func() bool { return s.polls.Load() >= after })
 	for _, change := range []string{
 		"UPDATE mailboxes SET modseq = modseq + 1 WHERE name = 'Lists'",
 		"DELETE FROM mailboxes WHERE name = 'Lists'",
@@ -149,8 +156,8 @@ func TestLostNotification(t *testing.T) {
 		}
 		select {
 		case <-w.C:
-		case <-time.After(time.Second):
-			t.Fatalf("no notification within a second of %q made without NOTIFY", change)
+		case <-time.After(testutil.HangGuard):
+			t.Fatalf("no notification within %v of %q made without NOTIFY", testutil.HangGuard, change)
 		}
 	}
 }

@@ -252,5 +252,6 @@ func (s *Store) poll() {
 			}
 		}
 		seen = now
+		s.polls.Add(1)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +65,10 @@ type Store struct {
 	locks     *locker
 	// deliveries feeds the committers (commit.go).
 	deliveries chan *delivery
+	// polls counts the polls of watched mailboxes' MODSEQs that reached
+	// the database (notify.go), so that a test can wait for one that
+	// began after its watch.
+	polls atomic.Int64
 
 	// base is cancelled by Close, ending operations in progress and the
 	// background goroutines.
