@@ -164,7 +164,7 @@ func (rt *mailRuntime) DKIM(name string) (control.DKIMObject, error) {
 }
 
 func dkimObject(p dkim.Public) control.DKIMObject {
-	return control.DKIMObject{DKIMKey: p.DKIMKey, Name: p.Name, TXT: p.TXT}
+	return control.DKIMObject{DKIMKey: p.DKIMKey, Name: p.Name, TXT: p.TXT, KeyFileProblem: p.FileProblem}
 }
 
 func (rt *mailRuntime) PutDKIM(ctx context.Context, name string, k config.DKIMKey) (control.DKIMObject, error) {

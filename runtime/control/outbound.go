@@ -46,6 +46,12 @@ type DKIMObject struct {
 	Name string `json:"name"`
 	// TXT is the DNS TXT record value to publish at Name.
 	TXT string `json:"txt"`
+	// KeyFileProblem is empty while the key's file on the host holds the
+	// key the runtime signs with; else it says what is wrong with the file
+	// (gone, damaged, another key). The runtime still signs, but would
+	// lose the key at a restart; a PUT of the same key writes the file
+	// again from the key the runtime holds.
+	KeyFileProblem string `json:"key_file_problem,omitempty"`
 }
 
 // OutboundBackend is the optional part of a Backend that delivers to other

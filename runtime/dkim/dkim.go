@@ -63,6 +63,11 @@ type Public struct {
 	// TXT is the record's value: "v=DKIM1; k=rsa; p=<base64 SPKI>" or
 	// "v=DKIM1; k=ed25519; p=<base64 raw key>" (RFC 8463 section 4.2).
 	TXT string `json:"txt"`
+	// FileProblem is empty while the key's file holds the key that signs;
+	// else it says what is wrong with the file (gone, damaged, another
+	// key). The key still signs, but a restart would lose it: Put with
+	// the same key writes the file again.
+	FileProblem string `json:"file_problem,omitempty"`
 }
 
 type key struct {
@@ -101,13 +106,19 @@ func (k *Keys) path(name string) string { return filepath.Join(k.dir, KeyFile(na
 
 // Put makes cfg's key if there is none of that name and algorithm on disk,
 // loads it and returns its public part. A key of another algorithm under
-// the same name is replaced.
+// the same name is replaced. A key already signing under that name and
+// algorithm stays: its record is the one published, so a key file that
+// went away, was damaged or holds another key since is written again
+// from it.
 func (k *Keys) Put(cfg config.DKIMKey) (Public, error) {
 	if err := cfg.Validate(); err != nil {
 		return Public{}, err
 	}
 	name := cfg.Name()
 	signer, err := k.load(name, cfg.Algorithm)
+	if held := k.signer(name, cfg.Algorithm); held != nil && (err != nil || !samePublic(held, signer)) {
+		signer, err = held, k.save(name, held)
+	}
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, errWrongAlgorithm) {
 		signer, err = k.generate(name, cfg.Algorithm)
 	}
@@ -161,15 +172,56 @@ func (k *Keys) generate(name, algorithm string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating DKIM key %s: %w", name, err)
 	}
+	return signer, k.save(name, signer)
+}
+
+// save writes signer to key name's file, atomically.
+func (k *Keys) save(name string, signer crypto.Signer) error {
 	der, err := x509.MarshalPKCS8PrivateKey(signer)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("saving DKIM key %s: %w", name, err)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	if err := atomicfile.WriteFile(k.path(name), data, 0o600); err != nil {
-		return nil, fmt.Errorf("saving DKIM key %s: %w", name, err)
+		return fmt.Errorf("saving DKIM key %s: %w", name, err)
 	}
-	return signer, nil
+	return nil
+}
+
+// signer returns the key signing as name if it is of algorithm, else nil.
+func (k *Keys) signer(name, algorithm string) crypto.Signer {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if kk, ok := k.keys[name]; ok && kk.cfg.Algorithm == algorithm {
+		return kk.signer
+	}
+	return nil
+}
+
+// samePublic reports whether a and b (which may be nil) are the same key.
+func samePublic(a, b crypto.Signer) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	pub, ok := a.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(b.Public())
+}
+
+// fileProblem says what is wrong with the file of kk, which signs as
+// name: empty when the file holds kk's key.
+func (k *Keys) fileProblem(name string, kk *key) string {
+	signer, err := k.load(name, kk.cfg.Algorithm)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return k.path(name) + " is gone"
+	case errors.Is(err, errWrongAlgorithm):
+		return k.path(name) + " holds a key of another algorithm"
+	case err != nil:
+		return err.Error()
+	case !samePublic(kk.signer, signer):
+		return k.path(name) + " holds another key"
+	}
+	return ""
 }
 
 func public(cfg config.DKIMKey, signer crypto.Signer) Public {
@@ -184,15 +236,18 @@ func public(cfg config.DKIMKey, signer crypto.Signer) Public {
 	return p
 }
 
-// Get returns the public part of key name.
+// Get returns the public part of key name, and whether its file still
+// holds it (Public.FileProblem).
 func (k *Keys) Get(name string) (Public, error) {
 	k.mu.RLock()
-	defer k.mu.RUnlock()
 	kk, ok := k.keys[name]
+	k.mu.RUnlock()
 	if !ok {
 		return Public{}, fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
-	return public(kk.cfg, kk.signer), nil
+	p := public(kk.cfg, kk.signer)
+	p.FileProblem = k.fileProblem(name, kk)
+	return p, nil
 }
 
 // Delete stops signing with key name and removes it from disk, also a

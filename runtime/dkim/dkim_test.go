@@ -122,3 +122,115 @@ func TestSignVerify(t *testing.T) {
 		t.Errorf("deleting a key that is gone: %v, want ErrNotFound", err)
 	}
 }
+
+// TestKeyFileLostWhileSigning: a key file deleted, truncated, overwritten
+// with garbage or with another key while its key signs. The key keeps
+// signing with the published record meanwhile, Get says what is wrong
+// with the file, and Put of the same key writes the file again from the
+// key that signs, so that a restart (Open) still signs with it.
+func TestKeyFileLostWhileSigning(t *testing.T) {
+	other, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		damage  string
+		problem string
+	}{
+		{"deleted", "is gone"},
+		{"truncated", "no PEM block"},
+		{"garbage", "no PEM block"},
+		{"bad DER", "asn1"},
+		{"another key", "holds another key"},
+		{"another algorithm", "holds a key of another algorithm"},
+	} {
+		t.Run(tc.damage, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := config.DKIMKey{Domain: "example.com", Selector: "s2026", Algorithm: config.DKIMRSA}
+			keys, err := Open(dir, map[string]config.DKIMKey{cfg.Name(): cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := keys.Get(cfg.Name())
+			if err != nil || pub.FileProblem != "" {
+				t.Fatalf("fresh key: %+v, %v", pub, err)
+			}
+			file := filepath.Join(dir, KeyFile(cfg.Name()))
+			pemData, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var damaged []byte
+			switch tc.damage {
+			case "truncated":
+				damaged = pemData[:len(pemData)/3]
+			case "garbage":
+				damaged = bytes.Repeat([]byte("overwritten by a careless script\n"), 40)
+			case "bad DER":
+				damaged = bytes.Replace(pemData, pemData[40:80], bytes.Repeat([]byte("A"), 40), 1)
+			case "another key", "another algorithm":
+				alg := map[string]string{"another key": config.DKIMRSA, "another algorithm": config.DKIMEd25519}[tc.damage]
+				if _, err := other.Put(config.DKIMKey{Domain: "example.com", Selector: "s2026", Algorithm: alg}); err != nil {
+					t.Fatal(err)
+				}
+				if damaged, err = os.ReadFile(filepath.Join(other.dir, KeyFile(cfg.Name()))); err != nil {
+					t.Fatal(err)
+				}
+				if err := other.Delete(cfg.Name()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if damaged == nil {
+				err = os.Remove(file)
+			} else {
+				err = os.WriteFile(file, damaged, 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			got, err := keys.Get(cfg.Name())
+			if err != nil || got.TXT != pub.TXT || !strings.Contains(got.FileProblem, tc.problem) || !strings.Contains(got.FileProblem, file) {
+				t.Fatalf("Get with the file %s: %+v, %v; want the same record and a problem naming %s and %q", tc.damage, got, err, file, tc.problem)
+			}
+			verifies(t, keys, pub)
+
+			put, err := keys.Put(cfg)
+			if err != nil || put.TXT != pub.TXT {
+				t.Fatalf("Put with the file %s: %+v, %v; want the record %q", tc.damage, put, err, pub.TXT)
+			}
+			if got, err := keys.Get(cfg.Name()); err != nil || got.FileProblem != "" {
+				t.Fatalf("Get after the repair: %+v, %v", got, err)
+			}
+			if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("the repaired key file: %v, %v; want mode 0600", fi, err)
+			}
+			restarted, err := Open(dir, map[string]config.DKIMKey{cfg.Name(): cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			verifies(t, restarted, pub)
+		})
+	}
+}
+
+// verifies checks that keys signs message with the one key of pub,
+// verified with pub's record.
+func verifies(t *testing.T, keys *Keys, pub Public) {
+	t.Helper()
+	signed, err := keys.Sign([]byte(message))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := msgdkim.VerifyWithOptions(bytes.NewReader(signed), &msgdkim.VerifyOptions{
+		LookupTXT: func(name string) ([]string, error) {
+			if name != pub.Name {
+				return nil, errors.New("no record at " + name)
+			}
+			return []string{pub.TXT}, nil
+		},
+	})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil {
+		t.Fatalf("verifying with %s: %v, %d signatures (%+v)", pub.Name, err, len(vs), vs)
+	}
+}
