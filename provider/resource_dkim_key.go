@@ -64,7 +64,10 @@ func (r *dkimKeyResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"new selector and publish its record, then remove the old key once the record has spread. A runtime that " +
 			"lost the key from its config (config.json deleted) shows as `signing = false`: apply has it sign with the " +
 			"same key again while the key file is still in the state directory, so the published record stays valid; " +
-			"only when that file is gone too does plan show the key replaced, with a new record to publish.",
+			"only when that file is gone too does plan show the key replaced, with a new record to publish. Likewise a " +
+			"key file deleted or damaged while the runtime signs with the key shows as `signing = false`, and apply " +
+			"writes the key the runtime holds back to the file; a runtime that restarted meanwhile signs with another " +
+			"key than the published one, and plan shows the key replaced.",
 		Attributes: map[string]schema.Attribute{
 			// Required
 			"server_id": schema.StringAttribute{
@@ -114,9 +117,11 @@ func (r *dkimKeyResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"signing": schema.BoolAttribute{
-				MarkdownDescription: "True while the runtime signs with the key. Read sets it false when the runtime " +
-					"does not answer or does not have the key; plan then shows the repair: in place (the same key, " +
-					"the same record) while the key's file is on the host, else a replacement (a new key and record).",
+				MarkdownDescription: "True while the runtime signs with the key and would after a restart too. Read " +
+					"sets it false when the runtime does not answer, does not have the key, signs with another key than " +
+					"the one whose record is in state, or its key file is gone or damaged; plan then shows the repair: " +
+					"in place (the same key, the same record) while the runtime holds the key or its file is on the " +
+					"host, else a replacement (a new key and record).",
 				Computed:      true,
 				PlanModifiers: []planmodifier.Bool{alwaysTrue{}},
 			},
@@ -181,9 +186,7 @@ func (r *dkimKeyResource) Read(ctx context.Context, req resource.ReadRequest, re
 	var apiErr *control.Error
 	switch {
 	case err == nil:
-		state.set(serverID, obj)
-		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
-		resp.Diagnostics.Append(setPrivate(ctx, resp.Private, keyGoneKey, false)...)
+		r.readSigning(ctx, &state, obj, resp)
 		return
 	case control.IsNotFound(err) && state.Algorithm.IsNull():
 		// An import of a key the runtime does not have.
@@ -203,6 +206,40 @@ func (r *dkimKeyResource) Read(ctx context.Context, req resource.ReadRequest, re
 	state.Signing = types.BoolValue(false)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 	resp.Diagnostics.Append(setPrivate(ctx, resp.Private, keyGoneKey, !onHost)...)
+}
+
+// readSigning records key obj, which the runtime signs with. Two things
+// make it sign with the same key after a restart no longer, and plan
+// shows their repair. A key file that is gone or damaged (the runtime
+// loads keys at start) sets signing = false: Update has the runtime write
+// the file again from the key it holds, so the record stays valid. A key
+// whose record is not the one in state (its file went away, and a
+// restart made a new key) has no way back: the state keeps the published
+// record, and ModifyPlan plans a replacement with a new record.
+func (r *dkimKeyResource) readSigning(ctx context.Context, state *dkimKeyModel, obj control.DKIMObject, resp *resource.ReadResponse) {
+	serverID, published := state.ServerID.ValueString(), state.DNSTXTValue
+	gone := !published.IsNull() && obj.TXT != published.ValueString()
+	state.set(serverID, obj)
+	switch {
+	case gone:
+		state.DNSTXTValue = published
+		state.Signing = types.BoolValue(false)
+		resp.Diagnostics.AddWarning("DKIM Key Changed on the Host",
+			fmt.Sprintf("Server %q signs with another DKIM key %s than the one whose record is in state (its key file "+
+				"went away or was replaced, and the runtime made or loaded another key when it started), so receivers cannot verify its mail. The "+
+				"published key is lost: apply replaces the key, and its new dns_txt_value must be published at %s.",
+				serverID, obj.Name, obj.Name))
+	case obj.KeyFileProblem != "":
+		state.Signing = types.BoolValue(false)
+		resp.Diagnostics.AddWarning("DKIM Key File Damaged",
+			fmt.Sprintf("Server %q signs with DKIM key %s, but its key file is damaged: %s. A restart of the runtime "+
+				"would sign with a new key whose record is not published. Apply writes the key the runtime holds back "+
+				"to the file; the published record stays valid.", serverID, obj.Name, obj.KeyFileProblem))
+	}
+	tflog.Debug(ctx, "the runtime signs with the DKIM key", map[string]any{"server_id": serverID, "name": obj.Name,
+		"key_file_problem": obj.KeyFileProblem, "record_changed": gone})
+	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
+	resp.Diagnostics.Append(setPrivate(ctx, resp.Private, keyGoneKey, gone)...)
 }
 
 // ModifyPlan plans a key whose private key is gone from the host as a
