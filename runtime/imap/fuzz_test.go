@@ -39,7 +39,7 @@ func fuzzServer(tb testing.TB) (*Server, *testutil.ErrorLog) {
 // client's half of it (as a client that is done does), checks the answer
 // (the server closes the session, answers no [SERVERBUG] and logs nothing
 // as an error) and returns it. Ending the half is what lets input that swallowed
-// the script's LOGOUT (an open literal or quoted string) finish at once,
+// the script's LOGOUT (an open literal) finish at once,
 // instead of at a read deadline: that wait made most of the fuzzer's
 // executions take seconds.
 func runScript(t *testing.T, srv *Server, logs *testutil.ErrorLog, script string) string {
@@ -83,7 +83,7 @@ func TestClientEndingItsHalf(t *testing.T) {
 	for name, cutOff := range map[string]string{
 		"after a command":                       "",
 		"in a quoted string":                    `d LIST "" "*`,
-		"in a quoted string's CRLF":             "d LIST \"\" \"*\r\n",
+		"in a quoted string's escape":           `d LIST "" "*\`,
 		"in a literal":                          "d APPEND INBOX {100+}\r\nSubject: cut\r\n",
 		"before a synchronising literal's data": "d APPEND INBOX {100}\r\n",
 		"in a tag":                              "d",
@@ -99,6 +99,88 @@ func TestClientEndingItsHalf(t *testing.T) {
 				t.Errorf("the cut-off command was answered:\n%s", out)
 			}
 		})
+	}
+}
+
+// taggedLine returns the line of out that answers tag, or "".
+func taggedLine(out, tag string) string {
+	for _, l := range strings.Split(out, "\r\n") {
+		if strings.HasPrefix(l, tag+" ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestQuotedStringEndsAtLineEnd: a CR or LF cannot be in a quoted string
+// (RFC 9051 4.3 and RFC 3501 9: QUOTED-CHAR is a TEXT-CHAR, never CR or
+// LF). The command whose quote the line's end leaves open is answered BAD
+// at the end of that line, and the next line is the client's next command,
+// not more of the string: upstream's decoder read on, so an unclosed quote
+// swallowed the commands after it until a quote came.
+func TestQuotedStringEndsAtLineEnd(t *testing.T) {
+	srv, logs := fuzzServer(t)
+	const bad = "a1 BAD [CLIENTBUG] Syntax error: quoted string not closed before the end of the line"
+	login := "l LOGIN " + testUser + " \"" + testPass + "\"\r\n"
+	selected := login + "s SELECT INBOX\r\n"
+	for _, tc := range []struct {
+		name, before, line string
+	}{
+		{"LOGIN, CRLF", "", `a1 LOGIN "alice` + "\r\n"},
+		{"LOGIN, bare LF", "", `a1 LOGIN "alice` + "\n"},
+		{"LOGIN, lone CR in the line", "", `a1 LOGIN "ali` + "\r" + `ce" secret` + "\r\n"},
+		{"LOGIN, escaped CRLF", "", `a1 LOGIN alice "secret\` + "\r\n"},
+		{"LOGIN, empty", "", `a1 LOGIN alice "` + "\r\n"},
+		{"SELECT", login, `a1 SELECT "INBOX` + "\r\n"},
+		{"LIST", login, `a1 LIST "" "*` + "\r\n"},
+		{"STATUS", login, `a1 STATUS "INBOX (MESSAGES)` + "\r\n"},
+		{"APPEND's date", login, `a1 APPEND INBOX "06-Dec-2026 10:00:00 +0000` + "\r\n"},
+		{"ID", login, `a1 ID ("name" "client` + "\r\n"},
+		{"SEARCH", selected, `a1 SEARCH SUBJECT "hello` + "\r\n"},
+		{"FETCH's header fields", selected, `a1 FETCH 1:* BODY.PEEK[HEADER.FIELDS ("Subject` + "\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := runScript(t, srv, logs, tc.before+tc.line+"a2 NOOP\r\n")
+			if got := taggedLine(out, "a1"); !strings.HasPrefix(got, bad) {
+				t.Errorf("%q answered %q, want %q:\n%s", tc.line, got, bad, out)
+			}
+			if got := taggedLine(out, "a2"); !strings.HasPrefix(got, "a2 OK") {
+				t.Errorf("the NOOP after %q answered %q, want OK:\n%s", tc.line, got, out)
+			}
+		})
+	}
+	// The line after the one with the open quote is a command of its own,
+	// run in full: a LOGIN that succeeds and a SELECT in its session.
+	out := runScript(t, srv, logs, `a1 LOGIN `+testUser+` "`+testPass+"\r\n"+login+"a2 SELECT INBOX\r\n")
+	if !strings.HasPrefix(taggedLine(out, "a1"), bad) || !strings.HasPrefix(taggedLine(out, "l"), "l OK") || !strings.HasPrefix(taggedLine(out, "a2"), "a2 OK") {
+		t.Errorf("want a1 BAD, then LOGIN and SELECT OK:\n%s", out)
+	}
+}
+
+// TestLiteralsHoldLineEnds: unlike a quoted string, a literal's data may
+// hold CRLF, bare CR or LF and unbalanced quotes (RFC 9051 4.3), in both
+// forms ({n} and LITERAL+'s {n+}): LOGIN takes literal credentials, APPEND
+// stores such messages byte for byte, and FETCH returns them.
+func TestLiteralsHoldLineEnds(t *testing.T) {
+	srv, logs := fuzzServer(t)
+	lit := func(s, plus string) string { return fmt.Sprintf("{%d%s}\r\n%s", len(s), plus, s) }
+	msgs := []string{
+		"Subject: \"sync\r\n\r\nline one\r\n\"unclosed\r\nbare\nLF and bare\rCR\r\n",
+		"Subject: non-sync\r\n\r\n\r\n\"\r\n\r\n",
+	}
+	out := runScript(t, srv, logs, "a LOGIN "+lit(testUser, "")+" "+lit(testPass, "+")+"\r\n"+
+		"b APPEND INBOX "+lit(msgs[0], "")+"\r\n"+
+		"c APPEND INBOX () "+lit(msgs[1], "+")+"\r\n"+
+		"d SELECT INBOX\r\ne FETCH 1:2 BODY.PEEK[]\r\n")
+	for _, tag := range []string{"a", "b", "c", "d", "e"} {
+		if got := taggedLine(out, tag); !strings.HasPrefix(got, tag+" OK") {
+			t.Errorf("%s answered %q, want OK:\n%s", tag, got, out)
+		}
+	}
+	for i, msg := range msgs {
+		if want := fmt.Sprintf("* %d FETCH (UID %[1]d BODY[] %s)", i+1, lit(msg, "")); !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
 	}
 }
 
@@ -160,6 +242,7 @@ func FuzzCommands(f *testing.F) {
 		"x STORE 2 +FLAGS (\\Answered $Junk)\r\nx COPY 1:2 Archive\r\nx MOVE 1 Trash\r\n",
 		"x LIST \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN SIZE))\r\nx STATUS INBOX (UIDNEXT)\r\n",
 		"x CREATE &AKM-\r\nx RENAME a b\r\nx DELETE nonexistent\r\nx SEARCH CHARSET UTF-8 TEXT {3+}\r\nabc\r\n",
+		"x SEARCH SUBJECT \"open\r\nx LIST \"\" \"a\\\r\nx NOOP\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -214,6 +214,7 @@ func TestClientInputIsNeverServerBug(t *testing.T) {
 		{"nested OR", "SEARCH " + strings.Repeat("OR ", 2000) + strings.Repeat("ALL ", 2000) + "ALL", "OK"},
 		{"pattern with specials", `LIST "" !#$&'+,-.0123456789:;<=>?@^_` + "`" + `|[}%*`, "OK"},
 		{"mailbox name not modified UTF-7", `SELECT !#$&'+,-.0123456789:;<=>?@^_` + "`" + `|[}`, "NO [CANNOT]"},
+		{"quoted string the line's end leaves open", `SELECT "INBOX`, "BAD [CLIENTBUG]"},
 	} {
 		t.Run(tcase.name, func(t *testing.T) {
 			_, st := tc.cmd("%s", tcase.cmd)

@@ -263,12 +263,14 @@ func (dec *Decoder) DiscardUntilByte(untilCh byte) {
 	}
 }
 
+// DiscardLine discards the rest of the line, up to and including the LF that
+// ends it. A lone CR ends no line: stopping at one (as upstream does) would
+// read the rest of the line as a new command.
 func (dec *Decoder) DiscardLine() {
 	if dec.crlf {
 		return
 	}
-	var text string
-	dec.Text(&text)
+	dec.DiscardUntilByte('\n')
 	dec.CRLF()
 }
 
@@ -378,6 +380,12 @@ func (dec *Decoder) ExpectModSeq(ptr *uint64) bool {
 	return dec.Expect(dec.ModSeq(ptr), "mod-sequence-value")
 }
 
+// Quoted decodes a quoted string. On the server side a CR or LF in it, escaped
+// or not, is a syntax error (RFC 9051 and RFC 3501: QUOTED-CHAR is a TEXT-CHAR,
+// which is never CR or LF), left unread so that the line it ends is the
+// command's last: otherwise a client's unclosed quote would swallow its
+// following commands until a quote came. The client side stays as liberal
+// as upstream, for servers that send such strings.
 func (dec *Decoder) Quoted(ptr *string) bool {
 	if !dec.Special('"') {
 		return false
@@ -398,6 +406,11 @@ func (dec *Decoder) Quoted(ptr *string) bool {
 			if !ok {
 				return false
 			}
+		}
+
+		if (ch == '\r' || ch == '\n') && dec.side == ConnSideServer {
+			dec.mustUnreadByte()
+			return dec.returnErr(&DecoderExpectError{Message: "quoted string not closed before the end of the line"})
 		}
 
 		sb.WriteByte(ch)
