@@ -34,6 +34,10 @@ type certIndex struct {
 	// fallback serves clients whose name matches nothing, or that send
 	// none: the default certificate and the others for its first name.
 	fallback []*tls.Certificate
+	// served is what each source (by position in the set) served when the
+	// index was built, nil for none: status reports that, and so never a
+	// certificate that a source has loaded but handshakes do not get yet.
+	served []*tls.Certificate
 }
 
 // errNoCertificate fails handshakes while a listener has nothing it may
@@ -72,11 +76,16 @@ func (set *certSet) def() *certSource { return set.sources[0] }
 
 // rebuild indexes what the sources serve now.
 func (set *certSet) rebuild() {
-	idx := &certIndex{exact: map[string][]*tls.Certificate{}, wild: map[string][]*tls.Certificate{}}
+	idx := &certIndex{exact: map[string][]*tls.Certificate{}, wild: map[string][]*tls.Certificate{},
+		served: make([]*tls.Certificate, len(set.sources))}
 	var all []*tls.Certificate
-	for _, s := range set.sources {
+	for i, s := range set.sources {
 		c := s.served.Load()
-		if c == nil || c.Leaf == nil || slices.Contains(all, c) {
+		if c == nil || c.Leaf == nil {
+			continue
+		}
+		idx.served[i] = c
+		if slices.Contains(all, c) {
 			continue
 		}
 		all = append(all, c)
@@ -88,7 +97,7 @@ func (set *certSet) rebuild() {
 			}
 		}
 	}
-	if def := set.def().served.Load(); def != nil && def.Leaf != nil {
+	if def := idx.served[0]; def != nil {
 		idx.fallback = []*tls.Certificate{def}
 		if names := certNames(def); len(names) > 0 {
 			for _, c := range idx.exact[names[0]] {
@@ -195,20 +204,27 @@ func lowerName(name string) string {
 }
 
 // status describes the set in st: the default's certificate as the
-// listener's, and each source.
+// listener's, and each source. A served certificate is described as the
+// index handshakes look up has it: a reload is reported once handshakes
+// get the new certificate, not when it has been read.
 func (set *certSet) status(st *Status, t config.TLS) {
 	var problems []string
+	idx := set.index.Load()
 	for i, s := range set.sources {
 		cs := CertificateStatus{Source: s.name(), LastError: s.lastError()}
 		if s.key.Alias != "" {
 			cs.Source += " alias " + s.key.Alias
 		}
-		if c := s.loaded.Load(); c != nil && c.Leaf != nil {
+		c := idx.served[i]
+		cs.Served = c != nil
+		if c == nil {
+			c = s.loaded.Load() // not served (stapling): what was read
+		}
+		if c != nil && c.Leaf != nil {
 			cs.Names = certNames(c)
 			cs.Fingerprint = keystore.Fingerprint(c.Leaf)
 			cs.NotAfter = c.Leaf.NotAfter
 		}
-		cs.Served = s.served.Load() != nil
 		if s.stapler != nil {
 			cs.OCSP = s.stapler.state()
 		}
