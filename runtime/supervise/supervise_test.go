@@ -116,7 +116,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // waitStatus polls supervisor.json until ok accepts it.
 func waitStatus(t *testing.T, dir string, what string, ok func(Status) bool) Status {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	var last Status
 	for time.Now().Before(deadline) {
 		if s, err := ReadStatus(dir); err == nil {
@@ -133,7 +133,7 @@ func waitStatus(t *testing.T, dir string, what string, ok func(Status) bool) Sta
 
 func waitFile(t *testing.T, path, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testutil.HangGuard)
 	for time.Now().Before(deadline) {
 		if b, _ := os.ReadFile(path); string(b) == want {
 			return
@@ -187,7 +187,10 @@ func TestRunRestartsKilledServeAndDrainsOnStop(t *testing.T) {
 
 func TestRunReportsCrashLoop(t *testing.T) {
 	dir := t.TempDir()
-	start(t, dir, "crash", nil)
+	// Each crash must count as one in a row however slowly a loaded
+	// machine starts the child: a run as long as StableAfter would reset
+	// the count.
+	start(t, dir, "crash", func(o *Options) { o.StableAfter = testutil.HangGuard })
 	s := waitStatus(t, dir, "crash-loop", func(s Status) bool { return s.State == StateCrashLoop })
 	if s.ConsecutiveFailures < 3 || s.LastExit == nil || s.LastExit.Code != 3 {
 		t.Errorf("crash-loop status %+v: want >= 3 failures in a row and last exit code 3", s)
