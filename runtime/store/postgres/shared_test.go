@@ -37,15 +37,15 @@ func waitFor(t *testing.T, w *store.Watch, what string) {
 	t.Helper()
 	select {
 	case <-w.C:
-	case <-time.After(time.Second):
-		t.Fatalf("no notification within a second of %s", what)
+	case <-time.After(testutil.HangGuard):
+		t.Fatalf("no notification within %v of %s", testutil.HangGuard, what)
 	}
 }
 
 // TestTwoStores checks what two runtimes on one database rely on, with two
 // stores on it: each sees the other's users, mail and flags; a watch on
 // one (on a mailbox, or on all of a user's mail) wakes for a change made
-// through the other within a second; UIDs from concurrent APPENDs through
+// through the other; UIDs from concurrent APPENDs through
 // both never collide; the quota is counted once; the POP3 maildrop lock
 // holds across them; POP3 deletions and IMAP EXPUNGE agree.
 func TestTwoStores(t *testing.T) {
