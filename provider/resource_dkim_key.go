@@ -213,8 +213,8 @@ func (r *dkimKeyResource) Read(ctx context.Context, req resource.ReadRequest, re
 // shows their repair. A key file that is gone or damaged (the runtime
 // loads keys at start) sets signing = false: Update has the runtime write
 // the file again from the key it holds, so the record stays valid. A key
-// whose record is not the one in state (its file went away, and a
-// restart made a new key) has no way back: the state keeps the published
+// whose record is not the one in state (its file went away or was
+// damaged, and a restart made a new key) has no way back: the state keeps the published
 // record, and ModifyPlan plans a replacement with a new record.
 func (r *dkimKeyResource) readSigning(ctx context.Context, state *dkimKeyModel, obj control.DKIMObject, resp *resource.ReadResponse) {
 	serverID, published := state.ServerID.ValueString(), state.DNSTXTValue
@@ -226,7 +226,7 @@ func (r *dkimKeyResource) readSigning(ctx context.Context, state *dkimKeyModel, 
 		state.Signing = types.BoolValue(false)
 		resp.Diagnostics.AddWarning("DKIM Key Changed on the Host",
 			fmt.Sprintf("Server %q signs with another DKIM key %s than the one whose record is in state (its key file "+
-				"went away or was replaced, and the runtime made or loaded another key when it started), so receivers cannot verify its mail. The "+
+				"went away, was damaged or was replaced, and the runtime made or loaded another key when it started), so receivers cannot verify its mail. The "+
 				"published key is lost: apply replaces the key, and its new dns_txt_value must be published at %s.",
 				serverID, obj.Name, obj.Name))
 	case obj.KeyFileProblem != "":
@@ -280,7 +280,7 @@ func (r *dkimKeyResource) Update(ctx context.Context, req resource.UpdateRequest
 	if obj.TXT != prior.DNSTXTValue.ValueString() {
 		resp.Diagnostics.AddError("DKIM Key Changed on the Host",
 			fmt.Sprintf("Server %q signs with DKIM key %s again, but its key file in %s holds another key than the one "+
-				"whose record was in state (the file was replaced, or went away and the runtime made a new key). Publish "+
+				"whose record was in state (the file was replaced, or went away or was damaged and the runtime made a new key). Publish "+
 				"the new dns_txt_value at %s; until then receivers cannot verify mail signed with it.",
 				serverID, k.Name(), r.data.server(serverID).Join(statedir.DKIMDir), k.Name()))
 	}

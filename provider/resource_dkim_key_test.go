@@ -175,9 +175,10 @@ func writeEd25519Key(t *testing.T, file string) {
 // key while its runtime signs with the keys. The runtime keeps signing
 // with them, verified with the published records; plan shows an in-place
 // repair, apply writes the keys back to their files, records unchanged,
-// and a restart of the runtime signs with them still. Deleted and the
-// runtime restarted before a plan, a key is lost: plan shows it replaced,
-// with a new record to publish.
+// and a restart of the runtime signs with them still. Deleted or damaged
+// and the runtime restarted before a plan, a key is lost: the runtime
+// starts with a new one, and plan shows the key replaced, with a new
+// record to publish.
 func TestAccDKIMKey_keyFileLostWhileSigning(t *testing.T) {
 	t.Parallel()
 	e := newAccEnv(t)
@@ -187,7 +188,7 @@ func TestAccDKIMKey_keyFileLostWhileSigning(t *testing.T) {
 	rsaFile, edFile := e.Path("a/dkim/s2026._domainkey.a.test.key"), e.Path("a/dkim/s2026e._domainkey.a.test.key")
 	txt := tfjsonpath.New("dns_txt_value")
 	sameRSA, sameEd := statecheck.CompareValue(compare.ValuesSame()), statecheck.CompareValue(compare.ValuesSame())
-	newRSA := statecheck.CompareValue(compare.ValuesDiffer())
+	newRSA, newEd := statecheck.CompareValue(compare.ValuesDiffer()), statecheck.CompareValue(compare.ValuesDiffer())
 	// published is the state whose records are in DNS; pid the runtime
 	// that must neither crash nor restart while its key files are damaged.
 	var published *terraform.State
@@ -299,6 +300,7 @@ func TestAccDKIMKey_keyFileLostWhileSigning(t *testing.T) {
 					sameRSA.AddStateValue("mailstack_dkim_key.rsa", txt),
 					sameEd.AddStateValue("mailstack_dkim_key.ed", txt),
 					newRSA.AddStateValue("mailstack_dkim_key.rsa", txt),
+					newEd.AddStateValue("mailstack_dkim_key.ed", txt),
 				},
 				Check: resource.ComposeTestCheckFunc(relayedSigned(e, subA, "before-1"), func(st *terraform.State) error {
 					published, pid = st, runtimePID()
@@ -310,11 +312,13 @@ func TestAccDKIMKey_keyFileLostWhileSigning(t *testing.T) {
 			withDamage(repaired("repaired-garbage"), damage(garbage, another)),
 			restartedSigns("restarted-2"),
 			{
-				// Deleted, and the runtime restarted before anyone planned:
-				// it made a new RSA key, whose record is not published. Plan
-				// shows the key replaced, with a record to publish anew.
+				// Deleted or damaged, and the runtime restarted before anyone
+				// planned: it started with new keys, whose records are not
+				// published. Plan shows the keys replaced, with records to
+				// publish anew.
 				PreConfig: func() {
 					remove(rsaFile)
+					garbage(edFile)
 					restart()
 				},
 				Config: cfg,
@@ -322,14 +326,15 @@ func TestAccDKIMKey_keyFileLostWhileSigning(t *testing.T) {
 					PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction("mailstack_dkim_key.rsa", plancheck.ResourceActionDestroyBeforeCreate),
 						plancheck.ExpectUnknownValue("mailstack_dkim_key.rsa", txt),
-						plancheck.ExpectResourceAction("mailstack_dkim_key.ed", plancheck.ResourceActionNoop),
+						plancheck.ExpectResourceAction("mailstack_dkim_key.ed", plancheck.ResourceActionDestroyBeforeCreate),
+						plancheck.ExpectUnknownValue("mailstack_dkim_key.ed", txt),
 						plancheck.ExpectResourceAction("mailstack_server.a", plancheck.ResourceActionNoop),
 					},
 					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
 				},
 				ConfigStateChecks: []statecheck.StateCheck{
 					newRSA.AddStateValue("mailstack_dkim_key.rsa", txt),
-					sameEd.AddStateValue("mailstack_dkim_key.ed", txt),
+					newEd.AddStateValue("mailstack_dkim_key.ed", txt),
 				},
 				Check: relayedSigned(e, subA, "replaced-1"),
 			},

@@ -106,7 +106,9 @@ func (k *Keys) path(name string) string { return filepath.Join(k.dir, KeyFile(na
 
 // Put makes cfg's key if there is none of that name and algorithm on disk,
 // loads it and returns its public part. A key of another algorithm under
-// the same name is replaced. A key already signing under that name and
+// the same name is replaced, and so is a file that holds no key (damaged:
+// it can never sign again, and a runtime that refused to start over it
+// would take all mail down with its DKIM). A key already signing under that name and
 // algorithm stays: its record is the one published, so a key file that
 // went away, was damaged or holds another key since is written again
 // from it.
@@ -119,7 +121,7 @@ func (k *Keys) Put(cfg config.DKIMKey) (Public, error) {
 	if held := k.signer(name, cfg.Algorithm); held != nil && (err != nil || !samePublic(held, signer)) {
 		signer, err = held, k.save(name, held)
 	}
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, errWrongAlgorithm) {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, errWrongAlgorithm) || errors.Is(err, errDamaged) {
 		signer, err = k.generate(name, cfg.Algorithm)
 	}
 	if err != nil {
@@ -131,7 +133,10 @@ func (k *Keys) Put(cfg config.DKIMKey) (Public, error) {
 	return public(cfg, signer), nil
 }
 
-var errWrongAlgorithm = errors.New("key of another algorithm")
+var (
+	errWrongAlgorithm = errors.New("key of another algorithm")
+	errDamaged        = errors.New("not a private key")
+)
 
 func (k *Keys) load(name, algorithm string) (crypto.Signer, error) {
 	b, err := os.ReadFile(k.path(name))
@@ -140,11 +145,11 @@ func (k *Keys) load(name, algorithm string) (crypto.Signer, error) {
 	}
 	block, _ := pem.Decode(b)
 	if block == nil {
-		return nil, fmt.Errorf("DKIM key %s: no PEM block", k.path(name))
+		return nil, fmt.Errorf("DKIM key %s: %w (no PEM block)", k.path(name), errDamaged)
 	}
 	pk, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("DKIM key %s: %w", k.path(name), err)
+		return nil, fmt.Errorf("DKIM key %s: %w (%w)", k.path(name), errDamaged, err)
 	}
 	switch s := pk.(type) {
 	case *rsa.PrivateKey:
@@ -156,7 +161,7 @@ func (k *Keys) load(name, algorithm string) (crypto.Signer, error) {
 			return s, nil
 		}
 	default:
-		return nil, fmt.Errorf("DKIM key %s: unsupported key type %T", k.path(name), pk)
+		return nil, fmt.Errorf("DKIM key %s: %w (unsupported key type %T)", k.path(name), errDamaged, pk)
 	}
 	return nil, errWrongAlgorithm
 }

@@ -234,3 +234,46 @@ func verifies(t *testing.T, keys *Keys, pub Public) {
 		t.Fatalf("verifying with %s: %v, %d signatures (%+v)", pub.Name, err, len(vs), vs)
 	}
 }
+
+// TestOpenReplacesDamagedKeyFile: a runtime starting over a key file that
+// holds no key (truncated, garbage) starts, with a new key in the file's
+// place: the damaged key can never sign again, and refusing to start
+// would stop all mail. Its record is a new one (the provider plans the
+// key replaced).
+func TestOpenReplacesDamagedKeyFile(t *testing.T) {
+	for name, damage := range map[string]func([]byte) []byte{
+		"truncated": func(b []byte) []byte { return b[:len(b)/3] },
+		"garbage":   func([]byte) []byte { return bytes.Repeat([]byte("overwritten by a careless script\n"), 40) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := config.DKIMKey{Domain: "example.com", Selector: "s2026", Algorithm: config.DKIMEd25519}
+			cfgs := map[string]config.DKIMKey{cfg.Name(): cfg}
+			keys, err := Open(dir, cfgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old, err := keys.Get(cfg.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(dir, KeyFile(cfg.Name()))
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, damage(data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			restarted, err := Open(dir, cfgs)
+			if err != nil {
+				t.Fatalf("opening over a %s key file: %v", name, err)
+			}
+			got, err := restarted.Get(cfg.Name())
+			if err != nil || got.TXT == old.TXT || got.FileProblem != "" {
+				t.Fatalf("after opening over a %s key file: %+v, %v; want a new key, its file in place", name, got, err)
+			}
+			verifies(t, restarted, got)
+		})
+	}
+}
