@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
@@ -24,6 +25,10 @@ import (
 type certSet struct {
 	sources []*certSource
 	index   atomic.Pointer[certIndex]
+	// rebuildMu makes rebuilds one at a time: two sources that reload at
+	// once (two aliases of one keystore) each rebuild, and the index built
+	// first, from the other's old certificate, must not be stored last.
+	rebuildMu sync.Mutex
 }
 
 type certIndex struct {
@@ -76,6 +81,8 @@ func (set *certSet) def() *certSource { return set.sources[0] }
 
 // rebuild indexes what the sources serve now.
 func (set *certSet) rebuild() {
+	set.rebuildMu.Lock()
+	defer set.rebuildMu.Unlock()
 	idx := &certIndex{exact: map[string][]*tls.Certificate{}, wild: map[string][]*tls.Certificate{},
 		served: make([]*tls.Certificate, len(set.sources))}
 	var all []*tls.Certificate
