@@ -231,8 +231,8 @@ func (r *dkimKeyResource) readSigning(ctx context.Context, state *dkimKeyModel, 
 				serverID, obj.Name, obj.Name))
 	case obj.KeyFileProblem != "":
 		state.Signing = types.BoolValue(false)
-		resp.Diagnostics.AddWarning("DKIM Key File Damaged",
-			fmt.Sprintf("Server %q signs with DKIM key %s, but its key file is damaged: %s. A restart of the runtime "+
+		resp.Diagnostics.AddWarning("DKIM Key File Lost",
+			fmt.Sprintf("Server %q signs with DKIM key %s, but its key file no longer holds it: %s. A restart of the runtime "+
 				"would sign with a new key whose record is not published. Apply writes the key the runtime holds back "+
 				"to the file; the published record stays valid.", serverID, obj.Name, obj.KeyFileProblem))
 	}
