@@ -247,14 +247,14 @@ ctx = ssl.create_default_context(cafile=cafile)
 ctx.check_hostname = False
 if cmd == "send":
     msg = "From: bob@remote.test\r\nTo: %s\r\nSubject: %s\r\n\r\nhello from smtplib %s\r\n" % (user, token, token)
-    with smtplib.SMTP(host, port, timeout=10) as s:
+    with smtplib.SMTP(host, port, timeout=60) as s:
         s.ehlo("client.test")
         s.starttls(context=ctx)
         s.ehlo("client.test")
         s.sendmail("bob@remote.test", [user], msg)
     print("sent")
 elif cmd == "imap":
-    m = imaplib.IMAP4(host, port, timeout=10)
+    m = imaplib.IMAP4(host, port, timeout=60)
     m.starttls(ssl_context=ctx)
     m.login(user, password)
     m.select("INBOX")
@@ -266,7 +266,7 @@ elif cmd == "imap":
     print(msg[0][1].decode())
     m.logout()
 elif cmd == "pop3":
-    p = poplib.POP3(host, port, timeout=10)
+    p = poplib.POP3(host, port, timeout=60)
     p.stls(context=ctx)
     p.user(user)
     p.pass_(password)
@@ -298,7 +298,10 @@ func (e *accEnv) mailClientAt(cmd, ip string, port int, caPEM, user, password, t
 	if err := os.WriteFile(ca, []byte(caPEM), 0o600); err != nil {
 		return "", err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A safety net, not a measure: a session takes well under a second on
+	// a quiet machine, and 30 s ran out on one running two CI runs beside
+	// other suites (load 15-27).
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "python3", script, cmd, ip, fmt.Sprint(port), ca, user, password, token).CombinedOutput()
 	if err != nil {
