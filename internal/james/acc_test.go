@@ -318,7 +318,7 @@ func (e *accEnv) checkPorts(ports []port) {
 		switch p.mode {
 		case "implicit":
 			e.expectServed(p, addr, "-connect", addr)
-			if greeting := plainGreeting(addr); greeting != "" {
+			if greeting := plainGreeting(addr, time.Second); greeting != "" {
 				e.t.Errorf("%s (implicit TLS, from %s) greeted a plain-text client: %q", addr, p.from, greeting)
 			}
 		case "starttls":
@@ -327,7 +327,7 @@ func (e *accEnv) checkPorts(ports []port) {
 				e.t.Errorf("%s (STARTTLS, from %s) accepted a TLS handshake on connect:\n%s", addr, p.from, out)
 			}
 		case "none":
-			if greeting := plainGreeting(addr); !strings.HasPrefix(greeting, p.greetings) {
+			if greeting := plainGreeting(addr, testutil.HangGuard); !strings.HasPrefix(greeting, p.greetings) {
 				e.t.Errorf("%s (no TLS, from %s) greeted %q; want %q", addr, p.from, greeting, p.greetings)
 			}
 			if out, err := e.sClient("-starttls", p.protocol, "-connect", addr); err == nil {
@@ -367,14 +367,16 @@ func (e *accEnv) expectServed(p port, addr string, args ...string) {
 }
 
 // plainGreeting connects without TLS and returns the first line the
-// server sends within a second, "" for none.
-func plainGreeting(addr string) string {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+// server sends within wait, "" for none: a second is enough to see that
+// an implicit-TLS port stays silent, but a greeting that is due is waited
+// for as long as a loaded machine may take (HangGuard).
+func plainGreeting(addr string, wait time.Duration) string {
+	c, err := net.DialTimeout("tcp", addr, testutil.HangGuard)
 	if err != nil {
 		return "dial: " + err.Error()
 	}
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(wait))
 	buf := make([]byte, 512)
 	n, _ := c.Read(buf)
 	return strings.TrimSpace(string(buf[:n]))
