@@ -34,19 +34,25 @@ func TestSlowlorisSMTP(t *testing.T) {
 	t.Parallel()
 	const readTimeout = 500 * time.Millisecond
 	ks := newKeystore(t, t.TempDir(), "mail.jks", ecdsaKey)
-	m, _ := newManager(t, Options{NewFrontend: func(l config.Listener, starttls *tls.Config) (Frontend, error) {
-		return smtp.New(smtp.Options{
-			Backend:     nullBackend{},
-			Hostname:    "mail.example.com",
-			TLSConfig:   starttls,
-			ReadTimeout: readTimeout,
-			Logger:      slog.New(slog.DiscardHandler),
-		}), nil
-	}})
-	m.SetMaxConnectionsPerIP(3, false)
-	l := tlsListener(testutil.FreePort(t), config.TLSStartTLS, ks)
-	l.Protocol = config.ProtocolSMTP
-	apply(t, m, "smtp", l)
+	// smtpListener serves the SMTP front end with readTimeout on a
+	// listener of its own, with at most 3 connections per address.
+	smtpListener := func(readTimeout time.Duration) config.Listener {
+		m, _ := newManager(t, Options{NewFrontend: func(l config.Listener, starttls *tls.Config) (Frontend, error) {
+			return smtp.New(smtp.Options{
+				Backend:     nullBackend{},
+				Hostname:    "mail.example.com",
+				TLSConfig:   starttls,
+				ReadTimeout: readTimeout,
+				Logger:      slog.New(slog.DiscardHandler),
+			}), nil
+		}})
+		m.SetMaxConnectionsPerIP(3, false)
+		l := tlsListener(testutil.FreePort(t), config.TLSStartTLS, ks)
+		l.Protocol = config.ProtocolSMTP
+		apply(t, m, "smtp", l)
+		return l
+	}
+	l := smtpListener(readTimeout)
 
 	dribble := func() (time.Duration, string) {
 		nc, err := net.Dial("tcp", l.Addr())
@@ -89,7 +95,10 @@ func TestSlowlorisSMTP(t *testing.T) {
 		t.Errorf("dribbling client was told %q, want at most one reply and then a 421", rest)
 	}
 
-	// One host cannot hold more than the per-address limit.
+	// One host cannot hold more than the per-address limit. The connections
+	// held must not time out while the test opens the next ones, however
+	// slowly it runs: that listener waits HangGuard for a command.
+	l = smtpListener(testutil.HangGuard)
 	var open []net.Conn
 	defer func() {
 		for _, c := range open {
@@ -102,7 +111,7 @@ func TestSlowlorisSMTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		open = append(open, c)
-		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		c.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if served := err == nil && strings.HasPrefix(line, "220 "); served != (i < 3) {
 			t.Errorf("connection %d: served=%v (%q, %v) with a limit of 3", i+1, served, line, err)
