@@ -230,9 +230,17 @@ func TestMaildropLock(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, plainInsecure, func(s *Server) { s.idle = 150 * time.Millisecond })
-	c := dial(t, ts.addr, nil)
-	c.login("alice", "secret")
-	c.cmd("DELE 1")
+	// The commands go out before the greeting is read (RFC 2449
+	// PIPELINING), so that the session has them all however slowly this
+	// test runs, and the idle time starts after the DELE.
+	conn := testutil.Dial(t, ts.addr, nil)
+	c := &testClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c.send("USER alice\r\nPASS secret\r\nDELE 1\r\n")
+	for _, what := range []string{"greeting", "USER", "PASS", "DELE"} {
+		if r := c.line(); !strings.HasPrefix(r, "+OK") {
+			t.Fatalf("%s: %q", what, r)
+		}
+	}
 	if r := c.line(); r != "-ERR autologout: idle for too long" {
 		t.Errorf("after idling: %q", r)
 	}
