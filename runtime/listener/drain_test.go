@@ -25,35 +25,52 @@ func smtpFrontends(l config.Listener, starttls *tls.Config) (Frontend, error) {
 // Removing a listener lets its SMTP sessions go on until the drain
 // deadline, then closes them: go-smtp's Shutdown waits for sessions without
 // end, and the listener, which accepted the connections, closes what is
-// left, implicit-TLS ones included.
+// left, implicit-TLS ones included. A session that goes on is shown with a
+// drain deadline no test can outrun; the closing, with a short one.
 func TestDrainClosesSMTPSessions(t *testing.T) {
 	t.Parallel()
 	const drain = 300 * time.Millisecond
 	ks := newKeystore(t, t.TempDir(), "mail.jks", ecdsaKey)
-	m, _ := newManager(t, Options{NewFrontend: smtpFrontends, DrainTimeout: drain})
+	long, _ := newManager(t, Options{NewFrontend: smtpFrontends, DrainTimeout: testutil.HangGuard})
+	short, _ := newManager(t, Options{NewFrontend: smtpFrontends, DrainTimeout: drain})
 	for _, mode := range []string{config.TLSNone, config.TLSImplicit} {
 		t.Run(mode, func(t *testing.T) {
-			l := tlsListener(testutil.FreePort(t), mode, ks)
-			if mode == config.TLSNone {
-				l.TLS = config.TLS{Mode: mode}
+			// greeted applies a listener in mode to m and returns a
+			// client it has greeted.
+			greeted := func(m *Manager) *client {
+				l := tlsListener(testutil.FreePort(t), mode, ks)
+				if mode == config.TLSNone {
+					l.TLS = config.TLS{Mode: mode}
+				}
+				l.Protocol = config.ProtocolSMTP
+				apply(t, m, mode, l)
+				var c *client
+				if mode == config.TLSImplicit {
+					c = mustDialTLS(t, l.Addr())
+				} else {
+					c = dialPlain(t, l.Addr())
+				}
+				if got := c.mustLine(); !strings.HasPrefix(got, "220 ") {
+					t.Fatalf("greeting %q", got)
+				}
+				return c
 			}
-			l.Protocol = config.ProtocolSMTP
-			apply(t, m, mode, l)
-			var c *client
-			if mode == config.TLSImplicit {
-				c = mustDialTLS(t, l.Addr())
-			} else {
-				c = dialPlain(t, l.Addr())
-			}
-			if got := c.mustLine(); !strings.HasPrefix(got, "220 ") {
-				t.Fatalf("greeting %q", got)
-			}
-			removed := time.Now()
-			if err := m.Remove(mode); err != nil {
+
+			c := greeted(long)
+			if err := long.Remove(mode); err != nil {
 				t.Fatal(err)
 			}
 			if got := c.cmd("NOOP"); !strings.HasPrefix(got, "250") {
 				t.Errorf("NOOP while draining: %q", got)
+			}
+			if got := c.cmd("QUIT"); !strings.HasPrefix(got, "221") {
+				t.Errorf("QUIT while draining: %q", got)
+			}
+
+			c = greeted(short)
+			removed := time.Now()
+			if err := short.Remove(mode); err != nil {
+				t.Fatal(err)
 			}
 			c.nc.SetReadDeadline(time.Now().Add(testutil.HangGuard))
 			if got, err := c.line(); err == nil {
