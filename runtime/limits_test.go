@@ -28,12 +28,18 @@ func TestAuthLimiterSharedAcrossProtocols(t *testing.T) {
 	plain := func(user, pass string) string {
 		return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
 	}
-	imapFail := func() {
+	// imapFail fails a LOGIN and returns when it sent it: the limiter
+	// records the failure between that and the reply, so pacing counted
+	// from it is a sound lower bound however late the test reads the
+	// reply.
+	imapFail := func() (sent time.Time) {
 		c := dialText(t, addr("imaps"), clientTLS)
 		c.line()
+		sent = time.Now()
 		if got := c.imap("a", "LOGIN alice@example.com wrong"); !strings.HasPrefix(got, "a NO") {
 			t.Fatalf("IMAP LOGIN with a wrong password: %q", got)
 		}
+		return sent
 	}
 	imapFail()
 	c := dialText(t, addr("pop3s"), clientTLS)
@@ -51,8 +57,7 @@ func TestAuthLimiterSharedAcrossProtocols(t *testing.T) {
 	if authlimit.DefaultPolicy.Free != 3 {
 		t.Fatalf("the test assumes 3 free failures, the policy has %d", authlimit.DefaultPolicy.Free)
 	}
-	imapFail() // the 4th: from now on attempts are a second apart
-	failed := time.Now()
+	failed := imapFail() // the 4th: from now on attempts are a second apart
 
 	s2 := dialText(t, addr("submissions"), clientTLS)
 	s2.line()
