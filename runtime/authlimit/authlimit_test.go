@@ -86,8 +86,10 @@ func TestParallelAttemptsAreSerialised(t *testing.T) {
 	p := fast()
 	p.BlockAfter = 1000
 	l := New(p, nil)
-	failN(l, mallory, p.Free+3) // spacing 40 ms, the cap
+	// Turns are spaced from the last failure: the time taken before it is
+	// a sound lower bound however late this goroutine runs after it.
 	start := time.Now()
+	failN(l, mallory, p.Free+3) // spacing 40 ms, the cap
 	var wg sync.WaitGroup
 	var refused atomic.Int32
 	for range 20 {
