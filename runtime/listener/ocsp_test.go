@@ -197,7 +197,11 @@ func TestOCSPStapling(t *testing.T) {
 }
 
 // A responder that does not answer never holds up a handshake: the
-// certificate is served without a staple meanwhile.
+// certificate is served without a staple meanwhile. The responder hangs
+// until the test lets it go, after the handshake, so the only end of the
+// fetch meanwhile is its own timeout, which the status would report: a
+// handshake that waited for the fetch would find the status past "asking
+// the responder". No time is measured.
 func TestOCSPNeverBlocksHandshakes(t *testing.T) {
 	dir := t.TempDir()
 	ca := newCA(t, "OCSP Test CA")
@@ -208,13 +212,9 @@ func TestOCSPNeverBlocksHandshakes(t *testing.T) {
 	m, _ := newManager(t, Options{})
 	addr, _ := ocspListener(t, m, dir, cert)
 	testutil.Eventually(t, "the responder asked", func() bool { return r.requests.Load() > 0 })
-	start := time.Now()
 	resp, err := stapled(t, addr)
 	if err != nil || resp != nil {
 		t.Fatalf("while the responder hangs: %v, %v; want a handshake without staple", resp, err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("the handshake took %s while the responder hung", d)
 	}
 	st, _ := m.Status("ocsp")
 	if st.Certificates[0].OCSP != "no staple yet: asking the responder" {
