@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/netns"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
@@ -249,7 +250,7 @@ func expectOnlySSHD(t *testing.T, hosts ...*netns.Host) {
 	for _, rh := range hosts {
 		// sshd's child for the last provider's connection exits once it
 		// sees the connection closed, which under load takes a moment.
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(testutil.HangGuard)
 		procs := rh.Processes()
 		for len(procs) > 1 && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
@@ -427,7 +428,7 @@ func killRuntime(t *testing.T, rh *netns.Host) {
 			t.Fatalf("%s: %q", f, b)
 		}
 		_ = syscall.Kill(pid, syscall.SIGKILL)
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(testutil.HangGuard)
 		for syscall.Kill(pid, 0) == nil {
 			if stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil && strings.Contains(string(stat), ") Z ") {
 				break

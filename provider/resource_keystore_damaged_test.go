@@ -1,16 +1,18 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
+	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
 // A keystore overwritten with garbage or truncated while the runtime
@@ -36,7 +38,9 @@ func TestAccKeystore_damagedKeystoreRepaired(t *testing.T) {
 			}
 			writeTestFile(t, ksPath, data)
 			// The runtime refuses the damaged keystore and keeps serving.
-			time.Sleep(1500 * time.Millisecond)
+			if err := reloadRefused(e, port); err != nil {
+				t.Fatal(err)
+			}
 			if err := checkTLSGreeting(addr, "220 ", served); err != nil {
 				t.Fatalf("after the keystore was damaged: %v", err)
 			}
@@ -52,7 +56,7 @@ func TestAccKeystore_damagedKeystoreRepaired(t *testing.T) {
 		}
 		served = fp
 		// The runtime picks the repaired keystore up by itself.
-		return waitFor(10*time.Second, func() error { return checkTLSGreeting(addr, "220 ", fp) })
+		return waitFor(testutil.HangGuard, func() error { return checkTLSGreeting(addr, "220 ", fp) })
 	}
 	repair := func(how string) resource.TestStep {
 		return resource.TestStep{
@@ -94,5 +98,32 @@ func TestAccKeystore_damagedKeystoreRepaired(t *testing.T) {
 				ExpectNonEmptyPlan: true,
 			},
 		},
+	})
+}
+
+// reloadRefused waits until the runtime has tried a damaged keystore and
+// refused it: the listener on port reports why (a successful reload clears
+// that, so an error left from an earlier damage is not taken for this one).
+func reloadRefused(e *accEnv, port int) error {
+	ctx := context.Background()
+	return waitFor(testutil.HangGuard, func() error {
+		doc, err := statedir.Local(e.Path("default")).LoadConfig(ctx)
+		if err != nil {
+			return err
+		}
+		for id, l := range doc.Listeners {
+			if l.Port != port {
+				continue
+			}
+			obj, err := e.client().Listener(ctx, id)
+			if err != nil {
+				return err
+			}
+			if obj.Status.LastError == "" {
+				return fmt.Errorf("listener on port %d reports no refused reload yet", port)
+			}
+			return nil
+		}
+		return fmt.Errorf("no listener on port %d in the runtime's config", port)
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -20,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 )
 
@@ -137,7 +137,7 @@ func submit(st *terraform.State, port int, rcpt, subject string) error {
 // and returns it.
 func inMaildir(e *accEnv, subject string) (string, error) {
 	var found string
-	err := waitFor(20*time.Second, func() error {
+	err := waitFor(testutil.HangGuard, func() error {
 		files, _ := filepath.Glob(e.Path("b/mail/mail/remote.test/bob/new/*"))
 		for _, f := range files {
 			b, _ := os.ReadFile(f)

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/supervise"
 )
@@ -135,7 +136,7 @@ func breakConfig(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	var sup supervise.Status
-	err = waitFor(10*time.Second, func() error {
+	err = waitFor(testutil.HangGuard, func() error {
 		if sup, err = supervise.ReadStatus(dir); err != nil {
 			return err
 		}

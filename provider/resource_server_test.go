@@ -28,6 +28,7 @@ import (
 	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/keystore"
 	"github.com/mailstack/terraform-provider-mailstack/internal/probe"
+	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	mailruntime "github.com/mailstack/terraform-provider-mailstack/runtime"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/control"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
@@ -197,7 +198,7 @@ func (s *stack) client() *control.Client { return s.e.client() }
 // servesAgain waits until the runtime answers with a pid other than old
 // and every port accepts connections.
 func (s *stack) servesAgain(old int) error {
-	return waitFor(10*time.Second, func() error {
+	return waitFor(testutil.HangGuard, func() error {
 		st, err := s.client().Status(context.Background())
 		if err != nil {
 			return err
@@ -347,7 +348,7 @@ func TestAccStack_fullLifecycle(t *testing.T) {
 					}
 					syscall.Kill(sup, syscall.SIGKILL)
 					syscall.Kill(serve, syscall.SIGKILL)
-					if err := waitFor(5*time.Second, func() error { return portsClosed(s.ports()...) }); err != nil {
+					if err := waitFor(testutil.HangGuard, func() error { return portsClosed(s.ports()...) }); err != nil {
 						t.Fatal(err)
 					}
 				},
@@ -400,11 +401,11 @@ func TestAccStack_fullLifecycle(t *testing.T) {
 			},
 			{
 				// A keystore replaced on disk: the runtime serves the new
-				// certificate within a second, plan shows the drift, and
+				// certificate by itself, plan shows the drift, and
 				// apply puts Terraform's certificate back on every port.
 				PreConfig: func() {
 					ksFingerprintOnDisk = replaceKeystore(t, s.ksPath)
-					err := waitFor(5*time.Second, func() error {
+					err := waitFor(testutil.HangGuard, func() error {
 						obj, err := s.client().Listener(context.Background(), s.pop3ID(t))
 						if err != nil {
 							return err

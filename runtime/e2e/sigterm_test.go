@@ -80,7 +80,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	if err := c.Quit(); err != nil {
 		t.Errorf("QUIT: %v", err)
 	}
-	if err := p.wait(10 * time.Second); err != nil {
+	if err := p.wait(testutil.HangGuard); err != nil {
 		t.Fatalf("after the last session ended: %v", err)
 	}
 	for _, name := range []string{statedir.PIDFile, statedir.SocketFile} {
