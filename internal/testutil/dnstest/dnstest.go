@@ -8,6 +8,7 @@ package dnstest
 
 import (
 	"crypto"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -178,13 +179,15 @@ func build(z Zone) (*zone, error) {
 				return nil, fmt.Errorf("signing %s %s: %w", name, dns.TypeToString[t], err)
 			}
 			if slices.Contains(z.Bogus, name) && t != dns.TypeNSEC {
-				// Flip a bit of the signature: it no longer verifies.
-				b := []byte(sig.Signature)
-				b[5] ^= 1
-				if b[5] == '+' || b[5] == '/' || b[5] == '=' {
-					b[5] = 'A'
+				// Flip a bit of the signature itself, not of its base64
+				// text (a flipped character may not be base64 at all, and
+				// such a record cannot be sent): it no longer verifies.
+				b, err := base64.StdEncoding.DecodeString(sig.Signature)
+				if err != nil {
+					return nil, fmt.Errorf("signature of %s %s: %w", name, dns.TypeToString[t], err)
 				}
-				sig.Signature = string(b)
+				b[len(b)/2] ^= 1
+				sig.Signature = base64.StdEncoding.EncodeToString(b)
 			}
 			if zz.sigs[name] == nil {
 				zz.sigs[name] = map[uint16]*dns.RRSIG{}
