@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/mailstack/terraform-provider-mailstack/internal/host"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil"
 	"github.com/mailstack/terraform-provider-mailstack/internal/testutil/netns"
 	"github.com/mailstack/terraform-provider-mailstack/runtime/statedir"
@@ -248,6 +249,10 @@ func TestAccRemote_twoHosts(t *testing.T) {
 func expectOnlySSHD(t *testing.T, hosts ...*netns.Host) {
 	t.Helper()
 	for _, rh := range hosts {
+		// An in-process provider of this test binary (a step run with
+		// providerFactories) keeps its connection as long as the binary
+		// runs, where a provider process would have exited with it.
+		host.CloseShared(rh.Addr)
 		// sshd's child for the last provider's connection exits once it
 		// sees the connection closed, which under load takes a moment.
 		deadline := time.Now().Add(testutil.HangGuard)
@@ -262,7 +267,7 @@ func expectOnlySSHD(t *testing.T, hosts ...*netns.Host) {
 				cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 				names = append(names, strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "))
 			}
-			t.Errorf("10s after destroy, %d processes run on %s besides sshd: %q", len(procs)-1, rh.Name, names)
+			t.Errorf("%v after destroy, %d processes run on %s besides sshd: %q", testutil.HangGuard, len(procs)-1, rh.Name, names)
 		}
 	}
 }

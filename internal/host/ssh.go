@@ -109,6 +109,33 @@ func SharedSSH(cfg SSHConfig) (*SSH, error) {
 	return h, nil
 }
 
+// CloseShared closes the connection of every host SharedSSH handed out
+// for address (host:port) and forgets those hosts. A provider process
+// exits after each Terraform command and its connections go with it; a
+// process that serves several commands with in-process providers (a test
+// binary) calls it so that no SSH session of its own stays open on the
+// host. A host still in use connects again on its next call.
+func CloseShared(address string) {
+	sharedMu.Lock()
+	var hosts []*SSH
+	for k, h := range sharedSSH {
+		if h.addr == address {
+			hosts = append(hosts, h)
+			delete(sharedSSH, k)
+		}
+	}
+	sharedMu.Unlock()
+	for _, h := range hosts {
+		h.mu.Lock()
+		if h.conn != nil {
+			h.conn.dead.Store(true)
+			h.conn.client.Close()
+			h.conn = nil
+		}
+		h.mu.Unlock()
+	}
+}
+
 // NewSSH checks cfg and returns the host; it connects on first use.
 func NewSSH(cfg SSHConfig) (*SSH, error) {
 	if cfg.Timeout == 0 {
